@@ -1,0 +1,94 @@
+"""Settings: one table of name, default and help, read by the server, the CLI and docs/settings.md.
+
+Every setting can come from the environment (``SCHEMA_ARCHITECT_<NAME>``, except ``DATABASE_URL`` and
+``DIRECT_DATABASE_URL`` which keep the names every PostgreSQL host hands out) or from a ``.env`` file in
+the project root. CLI flags win over both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCHEMA_ARCHITECT_", extra="ignore", populate_by_name=True, env_file_encoding="utf-8"
+    )
+
+    project: Path = Field(
+        default_factory=Path.cwd,
+        description="Project root: the spec, the models and the embedded database live under it.",
+    )
+    spec_path: str = Field(
+        "specs/database/schema.md", description="The schema spec, relative to the project root."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "SCHEMA_ARCHITECT_DATABASE_URL", "database_url"),
+        description="PostgreSQL URL (postgres://, postgresql://, postgresql+psycopg://). "
+        "Unset: an embedded PostgreSQL under <project>/.schema-architect/ is started on first use.",
+    )
+    direct_database_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DIRECT_DATABASE_URL", "SCHEMA_ARCHITECT_DIRECT_DATABASE_URL",
+                                      "direct_database_url"),
+        description="A direct (non-pooler) URL for work that must hold a session, such as a "
+        "hypothetical index build. Defaults to DATABASE_URL.",
+    )
+    embedded: bool = Field(
+        True, description="Start the embedded PostgreSQL when DATABASE_URL is unset (false: tools that "
+        "need a database report that none is configured)."
+    )
+    models: str | None = Field(
+        None, description="Where the SQLModel models are: a file, a folder or a dotted module. "
+        "Unset: found in the usual places (backend/models.py, backend/app/models/, ...)."
+    )
+    owner_column: str = Field("user_id", description="The column that says which user owns a row.")
+    shared_tables: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tables without an owner that run_scoped_query may read (comma-separated in the "
+        "environment). Only list tables that hold nothing secret.",
+    )
+    scoped_role: str | None = Field(
+        None, description="A non-owner role run_scoped_query switches to (SET LOCAL ROLE). "
+        "`schema-architect scoped-role` prints the DDL to create one."
+    )
+    statement_timeout_ms: int = Field(5000, ge=100, description="Time limit for one scoped query.")
+    pool_max_size: int = Field(5, ge=1, le=100, description="Most database connections the server holds.")
+    connect_timeout_s: float = Field(
+        20.0, gt=0, description="How long to keep retrying a database that does not answer (Neon cold "
+        "starts take seconds) before reporting it unreachable."
+    )
+    models_timeout_s: float = Field(30.0, gt=0, description="Time limit for importing the models.")
+
+    @field_validator("shared_tables", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def load(cls, project: Path | None = None, **overrides: object) -> Settings:
+        """Settings from the environment and ``<project>/.env``, with explicit overrides on top."""
+        root = (project or Path(overrides.pop("project", None) or Path.cwd())).resolve()
+        env_file = root / ".env"
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(_env_file=env_file if env_file.is_file() else None, project=root, **given)
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment name, default, help) for every setting, for the CLI help and the docs."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"SCHEMA_ARCHITECT_{name.upper()}"
+        default = "current folder" if name == "project" else (
+            "[]" if name == "shared_tables" else repr(field.default))
+        rows.append((str(env), default, field.description or ""))
+    return rows

@@ -1,0 +1,106 @@
+"""Safe access to a project's spec file: resolve inside the root, refuse what is not a text spec,
+hash what was read, and write atomically only over the version the caller saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_SPEC_PATH = "specs/database/schema.md"
+MAX_SPEC_BYTES = 2 * 1024 * 1024  # the largest real spec in the corpus is ~60 KB
+
+
+class SpecFileError(ValueError):
+    """The spec path or file cannot be used; the message says why and what to pass instead."""
+
+
+def content_hash(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def resolve_spec_path(project_root: Path, path: str | None) -> Path:
+    """The spec's absolute path, refusing anything that resolves outside the project root."""
+    root = project_root.resolve()
+    candidate = Path(path) if path else Path(DEFAULT_SPEC_PATH)
+    if "\x00" in str(candidate):
+        raise SpecFileError("The spec path contains a NUL byte. Pass a plain relative path.")
+    full = (root / candidate) if not candidate.is_absolute() else candidate
+    resolved = full.resolve()  # follows symlinks, so a link pointing outside is caught below
+    if not resolved.is_relative_to(root):
+        raise SpecFileError(
+            f"The spec path {path!r} resolves outside the project root {root}. "
+            f"Pass a path inside the project, e.g. {DEFAULT_SPEC_PATH!r}."
+        )
+    return resolved
+
+
+def read_spec_bytes(project_root: Path, path: str | None) -> tuple[Path, str, str]:
+    """Read a spec file: returns (path, text, content hash). Raises SpecFileError with a fix."""
+    spec_path = resolve_spec_path(project_root, path)
+    shown = display_path(project_root, spec_path)
+    if not spec_path.exists():
+        raise SpecFileError(
+            f"No spec file at {shown}. Create it (see specs/format.md for the format) or pass "
+            f"`path` pointing at your schema spec."
+        )
+    if not spec_path.is_file():
+        raise SpecFileError(f"{shown} is not a file. Pass the path of the markdown spec file.")
+    size = spec_path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecFileError(
+            f"{shown} is {size / 1e6:.1f} MB; a schema spec is at most {MAX_SPEC_BYTES // 1024 // 1024} MB. "
+            "Pass the markdown schema spec, not a dump or a binary."
+        )
+    try:
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise SpecFileError(f"Cannot read {shown}: {exc.strerror}. Check its permissions.") from None
+    if b"\x00" in data[:8192]:
+        raise SpecFileError(f"{shown} looks binary (it contains NUL bytes). Pass the markdown spec file.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecFileError(
+            f"{shown} is not UTF-8 text (bad byte at offset {exc.start}). Save it as UTF-8."
+        ) from None
+    return spec_path, text, content_hash(data)
+
+
+def display_path(project_root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(project_root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def write_spec_atomically(spec_path: Path, text: str, expected_hash: str | None) -> str:
+    """Write ``text`` over the spec only if its current content still hashes to ``expected_hash``.
+
+    The new content goes to a temporary file in the same folder, is flushed to disk and then renamed
+    over the spec, so a crash at any point leaves either the old or the new file, never half of one.
+    Returns the new content hash.
+    """
+    current = spec_path.read_bytes() if spec_path.exists() else b""
+    if expected_hash is not None and content_hash(current) != expected_hash:
+        raise SpecFileError(
+            "The spec changed since you read it (its content hash differs from expected_spec_hash). "
+            "Call read_schema_spec again, review the change, and pass the new hash."
+        )
+    data = text.encode("utf-8")
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec_path.name}.", suffix=".tmp", dir=spec_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        if spec_path.exists():
+            os.chmod(tmp_name, spec_path.stat().st_mode & 0o777)
+        os.replace(tmp_name, spec_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return content_hash(data)
