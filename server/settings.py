@@ -33,13 +33,6 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (postgres://, postgresql://, postgresql+psycopg://). "
         "Unset: an embedded PostgreSQL under <project>/.schema-architect/ is started on first use.",
     )
-    direct_database_url: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("DIRECT_DATABASE_URL", "SCHEMA_ARCHITECT_DIRECT_DATABASE_URL",
-                                      "direct_database_url"),
-        description="A direct (non-pooler) URL for work that must hold a session, such as a "
-        "hypothetical index build. Defaults to DATABASE_URL.",
-    )
     embedded: bool = Field(
         True, description="Start the embedded PostgreSQL when DATABASE_URL is unset (false: tools that "
         "need a database report that none is configured)."
@@ -92,3 +85,23 @@ def settings_table() -> list[tuple[str, str, str]]:
             "[]" if name == "shared_tables" else repr(field.default))
         rows.append((str(env), default, field.description or ""))
     return rows
+
+
+def render_settings_doc() -> str:
+    """docs/settings.md, generated so it cannot drift from the code (tests/test_docs.py checks it)."""
+    lines = [
+        "# Settings",
+        "",
+        "Each setting comes from the environment or from `.env` in the project root; CLI flags",
+        "(`--project`, `--spec`) win over both. Generated from `server/settings.py`:",
+        "`python -m schema_architect.server.settings > docs/settings.md`.",
+        "",
+        "| variable | default | what it does |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{env}` | `{default}` | {help_text} |" for env, default, help_text in settings_table()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_settings_doc(), end="")
