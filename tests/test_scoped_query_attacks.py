@@ -1,0 +1,357 @@
+"""The attack suite (../shared/attacks) run through run_scoped_query against a real PostgreSQL.
+
+Every case runs twice: connected as app_owner (owns the tables, BYPASSRLS: Neon's default role, so
+the rewriter alone must hold) and as agent_ro (plain read-only role, RLS applies too). The expected
+answer of an ``allow`` case is the original SQL run by a superuser on a copy of the database that
+holds only the caller's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
+from pglast import parse_sql
+
+from conftest import SHARED, with_database
+from schema_architect.tools.scoped_query import json_safe, run_scoped_query
+from schema_architect.tools.sqlsafe import ClassificationCache, QueryFailed, QueryRefused
+
+pytestmark = pytest.mark.anyio
+
+CASES = json.loads((SHARED / "attacks" / "cases.json").read_text())
+FIXTURE = (SHARED / "attacks" / "fixture.sql").read_text()
+CANARIES = ("BOB_", "bob@", "CANARY")
+TIMEOUT_MS = 1000
+
+# Our own cases, beyond the sample: same format.
+EXTRA = [
+    # CTE scoping: a CTE named like a table, declared later / in a sibling subquery, must not
+    # stop the real table from being filtered.
+    {"id": "own-cte-001", "expect": "scoped", "sql": "WITH b AS (SELECT * FROM tasks), tasks AS (SELECT 1 AS x) SELECT b.title FROM b"},
+    {"id": "own-cte-002", "expect": "scoped", "sql": "SELECT (WITH tasks AS (SELECT 1 AS title) SELECT count(*) FROM tasks) AS a, (SELECT string_agg(title, ',') FROM tasks) AS b"},
+    {"id": "own-cte-003", "expect": "allow", "sql": "WITH tasks AS (SELECT * FROM public.tasks WHERE completed) SELECT count(*) FROM tasks"},
+    {"id": "own-cte-004", "expect": "scoped", "sql": "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT r.n, t.title FROM r JOIN tasks t ON t.id % 3 = r.n - 1 ORDER BY t.id LIMIT 9"},
+    {"id": "own-cte-005", "expect": "scoped", "sql": "WITH x AS (WITH tasks AS (SELECT 1 AS title) SELECT title FROM tasks) SELECT title FROM tasks UNION ALL SELECT title::text FROM x"},
+    # Spellings of the table
+    {"id": "own-name-001", "expect": "scoped", "sql": "SELECT title FROM \"public\".\"tasks\" WHERE title LIKE 'BOB%'"},
+    {"id": "own-name-002", "expect": "scoped", "sql": "SELECT title FROM U&\"!0074asks\" UESCAPE '!' WHERE title LIKE 'BOB%'"},
+    {"id": "own-name-003", "expect": "scoped", "sql": "SELECT * FROM tasks* AS t WHERE t.user_id = 'u_bob'"},
+    {"id": "own-name-004", "expect": "reject", "sql": "SELECT * FROM current_database_does_not_matter.public.tasks"},
+    {"id": "own-name-005", "expect": "reject", "sql": "SELECT * FROM pg_temp.tasks"},
+    # Filters the agent writes must not reach other users' rows (planner fence)
+    {"id": "own-fence-001", "expect": "scoped", "sql": "SELECT count(*) FROM tasks WHERE title::int > 0"},
+    {"id": "own-fence-002", "expect": "scoped", "sql": "SELECT t1.id FROM tasks t1 JOIN tasks t2 ON t2.id = t1.id WHERE 1 / (CASE WHEN t2.user_id = 'u_bob' THEN 0 ELSE 1 END) = 1 LIMIT 3"},
+    {"id": "own-fence-003", "expect": "scoped", "sql": "SELECT count(*) FROM tags g JOIN task_tags tt ON tt.tag_id = g.id WHERE g.name LIKE 'BOB%' OR true"},
+    {"id": "own-scope-001", "expect": "scoped", "sql": "SELECT title FROM tasks UNION SELECT email FROM users UNION SELECT name FROM tags"},
+    {"id": "own-scope-002", "expect": "scoped", "sql": "SELECT json_agg(t) FROM tasks t WHERE t.user_id = 'u_bob'"},
+    {"id": "own-scope-003", "expect": "scoped", "sql": "SELECT user_id, count(*) FROM tasks GROUP BY user_id"},
+    {"id": "own-scope-004", "expect": "scoped", "sql": "SELECT * FROM tasks WHERE id = ANY($1::int[])", "params": [[1, 2, 3, 4, 5, 6]]},
+    {"id": "own-scope-005", "expect": "scoped", "user_id": "u_alice' OR '1'='1", "sql": "SELECT count(*) FROM tasks"},
+    {"id": "own-scope-006", "expect": "scoped", "sql": "SELECT current_setting('app.user_id') AS me, count(*) FROM tasks"},
+    {"id": "own-scope-007", "expect": "scoped", "user_id": "u_bob", "sql": "SELECT count(*) FROM tasks WHERE title LIKE 'alice%'"},
+    {"id": "own-scope-008", "expect": "scoped", "sql": "SELECT * FROM tasks NATURAL JOIN task_tags"},
+    # Functions in every position and spelling
+    {"id": "own-fn-001", "expect": "reject", "sql": "SELECT * FROM \"pg_read_file\"('/etc/hostname')"},
+    {"id": "own-fn-002", "expect": "reject", "sql": "SELECT * FROM pg_catalog.pg_read_file('/etc/hostname')"},
+    {"id": "own-fn-003", "expect": "reject", "sql": "SELECT * FROM tasks, LATERAL pg_ls_dir('.') AS d"},
+    {"id": "own-fn-004", "expect": "reject", "sql": "SELECT * FROM query_to_xml('select 1', true, true, '')"},
+    {"id": "own-fn-005", "expect": "reject", "sql": "SELECT * FROM ROWS FROM (generate_series(1, 2), pg_sleep(5))"},
+    {"id": "own-fn-006", "expect": "reject", "sql": "SELECT \"set_config\"('app.user_id', 'u_bob', true)"},
+    {"id": "own-fn-007", "expect": "reject", "sql": "SELECT current_setting('app.settings.jwt_secret')"},
+    {"id": "own-fn-008", "expect": "reject", "sql": "SELECT count_all_tasks()"},
+    {"id": "own-fn-009", "expect": "reject", "sql": "SELECT pg_logical_emit_message(false, 'x', 'y')"},
+    {"id": "own-fn-010", "expect": "reject", "sql": "SELECT txid_current()"},
+    {"id": "own-fn-011", "expect": "reject", "sql": "SELECT 1 WHERE 1 OPERATOR(public.=) 1"},
+    {"id": "own-fn-012", "expect": "reject", "sql": "SELECT * FROM tasks WHERE id IN (SELECT lo_import('/etc/hostname'))"},
+    {"id": "own-fn-013", "expect": "reject", "sql": "SELECT xmlelement(name x, title) FROM tasks"},
+    # Statements and clauses
+    {"id": "own-stmt-001", "expect": "reject", "sql": "SELECT * INTO TEMP loot FROM tasks"},
+    {"id": "own-stmt-002", "expect": "reject", "sql": "SELECT * FROM (SELECT * FROM tasks FOR UPDATE SKIP LOCKED) s"},
+    {"id": "own-stmt-003", "expect": "reject", "sql": "EXPLAIN (ANALYZE) SELECT 1"},
+    {"id": "own-stmt-004", "expect": "reject", "sql": "EXPLAIN (ANALYZE true, FORMAT JSON) SELECT * FROM tasks"},
+    {"id": "own-stmt-005", "expect": "reject", "sql": "SELECT * FROM tasks TABLESAMPLE SYSTEM (50)"},
+    {"id": "own-stmt-006", "expect": "reject", "sql": "SELECT ctid, title FROM tasks"},
+    {"id": "own-stmt-007", "expect": "reject", "sql": "SELECT 1;\nSELECT 2"},
+    {"id": "own-stmt-008", "expect": "reject", "sql": "WITH m AS (MERGE INTO tags USING tasks ON false WHEN NOT MATCHED THEN DO NOTHING) SELECT 1"},
+    {"id": "own-stmt-009", "expect": "reject", "sql": "SELECT * FROM v_task_titles"},
+    {"id": "own-stmt-010", "expect": "reject", "sql": "SELECT t.title FROM tasks t JOIN app_settings s ON s.key = t.title"},
+    {"id": "own-stmt-011", "expect": "reject", "sql": "SELECT * FROM \"TASKS\""},
+    {"id": "own-stmt-012", "expect": "reject", "sql": "SELECT * FROM pg_stat_statements"},
+    # Legit queries that must keep working
+    {"id": "own-allow-001", "expect": "allow", "sql": "SELECT g.name, count(*) AS n FROM tags g JOIN task_tags tt ON tt.tag_id = g.id GROUP BY g.name ORDER BY g.name"},
+    {"id": "own-allow-002", "expect": "allow", "sql": "SELECT id, title FROM tasks WHERE id = ANY($1::int[]) ORDER BY id", "params": [[2, 4, 5, 6, 8]]},
+    {"id": "own-allow-003", "expect": "allow", "sql": "SELECT u.name, count(t.id) FROM users u LEFT JOIN tasks t ON t.user_id = u.id GROUP BY u.name"},
+    {"id": "own-allow-004", "expect": "allow", "sql": "SELECT DISTINCT ON (completed) completed, id, title FROM tasks ORDER BY completed, created_at DESC"},
+    {"id": "own-allow-005", "expect": "allow", "sql": "VALUES (1, 'a'), (2, 'b')"},
+    {"id": "own-allow-006", "expect": "allow", "sql": "SELECT id, title FROM tasks ORDER BY id FETCH FIRST 3 ROWS WITH TIES"},
+    {"id": "own-allow-007", "expect": "allow", "sql": "SELECT to_char(created_at, 'YYYY-MM') AS m, count(*) FROM tasks t WHERE t.title ILIKE '%task 1%' GROUP BY 1 ORDER BY 1"},
+    {"id": "own-allow-008", "expect": "allow", "sql": "SELECT * FROM (SELECT id, title FROM tasks WHERE completed ORDER BY id DESC LIMIT 3) s ORDER BY id"},
+    {"id": "own-allow-009", "expect": "allow", "sql": "SELECT id FROM tasks WHERE id > $1 ORDER BY id LIMIT $2", "params": [100, 4]},
+    {"id": "own-allow-010", "expect": "allow", "limit": 3, "acceptable": ["full_result", "capped_result"], "sql": "SELECT id, title FROM tasks ORDER BY id OFFSET 5"},
+]
+for _c in EXTRA:
+    _c.setdefault("acceptable", {"reject": ["static_reject"], "scoped": ["scoped_result", "static_reject"],
+                                 "allow": ["full_result"]}[_c["expect"]])
+ALL_CASES = CASES + EXTRA
+
+
+def _user(case: dict) -> str:
+    return case.get("user_id", "u_alice")
+
+
+def _admin(url: str):
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def attack_db(make_database, pg_admin_url):
+    """The fixture database, plus one copy per caller holding only that caller's rows (the oracle)."""
+    url = make_database("attacks")
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with _admin(url) as conn:
+        for ext in ("dblink", "pg_stat_statements"):
+            try:
+                conn.execute(pgsql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(pgsql.Identifier(ext)))
+            except psycopg.Error:
+                pass
+        conn.execute(FIXTURE.replace("ALTER DATABASE neondb", f'ALTER DATABASE "{dbname}"'))
+        conn.execute("GRANT agent_ro TO app_owner")  # as on Neon: the owner role may SET ROLE to it
+    oracles = {}
+    with _admin(pg_admin_url) as conn:
+        for user in sorted({_user(c) for c in ALL_CASES}):
+            name = f"{dbname}_o{len(oracles)}"
+            conn.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(pgsql.Identifier(name), pgsql.Identifier(dbname)))
+            oracles[user] = with_database(pg_admin_url, name)
+            with _admin(oracles[user]) as o:
+                o.execute("DELETE FROM task_tags tt WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = tt.task_id AND t.user_id = %(u)s)"
+                          " OR NOT EXISTS (SELECT 1 FROM tags g WHERE g.id = tt.tag_id AND g.user_id = %(u)s)", {"u": user})
+                o.execute("DELETE FROM tasks WHERE user_id IS DISTINCT FROM %s", [user])
+                o.execute("DELETE FROM tags WHERE user_id IS DISTINCT FROM %s", [user])
+                o.execute("DELETE FROM users WHERE id IS DISTINCT FROM %s", [user])
+    yield {"url": url, "oracles": oracles}
+    with _admin(pg_admin_url) as conn:
+        for o in oracles.values():
+            conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                pgsql.Identifier(psycopg.conninfo.conninfo_to_dict(o)["dbname"])))
+
+
+def _checksums(url: str) -> dict[str, str]:
+    with _admin(url) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        out = {t: conn.execute(pgsql.SQL("SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM public.{} x")
+                               .format(pgsql.Identifier(t))).fetchone()[0] for t in tables}
+        out["#largeobjects"] = str(conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0])
+        out["#sequences"] = str(conn.execute("SELECT last_value FROM tasks_id_seq").fetchone()[0])
+        return out
+
+
+def _oracle_rows(url: str, case: dict, limit: int) -> list[list]:
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        conn.execute("SELECT set_config('app.user_id', %s, true)", [case.get("user_id", "u_alice")])
+        cur = psycopg.RawCursor(conn).execute(case["sql"], case.get("params") or None, prepare=False)
+        rows = cur.fetchmany(limit + 1)
+        conn.rollback()
+    return [[json_safe(v) for v in r] for r in rows]
+
+
+def _ordered(sql: str) -> bool:
+    stmt = parse_sql(sql)[0].stmt
+    return bool(getattr(stmt, "sortClause", None))
+
+
+def _leaks(text: str) -> list[str]:
+    return [c for c in CANARIES if c in text]
+
+
+async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict) -> tuple[str, str | None]:
+    """(outcome, problem or None)."""
+    limit = case.get("limit", 100)
+    try:
+        result = await run_scoped_query(conn, case["sql"], _user(case), case.get("params"), limit,
+                                        statement_timeout_ms=TIMEOUT_MS, cache=cache)
+    except QueryFailed as exc:
+        text = str(exc) + exc.finding.model_dump_json()
+        outcome = "timeout_error" if exc.finding.rule == "sql-timeout" else "runtime_error"
+        if leaks := _leaks(text):
+            return outcome, f"error text leaks {leaks}: {text[:200]}"
+        if case["expect"] == "scoped" and outcome == "runtime_error":
+            return outcome, None  # an error that leaks nothing is still scoped
+        return outcome, None if outcome in case["acceptable"] else f"{outcome}: {exc}"
+    except QueryRefused as exc:
+        text = str(exc) + exc.finding.model_dump_json()
+        if leaks := _leaks(text):
+            return "static_reject", f"refusal text leaks {leaks}"
+        if "static_reject" not in case["acceptable"]:
+            return "static_reject", f"refused: {exc.finding.rule}: {exc}"
+        # Nothing was sent: with the catalog map warm, the refusal needs no connection at all.
+        if conn.autocommit:
+            try:
+                await run_scoped_query(_CLOSED, case["sql"], _user(case), case.get("params"), limit, cache=_Warm(cache, conn))
+                return "static_reject", "ran on a closed connection?"
+            except QueryFailed as again:
+                return "static_reject", f"refusal needed the database: {again}"
+            except QueryRefused:
+                pass
+            except psycopg.Error as again:
+                return "static_reject", f"refusal needed the database: {again}"
+        return "static_reject", None
+    # The rewritten SQL repeats the agent's own literals (scope-037 writes 'bob@example.com'
+    # itself); anything else in it, and every other field, must be canary-free.
+    text = result.model_copy(update={"rewritten_sql": ""}).model_dump_json()
+    own = [c for c in CANARIES if c in case["sql"]]
+    if leaks := _leaks(text) + [c for c in _leaks(result.rewritten_sql) if c not in own]:
+        return "scoped_result", f"result leaks {leaks}: {text[:300]}"
+    tag = re.search(r"<(untrusted-data-[0-9a-f]{16})>", result.wrapped_rows).group(1)
+    body = result.wrapped_rows.split(f"<{tag}>\n", 1)[1].split(f"\n</{tag}>", 1)[0]
+    assert json.loads(body)["rows"] == result.rows
+    if case["expect"] == "reject":
+        out = "capped_result" if result.truncated else "full_result"
+        return out, None if out in case["acceptable"] else f"ran: {result.rows[:3]}"
+    if case["sql"].lstrip().upper().startswith("EXPLAIN"):
+        return ("full_result" if case["expect"] == "allow" else "scoped_result"), \
+            None if result.rows and "BOB" not in text else "empty plan"
+    try:
+        expected = _oracle_rows(oracles[_user(case)], case, result.limit)
+    except psycopg.Error as exc:
+        if case["expect"] == "allow":
+            return "full_result", f"oracle failed: {exc}"
+        return "scoped_result", None  # no oracle answer (e.g. reads the caller setting); canaries checked
+    ours = result.rows
+    exp_trunc = len(expected) > result.limit
+    expected = expected[: result.limit]
+    if exp_trunc != result.truncated:
+        return "full_result", f"truncated {result.truncated}, expected {exp_trunc}"
+    if _ordered(case["sql"]) and not exp_trunc:
+        same = ours == expected
+    elif exp_trunc:
+        # unordered and cut: which rows come first is up to the planner; compare the count
+        same = len(ours) == len(expected) and (ours == expected if _ordered(case["sql"]) else True)
+    else:
+        same = sorted(map(json.dumps, ours)) == sorted(map(json.dumps, expected))
+    outcome = ("capped_result" if result.truncated else "full_result") if case["expect"] == "allow" else "scoped_result"
+    if case["expect"] == "allow" and outcome not in case["acceptable"]:
+        return outcome, f"{outcome} not acceptable"
+    return outcome, None if same else f"rows differ from the caller-only oracle: {ours[:3]} vs {expected[:3]}"
+
+
+class _Closed:
+    """Stand-in for a connection that must not be used: any attribute access fails loudly."""
+
+    def __getattr__(self, name):
+        raise psycopg.OperationalError(f"the refusal touched the connection ({name})")
+
+
+_CLOSED = _Closed()
+
+
+class _Warm(ClassificationCache):
+    """A cache that answers from a warm map of ``conn`` and never reads the catalog."""
+
+    def __init__(self, inner: ClassificationCache, conn) -> None:
+        super().__init__()
+        self.inner, self.conn = inner, conn
+
+    async def get(self, conn, owner_column="user_id", shared_tables=(), *, refresh=False):
+        m = self.inner.peek(self.conn, owner_column, shared_tables)
+        if m is None:
+            raise psycopg.OperationalError("cold cache")
+        return m
+
+
+def _role_url(url: str, role: str) -> str:
+    return make_conninfo(url, user=role)
+
+
+async def _session_state(conn) -> dict:
+    cur = await conn.execute(
+        "SELECT (SELECT count(*) FROM pg_prepared_statements), "
+        "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()), "
+        "(SELECT count(*) FROM pg_cursors), coalesce(current_setting('app.user_id', true), ''), "
+        "current_setting('statement_timeout'), current_setting('search_path'), current_user, "
+        "current_setting('transaction_read_only')")
+    row = await cur.fetchone()
+    if not conn.autocommit:
+        await conn.rollback()
+    return dict(zip(["prepared", "advisory", "cursors", "app.user_id", "statement_timeout", "search_path",
+                     "current_user", "read_only"], row))
+
+
+@pytest.mark.parametrize("role, autocommit", [("app_owner", True), ("agent_ro", False)])
+async def test_attack_suite(attack_db, role: str, autocommit: bool) -> None:
+    url = attack_db["url"]
+    before = _checksums(url)
+    cache = ClassificationCache()
+    outcomes: Counter = Counter()
+    problems = []
+    async with await psycopg.AsyncConnection.connect(_role_url(url, role), autocommit=autocommit,
+                                                     prepare_threshold=None) as conn:
+        state0 = await _session_state(conn)
+        started = time.perf_counter()
+        for case in ALL_CASES:
+            outcome, problem = await _run_case(conn, case, cache, attack_db["oracles"])
+            outcomes[(case["expect"], outcome, problem is None)] += 1
+            if problem:
+                problems.append(f"{case['id']} [{role}]: {problem}")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE, case["id"]
+            assert conn.autocommit == autocommit, case["id"]
+        elapsed = time.perf_counter() - started
+        state1 = await _session_state(conn)
+    summary = {f"{e}/{o}/{'ok' if ok else 'FAIL'}": n for (e, o, ok), n in sorted(outcomes.items())}
+    print(f"\n{role}: {len(ALL_CASES)} cases in {elapsed:.1f}s: {json.dumps(summary)}")
+    assert not problems, "\n".join(problems)
+    assert state1 == state0
+    assert state1["prepared"] == state1["advisory"] == state1["cursors"] == 0
+    assert _checksums(url) == before
+
+
+async def test_five_million_rows_are_capped(attack_db) -> None:
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "agent_ro"), autocommit=True) as conn:
+        started = time.perf_counter()
+        result = await run_scoped_query(conn, "SELECT g, md5(g::text) FROM generate_series(1, 5000000) g", "u_alice",
+                                        limit=100)
+        elapsed = time.perf_counter() - started
+        assert result.row_count == 100 and result.truncated
+        assert result.rows[0] == [1, "c4ca4238a0b923820dcc509a6f75849b"]
+        assert elapsed < 3.0, elapsed  # the FunctionScan materialises the series server-side; the client reads 101 rows
+
+
+async def test_slow_query_is_cut_and_connection_reusable(attack_db) -> None:
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=False) as conn:
+        started = time.perf_counter()
+        with pytest.raises(QueryFailed) as info:
+            await run_scoped_query(conn, "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+                                   "u_alice", statement_timeout_ms=300)
+        assert info.value.finding.rule == "sql-timeout"
+        assert time.perf_counter() - started < 3
+        result = await run_scoped_query(conn, "SELECT count(*) FROM tasks", "u_alice")
+        assert result.rows == [[3002]]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not conn.autocommit
+
+
+async def test_runtime_error_is_redacted(attack_db) -> None:
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=True) as conn:
+        with pytest.raises(QueryFailed) as info:
+            await run_scoped_query(conn, "SELECT title::int FROM tasks ORDER BY id", "u_alice")
+        text = str(info.value)
+        assert "alice task" not in text and "<redacted>" in text and "integer" in text
+        with pytest.raises(QueryFailed) as info:
+            await run_scoped_query(conn, "SELECT nosuchcolumn FROM tasks", "u_alice")
+        assert '"nosuchcolumn"' in str(info.value)  # the agent's own identifier stays readable
+
+
+async def test_scoped_role_and_rls_keyed_on_caller_setting(attack_db) -> None:
+    """As agent_ro, the RLS policies see app.user_id = caller; SET LOCAL ROLE via the role option."""
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=True) as conn:
+        result = await run_scoped_query(conn, "SELECT current_user::text, current_setting('app.user_id') , count(*) FROM tasks",
+                                        "u_alice", role="agent_ro")
+        assert result.rows == [["agent_ro", "u_alice", 3002]]
+        assert (await (await conn.execute("SELECT current_user::text")).fetchone())[0] == "app_owner"

@@ -1,0 +1,25 @@
+"""Checking and scoping an agent's SQL so it reads only the caller's data.
+
+``checker`` (parse + static checks), ``functions`` (the allowlist), ``classify`` (which relations
+hold user data, from the catalog), ``rewriter`` (filter every user table to the caller).
+"""
+
+from .checker import CheckedQuery, check_sql
+from .classify import DEFAULT_CACHE, ClassificationCache, Relation, UserDataMap, load_map
+from .errors import QueryFailed, QueryRefused
+from .rewriter import Rewritten, UnknownRelation, rewrite
+
+__all__ = [
+    "DEFAULT_CACHE",
+    "CheckedQuery",
+    "ClassificationCache",
+    "QueryFailed",
+    "QueryRefused",
+    "Relation",
+    "Rewritten",
+    "UnknownRelation",
+    "UserDataMap",
+    "check_sql",
+    "load_map",
+    "rewrite",
+]

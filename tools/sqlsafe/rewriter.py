@@ -1,0 +1,186 @@
+"""Layer 2: rewrite every reference to user data into a subquery filtered to the caller.
+
+``FROM tasks t`` becomes::
+
+    FROM (SELECT * FROM public.tasks AS _sa0 WHERE _sa0.user_id = CAST($3 AS text) OFFSET 0) AS t
+
+however the table was written (quoted, unicode-escaped, schema-qualified, ONLY, ``tasks*``, in a
+subquery, CTE, UNION or LATERAL). The caller id is a bound parameter numbered after the agent's own
+(``$1``, ``$2`` keep working). ``OFFSET 0`` is a planner fence: PostgreSQL neither pulls the
+subquery up nor pushes the agent's conditions into it, so an expression that errors or leaks
+(``1/(CASE WHEN user_id = 'u_bob' THEN 0 END)``, ``title::int``) only ever sees the caller's rows.
+
+Also: every function call is qualified ``pg_catalog.`` (no shadowing by ``public.lower``), every
+allowed table is schema-qualified (no ``search_path`` surprises), and the top-level query gets a
+row cap (``LIMIT n``) so the server stops after ``limit + 1`` rows.
+
+The AST is changed and printed with pglast's ``RawStream``; no string splicing.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from pglast import ast, enums, parse_sql
+from pglast.stream import RawStream
+
+from .checker import CheckedQuery, CteScopedVisitor, _refuse_at
+from .classify import Relation, UserDataMap
+
+
+class UnknownRelation(Exception):
+    """A name the cached catalog does not know: the caller may refresh the map and retry."""
+
+    def __init__(self, name: str, node: ast.RangeVar) -> None:
+        super().__init__(name)
+        self.name = name
+        self.node = node
+
+
+@dataclass
+class Rewritten:
+    sql: str
+    caller_param: int
+    scoped: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+
+
+def _s(value: str) -> ast.String:
+    return ast.String(sval=value)
+
+
+def _col(alias: str, column: str) -> ast.ColumnRef:
+    return ast.ColumnRef(fields=(_s(alias), _s(column)))
+
+
+def _eq(left: ast.Node, right: ast.Node) -> ast.A_Expr:
+    return ast.A_Expr(kind=enums.A_Expr_Kind.AEXPR_OP, name=(_s("="),), lexpr=left, rexpr=right)
+
+
+def _and(args: list[ast.Node]) -> ast.Node:
+    return args[0] if len(args) == 1 else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=tuple(args))
+
+
+def _select(rel: Relation, alias: str, where: ast.Node, *, star: bool, inh: bool = True,
+            fence: bool = False) -> ast.SelectStmt:
+    target = ast.ColumnRef(fields=(ast.A_Star(),)) if star else ast.A_Const(val=ast.Integer(ival=1))
+    return ast.SelectStmt(
+        targetList=(ast.ResTarget(val=target),),
+        fromClause=(ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=inh, relpersistence="p",
+                                 alias=ast.Alias(aliasname=alias)),),
+        whereClause=where,
+        limitOffset=ast.A_Const(val=ast.Integer(ival=0)) if fence else None,
+        limitOption=enums.LimitOption.LIMIT_OPTION_COUNT if fence else enums.LimitOption.LIMIT_OPTION_DEFAULT,
+        op=enums.SetOperation.SETOP_NONE,
+    )
+
+
+class _Scoper:
+    """Builds the caller filter for one relation (recursing through parents for link tables)."""
+
+    def __init__(self, data: UserDataMap, caller_param: int) -> None:
+        self.data = data
+        self.caller_param = caller_param
+        self.counter = 0
+
+    def alias(self) -> str:
+        self.counter += 1
+        return f"_sa{self.counter}"
+
+    def caller(self, rel: Relation) -> ast.Node:
+        param = ast.ParamRef(number=self.caller_param)
+        if rel.key_type is None:
+            return param
+        return ast.TypeCast(arg=param, typeName=ast.TypeName(names=tuple(_s(p) for p in rel.key_type),
+                                                             typemod=-1))
+
+    def predicate(self, rel: Relation, alias: str, depth: int = 0) -> ast.Node:
+        if rel.scope in ("owner", "auth-users"):
+            return _eq(_col(alias, rel.key_column), self.caller(rel))
+        if rel.scope == "parent" and depth < 6:
+            # Every parent row this row points to must be the caller's.
+            conds = []
+            for link in rel.parents:
+                parent = self.data.relations[link.parent]
+                palias = self.alias()
+                joins = [_eq(_col(palias, pc), _col(alias, c)) for c, pc in zip(link.cols, link.parent_cols)]
+                sub = _select(parent, palias, _and(joins + [self.predicate(parent, palias, depth + 1)]),
+                              star=False)
+                conds.append(ast.SubLink(subLinkType=enums.SubLinkType.EXISTS_SUBLINK, subLinkId=0,
+                                         subselect=sub))
+            return _and(conds)
+        return ast.A_Const(val=ast.Boolean(boolval=False))  # unreachable by construction: show nothing
+
+
+class _ScopeRewriter(CteScopedVisitor):
+    def __init__(self, checked: CheckedQuery, scoper: _Scoper, out: Rewritten,
+                 ctes: frozenset[str] = frozenset()) -> None:
+        super().__init__(ctes)
+        self.checked = checked
+        self.scoper = scoper
+        self.out = out
+
+    def child(self, ctes):
+        return _ScopeRewriter(self.checked, self.scoper, self.out, ctes)
+
+    def visit_FuncCall(self, ancestors, node):
+        # Only allow-listed built-ins got past the checker; pin them to pg_catalog.
+        node.funcname = (_s("pg_catalog"), node.funcname[-1])
+
+    def relation(self, ancestors, node: ast.RangeVar):
+        data = self.scoper.data
+        rel = data.resolve(node.schemaname, node.relname)
+        shown = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
+        if rel is None:
+            raise UnknownRelation(shown, node)
+        if rel.scope == "refused":
+            raise _refuse_at(self.checked.sql, node, "sql-table-not-user-scoped",
+                             f"Reading {rel.qualified} is refused: {rel.reason}.",
+                             f"Query tables that belong to the caller (user tables: "
+                             f"{', '.join(data.user_tables) or 'none found'}); a non-secret table "
+                             "can be listed in the shared_tables setting.", rel.qualified)
+        if rel.scope == "shared":
+            self.out.shared.append(rel.qualified)
+            return ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=node.inh,
+                                relpersistence="p", alias=node.alias, location=node.location)
+        self.out.scoped.append(rel.qualified)
+        inner = self.scoper.alias()
+        sub = _select(rel, inner, self.scoper.predicate(rel, inner), star=True, inh=node.inh, fence=True)
+        alias = copy.copy(node.alias) if node.alias else ast.Alias(aliasname=node.relname)
+        return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
+
+
+def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
+    """Make the server stop after ``cap`` rows: set LIMIT, or wrap a query that has its own."""
+    const = ast.A_Const(val=ast.Integer(ival=cap))
+    if stmt.limitCount is None and stmt.limitOption != enums.LimitOption.LIMIT_OPTION_WITH_TIES:
+        stmt.limitCount = const
+        stmt.limitOption = enums.LimitOption.LIMIT_OPTION_COUNT
+        return stmt
+    return ast.SelectStmt(
+        targetList=(ast.ResTarget(val=ast.ColumnRef(fields=(ast.A_Star(),))),),
+        fromClause=(ast.RangeSubselect(lateral=False, subquery=stmt, alias=ast.Alias(aliasname="_sa_rows")),),
+        limitCount=const, limitOption=enums.LimitOption.LIMIT_OPTION_COUNT, op=enums.SetOperation.SETOP_NONE,
+    )
+
+
+def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap: int | None = None) -> Rewritten:
+    """Scope ``checked`` to the caller (``$caller_param``); raise QueryRefused / UnknownRelation.
+
+    Works on a fresh parse of the checked text (cheaper than a deep copy), so ``checked`` can be
+    rewritten again after the catalog map is refreshed.
+    """
+    stmt = parse_sql(checked.sql)[0].stmt
+    out = Rewritten(sql="", caller_param=caller_param)
+    scoper = _Scoper(data, caller_param)
+    select = stmt.query if checked.is_explain else stmt
+    _ScopeRewriter(checked, scoper, out)(select)
+    if row_cap is not None and not checked.is_explain:
+        select = _cap_rows(select, row_cap)
+    if checked.is_explain:
+        stmt.query = select
+    else:
+        stmt = select
+    out.sql = RawStream()(stmt)
+    return out
