@@ -51,7 +51,7 @@ def read_spec_bytes(project_root: Path, path: str | None) -> tuple[Path, str, st
     size = spec_path.stat().st_size
     if size > MAX_SPEC_BYTES:
         raise SpecFileError(
-            f"{shown} is {size / 1e6:.1f} MB; a schema spec is at most {MAX_SPEC_BYTES // 1024 // 1024} MB. "
+            f"{shown} is {size / 2**20:.1f} MB; a schema spec is at most {MAX_SPEC_BYTES // 2**20} MB. "
             "Pass the markdown schema spec, not a dump or a binary."
         )
     try:

@@ -1,0 +1,210 @@
+"""The `schema-architect` command: serve the MCP server, or call one tool from a shell or CI.
+
+Exit codes: 0 success, 1 the tool reported an error (message on stderr), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: Drift severities, worst first (tools/diff.py); kept here so `--help` needs no heavy import.
+SEVERITIES = ("breaking", "data-loss-risk", "degraded", "cosmetic")
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schema-architect",
+        description="A database architect's tools for SQLModel + PostgreSQL (Neon), over MCP or here.",
+    )
+    parser.add_argument("--project", type=Path, default=None,
+                        help="project root (default: the current folder)")
+    parser.add_argument("--spec", default=None, help="spec path relative to the project root "
+                        "(default: specs/database/schema.md)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default, as Claude Code launches it)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP only: address to bind (loopback)")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP only: port (endpoint /mcp)")
+
+    call = sub.add_parser("call", help="run one tool in-process as MCP would; print its result as JSON")
+    call.add_argument("tool", help="tool name, e.g. read_schema_spec")
+    group = call.add_mutually_exclusive_group()
+    group.add_argument("--args", dest="args_json", default=None, help="tool arguments as a JSON object")
+    group.add_argument("--args-file", type=Path, default=None, help="a file holding the JSON arguments")
+    check = sub.add_parser("check", help="CI: drift between spec, models (and database); exit 1 on drift")
+    check.add_argument("--models", default=None, help="the SQLModel models: a file, folder or module")
+    check.add_argument("--database", action="store_true", help="also compare the live database")
+    check.add_argument("--tables", default=None, help="comma-separated tables to compare (default: all)")
+    check.add_argument("--include-managed", action="store_true", help="also compare Better Auth's tables")
+    check.add_argument("--fail-on", choices=SEVERITIES, default="degraded",
+                       help="exit 1 when drift this severe or worse exists (default: degraded)")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+
+    role = sub.add_parser("scoped-role", help="print the DDL of a read-only role for run_scoped_query")
+    role.add_argument("--role", default="schema_architect_reader", help="the role's name")
+    role.add_argument("--rls", action="store_true",
+                      help="also RLS policies keyed on the caller setting, for the spec's user tables")
+    return parser
+
+
+def _settings(ns: argparse.Namespace):
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from .db import redact_url
+    from .settings import Settings
+
+    if ns.project is not None and not ns.project.is_dir():
+        raise UsageError(f"--project {ns.project} is not a folder; pass your project's root folder")
+    try:
+        return Settings.load(ns.project, spec_path=ns.spec)
+    except (ValidationError, SettingsError) as exc:
+        raise UsageError(f"invalid setting: {redact_url(str(exc))}") from None
+
+
+def _tool_arguments(ns: argparse.Namespace) -> dict:
+    if ns.args_file is not None:
+        try:
+            text = ns.args_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read --args-file {ns.args_file}: {exc.strerror}") from None
+    else:
+        text = ns.args_json or "{}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"tool arguments are not valid JSON ({exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno}); pass an object such as '{{\"tables\": [\"tasks\"]}}'") from None
+    if not isinstance(value, dict):
+        raise UsageError("tool arguments must be a JSON object, e.g. '{\"tables\": [\"tasks\"]}'")
+    return value
+
+
+async def call_tool(settings, name: str, arguments: dict) -> tuple[bool, dict | None, str]:
+    """Call a tool through an in-memory MCP client: (ok, structured result, error text)."""
+    from mcp import Client
+
+    from .app import create_server
+
+    server = create_server(settings)
+    async with Client(server) as client:
+        names = [t.name for t in (await client.list_tools()).tools]
+        result = await client.call_tool(name, arguments) if name in names else None
+    if result is None:
+        raise UsageError(f"unknown tool {name!r}; the tools are: {', '.join(names)}")
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    return (not result.is_error, result.structured_content, text)
+
+
+def run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        return int(exc.code or 0) and 2
+    try:
+        if ns.command == "serve":
+            return _serve(ns, err)
+        if ns.command == "call":
+            import anyio
+
+            ok, structured, text = anyio.run(call_tool, _settings(ns), ns.tool, _tool_arguments(ns))
+            if not ok:
+                err.write(text.removeprefix(f"Error executing tool {ns.tool}: ") + "\n")
+                return 1
+            out.write(json.dumps(structured, indent=2, ensure_ascii=False) + "\n")
+            return 0
+        if ns.command == "check":
+            return _check(ns, out, err)
+        if ns.command == "scoped-role":
+            return _scoped_role(ns, out)
+    except UsageError as exc:
+        err.write(f"schema-architect: {exc}\n")
+        return 2
+    return 2
+
+
+def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import anyio
+
+    arguments = {"models": ns.models, "include_database": ns.database, "include_managed": ns.include_managed,
+                 "tables": [t.strip() for t in ns.tables.split(",") if t.strip()] if ns.tables else None}
+    ok, result, text = anyio.run(call_tool, _settings(ns), "diff_models_vs_spec",
+                                 {k: v for k, v in arguments.items() if v is not None})
+    if not ok:
+        err.write(text.removeprefix("Error executing tool diff_models_vs_spec: ") + "\n")
+        return 1
+    threshold = SEVERITIES.index(ns.fail_on)
+    failing = [d for d in result["drifts"] if SEVERITIES.index(d["severity"]) <= threshold]
+    if ns.format == "json":
+        out.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(result["report"] + "\n")
+        for finding in result["findings"]:
+            out.write(f"note: {finding['message']}\n")
+        if failing:
+            out.write(f"{len(failing)} drift(s) at or above {ns.fail_on}.\n")
+    return 1 if failing else 0
+
+
+def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
+    from ..tools.scoped_query import scoped_role_ddl
+
+    user_tables = None
+    if ns.rls:
+        from ..tools.lint import find_users_table
+        from ..tools.read_spec import read_schema_spec
+
+        settings = _settings(ns)
+        try:
+            spec = read_schema_spec(settings.project, settings.spec_path)
+        except ValueError as exc:
+            raise UsageError(f"--rls reads the user tables from the spec: {exc}") from None
+        from ..tools.schema import Schema
+
+        schema = Schema(tables=spec.tables)
+        users_table, _ = find_users_table(schema, settings.owner_column, None)
+        user_tables = [t.name for t in spec.tables if t.column(settings.owner_column) or t.name == users_table]
+        out.write(scoped_role_ddl(ns.role, user_tables=user_tables, owner_column=settings.owner_column,
+                                  users_table=users_table))
+        return 0
+    out.write(scoped_role_ddl(ns.role))
+    return 0
+
+
+def _serve(ns: argparse.Namespace, err: TextIO) -> int:
+    from .app import create_server
+
+    if ns.transport == "http" and ns.host not in LOOPBACK:
+        raise UsageError(
+            f"--host {ns.host} is beyond loopback; serving the tools to the network is not supported "
+            "yet. Use --host 127.0.0.1."
+        )
+    server = create_server(_settings(ns))
+    if ns.transport == "stdio":
+        server.run("stdio")
+    else:
+        err.write(f"schema-architect: serving MCP at http://{ns.host}:{ns.port}/mcp\n")
+        server.run("streamable-http", host=ns.host, port=ns.port)
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+
+
+if __name__ == "__main__":
+    main()
