@@ -8,12 +8,13 @@ Passwords never leave this module: everything shown to users goes through :func:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
+from psycopg import AsyncConnection
 
 from .embedded import EmbeddedPostgres
 
@@ -66,13 +67,15 @@ class Database:
     """A lazily opened async connection pool over the configured URL or the embedded server."""
 
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
-                 connect_timeout_s: float = 20.0) -> None:
+                 connect_timeout_s: float = 20.0,
+                 on_embedded_start: Callable[[AsyncConnection], Awaitable[object]] | None = None) -> None:
         self._url = normalize_url(url) if url else None
         self._project = project
         self._allow_embedded = embedded
         self._max_size = max_size
         self._connect_timeout_s = connect_timeout_s
         self._embedded: EmbeddedPostgres | None = None
+        self._on_embedded_start = on_embedded_start
         self._pool = None
         self._lock = anyio.Lock()
 
@@ -107,6 +110,9 @@ class Database:
             name="schema-architect",
         )
         await pool.open(wait=False)
+        if self._embedded is not None and self._on_embedded_start is not None:
+            async with pool.connection() as conn:
+                await self._on_embedded_start(conn)
         return pool
 
     async def pool(self):

@@ -1017,7 +1017,7 @@ RULES: tuple[Rule, ...] = (
 # Running the rules
 
 
-def _find_users_table(schema: Schema, owner_column: str, users_table: str | None) -> tuple[str, str]:
+def find_users_table(schema: Schema, owner_column: str, users_table: str | None) -> tuple[str, str]:
     """The users table's name and id type: given, else a users/user table, else the owner FKs' target."""
     targets = [fk for t in schema.tables for fk in t.foreign_keys if fk.columns == [owner_column]]
     if users_table is None:
@@ -1058,7 +1058,7 @@ def _owned(tables: list[Table], ctx: LintContext) -> dict[str, str]:
 
 def lint_schema(schema: Schema, *, owner_column: str = "user_id", users_table: str | None = None) -> list[Finding]:
     """Check a schema against the house conventions; findings sorted by severity, object, rule."""
-    users_name, users_id_type = _find_users_table(schema, owner_column, users_table)
+    users_name, users_id_type = find_users_table(schema, owner_column, users_table)
     ctx = LintContext(schema, owner_column, users_name, users_id_type)
     ctx.tables = [t for t in schema.tables if t.managed_by != "better-auth" and t.name != users_name]
     ctx.owned = _owned(ctx.tables, ctx)
