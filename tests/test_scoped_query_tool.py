@@ -1,0 +1,104 @@
+"""run_scoped_query through MCP: one user's rows, refusals as clear tool errors, no secrets shown."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from mcp import Client
+
+from schema_architect.server.app import create_server
+from schema_architect.server.cli import run
+from schema_architect.server.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+FIXTURE = """
+CREATE TABLE users (id text PRIMARY KEY, email text NOT NULL);
+CREATE TABLE tasks (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    title varchar(200) NOT NULL, completed boolean NOT NULL DEFAULT false,
+                    created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE secrets (key text PRIMARY KEY, value text);
+INSERT INTO users VALUES ('alice', 'alice@example.com'), ('bob', 'bob@example.com');
+INSERT INTO tasks (user_id, title, completed) VALUES
+  ('alice', 'write report', false), ('alice', 'pay invoice', true), ('bob', 'BOB_PRIVATE plan', false);
+INSERT INTO secrets VALUES ('api_key', 'CANARY_KEY');
+"""
+
+
+@pytest.fixture(scope="module")
+def todo_url(make_database) -> str:
+    url = make_database("scoped_tool")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(FIXTURE)
+    return url
+
+
+def settings_for(url: str, tmp_path: Path) -> Settings:
+    return Settings(project=tmp_path, database_url=url, statement_timeout_ms=2000)
+
+
+async def call(settings: Settings, arguments: dict):
+    async with Client(create_server(settings)) as client:
+        return await client.call_tool("run_scoped_query", arguments)
+
+
+async def test_only_the_callers_rows_come_back(todo_url: str, tmp_path: Path) -> None:
+    result = await call(settings_for(todo_url, tmp_path), {
+        "sql": "SELECT title, completed FROM tasks ORDER BY title", "user_id": "alice"})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data["rows"] == [["pay invoice", True], ["write report", False]]
+    assert [c["name"] for c in data["columns"]] == ["title", "completed"]
+    assert data["row_count"] == 2 and data["truncated"] is False
+    assert "BOB_" not in json.dumps(data)
+    assert data["database"].endswith(todo_url.split("/")[3].split("?")[0])
+    assert "$" in data["rewritten_sql"]  # the caller id is bound, never spliced into the text
+    assert "alice" not in data["rewritten_sql"]
+
+
+async def test_aggregates_and_params_work_for_the_caller(todo_url: str, tmp_path: Path) -> None:
+    result = await call(settings_for(todo_url, tmp_path), {
+        "sql": "SELECT count(*) AS n FROM tasks WHERE completed = $1", "user_id": "alice", "params": [False]})
+    assert result.structured_content["rows"] == [[1]]
+    result = await call(settings_for(todo_url, tmp_path), {
+        "sql": "SELECT count(*) FROM tasks", "user_id": "bob", "limit": 5})
+    assert result.structured_content["rows"] == [[1]]
+
+
+@pytest.mark.parametrize("sql, words", [
+    ("DELETE FROM tasks", "read-only"),
+    ("SELECT * FROM secrets", "secrets"),
+    ("SELECT 1; DROP TABLE tasks", "2 statements"),
+    ("SELECT pg_sleep(10)", "pg_sleep"),
+])
+async def test_refusals_are_tool_errors_an_agent_can_act_on(todo_url: str, tmp_path: Path, sql: str,
+                                                             words: str) -> None:
+    result = await call(settings_for(todo_url, tmp_path), {"sql": sql, "user_id": "alice"})
+    assert result.is_error
+    text = result.content[0].text
+    assert words.lower() in text.lower(), text
+    assert "CANARY" not in text and "BOB_" not in text
+    with psycopg.connect(todo_url) as conn:  # nothing was changed
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (3,)
+
+
+async def test_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    settings = Settings(project=tmp_path, database_url="postgresql://app:hunter2@127.0.0.1:1/app",
+                        connect_timeout_s=1)
+    result = await call(settings, {"sql": "SELECT 1", "user_id": "alice"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "127.0.0.1:1/app" in text and "hunter2" not in text
+
+
+def test_the_cli_runs_a_scoped_query(todo_url: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", todo_url)
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["--project", str(tmp_path), "call", "run_scoped_query", "--args",
+                json.dumps({"sql": "SELECT title FROM tasks", "user_id": "bob"})], out, err)
+    assert code == 0, err.getvalue()
+    assert json.loads(out.getvalue())["rows"] == [["BOB_PRIVATE plan"]]
