@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from ..tools.bootstrap import apply_spec_if_empty
+from ..tools.propose import ProposalError, ProposedColumn
+from ..tools.propose_run import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
 from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
 from ..tools.read_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.scoped_query import ScopedQueryResult
 from ..tools.spec_file import SpecFileError
 from ..tools.sqlsafe import QueryRefused
 from .db import Database, DatabaseUnavailable, redact_url
+
 from .settings import Settings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
@@ -46,7 +49,7 @@ class AppContext:
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (SpecFileError, DatabaseUnavailable, QueryRefused)
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError)
 
 
 @contextmanager
@@ -56,6 +59,21 @@ def agent_errors() -> Iterator[None]:
         yield
     except EXPECTED_ERRORS as exc:
         raise ToolError(redact_url(str(exc))) from None
+
+
+async def confirm_replace(name: str, ctx: Context[AppContext], replace: bool = False, apply: bool = False,
+                          confirm_breaking: bool = False) -> Elicit[ConfirmBreaking] | ConfirmBreaking:
+    """Ask the user before a proposal replaces an existing table's section (a breaking change)."""
+    if not (replace and apply) or confirm_breaking:
+        return ConfirmBreaking(confirm=confirm_breaking, asked=False)
+    app = ctx.request_context.lifespan_context
+    if not await anyio.to_thread.run_sync(spec_has_table, app.settings.project, app.settings.spec_path, name):
+        return ConfirmBreaking(confirm=False, asked=False)  # nothing to replace: not breaking
+    caps = ctx.client_capabilities
+    if caps is None or caps.elicitation is None:
+        return ConfirmBreaking(confirm=False, asked=False)
+    return Elicit(f"Replace the spec section of table {name!r}? This is a breaking change: code and "
+                  "migrations that follow the old section will need changes.", ConfirmBreaking)
 
 
 def create_server(settings: Settings) -> MCPServer:
@@ -167,6 +185,54 @@ def create_server(settings: Settings) -> MCPServer:
                 )
         result.database = app.db.describe()
         return result
+
+    @mcp.tool(title="Propose a table", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    async def propose_table(
+        ctx: Context[AppContext],
+        confirmation: Annotated[ElicitationResult[ConfirmBreaking], Resolve(confirm_replace)],
+        name: Annotated[str, Field(description="Table name, lower-case snake_case, e.g. tags")],
+        purpose: Annotated[str, Field(description="What the table holds, in one or two sentences")],
+        columns: Annotated[list[ProposedColumn], Field(
+            description="The table's own columns; id, user_id, created_at and updated_at are added by "
+            "the conventions")] = [],  # noqa: B006 (pydantic copies defaults)
+        user_owned: Annotated[bool, Field(description="Rows belong to one user (adds user_id)")] = True,
+        references: Annotated[list[str] | None, Field(
+            description="Tables this one points at, e.g. ['tasks']: adds task_id with an FK and an index; "
+            "two references and no other columns make a link table")] = None,
+        query_patterns: Annotated[list[str] | None, Field(
+            description="How the app reads the table, in words or SQL: \"list a user's open tasks newest "
+            "first\"; indexes are derived from these")] = None,
+        apply: Annotated[bool, Field(description="Write the section into the spec")] = False,
+        expected_spec_hash: Annotated[str | None, Field(
+            description="With apply: the content_hash read_schema_spec returned; the write is refused "
+            "if the spec changed since")] = None,
+        replace: Annotated[bool, Field(description="Replace an existing table's section (breaking)")] = False,
+        confirm_breaking: Annotated[bool, Field(
+            description="Confirms a breaking replace when the client cannot be asked")] = False,
+    ) -> ProposeTableResult:
+        """Design a new table by the house conventions and prove it valid.
+
+        Adds what the conventions require and says which rule added what: an id primary key in the
+        project's style, user_id (the users table's id type) NOT NULL with ON DELETE CASCADE and an
+        index, created_at/updated_at timestamptz with database defaults, max lengths, CHECKs for fixed
+        value sets, and indexes derived from the query patterns (no redundant or lone-boolean index).
+        Returns the spec section, SQLModel code (table model plus Create/Read/Update), DDL, lint
+        findings and a migration note. The DDL is run on the database inside a transaction that is
+        rolled back, and the generated code is imported in a child process and diffed against it.
+        With apply=true the section is written into the spec atomically, only if its hash still
+        equals expected_spec_hash; replacing an existing section asks for confirmation.
+        """
+        app = ctx.request_context.lifespan_context
+        with agent_errors():
+            return await propose(
+                project=app.settings.project, spec_path=app.settings.spec_path, name=name, purpose=purpose, columns=columns,
+                user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
+                expected_spec_hash=expected_spec_hash, replace=replace,
+                confirmed=isinstance(confirmation, AcceptedElicitation) and confirmation.data.confirm,
+                owner_column=app.settings.owner_column, models_timeout=app.settings.models_timeout_s,
+                database=app.db.connection if app.db.configured else None, database_name=app.db.describe,
+            )
 
     return mcp
 
