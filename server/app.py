@@ -21,7 +21,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from ..tools.bootstrap import apply_spec_if_empty
 from ..tools.propose import ProposalError, ProposedColumn
 from ..tools.propose_run import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
 from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
@@ -83,7 +82,7 @@ def create_server(settings: Settings) -> MCPServer:
             settings.database_url.get_secret_value() if settings.database_url else None,
             project=settings.project, embedded=settings.embedded, max_size=settings.pool_max_size,
             connect_timeout_s=settings.connect_timeout_s,
-            on_embedded_start=lambda conn: apply_spec_if_empty(conn, settings.project, settings.spec_path),
+            on_embedded_start=lambda conn: _apply_spec_if_empty(conn, settings),
         )
         try:
             yield AppContext(settings=settings, db=db)
@@ -235,6 +234,12 @@ def create_server(settings: Settings) -> MCPServer:
             )
 
     return mcp
+
+
+async def _apply_spec_if_empty(conn, settings: Settings) -> None:
+    from ..tools.bootstrap import apply_spec_if_empty
+
+    await apply_spec_if_empty(conn, settings.project, settings.spec_path)
 
 
 def _version() -> str:

@@ -13,10 +13,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from typing import TYPE_CHECKING
+
 import anyio
-from psycopg import AsyncConnection
 
 from .embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -68,7 +72,7 @@ class Database:
 
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
                  connect_timeout_s: float = 20.0,
-                 on_embedded_start: Callable[[AsyncConnection], Awaitable[object]] | None = None) -> None:
+                 on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
         self._url = normalize_url(url) if url else None
         self._project = project
         self._allow_embedded = embedded

@@ -317,6 +317,137 @@ def test_fk_without_target_is_warned():
     assert [(w.rule, w.location.line) for w in parsed.warnings] == [("spec-unknown-fk-target", 5)]
 
 
+def test_description_cell_states_keys_when_there_is_no_constraints_column():
+    text = """\
+#### `session`
+
+| Column | Type | Description |
+|--------|------|-------------|
+| `id` | `VARCHAR` | Session ID (primary key) |
+| `userId` | `VARCHAR` | FK → `user.id` |
+| `ipAddress` | `VARCHAR` | Client IP (nullable) |
+
+## Table: tasks
+
+| Column | Type | Nullable | Description |
+|---|---|---|---|
+| id | UUID | No | Primary Key (auto-generated) |
+
+## Table: tags
+
+| Column | Type | Constraints | Description |
+|---|---|---|---|
+| id | SERIAL | PRIMARY KEY | Unique tag identifier |
+| name | TEXT | NOT NULL | Primary key of the old system |
+"""
+    parsed = parse_spec(text)
+    session, tasks, tags = parsed.schema.tables
+    assert session.primary_key == ["id"] and cols(session)["id"].nullable is False
+    assert [(f.columns, f.ref_table) for f in session.foreign_keys] == [(["userId"], "user")]
+    assert cols(session)["ipAddress"].nullable is True
+    assert tasks.primary_key == ["id"] and cols(tasks)["id"].identity is None  # a uuid is never serial
+    # With a Constraints column the description is prose: it states nothing.
+    assert tags.primary_key == ["id"] and not cols(tags)["id"].unique
+
+
+def test_primary_key_label_in_a_constraints_list():
+    text = """\
+### 3.1 Tasks Table (`tasks`)
+
+| Column | Type | Nullable | Description |
+|---|---|---|---|
+| `id` | `UUID` | No | Task id |
+| `title` | `TEXT` | No | Title |
+
+**Constraints:**
+- **Primary Key**: `id`
+- **Ownership**: `user_id` MUST be present.
+
+## Table: tags
+
+| Column | Type |
+|---|---|
+| user_id | TEXT |
+| name | TEXT |
+
+### Constraints
+- Primary key: (user_id, name)
+"""
+    parsed = parse_spec(text)
+    assert parsed.conflicts == []
+    tasks, tags = parsed.schema.tables
+    assert tasks.primary_key == ["id"] and cols(tasks)["id"].nullable is False
+    assert tags.primary_key == ["user_id", "name"]
+
+
+def test_nested_aspect_bullets_under_a_column_name():
+    text = """\
+### Tasks Table
+
+#### Column Definitions
+
+- **id** (Primary Key)
+  - Type: Integer (Auto-incrementing)
+  - Constraints: NOT NULL, PRIMARY KEY
+  - Purpose: Unique identifier for each task
+
+- **title** (Task Title)
+  - Type: String (VARCHAR)
+  - Constraints: NOT NULL, 1-200 characters
+  - Note: References nothing at all
+
+- **description** (Task Description)
+  - Type: Text (TEXT)
+  - Constraints: OPTIONAL, NULLABLE
+"""
+    parsed = parse_spec(text)
+    assert parsed.warnings == [] and parsed.conflicts == []
+    [tasks] = parsed.schema.tables
+    c = cols(tasks)
+    assert list(c) == ["id", "title", "description"]  # no column named Purpose, Note or Type
+    assert c["id"].type == "integer" and c["id"].identity == "serial" and tasks.primary_key == ["id"]
+    assert c["id"].description == "Unique identifier for each task"
+    assert c["title"].type == "varchar(200)" and c["title"].nullable is False
+    assert c["title"].location.line == 10 and tasks.foreign_keys == []
+    assert c["description"].type == "text" and c["description"].nullable is True
+
+
+def test_string_enum_bullet_is_a_varchar_with_allowed_values():
+    text = "### tasks\n- priority: string enum ('low', 'medium', 'high', default 'medium') - Task priority\n"
+    [tasks] = parse_spec(text).schema.tables
+    priority = cols(tasks)["priority"]
+    assert priority.type == "varchar" and priority.allowed_values == ["low", "medium", "high"]
+    assert priority.default == "'medium'"
+
+
+def test_prose_bullets_and_a_model_heading_named_by_the_text():
+    text = """\
+## Overview
+
+Model definitions (tasks table with foreign key to users.id from Better Auth).
+
+### Task Model Fields
+- id: Integer primary key, auto-incrementing
+- title: String, max length 200, NOT NULL
+- description: Optional string, max length 1000
+
+### Database Indexes
+- Index on tasks.title for search
+"""
+    parsed = parse_spec(text)
+    [tasks] = parsed.schema.tables
+    assert tasks.name == "tasks"  # the text says "tasks table"; the heading only guesses "task"
+    [conflict] = parsed.conflicts
+    assert (conflict.aspect, conflict.loser, conflict.winner_location.line) == ("table_name", "task", 3)
+    c = cols(tasks)
+    assert c["description"].type == "varchar(1000)" and c["description"].nullable is True
+    assert c["title"].type == "varchar(200)" and c["title"].nullable is False
+    assert [i.column_names for i in tasks.indexes] == [["title"]]
+    # Without such a mention the heading's name stands.
+    [task] = parse_spec(text.replace("tasks table", "the table").replace("tasks.title", "title")).schema.tables
+    assert task.name == "task"
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("#|-*`:()_ \n\r\tabcxyz01'\"→,.;CREATE TABLE class=True")), max_size=400))
 def test_never_raises_on_any_text(text):

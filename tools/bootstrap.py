@@ -6,21 +6,26 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import psycopg
+from typing import TYPE_CHECKING
 
 from .ddl import UPDATED_AT_FUNCTION, schema_ddl, updated_at_trigger_sql
 from .spec_file import SpecFileError, read_spec_bytes
 from .spec_reader import parse_spec
 
+if TYPE_CHECKING:
+    import psycopg
+
 log = logging.getLogger("schema_architect.bootstrap")
 
 
-async def apply_spec_if_empty(conn: psycopg.AsyncConnection, project: Path, spec_path: str | None) -> list[str]:
+async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, spec_path: str | None) -> list[str]:
     """Create the spec's tables in an empty database (no tables in public); return what ran.
 
     Does nothing when the database already has tables or the spec cannot be read. All or nothing:
     one transaction.
     """
+    import psycopg
+
     row = await (await conn.execute(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')")).fetchone()

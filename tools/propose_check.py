@@ -8,15 +8,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import psycopg
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
-from .catalog import read_catalog
 from .ddl import UPDATED_AT_FUNCTION, dependency_order, table_ddl, updated_at_trigger_sql
 from .diff import Drift, diff_schemas
 from .modelgen import sqlmodel_code
 from .models_reader import read_models
 from .schema import Schema, Table
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class DryRun(BaseModel):
@@ -35,9 +38,13 @@ class DryRun(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-async def dry_run(conn: psycopg.AsyncConnection, table: Table, spec: Schema, *, database: str,
+async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *, database: str,
                   models_timeout: float = 30.0) -> DryRun:
     """Execute the table's DDL in a rolled-back transaction and prove the generated code matches it."""
+    import psycopg  # here, not at import: the server starts without loading the driver
+
+    from .catalog import read_catalog
+
     result = DryRun(ran=True, database=database, ok=False)
     missing = await _missing_references(conn, table, spec)
     if isinstance(missing, str):
@@ -77,7 +84,7 @@ async def dry_run(conn: psycopg.AsyncConnection, table: Table, spec: Schema, *, 
     return result
 
 
-async def _missing_references(conn: psycopg.AsyncConnection, table: Table, spec: Schema) -> list[Table] | str:
+async def _missing_references(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> list[Table] | str:
     """Referenced tables absent from the database, from the spec (with their own dependencies)."""
     needed: list[Table] = []
     seen: set[str] = set()

@@ -57,7 +57,8 @@ def _parse(text: str, file: str) -> ParsedSpec:
         raise TypeError("parse_spec expects the spec's text as a str")
     text = text.replace("\x00", "")
     document = read_document(text, file)
-    tables, merge_warnings, conflicts = merge_tables(document.drafts, document.enums)
+    tables, merge_warnings, conflicts = merge_tables(document.drafts, document.enums,
+                                                        document.mentioned_tables)
     names = {t.name for t in tables}
     schema_patterns = []
     for pattern, mentioned in document.query_patterns:

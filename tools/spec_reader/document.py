@@ -48,6 +48,11 @@ _LABEL = re.compile(r"^\*\*([^*]{1,60}?)\s*:?\s*\*\*\s*:?\s*(.*)$")
 _COLUMN_BULLET = re.compile(rf"^(?:\*\*|`|\*)?({IDENT})(?:\*\*|`|\*)?\s*(?:(:|\(|\s[-–—]\s)\s*(.*)|$)")
 _NESTED_ASPECT = re.compile(r"^(?:\*\*)?(type|data\s*type|constraints?|default|nullable|description)"
                             r"(?:\*\*)?\s*:\s*(?:\*\*)?\s*(.*)$", re.I)
+# "Purpose: ...", "Note: ...": a capitalised label, in a column's sub-bullets.
+_ASPECT_LABEL = re.compile(r"^([A-Z][A-Za-z]*(?:\s+[A-Za-z]+)?)\s*:\s*(.*)$")
+_DESCRIPTION_LABELS = {"purpose", "meaning", "usage", "details", "comment", "comments"}
+_LEADING_NULLABILITY = re.compile(r"^(optional|nullable|required|mandatory|not[\s-]+null|non[\s-]*null(?:able)?)\s+",
+                                  re.I)
 _TABLE_NAME_LINE = re.compile(rf"^\**table(?:\s+name)?\**\s*:?\s*\**\s*:?\s*`?({IDENT}(?:\.{IDENT})?)`?\s*$", re.I)
 
 
@@ -127,6 +132,8 @@ class DocumentResult:
     enums: list[Enum] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     query_patterns: list[tuple[QueryPattern, set[str]]] = field(default_factory=list)
+    #: Table names the text uses ("tasks.user_id", "the tasks table"), each at its first line.
+    mentioned_tables: dict[str, Location] = field(default_factory=dict)
 
 
 class _Walker:
@@ -141,6 +148,12 @@ class _Walker:
         self.bullet_draft: TableDraft | None = None
         self.last_column: ColumnDraft | None = None
         self.last_column_indent = 0
+        # A bullet naming a column without a type ("- **title** (Task Title)"): it becomes a column
+        # once a nested "- Type: ..." sub-bullet gives it one.
+        self.last_column_pending = False
+        # The last column got "- Type: / - Constraints:" sub-bullets, so its other "- Label: text"
+        # sub-bullets ("- Purpose: ...", "- Note: ...") are about it too, never new columns.
+        self.last_column_nested = False
         self.last_text = ""
 
     def loc(self, line: int) -> Location:
@@ -257,6 +270,7 @@ class _Walker:
         self.label = None
         self.table_override = None
         self.bullet_draft = None
+        self.last_column = None
         self.last_text = clean(block.text)
 
     def on_paragraph(self, block: Paragraph) -> None:
@@ -319,10 +333,15 @@ class _Walker:
 
     def on_nested_aspect(self, text: str) -> bool:
         m = _NESTED_ASPECT.match(clean(text) if text.startswith("**") else text)
-        if not m:
-            return False
-        aspect, value = m.group(1).lower(), m.group(2)
         col = self.last_column
+        if not m:
+            if self.last_column_nested and (label := _ASPECT_LABEL.match(clean(text))):
+                if label.group(1).lower() in _DESCRIPTION_LABELS and not col.column.description:
+                    col.column.description = label.group(2).strip() or None
+                return True
+            return False
+        self.last_column_nested = True
+        aspect, value = m.group(1).lower(), m.group(2)
         if "type" in aspect:
             found, _, rest = leading_type(clean(value))
             if found:
@@ -337,6 +356,9 @@ class _Walker:
             self.apply_facts(col, prefix + value, "", self.bullet_draft)
         elif aspect == "description" and not col.column.description:
             col.column.description = clean(value)
+        if self.last_column_pending and "type" in col.stated and self.bullet_draft is not None:
+            self.bullet_draft.add_column(col)
+            self.last_column_pending = False
         return True
 
     def column_bullet(self, block: Bullet) -> None:
@@ -356,6 +378,10 @@ class _Walker:
         col = ColumnDraft(column, set())
         rest = rest.strip()
         description = ""
+        # "Optional string, max length 1000": a nullability word written before the type
+        said_first = ""
+        if (m := _LEADING_NULLABILITY.match(rest)) and leading_type(rest[m.end():])[0]:
+            said_first, rest = m.group(1), rest[m.end():]
         # "id (int, PK): description" / "id: integer (primary key) - description"
         found, spelled, after = leading_type(rest.lstrip("( ").replace("`", "")) if not rest.startswith("(") else (None, "", rest)
         constraints = ""
@@ -392,19 +418,21 @@ class _Walker:
             col.stated.add("type")
             if found.identity:
                 col.stated.add("identity")
-            if re.match(r"^\s*enum\b", constraints, re.I) and column.type == "varchar":
-                column.type = "text"
         else:
             col.unreadable_type = ""
         column.description = clean(description) or None
+        if said_first:
+            constraints = f"{said_first}, {constraints}"
         self.apply_facts(col, constraints, description, draft)
-        if found is None and not rest:
-            if not any("type" in c.stated for c in draft.columns.values()):
-                return
-        elif found is None and not _looks_like_column_words(constraints):
-            return
-        draft.add_column(col)
         self.last_column, self.last_column_indent = col, block.indent
+        self.last_column_nested = False
+        # A bare name (before any typed column) or a name with prose only ("- **title** (Task Title)")
+        # is not a column yet: it waits for a nested "- Type: ..." sub-bullet.
+        self.last_column_pending = found is None and (
+            not rest and not any("type" in c.stated for c in draft.columns.values())
+            or bool(rest) and not _looks_like_column_words(constraints))
+        if not self.last_column_pending:
+            draft.add_column(col)
 
     def apply_facts(self, col: ColumnDraft, constraints: str, description: str, draft: TableDraft | None) -> None:
         facts = read_constraints(constraints, description)
@@ -522,9 +550,11 @@ class _Walker:
         name = None
         if m := re.match(rf"^({IDENT})\s*:\s*((?:PRIMARY\s+KEY|UNIQUE|CHECK)\b.*)$", text, re.I):
             name, text = m.group(1), m.group(2)
-        if m := re.match(rf"^PRIMARY\s+KEY\s*\(([^)]*)\)\s*$", text, re.I):
+        # "PRIMARY KEY (a, b)" and the label form "Primary Key: id"
+        if m := re.match(rf"^PRIMARY\s+KEY\s*(?:\(\s*([^)]*)\)|[:=]\s*\(?\s*({IDENT}(?:\s*,\s*{IDENT})*)\s*\)?)\s*$",
+                         text, re.I):
             if draft := self.section_draft(None, line):
-                draft.primary_key = [c.strip() for c in m.group(1).split(",")]
+                draft.primary_key = [c.strip() for c in (m.group(1) or m.group(2)).split(",")]
             return
         if m := re.match(r"^UNIQUE\s*\(([^)]*)\)\s*$", text, re.I):
             if draft := self.section_draft(None, line):
@@ -644,6 +674,9 @@ class _Walker:
                 col.stated.add("identity")
             description = clean_description(cells[description_col]) if description_col is not None else ""
             constraints = cells[constraints_col] if constraints_col is not None else ""
+            if constraints_col is None and notes_col is None:
+                # No column for constraints: the description is where keys get said ("UUID (primary key)").
+                constraints = description
             if notes_col is not None:
                 constraints += ", " + cells[notes_col]
                 if description_col is None:
@@ -892,5 +925,21 @@ def _mentioned_tables(text: str) -> set[str]:
         w.lower() for w in re.findall(IDENT, text)}
 
 
+# "tasks.user_id" (lower case: "Task.user_id" is a Python class attribute) and "the `tasks` table".
+_DOTTED_MENTION = re.compile(r"(?<![\w./-])([a-z_][a-z0-9_]*)\.[a-z_][a-z0-9_]*\b(?!\.\w|\()")
+_TABLE_MENTION = re.compile(rf"(?<![\w.])`?({IDENT})`?\s+table\b", re.I)
+
+
+def table_mentions(text: str, file: str) -> dict[str, Location]:
+    mentioned: dict[str, Location] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        for pattern in (_DOTTED_MENTION, _TABLE_MENTION):
+            for m in pattern.finditer(line):
+                mentioned.setdefault(m.group(1).lower(), Location(file=file, line=number))
+    return mentioned
+
+
 def read_document(text: str, file: str) -> DocumentResult:
-    return _Walker(text, file).walk()
+    result = _Walker(text, file).walk()
+    result.mentioned_tables = table_mentions(text, file)
+    return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..findings import Finding, SpecConflict
 from ..schema import BETTER_AUTH_TABLES, Column, Enum, ForeignKey, Index, Location, Table
-from .drafts import PRECEDENCE, PRECEDENCE_TEXT, SECTION, ColumnDraft, TableDraft
+from .drafts import PRECEDENCE, PRECEDENCE_TEXT, PYTHON, SECTION, ColumnDraft, TableDraft
 from .words import in_list_values
 
 _COLUMN_ASPECTS = ("type", "nullable", "default", "unique", "identity", "allowed_values")
@@ -40,29 +40,47 @@ def _plural_forms(name: str) -> list[str]:
     return forms
 
 
-def resolve_names(drafts: list[TableDraft], conflicts: list[SpecConflict]) -> None:
-    """Give guessed names (``user`` from ``class User``) the plural another representation states."""
+def resolve_names(drafts: list[TableDraft], conflicts: list[SpecConflict],
+                  mentioned: dict[str, Location] | None = None) -> None:
+    """Give guessed names (``user`` from ``class User``, a "Task Model" heading) the plural another
+    representation states or, failing that, the plural the document's text calls the table by
+    (``tasks.user_id``, "the tasks table"); ``mentioned`` maps such names to where they are first said.
+    A Python class keeps its implicit name against mere mentions: SQLModel really names it so."""
     strong = {d.name for d in drafts if not d.weak_name and d.source != SECTION}
+    mentioned = mentioned or {}
+    renames: dict[str, str] = {}
     for draft in drafts:
         if not draft.weak_name or draft.name in strong:
             continue
         match = next((form for form in _plural_forms(draft.name) if form in strong), None)
         if match:
             winner = next(d for d in drafts if d.name == match and not d.weak_name)
-            conflicts.append(SpecConflict(
-                object=match, aspect="table_name", winner=match, winner_location=winner.location,
-                loser=draft.name, loser_location=draft.location,
-                why=f"the {draft.source} at line {draft.location.line} has no explicit table name; its "
-                    f"implicit name {draft.name!r} was matched to the table {match!r} stated elsewhere",
-            ))
-            draft.name = match
+            where, by = winner.location, "stated elsewhere"
+        elif draft.source != PYTHON and draft.name not in mentioned and (match := next(
+                (form for form in _plural_forms(draft.name) if form in mentioned and len(form) > len(draft.name)),
+                None)):  # only a plural: "Users Model" must not become a passing "user.id"
+            where, by = mentioned[match], f"named in the text at line {mentioned[match].line}"
+        else:
+            continue
+        conflicts.append(SpecConflict(
+            object=match, aspect="table_name", winner=match, winner_location=where,
+            loser=draft.name, loser_location=draft.location,
+            why=f"the {draft.source} at line {draft.location.line} has no explicit table name; its "
+                f"implicit name {draft.name!r} was matched to the table {match!r} {by}",
+        ))
+        renames[draft.name] = match
+        draft.name = match
+    # Sections under the same guessed heading (its indexes, its relationships) follow the rename.
+    for draft in drafts:
+        if draft.source == SECTION and draft.name in renames:
+            draft.name = renames[draft.name]
 
 
-def merge_tables(drafts: list[TableDraft], enums: list[Enum]) -> tuple[list[Table], list[Finding],
-                                                                         list[SpecConflict]]:
+def merge_tables(drafts: list[TableDraft], enums: list[Enum], mentioned: dict[str, Location] | None = None,
+                 ) -> tuple[list[Table], list[Finding], list[SpecConflict]]:
     warnings: list[Finding] = []
     conflicts: list[SpecConflict] = []
-    resolve_names(drafts, conflicts)
+    resolve_names(drafts, conflicts, mentioned)
     order: list[str] = []
     by_name: dict[str, list[TableDraft]] = {}
     for draft in drafts:
