@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: Drift severities, worst first (tools/diff.py); kept here so `--help` needs no heavy import.
 SEVERITIES = ("breaking", "data-loss-risk", "degraded", "cosmetic")
 
@@ -33,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the MCP server (stdio by default, as Claude Code launches it)")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP only: address to bind (loopback)")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP only: address to bind (default loopback; "
+                       "anything else needs SCHEMA_ARCHITECT_ALLOWED_HOSTS and SCHEMA_ARCHITECT_HTTP_TOKEN)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP only: port (endpoint /mcp)")
 
     call = sub.add_parser("call", help="run one tool in-process as MCP would; print its result as JSON")
@@ -188,17 +188,20 @@ def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
 def _serve(ns: argparse.Namespace, err: TextIO) -> int:
     from .app import create_server
 
-    if ns.transport == "http" and ns.host not in LOOPBACK:
-        raise UsageError(
-            f"--host {ns.host} is beyond loopback; serving the tools to the network is not supported "
-            "yet. Use --host 127.0.0.1."
-        )
-    server = create_server(_settings(ns))
+    settings = _settings(ns)
+    server = create_server(settings)
     if ns.transport == "stdio":
         server.run("stdio")
-    else:
-        err.write(f"schema-architect: serving MCP at http://{ns.host}:{ns.port}/mcp\n")
-        server.run("streamable-http", host=ns.host, port=ns.port)
+        return 0
+    from .http import HttpConfigError, check_exposure, serve_http
+
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    try:
+        check_exposure(ns.host, settings.allowed_hosts, token)
+    except HttpConfigError as exc:
+        raise UsageError(str(exc)) from None
+    err.write(f"schema-architect: serving MCP at http://{ns.host}:{ns.port}/mcp\n")
+    serve_http(server, host=ns.host, port=ns.port, allowed_hosts=settings.allowed_hosts, token=token)
     return 0
 
 

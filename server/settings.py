@@ -59,7 +59,14 @@ class Settings(BaseSettings):
     )
     models_timeout_s: float = Field(30.0, gt=0, description="Time limit for importing the models.")
 
-    @field_validator("shared_tables", mode="before")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="HTTP beyond loopback only: the Host header values clients use (comma-separated).",
+    )
+    http_token: SecretStr | None = Field(
+        None, description="HTTP beyond loopback only: the bearer token every request must carry.")
+
+    @field_validator("shared_tables", "allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -82,7 +89,7 @@ def settings_table() -> list[tuple[str, str, str]]:
         alias = field.validation_alias
         env = alias.choices[0] if isinstance(alias, AliasChoices) else f"SCHEMA_ARCHITECT_{name.upper()}"
         default = "current folder" if name == "project" else (
-            "[]" if name == "shared_tables" else repr(field.default))
+            "[]" if name in ("shared_tables", "allowed_hosts") else repr(field.default))
         rows.append((str(env), default, field.description or ""))
     return rows
 
