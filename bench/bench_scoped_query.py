@@ -1,8 +1,9 @@
 """Figures for run_scoped_query (no pass/fail). Run: /work/venv/bin/python bench/bench_scoped_query.py
 
 Starts a private embedded PostgreSQL, loads ../shared/attacks/fixture.sql and prints:
-parse+rewrite overhead per call, a whole call vs plain psycopg on the same query (warm connection,
-p50/p95 and ratio), statements and round trips per call, and peak Python memory for a 5M-row
+parse+rewrite overhead per call (uncached, and through the rewrite LRU cold and hit), a whole call
+vs plain psycopg on the same query (warm connection, p50/p95 and ratio; rewrite cache emptied before
+each "cold" call, kept for each "cached" one), statements and round trips per call, and peak Python memory for a 5M-row
 result with limit 100.
 """
 
@@ -19,7 +20,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from schema_architect.tools.scoped_query import run_scoped_query
-from schema_architect.tools.sqlsafe import ClassificationCache, check_sql, rewrite
+from schema_architect.tools.sqlsafe import ClassificationCache, check_sql, prepare, rewrite
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "attacks" / "fixture.sql"
 QUERY = "SELECT id, title, created_at FROM tasks WHERE NOT completed ORDER BY created_at DESC LIMIT 20"
@@ -54,20 +55,36 @@ async def main() -> None:
             for _ in range(N):
                 checked = check_sql(QUERY)
                 rewrite(checked, data, 1, row_cap=101)
-            print(f"parse+check+rewrite: {(time.perf_counter() - t) / N * 1e6:.0f} us per call")
+            print(f"parse+check+rewrite (check_sql + rewrite, no cache): {(time.perf_counter() - t) / N * 1e6:.0f} us per call")
+            t = time.perf_counter()
+            for _ in range(N):
+                data.rewrites.clear()
+                prepare(QUERY, data, 1, 101)
+            print(f"prepare, cold (cache emptied each call)            : {(time.perf_counter() - t) / N * 1e6:.0f} us per call")
+            prepare(QUERY, data, 1, 101)
+            t = time.perf_counter()
+            for _ in range(N * 20):
+                prepare(QUERY, data, 1, 101)
+            print(f"prepare, cached (LRU hit)                          : {(time.perf_counter() - t) / (N * 20) * 1e6:.2f} us per call")
 
-            plain, scoped = [], []
+            plain, cold, warm = [], [], []
             for _ in range(N):
                 t = time.perf_counter()
                 cur = await conn.execute(QUERY, prepare=False)
                 await cur.fetchall()
                 plain.append((time.perf_counter() - t) * 1000)
+                data.rewrites.clear()
                 t = time.perf_counter()
                 await run_scoped_query(conn, QUERY, "u_alice", cache=cache)
-                scoped.append((time.perf_counter() - t) * 1000)
-            p50p, p95p, p50s, p95s = pct(plain, .5), pct(plain, .95), pct(scoped, .5), pct(scoped, .95)
-            print(f"plain psycopg   : p50 {p50p:.3f} ms  p95 {p95p:.3f} ms  (unscoped: reads both users)")
-            print(f"run_scoped_query: p50 {p50s:.3f} ms  p95 {p95s:.3f} ms  ratio p50 {p50s / p50p:.2f}x")
+                cold.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                await run_scoped_query(conn, QUERY, "u_alice", cache=cache)
+                warm.append((time.perf_counter() - t) * 1000)
+            p50p, p95p = pct(plain, .5), pct(plain, .95)
+            print(f"plain psycopg             : p50 {p50p:.3f} ms  p95 {p95p:.3f} ms  (unscoped: reads both users)")
+            for label, xs in (("run_scoped_query, cold", cold), ("run_scoped_query, cached", warm)):
+                print(f"{label:<26}: p50 {pct(xs, .5):.3f} ms  p95 {pct(xs, .95):.3f} ms  "
+                      f"ratio p50 {pct(xs, .5) / p50p:.2f}x")
 
             # Statements per call, measured: transactions (BEGIN..ROLLBACK) and statements seen by the server.
             async def counters():

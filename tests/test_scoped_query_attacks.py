@@ -96,6 +96,51 @@ EXTRA = [
     {"id": "own-allow-008", "expect": "allow", "sql": "SELECT * FROM (SELECT id, title FROM tasks WHERE completed ORDER BY id DESC LIMIT 3) s ORDER BY id"},
     {"id": "own-allow-009", "expect": "allow", "sql": "SELECT id FROM tasks WHERE id > $1 ORDER BY id LIMIT $2", "params": [100, 4]},
     {"id": "own-allow-010", "expect": "allow", "limit": 3, "acceptable": ["full_result", "capped_result"], "sql": "SELECT id, title FROM tasks ORDER BY id OFFSET 5"},
+    # Canaries the agent types itself: nothing said back may contain them (no exception for the
+    # agent's own text, since a reader cannot tell it from leaked data).
+    {"id": "own-echo-001", "expect": "scoped", "sql": "SELECT * FROM tasks WHERE user_id = (SELECT id FROM users WHERE email = 'bob@example.com') OR title = 'BOB_SECRET task 1'"},
+    {"id": "own-echo-002", "expect": "scoped", "sql": "/* CANARY BOB_ bob@example.com */ SELECT count(*) FROM tasks -- CANARY\nWHERE title <> 'x'"},
+    {"id": "own-echo-003", "expect": "scoped", "sql": "SELECT count(*) FROM tasks WHERE title <> $tag$BOB_SECRET bob@example.com CANARY$tag$ AND title <> $$BOB_$$"},
+    {"id": "own-echo-004", "expect": "scoped", "sql": "SELECT count(*) FROM tasks WHERE title NOT LIKE E'BOB\\x5F%' AND description IS DISTINCT FROM E'bob\\x40example.com'"},
+    {"id": "own-echo-005", "expect": "scoped", "sql": "SELECT count(*) FROM tasks WHERE title NOT LIKE U&'BOB\\005F%' AND title <> U&'CANAR\\0059'"},
+    {"id": "own-echo-006", "expect": "scoped", "sql": "SELECT id, 'BOB_SECRET'::int FROM tasks"},
+    {"id": "own-echo-007", "expect": "scoped", "sql": "SELECT E'bob\\x40example.com'::int"},
+    {"id": "own-echo-008", "expect": "scoped", "sql": "SELECT (E'x\\\" BOB_SECRET \\\"y')::int FROM tasks"},
+    {"id": "own-echo-009", "expect": "scoped", "sql": "SELECT $1::int FROM tasks", "params": ["BOB_SECRET bob@example.com"]},
+    {"id": "own-echo-010", "expect": "scoped", "sql": "SELECT now() AT TIME ZONE 'CANARY/Zone' FROM tasks"},
+    {"id": "own-echo-011", "expect": "scoped", "sql": "SELECT to_date('bob@example.com', 'YYYY-MM-DD'), jsonb_path_query('{}', 'BOB_ ++ CANARY')"},
+    {"id": "own-echo-012", "expect": "scoped", "sql": "SELECT t.\"BOB_col\", \"bob@col\" FROM tasks t"},
+    {"id": "own-echo-013", "expect": "scoped", "sql": "SELECT 1::\"CANARY_type\", title COLLATE \"bob@coll\" FROM tasks"},
+    {"id": "own-echo-014", "expect": "scoped", "sql": "SELECT '{\"a\": 1}'::jsonb -> 'BOB_key', ('BOB_' || 'x')::int FROM tasks"},
+    {"id": "own-echo-015", "expect": "scoped", "sql": "EXPLAIN (VERBOSE) SELECT id FROM tasks WHERE title = 'BOB_SECRET task 1' OR title = upper('bob_x') OR description = $1", "params": ["bob@example.com CANARY"]},
+    {"id": "own-echo-016", "expect": "scoped", "sql": "EXPLAIN (FORMAT JSON) SELECT id FROM tasks WHERE title LIKE 'BOB_SECRET%' OR title = $1", "params": ["CANARY"]},
+    {"id": "own-echo-018", "expect": "scoped", "sql": "SELECT title COLLATE \"bob@coll\" FROM tasks"},
+    {"id": "own-echo-019", "expect": "scoped", "sql": "SELECT count(*) FROM tasks WHERE description ~ '(BOB_' OR title = ANY('{BOB_x,\"bob@y\"}')"},
+    {"id": "own-echo-017", "expect": "scoped", "sql": "SELECT id FROM tasks WHERE title = 'it''s BOB_'' CANARY' ORDER BY id"},
+    # Made-up names that are quoted free text are refused (they would come back as column names).
+    {"id": "own-echo-101", "expect": "reject", "sql": "SELECT title AS \"bob@x\" FROM tasks"},
+    {"id": "own-echo-102", "expect": "reject", "sql": "SELECT \"BOB_t\".title FROM tasks AS \"BOB_t\""},
+    {"id": "own-echo-103", "expect": "reject", "sql": "WITH \"CANARY\" AS (SELECT 1 AS x) SELECT x FROM \"CANARY\""},
+    {"id": "own-echo-104", "expect": "reject", "sql": "SELECT * FROM tasks AS t(\"BOB_id\")"},
+    {"id": "own-echo-105", "expect": "reject", "sql": "SELECT * FROM jsonb_to_record('{}') AS x(\"bob@a\" int)"},
+    {"id": "own-echo-106", "expect": "reject", "sql": "SELECT count(*) OVER \"CANARY_w\" FROM tasks WINDOW \"CANARY_w\" AS ()"},
+    {"id": "own-echo-107", "expect": "reject", "sql": "SELECT make_interval(\"BOB_days\" => 1)"},
+    {"id": "own-echo-108", "expect": "reject", "sql": "SELECT 1 FROM tasks JOIN task_tags USING (id) AS \"BOB_j\""},
+    # Refusals never quote the agent's literals, comments or quoted names.
+    {"id": "own-echo-201", "expect": "reject", "sql": "SELECT 'BOB_SECRET bob@example.com"},
+    {"id": "own-echo-202", "expect": "reject", "sql": "SELECT 1 /* CANARY bob@example.com"},
+    {"id": "own-echo-203", "expect": "reject", "sql": "SELECT $x$BOB_SECRET"},
+    {"id": "own-echo-204", "expect": "reject", "sql": "SELECT 'a' 'BOB_SECRET' FROM"},
+    {"id": "own-echo-205", "expect": "reject", "sql": "SELECT 1BOB_SECRET"},
+    {"id": "own-echo-206", "expect": "reject", "sql": "SELECT * FROM \"BOB_tasks\""},
+    {"id": "own-echo-207", "expect": "reject", "sql": "SELECT \"CANARY_fn\"('bob@example.com')"},
+    {"id": "own-echo-208", "expect": "reject", "sql": "SELECT * FROM \"bob@db\".\"BOB_s\".tasks"},
+    {"id": "own-echo-209", "expect": "reject", "sql": "SELECT * FROM information_schema.\"CANARY_view\""},
+    {"id": "own-echo-210", "expect": "reject", "sql": "EXPLAIN (\"BOB_opt\" true) SELECT 1"},
+    {"id": "own-echo-211", "expect": "reject", "sql": "SELECT 1 OPERATOR(\"BOB_s\".=) 1"},
+    {"id": "own-echo-212", "expect": "reject", "sql": "SELECT \"BOB_s\".lower('x')"},
+    {"id": "own-echo-213", "expect": "reject", "sql": "SELECT current_setting('CANARY.bob@x')"},
+    {"id": "own-echo-214", "expect": "reject", "sql": "SELECT * FROM tasks WHERE title = 'BOB_' AND id = $1"},
 ]
 for _c in EXTRA:
     _c.setdefault("acceptable", {"reject": ["static_reject"], "scoped": ["scoped_result", "static_reject"],
@@ -172,6 +217,22 @@ def _leaks(text: str) -> list[str]:
     return [c for c in CANARIES if c in text]
 
 
+def _strings(value) -> list[str]:
+    """Every string in a dumped model, keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return [str(value)]
+
+
+def _error_text(exc: QueryRefused) -> str:
+    return "\n".join([str(exc), repr(exc), *map(str, exc.args), exc.finding.model_dump_json(),
+                      *_strings(exc.finding.model_dump())])
+
+
 async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict) -> tuple[str, str | None]:
     """(outcome, problem or None)."""
     limit = case.get("limit", 100)
@@ -179,7 +240,7 @@ async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict)
         result = await run_scoped_query(conn, case["sql"], _user(case), case.get("params"), limit,
                                         statement_timeout_ms=TIMEOUT_MS, cache=cache)
     except QueryFailed as exc:
-        text = str(exc) + exc.finding.model_dump_json()
+        text = _error_text(exc)
         outcome = "timeout_error" if exc.finding.rule == "sql-timeout" else "runtime_error"
         if leaks := _leaks(text):
             return outcome, f"error text leaks {leaks}: {text[:200]}"
@@ -187,7 +248,7 @@ async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict)
             return outcome, None  # an error that leaks nothing is still scoped
         return outcome, None if outcome in case["acceptable"] else f"{outcome}: {exc}"
     except QueryRefused as exc:
-        text = str(exc) + exc.finding.model_dump_json()
+        text = _error_text(exc)
         if leaks := _leaks(text):
             return "static_reject", f"refusal text leaks {leaks}"
         if "static_reject" not in case["acceptable"]:
@@ -204,11 +265,9 @@ async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict)
             except psycopg.Error as again:
                 return "static_reject", f"refusal needed the database: {again}"
         return "static_reject", None
-    # The rewritten SQL repeats the agent's own literals (scope-037 writes 'bob@example.com'
-    # itself); anything else in it, and every other field, must be canary-free.
-    text = result.model_copy(update={"rewritten_sql": ""}).model_dump_json()
-    own = [c for c in CANARIES if c in case["sql"]]
-    if leaks := _leaks(text) + [c for c in _leaks(result.rewritten_sql) if c not in own]:
+    # Every field, rewritten_sql included, even where the agent typed the canary itself.
+    text = result.model_dump_json() + "\n".join(_strings(result.model_dump()))
+    if leaks := _leaks(text):
         return "scoped_result", f"result leaks {leaks}: {text[:300]}"
     tag = re.search(r"<(untrusted-data-[0-9a-f]{16})>", result.wrapped_rows).group(1)
     body = result.wrapped_rows.split(f"<{tag}>\n", 1)[1].split(f"\n</{tag}>", 1)[0]
@@ -355,3 +414,37 @@ async def test_scoped_role_and_rls_keyed_on_caller_setting(attack_db) -> None:
                                         "u_alice", role="agent_ro")
         assert result.rows == [["agent_ro", "u_alice", 3002]]
         assert (await (await conn.execute("SELECT current_user::text")).fetchone())[0] == "app_owner"
+
+
+async def test_shown_sql_elides_literals_but_the_real_ones_run(attack_db) -> None:
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=True) as conn:
+        cache = ClassificationCache()
+        sql = "SELECT id, title FROM tasks WHERE title IN ('alice task 2', $$alice task 4$$, E'alice\\x20task 6') ORDER BY id"
+        result = await run_scoped_query(conn, sql, "u_alice", cache=cache)
+        assert [r[1] for r in result.rows] == ["alice task 2", "alice task 4", "alice task 6"]
+        assert "alice" not in result.rewritten_sql and result.rewritten_sql.count("'…'") == 3
+        # The same text again is served from the map's rewrite cache, with the same answer.
+        data = cache.peek(conn, "user_id", ())
+        assert len(data.rewrites) == 1
+        again = await run_scoped_query(conn, sql, "u_alice", cache=cache)
+        assert again.rows == result.rows and again.rewritten_sql == result.rewritten_sql
+        assert len(data.rewrites) == 1
+        # A reload of the catalog map (after a migration) starts a fresh, empty rewrite cache.
+        cache.clear()
+        third = await run_scoped_query(conn, sql, "u_bob", cache=cache)
+        assert cache.peek(conn, "user_id", ()) is not data and third.rows == []
+
+
+async def test_runtime_error_points_into_the_agents_query(attack_db) -> None:
+    async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=True) as conn:
+        sql = "SELECT id,\n       'BOB_SECRET bob@example.com CANARY'::int AS n\nFROM tasks"
+        with pytest.raises(QueryFailed) as info:
+            await run_scoped_query(conn, sql, "u_alice")
+        message = info.value.finding.message
+        assert message == ('The database rejected the query: invalid input syntax for type integer: '
+                           '"<redacted>" (SQLSTATE 22P02, at line 2, column 8 of the query).')
+        assert info.value.finding.location.line == 2
+        with pytest.raises(QueryFailed) as info:
+            await run_scoped_query(conn, "SELECT id FROM tasks t\nWHERE t.nosuch = 1 AND title = 'BOB_'", "u_alice")
+        assert "column t.nosuch does not exist" in info.value.finding.message
+        assert "line 2, column 7 of the query" in info.value.finding.message

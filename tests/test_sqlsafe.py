@@ -9,8 +9,11 @@ import pytest
 from pglast import parse_sql
 
 from schema_architect.tools.scoped_query import redact, scoped_role_ddl
-from schema_architect.tools.sqlsafe import QueryRefused, check_sql, rewrite
-from schema_architect.tools.sqlsafe.classify import build_map
+from schema_architect.tools.sqlsafe import QueryRefused, UnknownRelation, check_sql, prepare, rewrite
+from schema_architect.tools.sqlsafe.classify import REWRITE_CACHE_SIZE, build_map
+from schema_architect.tools.sqlsafe.redact import elided_literals
+from schema_architect.tools.sqlsafe.rewriter import MAX_CACHED_SQL_CHARS
+from pglast.stream import RawStream
 
 CASES = Path(__file__).parent / "cases" / "sqlsafe"
 _T = ["pg_catalog", "text"]
@@ -188,10 +191,186 @@ def test_link_table_requires_every_parent_to_be_the_callers() -> None:
     assert MAP.relations[("public", "app_settings")].scope == "refused"
 
 
-def test_redact_keeps_only_what_the_agent_wrote() -> None:
-    sql = 'SELECT "Title"::int FROM tasks'
+def test_redact_keeps_only_plain_names_the_query_uses() -> None:
+    # Changed with the "no free text back" rule: a quoted name such as "Title" is redacted too
+    # (it could hold any text); a plain name the query uses stays readable.
+    sql = 'SELECT "Title"::int, title FROM tasks'
     msg = 'invalid input syntax for type integer: "BOB_SECRET 1" near "Title"'
-    assert redact(msg, sql) == 'invalid input syntax for type integer: "<redacted>" near "Title"'
+    assert redact(msg, sql) == 'invalid input syntax for type integer: "<redacted>" near "<redacted>"'
+    assert redact('column "title" is ambiguous', sql) == 'column "title" is ambiguous'
+    assert redact('column "t.title" must appear in the GROUP BY', "SELECT t.title FROM tasks t") == \
+        'column "t.title" must appear in the GROUP BY'
+    assert redact('column "other" does not exist', sql) == 'column "<redacted>" does not exist'
+
+
+@pytest.mark.parametrize("message, sqlstate, sql, expected", [
+    # Data exceptions quote values: everything between the first and the last quote goes, so a
+    # value holding quotes cannot leave part of itself outside the redaction.
+    ('invalid input syntax for type integer: "x" BOB_SECRET "y"', "22P02", "SELECT 1",
+     'invalid input syntax for type integer: "<redacted>"'),
+    ('invalid input syntax for type integer: "title"', "22P02", "SELECT title FROM tasks",
+     'invalid input syntax for type integer: "<redacted>"'),
+    ('unterminated "BOB_SECRET', "42601", "SELECT 1", 'unterminated "<redacted>"'),
+    # Unquoted echoes of the agent's quoted names and literal values are caught too.
+    ("column t.BOB_col does not exist", "42703", 'SELECT t."BOB_col" FROM tasks t',
+     "column t.<redacted> does not exist"),
+    ("no match for bob@example.com here", "XX000", "SELECT 'bob@example.com'",
+     "no match for <redacted> here"),
+    ("division by zero", "22012", "SELECT 1/0", "division by zero"),
+])
+def test_redact_db_message(message, sqlstate, sql, expected) -> None:
+    assert redact(message, sql, sqlstate) == expected
+
+
+@pytest.mark.parametrize("literal, value", [
+    ("'bob@example.com'", "bob@example.com"),
+    ("E'BOB\\x5FSECRET'", "BOB_SECRET"),
+    ("$$CANARY it's$$", "CANARY it's"),
+    ("$q$CANARY$q$", "CANARY"),
+    ("U&'CANAR\\0059'", "CANARY"),
+    ("'it''s BOB_'", "it's BOB_"),
+    ("'é ñ BOB_ ü'", "é ñ BOB_ ü"),  # character, not byte, offsets
+])
+def test_shown_sql_elides_every_kind_of_string_literal(literal: str, value: str) -> None:
+    checked = check_sql(f"SELECT id, interval '1 day' FROM tasks WHERE title = {literal} -- CANARY")
+    out = rewrite(checked, MAP, 1, row_cap=11)
+    # What runs keeps the value; what is shown has every string literal as '…' and no comment.
+    assert parse_sql(out.sql)[0].stmt.whereClause.rexpr.val.sval == value
+    assert out.shown_sql == out.sql.replace(_quote(value), "'…'").replace("'1 day'", "'…'")
+    for canary in ("BOB_", "bob@", "CANARY", value):
+        assert canary not in out.shown_sql
+    check_sql(out.shown_sql)  # still a readable, parseable query
+    with elided_literals(out.tree):  # the lexer-based elision equals printing an elided tree
+        assert RawStream()(out.tree) == out.shown_sql
+    assert RawStream()(out.tree) == out.sql  # and the tree is left as it was
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 'BOB_SECRET bob@example.com",
+    "SELECT 1 /* CANARY bob@example.com",
+    "SELECT $x$BOB_SECRET",
+    "SELECT E'BOB_SECRET",
+    "SELECT 'a' 'BOB_SECRET' FROM",
+    "SELECT 1BOB_SECRET",
+    'SELECT "BOB_SECRET',
+    "SELECT 1 FROM tasks WHERE BOB_SECRET CANARY",
+])
+def test_parse_errors_never_quote_the_agents_text(sql: str) -> None:
+    with pytest.raises(QueryRefused) as info:
+        check_sql(sql)
+    text = str(info.value) + info.value.finding.model_dump_json()
+    assert info.value.finding.rule == "sql-parse-error"
+    assert "line 1, column" in text
+    for canary in ("BOB_", "bob@", "CANARY"):
+        assert canary not in text
+
+
+def test_parse_error_keeps_keywords_and_plain_names() -> None:
+    with pytest.raises(QueryRefused) as info:
+        check_sql("SELECT * FROM tasks WHERE WHERE")
+    assert 'at or near "WHERE"' in info.value.finding.message
+
+
+@pytest.mark.parametrize("sql", [
+    'SELECT title AS "bob@x" FROM tasks',
+    'SELECT title AS "Title" FROM tasks',
+    'SELECT 1 FROM tasks AS "BOB_t"',
+    'SELECT * FROM tasks AS t("BOB_id")',
+    'WITH "CANARY" AS (SELECT 1 AS x) SELECT x FROM "CANARY"',
+    'WITH c("BOB_c") AS (SELECT 1) SELECT 1 FROM c',
+    'SELECT * FROM jsonb_to_record(\'{}\') AS x("bob@a" int)',
+    'SELECT count(*) OVER "W" FROM tasks WINDOW "W" AS ()',
+    'SELECT make_interval("BOB_days" => 1)',
+    'SELECT 1 FROM tasks JOIN tags USING (id) AS "BOB_j"',
+    'SELECT (SELECT 1 AS "x y") AS z',
+    'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) '
+    'CYCLE n SET "BOB_mark" USING p SELECT n FROM r',
+])
+def test_quoted_invented_names_are_refused(sql: str) -> None:
+    with pytest.raises(QueryRefused) as info:
+        check_sql(sql)
+    assert info.value.finding.rule == "sql-quoted-alias"
+    text = str(info.value) + info.value.finding.model_dump_json()
+    for canary in ("BOB_", "bob@", "CANARY", "Title", "x y"):
+        assert canary not in text
+
+
+@pytest.mark.parametrize("sql", [
+    'SELECT "title" AS "title", t."id" FROM "tasks" AS "t"',  # quoted but plain
+    'SELECT "Title" FROM tasks',  # a quoted reference is the schema's name, not invented
+    'SELECT title COLLATE "C" FROM tasks',
+    "SELECT count(*) AS total_tasks, sum(id) AS s$1 FROM tasks",
+])
+def test_plain_and_referenced_names_pass(sql: str) -> None:
+    check_sql(sql)
+
+
+@pytest.mark.parametrize("sql, hidden", [
+    ('SELECT * FROM "BOB_tasks"', "BOB_"),
+    ('SELECT "CANARY_fn"(1)', "CANARY"),
+    ('SELECT "bob@s".lower(\'x\')', "bob@"),
+    ('SELECT * FROM "bob@db"."BOB_s".tasks', "BOB_"),
+    ('SELECT * FROM information_schema."CANARY_v"', "CANARY"),
+    ('EXPLAIN ("BOB_opt" true) SELECT 1', "BOB_"),
+    ('SELECT 1 OPERATOR("BOB_s".=) 1', "BOB_"),
+    ("SELECT current_setting('CANARY.x')", "CANARY"),
+])
+def test_refusals_never_echo_quoted_names(sql: str, hidden: str) -> None:
+    with pytest.raises((QueryRefused, UnknownRelation)) as info:
+        rewrite(check_sql(sql), MAP, 1)
+    exc = info.value
+    text = str(exc) + (exc.finding.model_dump_json() if isinstance(exc, QueryRefused) else exc.name)
+    assert hidden not in text
+
+
+def test_prepare_caches_by_sql_caller_param_row_cap_and_setting() -> None:
+    data = build_map(CATALOG, "user_id", ["colors"])
+    sql = "SELECT id FROM tasks WHERE title = 'x' AND id = $1"
+    first, hit = prepare(sql, data, 2, 101)
+    assert not hit and first.sql == rewrite(check_sql(sql), data, 2, 101).sql
+    again, hit = prepare(sql, data, 2, 101)
+    assert hit and again is first
+    assert "'…'" in first.shown_sql and "'x'" in first.sql and first.max_param == 1
+    # Every key part matters.
+    for args, kwargs in [((sql, data, 3, 101), {}), ((sql, data, 2, 11), {}),
+                         ((sql, data, 2, 101), {"caller_setting": "app.other"}),
+                         ((sql + " ", data, 2, 101), {})]:
+        other, hit = prepare(*args, **kwargs)
+        assert not hit and other is not first
+    assert prepare(sql, data, 3, 101)[0].sql.count("$3") == 1
+    assert prepare(sql, data, 2, 11)[0].sql.endswith("LIMIT 11")
+    # A reloaded map (a new object, new version) starts empty: nothing outlives its catalog.
+    fresh = build_map(CATALOG, "user_id", ["colors"])
+    assert fresh.version != data.version and len(fresh.rewrites) == 0
+    assert prepare(sql, fresh, 2, 101)[1] is False
+    # Refusals and unknown names are not cached.
+    for bad in ("SELECT * FROM app_settings", "SELECT * FROM nosuch", "DELETE FROM tasks"):
+        for _ in range(2):
+            with pytest.raises((QueryRefused, UnknownRelation)):
+                prepare(bad, data, 1, 101)
+    assert len(data.rewrites) == 5
+
+
+def test_prepare_cache_is_bounded_and_least_recently_used() -> None:
+    data = build_map(CATALOG, "user_id", ["colors"])
+    keep = "SELECT 0 FROM tasks"
+    prepare(keep, data, 1, 101)
+    for i in range(1, REWRITE_CACHE_SIZE + 50):
+        prepare(f"SELECT {i} FROM tasks", data, 1, 101)
+        prepare(keep, data, 1, 101)  # used again: stays
+    assert len(data.rewrites) == REWRITE_CACHE_SIZE
+    assert prepare(keep, data, 1, 101)[1] is True
+    assert prepare("SELECT 1 FROM tasks", data, 1, 101)[1] is False  # evicted long ago
+    # Very long texts are not kept (memory bound), but are still rewritten correctly.
+    long_sql = "SELECT id FROM tasks WHERE " + " OR ".join(f"id = {i}" for i in range(1200))
+    assert len(long_sql) > MAX_CACHED_SQL_CHARS
+    first, _ = prepare(long_sql, data, 1, 101)
+    again, hit = prepare(long_sql, data, 1, 101)
+    assert not hit and again.sql == first.sql and "_sa1.user_id" in first.sql
 
 
 def test_scoped_role_ddl_quotes_identifiers() -> None:

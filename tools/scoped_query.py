@@ -4,13 +4,17 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
 
 1. :func:`sqlsafe.check_sql`: one SELECT / EXPLAIN SELECT, allow-listed functions, no catalogs.
 2. :func:`sqlsafe.rewrite`: every user table becomes a subquery filtered to the caller, whose id is
-   a bound parameter; a row cap of ``limit + 1``.
+   a bound parameter; a row cap of ``limit + 1``. 1 and 2 go through :func:`sqlsafe.prepare`, an
+   LRU (256 entries) kept on the catalog map, so a repeated query skips parsing altogether.
 3. Execution: ``BEGIN READ ONLY``; one ``SELECT set_config(..., true)`` setting the caller id
    (``app.user_id``, for RLS policies), statement/lock/idle timeouts, ``search_path`` and optionally
    the role; the query over the extended protocol (one statement, never server-side prepared);
    ``ROLLBACK`` always. All four go in one pipeline: one round trip. Nothing survives the
    transaction, so this works through PgBouncer in transaction mode.
-4. Results are JSON-safe and wrapped as untrusted data; database errors are redacted.
+4. Results are JSON-safe and wrapped as untrusted data. Nothing said back quotes free text, not even
+   text the agent typed (sqlsafe/redact.py): ``rewritten_sql`` shows string literals as ``'…'``,
+   database errors keep kind, SQLSTATE and the position in the agent's query but lose quoted
+   fragments and values, refusals name objects only by plain names.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
-from .sqlsafe import check_sql, rewrite
+from .sqlsafe import check_sql, prepare, rewrite
 from .sqlsafe.checker import CALLER_SETTING
+from .sqlsafe.errors import line_col
+from .sqlsafe.redact import literal_values, names_in, redact_db_message, source_location
 
 MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
@@ -61,7 +67,8 @@ class ScopedQueryResult(BaseModel):
     row_count: int
     truncated: bool = Field(description="True when more rows matched than the limit")
     limit: int
-    rewritten_sql: str = Field(description="The SQL actually run, with the caller filter; $N binds the caller id")
+    rewritten_sql: str = Field(description="The SQL that ran, with string literals elided ('…'): the caller "
+                                           "filter is visible; $N binds the caller id")
     scoped_tables: list[str] = Field(description="User tables filtered to the caller")
     shared_tables: list[str] = Field(default_factory=list, description="Shared (non-user) tables read")
     elapsed_ms: float
@@ -100,26 +107,45 @@ def json_safe(value: Any) -> Any:
     return str(value)  # ranges, enums of unknown types, anything else: its text form
 
 
-_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
+_PLAN_STRING = re.compile(r"'(?:[^']|'')*'")
 
 
-def redact(message: str, sql: str) -> str:
-    """Replace quoted fragments of a database error that the agent did not write itself.
+def elide_plan(value: Any) -> Any:
+    """EXPLAIN output with quoted constants shown as ``'…'``.
 
-    PostgreSQL quotes offending values (``invalid input syntax for type integer: "BOB_SECRET"``);
-    identifiers the agent typed (``column "foo" does not exist``) stay readable.
+    A plan prints the query's literals and bound parameter values (``Filter: (title = 'x'::text)``);
+    it is the tool's rendering of the agent's query, so it follows the rewritten_sql rule.
     """
-    lowered = sql.lower()
+    if isinstance(value, str):
+        return _PLAN_STRING.sub("'…'", value) if "'" in value else value
+    if isinstance(value, dict):
+        return {k: elide_plan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [elide_plan(v) for v in value]
+    return value
 
-    def sub(m: re.Match) -> str:
-        text = m.group(1)
-        return m.group(0) if text and text.lower() in lowered else '"<redacted>"'
 
-    return _QUOTED.sub(sub, message)
+def redact(message: str, sql: str, sqlstate: str = "") -> str:
+    """A database error message with quoted fragments and values redacted, judged against ``sql``.
+
+    A quoted fragment stays only if it is a plain name the query uses (``column "nosuchcolumn"
+    does not exist``); values, quoted names and the query's own string literals are redacted
+    (``invalid input syntax for type integer: "<redacted>"``).
+    """
+    from pglast import parse_sql
+
+    try:
+        tree = parse_sql(sql)
+    except Exception:  # noqa: BLE001 - unparsable: keep nothing quoted
+        tree = ()
+    plain, other = names_in(tree)
+    return redact_db_message(message, sqlstate, plain, [*other, *literal_values(tree)])
 
 
-def _db_error(exc: Exception, sql: str, timeout_ms: int) -> QueryFailed:
+def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None) -> QueryFailed:
+    """``ran``: the :class:`sqlsafe.Rewritten` that was executed (its tree maps error positions)."""
     import psycopg.errors as E
+    from pglast import parse_sql
 
     if isinstance(exc, E.QueryCanceled):
         return QueryFailed("sql-timeout",
@@ -130,9 +156,25 @@ def _db_error(exc: Exception, sql: str, timeout_ms: int) -> QueryFailed:
     diag = getattr(exc, "diag", None)
     primary = (diag.message_primary if diag is not None else None) or type(exc).__name__
     state = getattr(exc, "sqlstate", None) or ""
+    where, line = "", None
+    if ran is not None and ran.tree is not None:
+        plain, other = names_in(ran.tree)
+        message = redact_db_message(primary, state, plain, [*other, *literal_values(ran.tree)])
+        position = getattr(diag, "statement_position", None) if diag is not None else None
+        if position and str(position).isdigit():
+            try:
+                loc = source_location(ran.tree, parse_sql(ran.sql)[0].stmt, int(position) - 1)
+            except Exception:  # noqa: BLE001 - no position is better than no error
+                loc = None
+            if loc is not None:
+                line, col = line_col(sql, loc)
+                where = f", at line {line}, column {col} of the query"
+    else:
+        message = redact(primary, sql, state)
     return QueryFailed("sql-runtime-error",
-                       f"The database rejected the query: {redact(primary, sql)} (SQLSTATE {state}).",
-                       "Fix the query; values from rows are redacted from this message.")
+                       f"The database rejected the query: {message} (SQLSTATE {state}{where}).",
+                       "Fix the query; values, string literals and quoted names are redacted from "
+                       "this message.", line=line)
 
 
 def _type_name(conn, oid: int, user_types: dict[int, str]) -> str:
@@ -158,7 +200,9 @@ def _validate_args(user_id: Any, params: Any, limit: Any) -> tuple[list, int]:
         raise QueryRefused("sql-bad-argument", "user_id must be a non-empty string (at most 256 characters).",
                            "Pass the id of the user whose data the query should see.")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise QueryRefused("sql-bad-argument", f"limit must be a positive integer, not {limit!r}.",
+        got = "a number below 1" if isinstance(limit, int) and not isinstance(limit, bool) \
+            else f"a {type(limit).__name__}"  # never the value: it is the agent's text
+        raise QueryRefused("sql-bad-argument", f"limit must be a positive integer, not {got}.",
                            f"Pass a number of rows between 1 and {MAX_LIMIT}.")
     if params is None:
         params = []
@@ -185,27 +229,27 @@ async def run_scoped_query(
     """Run one read-only query seeing only ``user_id``'s rows; raise QueryRefused / QueryFailed.
 
     ``conn`` is a ``psycopg.AsyncConnection`` (autocommit on or off) with no transaction open; it is
-    returned the same way. Refusals by the checker or rewriter happen before the agent's SQL is sent.
+    returned the same way. Refusals by the checker or rewriter happen before the agent's SQL is sent
+    (the catalog map is read first when it is cold: one catalog query, none of the agent's text).
+    Nothing returned or raised quotes the agent's string literals, comments or quoted names.
     """
     import psycopg
     from psycopg import pq
 
     started = time.perf_counter()
     params, limit = _validate_args(user_id, params, limit)
-    checked = check_sql(sql, caller_setting=caller_setting)
-    if checked.max_param > len(params):
-        raise QueryRefused("sql-bad-argument",
-                           f"The query uses ${checked.max_param} but {len(params)} params were given.",
-                           f"Pass {checked.max_param} values in params.")
+    if not isinstance(sql, str):
+        check_sql(sql)  # refuses: not text
     cache = cache or DEFAULT_CACHE
     caller_param = len(params) + 1
+    row_cap = limit + 1
     data = await cache.get(conn, owner_column, shared_tables)
     try:
-        out = rewrite(checked, data, caller_param, row_cap=limit + 1)
+        prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
     except UnknownRelation:
         data = await cache.get(conn, owner_column, shared_tables, refresh=True)
         try:
-            out = rewrite(checked, data, caller_param, row_cap=limit + 1)
+            prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
         except UnknownRelation as exc:
             raise QueryRefused(
                 "sql-table-not-found",
@@ -213,6 +257,10 @@ async def run_scoped_query(
                 "quoted names are case-sensitive).",
                 f"Use one of the user tables: {', '.join(data.user_tables) or 'none found'}.",
                 obj=exc.name) from None
+    if prep.max_param > len(params):
+        raise QueryRefused("sql-bad-argument",
+                           f"The query uses ${prep.max_param} but {len(params)} params were given.",
+                           f"Pass {prep.max_param} values in params.")
     # Everything above is decided without sending the agent's SQL.
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise QueryRefused("sql-connection-busy", "The connection has a transaction open.",
@@ -232,12 +280,17 @@ async def run_scoped_query(
             async with conn.pipeline():
                 await conn.execute("BEGIN READ ONLY", prepare=False)
                 await conn.execute(_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL, ctx_params, prepare=False)
-                await cur.execute(out.sql, params + [user_id] if out.scoped else params, prepare=False)
+                await cur.execute(prep.sql, params + [user_id] if prep.scoped else params, prepare=False)
                 await conn.execute("ROLLBACK", prepare=False)
             description = cur.description
             rows = await cur.fetchmany(limit + 1)
         except psycopg.Error as exc:
-            raise _db_error(exc, sql, statement_timeout_ms) from None
+            # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
+            try:
+                ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
+            except Exception:  # noqa: BLE001
+                ran = None
+            raise _db_error(exc, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
         finally:
             await cur.close()
             if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -250,11 +303,13 @@ async def run_scoped_query(
                for d in description or ()]
     truncated = len(rows) > limit
     safe_rows = [[json_safe(v) for v in row] for row in rows[:limit]]
+    if prep.is_explain:
+        safe_rows = elide_plan(safe_rows)
     notice, wrapped = _wrap(safe_rows, columns)
     return ScopedQueryResult(
         user_id=user_id, columns=columns, rows=safe_rows, row_count=len(safe_rows), truncated=truncated,
-        limit=limit, rewritten_sql=out.sql, scoped_tables=sorted(set(out.scoped)),
-        shared_tables=sorted(set(out.shared)), elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        limit=limit, rewritten_sql=prep.shown_sql, scoped_tables=sorted(set(prep.scoped)),
+        shared_tables=sorted(set(prep.shared)), elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
         untrusted_data_notice=notice, wrapped_rows=wrapped,
     )
 

@@ -12,6 +12,7 @@ someone reads what it does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pglast import ast, parse_sql
@@ -20,6 +21,7 @@ from pglast.visitors import Skip, Visitor
 
 from .errors import QueryRefused, line_col
 from .functions import READABLE_SETTINGS, is_allowed
+from .redact import is_plain, redact_parse_message, shown
 
 CALLER_SETTING = "app.user_id"
 
@@ -41,6 +43,7 @@ SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
 EXPLAIN_OPTIONS = frozenset({"costs", "verbose", "format", "settings", "generic_plan", "summary",
                              "memory", "buffers"})
 MAX_SQL_CHARS = 100_000
+_OPERATOR = re.compile(r"[-+*/<>=~!@#%^&|`?]+\Z")
 
 
 @dataclass
@@ -108,6 +111,46 @@ class StaticChecks(Visitor):
         self.refuse(node, "sql-write-not-allowed", "SELECT INTO creates a table and is refused.",
                     "Remove INTO; the rows come back in the result.")
 
+    # Names the agent invents come back as result column names and in rewritten_sql; a quoted
+    # name can hold any text (a copied value, an email), so invented names must be plain.
+    def _invented(self, node, *names) -> None:
+        for name in names:
+            values = [n.sval if isinstance(n, ast.String) else n for n in name] \
+                if isinstance(name, (list, tuple)) else [name]
+            for value in values:
+                if value is not None and not is_plain(value):
+                    self.refuse(node, "sql-quoted-alias",
+                                "A name the query makes up (column or table alias, CTE or window name, "
+                                "column definition) is a quoted identifier that is not a plain "
+                                "lower-case name; such names are echoed in results, so they may hold "
+                                "only a-z, 0-9, _ and $.",
+                                "Use a plain name such as total_tasks (no quotes, spaces, capitals "
+                                "or symbols).")
+
+    def visit_ResTarget(self, ancestors, node):
+        self._invented(node, node.name)
+
+    def visit_Alias(self, ancestors, node):
+        self._invented(None, node.aliasname, node.colnames or ())  # an Alias has no location
+
+    def visit_CommonTableExpr(self, ancestors, node):
+        self._invented(node, node.ctename, node.aliascolnames or ())
+
+    def visit_ColumnDef(self, ancestors, node):
+        self._invented(node, node.colname)
+
+    def visit_WindowDef(self, ancestors, node):
+        self._invented(node, node.name)
+
+    def visit_CTESearchClause(self, ancestors, node):
+        self._invented(node, node.search_seq_column)
+
+    def visit_CTECycleClause(self, ancestors, node):
+        self._invented(node, node.cycle_mark_column, node.cycle_path_column)
+
+    def visit_NamedArgExpr(self, ancestors, node):
+        self._invented(node, node.name)
+
     def visit_ParamRef(self, ancestors, node):
         self.max_param = max(self.max_param, node.number)
 
@@ -124,7 +167,8 @@ class StaticChecks(Visitor):
         names = node.name or ()
         if len(names) > 1 and names[0].sval != "pg_catalog":
             self.refuse(node, "sql-function-not-allowed",
-                        f"The operator {'.'.join(n.sval for n in names)} is not a built-in operator.",
+                        f"The operator {shown(names[0].sval, 'schema')}.{names[-1].sval if _OPERATOR.match(names[-1].sval) else '?'} "
+                        "is not a built-in operator.",
                         "Use the built-in operators.")
 
     def visit_TypeName(self, ancestors, node):
@@ -135,36 +179,36 @@ class StaticChecks(Visitor):
     def visit_RangeVar(self, ancestors, node):
         if node.catalogname:
             self.refuse(node, "sql-table-not-user-scoped",
-                        f"Three-part name {node.catalogname}.{node.schemaname}.{node.relname} is "
-                        "refused: queries run in the current database only.",
-                        "Write schema.table or just the table name.", node.relname)
+                        f"Three-part name {shown(node.catalogname)}.{shown(node.schemaname)}."
+                        f"{shown(node.relname)} is refused: queries run in the current database only.",
+                        "Write schema.table or just the table name.", shown(node.relname))
         schema = node.schemaname
         if (schema in SYSTEM_SCHEMAS or (schema or "").startswith("pg_temp")
                 or (not schema and node.relname.startswith("pg_"))):
             self.refuse(node, "sql-system-catalog",
-                        f"Reading the system catalog relation {node.relname} is refused: catalogs and "
-                        "statistics views leak other users' data, row counts and queries.",
+                        f"Reading the system catalog relation {shown(node.relname)} is refused: catalogs "
+                        "and statistics views leak other users' data, row counts and queries.",
                         "Ask the schema tools for structure; query your own tables for data.",
-                        node.relname)
+                        shown(node.relname))
 
     def visit_FuncCall(self, ancestors, node):
         schema, name = function_name(node)
-        shown = f"{schema}.{name}" if schema else name
+        shown_name = shown(f"{schema}.{name}" if schema else name, "function name")
         if len(node.funcname) > 2 or (schema is not None and schema != "pg_catalog"):
             self.refuse(node, "sql-function-not-allowed",
-                        f"The function {shown} is refused: only built-in pg_catalog functions on the "
-                        "allowlist may be called, not functions defined in the database.",
-                        "Use built-in functions, or express the logic in SQL.", shown)
+                        f"The function {shown_name} is refused: only built-in pg_catalog functions on "
+                        "the allowlist may be called, not functions defined in the database.",
+                        "Use built-in functions, or express the logic in SQL.", shown_name)
         if name == "current_setting":
             self._check_current_setting(node)
             return None
         if not is_allowed(name):
             self.refuse(node, "sql-function-not-allowed",
-                        f"The function {shown}() is not on the allowlist of side-effect-free functions "
-                        "(it could change settings, sleep, lock, write, read files or run SQL held in a "
-                        "string).",
+                        f"The function {shown_name}() is not on the allowlist of side-effect-free "
+                        "functions (it could change settings, sleep, lock, write, read files or run SQL "
+                        "held in a string).",
                         "Use ordinary built-in functions (string, math, date, JSON, aggregates).",
-                        shown)
+                        shown_name)
 
     def _check_current_setting(self, node: ast.FuncCall) -> None:
         args = node.args or ()
@@ -191,6 +235,7 @@ def _parse_one(sql: str) -> ast.Node:
         stmts = parse_sql(sql)
     except ParseError as exc:
         message, index = (exc.args + (None,))[:2]
+        message = redact_parse_message(str(message))  # never echo a literal, comment or quoted name
         if index is None and "end of input" in str(message):
             index = len(sql.rstrip())  # the parser gives no position for a premature end
         if isinstance(index, int):
@@ -218,7 +263,7 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
         for opt in stmt.options or ():
             if opt.defname not in EXPLAIN_OPTIONS:
                 what = "EXPLAIN ANALYZE runs the statement and reports rows it filtered out" \
-                    if opt.defname == "analyze" else f"The EXPLAIN option {opt.defname.upper()} is not allowed"
+                    if opt.defname == "analyze" else f"The EXPLAIN option {opt.defname.upper() if is_plain(opt.defname) else '<quoted name>'} is not allowed"
                 raise _refuse_at(sql, stmt, "sql-write-not-allowed" if opt.defname == "analyze"
                                  else "sql-construct-not-allowed",
                                  f"{what}; it is refused.", "Use plain EXPLAIN (costs/format/verbose).")

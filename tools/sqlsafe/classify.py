@@ -18,8 +18,11 @@ The map is cached per database by :class:`ClassificationCache`.
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -99,9 +102,47 @@ class Relation:
         return f"{self.schema}.{self.name}"
 
 
+class LRU:
+    """A small thread-safe least-recently-used map with at most ``size`` entries."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+REWRITE_CACHE_SIZE = 256
+_VERSIONS = itertools.count(1)
+
+
 @dataclass
 class UserDataMap:
-    """The classification of every relation in one database."""
+    """The classification of every relation in one database. Not changed after it is built.
+
+    ``rewrites`` caches rewritten queries computed from this map (see ``rewriter.prepare``); a
+    reloaded catalog is a new map with a new ``version`` and an empty cache.
+    """
 
     database: str
     search_path: tuple[str, ...]
@@ -109,6 +150,8 @@ class UserDataMap:
     type_names: dict[int, str] = field(default_factory=dict)
     owner_column: str = "user_id"
     loaded_at: float = field(default_factory=time.monotonic)
+    version: int = field(default_factory=lambda: next(_VERSIONS))
+    rewrites: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
         """The relation a (possibly unqualified) name refers to, searching the search path."""

@@ -14,7 +14,14 @@ Also: every function call is qualified ``pg_catalog.`` (no shadowing by ``public
 allowed table is schema-qualified (no ``search_path`` surprises), and the top-level query gets a
 row cap (``LIMIT n``) so the server stops after ``limit + 1`` rows.
 
-The AST is changed and printed with pglast's ``RawStream``; no string splicing.
+The AST is changed and printed with pglast's ``RawStream``; no string splicing. What the caller is
+shown is that text with every string literal token (found by PostgreSQL's lexer) as ``'…'`` (see
+:mod:`.redact`).
+
+:func:`prepare` is check + rewrite behind a bounded LRU kept on the :class:`UserDataMap`: the output
+is a pure function of (SQL text, caller setting name, caller parameter number, row cap) and the map,
+and a reloaded map starts with an empty cache, so an entry can never outlive the catalog it was
+computed from.
 """
 
 from __future__ import annotations
@@ -25,8 +32,14 @@ from dataclasses import dataclass, field
 from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
 
-from .checker import CheckedQuery, CteScopedVisitor, _refuse_at
+from .checker import CALLER_SETTING, CheckedQuery, CteScopedVisitor, _refuse_at, check_sql
 from .classify import Relation, UserDataMap
+from .redact import elide_sql_literals, shown
+
+
+# Longer queries are rewritten every time: with 256 entries of (text, run SQL, shown SQL) each, this
+# keeps one map's cache under about 10 MB.
+MAX_CACHED_SQL_CHARS = 8192
 
 
 class UnknownRelation(Exception):
@@ -40,10 +53,25 @@ class UnknownRelation(Exception):
 
 @dataclass
 class Rewritten:
-    sql: str
+    sql: str  # what runs
     caller_param: int
     scoped: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
+    shown_sql: str = ""  # the same with string literals elided: what the caller is shown
+    tree: ast.Node | None = field(default=None, repr=False, compare=False)  # for error positions
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked, rewritten query; immutable, so one instance can be shared by cached calls."""
+
+    sql: str
+    shown_sql: str
+    caller_param: int
+    max_param: int
+    is_explain: bool
+    scoped: tuple[str, ...]
+    shared: tuple[str, ...]
 
 
 def _s(value: str) -> ast.String:
@@ -131,9 +159,10 @@ class _ScopeRewriter(CteScopedVisitor):
     def relation(self, ancestors, node: ast.RangeVar):
         data = self.scoper.data
         rel = data.resolve(node.schemaname, node.relname)
-        shown = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
         if rel is None:
-            raise UnknownRelation(shown, node)
+            # Only a plain name is ever echoed back (a quoted one could hold any text).
+            raise UnknownRelation(shown(f"{node.schemaname}.{node.relname}" if node.schemaname
+                                        else node.relname, "table name"), node)
         if rel.scope == "refused":
             raise _refuse_at(self.checked.sql, node, "sql-table-not-user-scoped",
                              f"Reading {rel.qualified} is refused: {rel.reason}.",
@@ -183,4 +212,27 @@ def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap
     else:
         stmt = select
     out.sql = RawStream()(stmt)
+    out.shown_sql = elide_sql_literals(out.sql)
+    out.tree = stmt
     return out
+
+
+def prepare(sql: str, data: UserDataMap, caller_param: int, row_cap: int | None = None, *,
+            caller_setting: str = CALLER_SETTING) -> tuple[Prepared, bool]:
+    """Check and rewrite ``sql`` for ``data``, through the map's LRU; returns (result, cache hit).
+
+    Raises QueryRefused / UnknownRelation exactly as :func:`check_sql` and :func:`rewrite` do;
+    refusals and unknown names are not cached (a refreshed map may know the name).
+    """
+    cacheable = len(sql) <= MAX_CACHED_SQL_CHARS
+    key = (sql, caller_setting, caller_param, row_cap)
+    hit = data.rewrites.get(key) if cacheable else None
+    if hit is not None:
+        return hit, True
+    checked = check_sql(sql, caller_setting=caller_setting)
+    out = rewrite(checked, data, caller_param, row_cap)
+    prepared = Prepared(out.sql, out.shown_sql, caller_param, checked.max_param, checked.is_explain,
+                        tuple(out.scoped), tuple(out.shared))
+    if cacheable:
+        data.rewrites.put(key, prepared)
+    return prepared, False
