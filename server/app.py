@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -21,6 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from ..tools.explain_indexes import ExplainError, ExplainIndexesResult, explain_indexes as explain
 from ..tools.propose import ProposalError, ProposedColumn
 from ..tools.propose_run import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
 from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
@@ -48,7 +49,8 @@ class AppContext:
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError)
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError, ExplainError)
 
 
 @contextmanager
@@ -153,6 +155,47 @@ def create_server(settings: Settings) -> MCPServer:
                 progress=progress,
             )
 
+    @mcp.tool(title="Explain indexes", annotations=READ_ONLY)
+    async def explain_indexes(
+        ctx: Context[AppContext],
+        table: Annotated[str | None, Field(description="Only this table (default: every table)")] = None,
+        queries: Annotated[list[str] | None, Field(
+            description="SQL the app runs ($1.. allowed); default: the spec's query patterns plus the "
+            "conventions' standard ones (a user's rows newest first, filtered by status, by id)")] = None,
+        source: Annotated[Literal["spec", "database", "both"] | None, Field(
+            description="Where the indexes come from (default: both when a database is reachable)")] = None,
+        hypothetical: Annotated[bool, Field(
+            description="Check each recommended index before recommending it (hypopg, or a build inside a "
+            "rolled-back transaction that briefly blocks writes on that table)")] = True,
+    ) -> ExplainIndexesResult:
+        """Explain every index: why it exists, evidence from the live database, and what is missing or wasted.
+
+        Per index: its definition, where it is declared (spec line, database), size and scans, and the
+        constraint or query pattern it serves. Evidence: EXPLAIN of each query pattern with the
+        planner's choice and cost (on nearly empty tables, what it would use with sequential scans off).
+        Problems: foreign keys without a covering index, duplicate and redundant indexes, lone boolean
+        indexes, unused and invalid indexes, spec and database disagreeing. Recommendations come with
+        CREATE INDEX CONCURRENTLY and the cost before and after. Nothing is left changed.
+        """
+        app = ctx.request_context.lifespan_context
+        settings = app.settings
+
+        async def progress(message: str) -> None:
+            await ctx.report_progress(0, None, message)
+
+        with agent_errors():
+            spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
+            if source == "spec" or not app.db.configured:
+                return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
+                                     hypothetical=hypothetical, owner_column=settings.owner_column,
+                                     progress=progress)
+            async with app.db.connection() as conn:
+                result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
+                                       hypothetical=hypothetical, owner_column=settings.owner_column,
+                                       progress=progress)
+            result.database = app.db.describe()
+            return result
+
     @mcp.tool(title="Run a query as one user", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     async def run_scoped_query(
@@ -234,6 +277,18 @@ def create_server(settings: Settings) -> MCPServer:
             )
 
     return mcp
+
+
+def _spec_or_none(settings: Settings):
+    """The spec's schema, or None when the project has no readable spec (database-only mode)."""
+    from ..tools.spec_file import read_spec_bytes
+    from ..tools.spec_reader import parse_spec
+
+    try:
+        path, text, _ = read_spec_bytes(settings.project, settings.spec_path)
+    except SpecFileError:
+        return None
+    return parse_spec(text, file=str(path.relative_to(settings.project.resolve()))).schema
 
 
 async def _apply_spec_if_empty(conn, settings: Settings) -> None:

@@ -230,6 +230,17 @@ def _covers(ix: _Ix, columns: list[str]) -> bool:
             and not any(k[1] for k in ix.keys[:n]) and set(ix.names[:n]) == set(columns))
 
 
+#: Public names for the index helpers above, shared with explain_indexes (one definition of "covers").
+IndexShape = _Ix
+index_shapes = _indexes
+covers_columns = _covers
+norm_where = _norm_where
+
+#: The rules that are about indexes (explain_indexes reports these as its static problems).
+INDEX_RULE_IDS: tuple[str, ...] = ("fk-not-indexed", "owner-not-indexed", "boolean-index", "redundant-index",
+                                   "duplicate-index")
+
+
 def _add_fk_sql(table: Table, fk: ForeignKey, on_delete: str) -> str:
     name = fk.name or f"{table.name}_{'_'.join(fk.columns)}_fkey"
     ref = _ident(fk.ref_table)

@@ -1,0 +1,334 @@
+"""explain_indexes on a real PostgreSQL: purposes, EXPLAIN evidence, problems, checked recommendations.
+
+Two databases per module, each built once:
+
+* ``ref``: the reference todo spec (specs/database/schema.md) applied with schema_ddl, then the
+  (user_id, created_at DESC) index on tasks dropped; 50 users x 2,000 tasks so the planner uses indexes.
+* ``kinds``: one table per problem kind (redundant, duplicate, boolean, partial-only FK, invalid, unused).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+
+from schema_architect.tools import explain_indexes as ei
+from schema_architect.tools.ddl import schema_ddl
+from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
+from schema_architect.tools.spec_reader import parse_spec
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC_PATH = "specs/database/schema.md"
+
+pytestmark = pytest.mark.anyio
+
+
+def _spec():
+    return parse_spec((REPO / SPEC_PATH).read_text(encoding="utf-8"), SPEC_PATH).schema
+
+
+@pytest.fixture(scope="module")
+def ref_url(make_database: Callable[[str], str]) -> str:
+    url = make_database("explain_ref")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in schema_ddl(_spec()):
+            conn.execute(statement)
+        conn.execute("DROP INDEX idx_tasks_user_created")
+        conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com', 'User ' || g "
+                     "FROM generate_series(1, 50) g")
+        conn.execute("INSERT INTO tasks (user_id, title, completed, priority, created_at) "
+                     "SELECT 'u' || (g % 50 + 1), 'task ' || g, g % 3 = 0, (ARRAY['low','medium','high'])[g % 3 + 1], "
+                     "now() - g * interval '1 minute' FROM generate_series(1, 100000) g")
+        conn.execute("ANALYZE")
+    return url
+
+
+@pytest.fixture(scope="module")
+def kinds_url(make_database: Callable[[str], str]) -> str:
+    url = make_database("explain_kinds")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("""
+            CREATE TABLE users (id text PRIMARY KEY);
+            CREATE TABLE projects (
+                id serial PRIMARY KEY,
+                user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                name text NOT NULL,
+                archived boolean NOT NULL DEFAULT false,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX projects_user_id ON projects (user_id);
+            CREATE INDEX projects_user_created ON projects (user_id, created_at DESC);
+            CREATE INDEX projects_user_created_copy ON projects (user_id, created_at DESC);
+            CREATE INDEX projects_archived ON projects (archived);
+            CREATE TABLE notes (
+                id serial PRIMARY KEY,
+                user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                project_id integer NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+                body text,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX notes_user_created ON notes (user_id, created_at DESC);
+            CREATE INDEX notes_project_partial ON notes (project_id) WHERE body IS NOT NULL;
+            CREATE TABLE codes (id serial PRIMARY KEY, code text NOT NULL);
+            INSERT INTO users SELECT 'u' || g FROM generate_series(1, 100) g;
+            INSERT INTO projects (user_id, name, archived, created_at)
+                SELECT 'u' || (g % 100 + 1), 'p' || g, g % 2 = 0, now() - g * interval '1 hour'
+                FROM generate_series(1, 20000) g;
+            INSERT INTO notes (user_id, project_id, body)
+                SELECT 'u' || (g % 100 + 1), g % 20000 + 1, CASE WHEN g % 10 = 0 THEN NULL ELSE 'n' END
+                FROM generate_series(1, 40000) g;
+            INSERT INTO codes (code) SELECT 'c' || (g % 5) FROM generate_series(1, 20) g;
+        """)
+        with pytest.raises(psycopg.errors.UniqueViolation):  # leaves an INVALID index behind
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY codes_code_uq ON codes (code)")
+        conn.execute("ANALYZE")
+    return url
+
+
+async def _connect(url: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+FINGERPRINT = """
+    SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+        SELECT concat_ws(':', c.oid, c.relname, c.relkind, c.relnamespace) AS x FROM pg_class c
+        UNION ALL SELECT concat_ws(':', i.indexrelid, i.indrelid, i.indisvalid, i.indkey::text) FROM pg_index i
+        UNION ALL SELECT 'ext:' || extname FROM pg_extension) q
+"""
+
+
+def _fingerprint(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(FINGERPRINT).fetchone()[0]
+
+
+def _hypopg(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()[0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Done: the reference schema with the newest-first index dropped
+
+
+async def test_reference_schema_every_index_explained_and_missing_one_found(ref_url: str) -> None:
+    before = _fingerprint(ref_url)
+    async with await _connect(ref_url) as conn:
+        result = await explain_indexes(spec=_spec(), conn=conn)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _fingerprint(ref_url) == before, "explain_indexes left something behind"
+
+    assert result.source == "both" and result.database and "db=" in result.database
+    names = {e.name for e in result.indexes}
+    assert {"tasks_pkey", "idx_tasks_user_completed", "uq_tags_user_name", "idx_task_tags_tag_id",
+            "idx_messages_conversation_created", "users_pkey"} <= names
+    assert "idx_tasks_user_created" not in names
+    for entry in result.indexes:
+        assert entry.purposes and entry.evidence, entry.name
+        assert entry.size_bytes is not None and entry.idx_scan is not None
+        assert "database" in entry.declared_in
+    completed = next(e for e in result.indexes if e.name == "idx_tasks_user_completed")
+    assert "specs/database/schema.md:42" in completed.declared_in
+    assert any("equality on user_id, completed" in p for p in completed.purposes)
+    assert any(p.startswith("covers the foreign key (user_id) -> users") for p in completed.purposes)
+    assert any("chosen by the planner" in ev for ev in completed.evidence)
+
+    newest = next(e for e in result.evidence if e.query == "List a user's tasks, newest first")
+    assert newest.planned_how.startswith("generic plan")
+    assert newest.chosen is not None and newest.chosen.sort
+    assert "idx_tasks_user_completed" in newest.chosen.indexes
+
+    missing = [p for p in result.problems if p.rule == "index-missing-in-database"]
+    assert [p.object for p in missing] == ["idx_tasks_user_created"]
+    assert missing[0].location is not None and missing[0].location.line == 41
+    assert "CONCURRENTLY" in (missing[0].fix or "")
+
+    rec = next(r for r in result.recommendations if "(user_id, created_at DESC)" in r.ddl)
+    assert rec.ddl.startswith("CREATE INDEX CONCURRENTLY idx_tasks_user_created ON tasks")
+    assert rec.checked_how == ("hypopg" if _hypopg(ref_url) else "transaction")
+    assert rec.cost_before is not None and rec.cost_after is not None
+    assert rec.cost_after < rec.cost_before / 2
+    assert all(q.uses_new_index for q in rec.queries)
+    assert any("cannot run inside a transaction" in n for n in rec.notes)
+    # Nothing else on tasks is worth an index, and the small tables get no cost-based advice.
+    assert all(r.table == "public.tasks" for r in result.recommendations)
+
+
+async def test_small_table_says_planner_prefers_seq_scan_and_forces_it(ref_url: str) -> None:
+    async with await _connect(ref_url) as conn:
+        result = await explain_indexes(spec=_spec(), conn=conn, table="tags")
+    ev = next(e for e in result.evidence if e.query == "List a user's tags by name")
+    assert ev.chosen is not None and "tags" in ev.chosen.seq_scans
+    assert ev.forced is not None and "uq_tags_user_name" in ev.forced.indexes
+    assert "prefers a sequential scan" in ev.verdict and "can serve this query" in ev.verdict
+    assert any("tags holds about" in n for n in result.notes)
+    uq = next(e for e in result.indexes if e.name == "uq_tags_user_name")
+    assert any(s.startswith("usable for") for s in uq.evidence)
+
+
+async def test_caller_queries_and_the_prepared_fallback_agree(ref_url: str, monkeypatch) -> None:
+    sql = "SELECT id, title FROM tasks WHERE user_id = $1 AND completed = $2"
+    async with await _connect(ref_url) as conn:
+        generic = await explain_indexes(spec=None, conn=conn, table="tasks", queries=[sql])
+        monkeypatch.setattr(ei, "GENERIC_PLAN_MIN_VERSION", 10**9)
+        prepared = await explain_indexes(spec=None, conn=conn, table="tasks", queries=[sql])
+    assert generic.source == "database"
+    mine = [e for e in generic.evidence if e.origin == "caller"]
+    assert len(mine) == 1 and mine[0].needs == ["user_id", "completed"]
+    other = next(e for e in prepared.evidence if e.origin == "caller")
+    assert mine[0].planned_how.startswith("generic plan")
+    assert other.planned_how.startswith("prepared generic plan")
+    assert mine[0].chosen and other.chosen
+    assert mine[0].chosen.indexes == other.chosen.indexes == ["idx_tasks_user_completed"]
+    # The caller's queries replace the spec's patterns: no convention query was planned.
+    assert {e.origin for e in generic.evidence} == {"caller", "foreign key"}
+
+
+async def test_spec_and_database_disagree_both_ways(ref_url: str) -> None:
+    spec = _spec()
+    tasks = spec.table("tasks")
+    tasks.indexes = [ix for ix in tasks.indexes if ix.name != "idx_tasks_user_completed"]
+    async with await _connect(ref_url) as conn:
+        result = await explain_indexes(spec=spec, conn=conn, table="tasks")
+    rules = {(p.rule, p.object) for p in result.problems}
+    assert ("index-missing-in-spec", "idx_tasks_user_completed") in rules
+    assert ("index-missing-in-database", "idx_tasks_user_created") in rules
+    # Primary keys and unique constraints the spec implies are not reported as missing.
+    assert not any(p.object == "tasks_pkey" for p in result.problems)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every problem kind
+
+
+async def test_each_problem_kind_is_found(kinds_url: str) -> None:
+    with psycopg.connect(kinds_url, autocommit=True) as other:  # one real scan of notes_user_created
+        other.execute("SET enable_seqscan = off")
+        other.execute("SELECT * FROM notes WHERE user_id = 'u1' ORDER BY created_at DESC LIMIT 5").fetchall()
+        other.execute("SELECT pg_stat_force_next_flush()")
+    before = _fingerprint(kinds_url)
+    async with await _connect(kinds_url) as conn:
+        result = await explain_indexes(spec=None, conn=conn)
+    assert _fingerprint(kinds_url) == before
+    found = {(p.rule, p.object) for p in result.problems}
+    assert ("fk-not-indexed", "notes.project_id") in found  # the partial index does not cover it
+    assert ("duplicate-index", "projects_user_created_copy") in found
+    assert ("redundant-index", "projects_user_id") in found
+    assert ("boolean-index", "projects_archived") in found
+    assert ("invalid-index", "codes_code_uq") in found
+    assert ("unused-index", "projects_archived") in found
+    assert ("unused-index", "notes_user_created") not in found  # it was scanned above
+    assert not any(p.rule == "unused-index" and p.object in ("projects_pkey", "notes_pkey") for p in result.problems)
+    for p in result.problems:
+        assert p.fix and p.severity in ("error", "warning", "info")
+    invalid = next(e for e in result.indexes if e.name == "codes_code_uq")
+    assert not invalid.valid and "invalid-index" in invalid.problems
+    assert any("neon" in n.lower() and "restart" in n for n in result.notes)
+
+    fk = next(r for r in result.recommendations if "notes (project_id)" in r.ddl)
+    assert fk.ddl.startswith("CREATE INDEX CONCURRENTLY")
+    assert fk.cost_before is not None and fk.cost_after is not None and fk.cost_after < fk.cost_before
+    assert fk.checked_how in ("hypopg", "transaction")
+
+
+async def test_spec_only_mode_gives_purposes_and_static_problems() -> None:
+    spec = _spec()
+    task_tags = spec.table("task_tags")
+    task_tags.indexes = [ix for ix in task_tags.indexes if ix.name != "idx_task_tags_tag_id"]
+    result = await explain_indexes(spec=spec, conn=None)
+    assert result.source == "spec" and result.database is None and result.statements == 0
+    assert result.evidence == []
+    assert ("fk-not-indexed", "task_tags.tag_id") in {(p.rule, p.object) for p in result.problems}
+    created = next(e for e in result.indexes if e.name == "idx_tasks_user_created")
+    assert created.declared_in == ["specs/database/schema.md:41"]
+    assert any("rows already in created_at DESC order" in p for p in created.purposes)
+    assert any(e.name == "task_tags_pkey" and e.primary for e in result.indexes)
+    rec = next(r for r in result.recommendations if "task_tags (tag_id)" in r.ddl)
+    assert rec.checked_how.startswith("not checked: no database")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hypothetical builds: limits and locks
+
+
+async def test_build_limits_are_respected(ref_url: str) -> None:
+    async with await _connect(ref_url) as conn:
+        off = await explain_indexes(spec=_spec(), conn=conn, table="tasks", hypothetical=False)
+        big = await explain_indexes(spec=_spec(), conn=conn, table="tasks", max_build_rows=10)
+    rec = next(r for r in off.recommendations if "created_at DESC" in r.ddl)
+    assert rec.checked_how == "not checked: hypothetical=false" and rec.cost_after is None
+    if not _hypopg(ref_url):
+        rec = next(r for r in big.recommendations if "created_at DESC" in r.ddl)
+        assert rec.checked_how.startswith("not checked:") and "max_build_rows=10" in rec.checked_how
+
+
+async def test_locked_table_gives_up_within_lock_timeout_and_writer_is_not_held(ref_url: str) -> None:
+    if _hypopg(ref_url):
+        pytest.skip("hypopg takes no lock; the transaction fallback is what this test is about")
+    before = _fingerprint(ref_url)
+    lock_ms = 600
+    holder = await _connect(ref_url)
+    writer = await _connect(ref_url)
+    await holder.set_autocommit(False)
+    await holder.execute("UPDATE tasks SET title = title WHERE id = 1")  # an open writer: ROW EXCLUSIVE
+    timings: dict[str, float] = {}
+    result = None
+
+    async def run() -> None:
+        nonlocal result
+        async with await _connect(ref_url) as conn:
+            start = time.monotonic()
+            result = await explain_indexes(spec=_spec(), conn=conn, table="tasks", lock_timeout_ms=lock_ms)
+            timings["explain"] = time.monotonic() - start
+
+    async def write() -> None:
+        await anyio.sleep(0.25)  # the test build is now queued behind the holder
+        start = time.monotonic()
+        await writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u1', 'written meanwhile')")
+        timings["writer"] = time.monotonic() - start
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            tg.start_soon(write)
+    finally:
+        await holder.rollback()
+        await writer.execute("DELETE FROM tasks WHERE title = 'written meanwhile'")
+        await holder.close()
+        await writer.close()
+    assert result is not None
+    rec = next(r for r in result.recommendations if "created_at DESC" in r.ddl)
+    assert rec.checked_how.startswith("not checked:") and f"lock_timeout={lock_ms} ms" in rec.checked_how
+    assert rec.cost_before is not None and rec.cost_after is None
+    assert timings["writer"] < lock_ms / 1000 + 0.4, timings
+    assert timings["explain"] < 10, timings
+    assert _fingerprint(ref_url) == before
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input
+
+
+async def test_bad_input_raises_explain_error(ref_url: str) -> None:
+    async with await _connect(ref_url) as conn:
+        with pytest.raises(ExplainError, match="Unknown table 'nope'.*tasks"):
+            await explain_indexes(spec=_spec(), conn=conn, table="nope")
+        with pytest.raises(ExplainError, match="not valid SQL"):
+            await explain_indexes(spec=_spec(), conn=conn, queries=["SELEC * FROM tasks"])
+        with pytest.raises(ExplainError, match="exactly one SELECT"):
+            await explain_indexes(spec=_spec(), conn=conn, queries=["DELETE FROM tasks"])
+        with pytest.raises(ExplainError, match="cannot be planned.*no_such_column"):
+            await explain_indexes(spec=_spec(), conn=conn, queries=["SELECT * FROM tasks WHERE no_such_column = 1"])
+        with pytest.raises(ExplainError, match="source must be"):
+            await explain_indexes(spec=_spec(), conn=conn, source="live")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with pytest.raises(ExplainError, match="needs a reachable database"):
+        await explain_indexes(spec=_spec(), conn=None, source="database")
+    with pytest.raises(ExplainError, match="Nothing to explain"):
+        await explain_indexes(spec=None, conn=None)
+    assert issubclass(ExplainError, ValueError)

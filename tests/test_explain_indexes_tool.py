@@ -1,0 +1,71 @@
+"""explain_indexes through MCP: live evidence with a database, static purposes without one."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from mcp import Client
+
+from schema_architect.server.app import create_server
+from schema_architect.server.settings import Settings
+from schema_architect.tools.ddl import schema_ddl
+from schema_architect.tools.spec_reader import parse_spec
+
+from conftest import REPO
+
+pytestmark = pytest.mark.anyio
+
+SPEC = parse_spec((REPO / "specs/database/schema.md").read_text()).schema
+
+
+@pytest.fixture(scope="module")
+def todo_db(make_database) -> str:
+    """The reference schema with 20 users x 1,000 tasks, minus the (user_id, created_at DESC) index."""
+    url = make_database("explain_tool")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in schema_ddl(SPEC):
+            conn.execute(statement)
+        conn.execute("DROP INDEX idx_tasks_user_created")
+        conn.execute("INSERT INTO users (id, email, name) SELECT 'u' || g, 'u' || g || '@x.test', 'U' "
+                     "FROM generate_series(1, 20) g")
+        conn.execute("INSERT INTO tasks (user_id, title, completed, created_at) SELECT 'u' || (g % 20 + 1), "
+                     "'task ' || g, g % 3 = 0, now() - g * interval '1 minute' FROM generate_series(1, 20000) g")
+        conn.execute("ANALYZE")
+    return url
+
+
+async def call(settings: Settings, arguments: dict, progress: list | None = None):
+    async def on_progress(value, total, message):
+        progress.append(message)
+
+    async with Client(create_server(settings)) as client:
+        return await client.call_tool("explain_indexes", arguments,
+                                      progress_callback=on_progress if progress is not None else None)
+
+
+async def test_missing_index_found_with_its_benefit(todo_db: str) -> None:
+    progress: list = []
+    result = await call(Settings(project=REPO, database_url=todo_db), {"table": "tasks"}, progress)
+    assert not result.is_error, result.content
+    data = result.structured_content
+    [rec] = [r for r in data["recommendations"] if "created_at" in r["ddl"]]
+    assert rec["ddl"].startswith("CREATE INDEX CONCURRENTLY")
+    assert rec["cost_after"] < rec["cost_before"]
+    assert {p["rule"] for p in data["problems"]} >= {"index-missing-in-database"}
+    assert all(entry["purposes"] for entry in data["indexes"])
+    assert progress, "long work reports progress"
+    assert "/explain_tool_" in data["database"]
+
+
+async def test_without_a_database_it_explains_the_spec(tmp_path) -> None:
+    result = await call(Settings(project=REPO, embedded=False), {"table": "messages"})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    names = {entry["name"] for entry in data["indexes"]}
+    assert "idx_messages_conversation_created" in names
+    assert data["recommendations"] == [] or all("CONCURRENTLY" in r["ddl"] for r in data["recommendations"])
+
+
+async def test_unknown_table_is_a_clear_error() -> None:
+    result = await call(Settings(project=REPO, embedded=False), {"table": "nope"})
+    assert result.is_error and "nope" in result.content[0].text
