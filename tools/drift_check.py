@@ -34,13 +34,13 @@ class DiffModelsVsSpecResult(BaseModel):
     clean: bool = Field(description="True when nothing worse than cosmetic differs")
     summary: dict[str, int] = Field(description="Drift count per severity")
     reference: str = Field(description="The side treated as the source of truth")
-    compared: list[str]
-    drifts: list[Drift]
+    compared: list[str] = Field(description="The sides compared with the reference")
+    drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
     managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
-    sides: list[SideRead]
+    sides: list[SideRead] = Field(description="What was read for each side")
     findings: list[Finding] = Field(description="Sides that could not be read fully: import errors, "
                                     "spec parse warnings")
-    spec_hash: str | None = None
+    spec_hash: str | None = Field(None, description="Content hash of the spec as read")
     report: str = Field(description="The drift as a short readable report")
 
 

@@ -159,15 +159,16 @@ class Recommendation(_Model):
 
 
 class ExplainIndexesResult(_Model):
-    source: Source
+    source: Source = Field(description="Where the indexes were read from: spec, database or both")
     database: str | None = Field(None, description="Which database was read (never the password)")
-    server_version: int | None = None
-    tables: list[str]
-    indexes: list[IndexEntry]
-    problems: list[Finding]
-    recommendations: list[Recommendation]
-    evidence: list[QueryEvidence]
-    notes: list[str]
+    server_version: int | None = Field(None, description="server_version_num of the database, e.g. 180006")
+    tables: list[str] = Field(description="The tables explained")
+    indexes: list[IndexEntry] = Field(description="Every index: definition, where declared, purpose, evidence")
+    problems: list[Finding] = Field(description="Missing, redundant, unused or invalid indexes, each with a fix")
+    recommendations: list[Recommendation] = Field(
+        description="Indexes to add, with DDL and the planner's cost before and after")
+    evidence: list[QueryEvidence] = Field(description="The plan of each query pattern: the planner's choice and cost")
+    notes: list[str] = Field(description="Caveats: small tables, reset statistics, what was not checked")
     statements: int = Field(0, description="SQL statements sent to the database")
 
 

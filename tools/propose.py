@@ -53,15 +53,15 @@ class AppliedRule(BaseModel):
 
 
 class TableDesign(BaseModel):
-    table: Table
-    rules_applied: list[AppliedRule]
+    table: Table = Field(description="The designed table in the common schema model")
+    rules_applied: list[AppliedRule] = Field(description="Which convention added or changed what, and why")
     spec_section: str = Field(description="The table's section in the canonical spec format")
     sqlmodel_code: str = Field(description="Table model plus Create / Read / Update schemas")
     ddl: list[str] = Field(description="CREATE TABLE and CREATE INDEX statements")
     updated_at_trigger: list[str] = Field(
         description="Optional: keeps updated_at current for every UPDATE, not only ORM ones")
     lint: list[Finding] = Field(description="Convention findings on the proposed table")
-    migration_note: str
+    migration_note: str = Field(description="How to ship it: Alembic steps, locks, rollback")
     referenced_tables: list[str] = Field(description="Existing tables the foreign keys point at")
 
 

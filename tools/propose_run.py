@@ -30,9 +30,9 @@ class ConfirmBreaking(BaseModel):
 class ProposeTableResult(TableDesign):
     dry_run: DryRun | None = Field(None, description="The DDL run on a real database, then rolled back")
     applied: bool = Field(False, description="Whether the section was written into the spec")
-    spec_path: str
+    spec_path: str = Field(description="The spec file, relative to the project root")
     spec_hash: str | None = Field(None, description="The spec's content hash after this call")
-    message: str
+    message: str = Field(description="What happened, in one paragraph")
 
 
 def spec_has_table(project: Path, spec_path: str | None, name: str) -> bool:

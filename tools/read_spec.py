@@ -22,8 +22,8 @@ class ReadSchemaSpecResult(BaseModel):
     content_hash: str = Field(
         description="sha256 of the file as read; pass it as expected_spec_hash when writing to the spec"
     )
-    tables: list[Table]
-    enums: list[Enum] = Field(default_factory=list)
+    tables: list[Table] = Field(description="Every table: columns, keys, FKs, checks, indexes, query patterns")
+    enums: list[Enum] = Field(default_factory=list, description="Enum types the spec defines")
     query_patterns: list[QueryPattern] = Field(
         default_factory=list, description="Query patterns not tied to one table"
     )
@@ -33,7 +33,7 @@ class ReadSchemaSpecResult(BaseModel):
         description="Places where the spec says two things about one column, and which one wins"
     )
     er_diagram: str = Field(description="Mermaid erDiagram of the tables")
-    summary: str
+    summary: str = Field(description="One line: what was read and what was found")
 
 
 def read_schema_spec(

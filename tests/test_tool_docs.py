@@ -1,0 +1,134 @@
+"""docs/tools/<tool>.md: one page per tool, with a real request and response produced here.
+
+Each page is rendered from the tool as the server lists it (description, arguments, result fields) and
+from a real call against the reference project and a real database. The test fails when a page is stale;
+regenerate with:
+
+    SCHEMA_ARCHITECT_WRITE_DOCS=1 pytest tests/test_tool_docs.py
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from mcp import Client
+
+from schema_architect.server.app import create_server
+from schema_architect.server.settings import Settings
+from schema_architect.tools.ddl import schema_ddl
+from schema_architect.tools.spec_reader import parse_spec
+
+from conftest import REPO
+
+pytestmark = pytest.mark.anyio
+
+DOCS = REPO / "docs" / "tools"
+
+EXAMPLES: dict[str, dict] = {
+    "read_schema_spec": {"tables": ["tags"]},
+    "propose_table": {
+        "name": "notes", "purpose": "Notes a user keeps on a task.",
+        "columns": [{"name": "body", "type": "text", "required": True, "description": "The note"}],
+        "references": ["tasks"], "query_patterns": ["list a task's notes newest first"],
+    },
+    "diff_models_vs_spec": {"include_database": True, "tables": ["tasks"]},
+    "explain_indexes": {"table": "tasks", "hypothetical": True},
+    "run_scoped_query": {
+        "sql": "SELECT title, completed FROM tasks WHERE created_at >= $1::timestamptz ORDER BY title",
+        "user_id": "u_alice", "params": ["2025-01-01T00:00:00Z"], "limit": 10,
+    },
+}
+
+SEED = """
+INSERT INTO users (id, email, name) VALUES ('u_alice', 'alice@example.com', 'Alice'), ('u_bob', 'bob@example.com', 'Bob');
+INSERT INTO tasks (user_id, title, completed, created_at) VALUES
+  ('u_alice', 'Write the report', false, '2025-03-01'), ('u_alice', 'Pay the invoice', true, '2025-03-02'),
+  ('u_bob', 'Bob''s private plan', false, '2025-03-03');
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, make_database) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("docs_project")
+    (root / "specs/database").mkdir(parents=True)
+    shutil.copy(REPO / "specs/database/schema.md", root / "specs/database/schema.md")
+    (root / "backend").mkdir()
+    shutil.copy(REPO / "specs/database/models.py", root / "backend/models.py")
+    url = make_database("docs")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in schema_ddl(parse_spec((root / "specs/database/schema.md").read_text()).schema):
+            conn.execute(statement)
+        conn.execute(SEED)
+        conn.execute("ANALYZE")
+    return root, url
+
+
+# Values that change from run to run (timings, hashes, planner costs, sizes) are shown as "…".
+_VOLATILE_KEYS = {"elapsed_ms", "content_hash", "spec_hash", "size_bytes", "idx_scan", "stats_reset",
+                  "last_idx_scan", "table_rows"}
+
+
+def stable(value, key: str | None = None):
+    if key is not None and value is not None and (key in _VOLATILE_KEYS or "cost" in key):
+        return "…"
+    if isinstance(value, dict):
+        return {k: stable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    if isinstance(value, str):
+        value = re.sub(r"docs_[0-9a-f]{8}", "app", value)
+        value = re.sub(r"untrusted-data-[0-9a-f]+", "untrusted-data-…", value)
+        value = re.sub(r"\b(cost|size|bytes|scans?)([=: ]+)[0-9][0-9.,]*", r"\1\2…", value)
+    return value
+
+
+def render_page(tool, arguments: dict, response: dict) -> str:
+    lines = [f"# {tool.name}", "", f"*{tool.title}*" if tool.title else "", "", inspect.cleandoc(tool.description), ""]
+    hints = tool.annotations
+    lines += [f"Read-only: {'yes' if hints.read_only_hint else 'no'}; destructive: "
+              f"{'yes' if hints.destructive_hint else 'no'}; idempotent: {'yes' if hints.idempotent_hint else 'no'}.",
+              "", "## Arguments", "", "| name | type | default | description |", "|---|---|---|---|"]
+    required = set(tool.input_schema.get("required", []))
+    for name, spec in tool.input_schema["properties"].items():
+        kind = spec.get("type") or " or ".join(s.get("type", s.get("$ref", "").rpartition("/")[2])
+                                                for s in spec.get("anyOf", []))
+        default = "required" if name in required else f"`{json.dumps(spec.get('default'))}`"
+        lines.append(f"| `{name}` | {kind} | {default} | {spec.get('description', '')} |")
+    lines += ["", "## Result", "", "| field | description |", "|---|---|"]
+    for name, spec in tool.output_schema["properties"].items():
+        assert spec.get("description"), f"{tool.name} result field {name} needs a description"
+        lines.append(f"| `{name}` | {spec.get('description', '')} |")
+    lines += ["", "## Example", "", "A real call, made by `tests/test_tool_docs.py` against the reference project "
+              "(specs/database/schema.md, its models, and a PostgreSQL database built from the spec).",
+              "", "Request:", "", "```json", json.dumps(arguments, indent=2, ensure_ascii=False), "```", "",
+              "Response (structured content; values that change between runs are shown as `…`):", "",
+              "```json", json.dumps(stable(response), indent=2, ensure_ascii=False), "```", ""]
+    return "\n".join(lines)
+
+
+async def test_every_tool_page_is_current(project) -> None:
+    root, url = project
+    settings = Settings(project=root, database_url=url, embedded=False)
+    async with Client(create_server(settings)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == set(EXAMPLES), "every tool needs an example here and a page in docs/tools/"
+        pages = {}
+        for name, arguments in EXAMPLES.items():
+            result = await client.call_tool(name, arguments)
+            assert not result.is_error, (name, result.content)
+            pages[name] = render_page(tools[name], arguments, result.structured_content)
+    if os.environ.get("SCHEMA_ARCHITECT_WRITE_DOCS"):
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for name, text in pages.items():
+            (DOCS / f"{name}.md").write_text(text)
+    stale = [name for name, text in pages.items()
+             if not (DOCS / f"{name}.md").exists() or (DOCS / f"{name}.md").read_text() != text]
+    assert not stale, (f"docs/tools pages are stale for {', '.join(stale)}: regenerate with "
+                       "SCHEMA_ARCHITECT_WRITE_DOCS=1 pytest tests/test_tool_docs.py")
