@@ -24,10 +24,11 @@ from pydantic import Field
 from ..tools.explain_indexes import ExplainError, ExplainIndexesResult, explain_indexes as explain
 from ..tools.propose import ProposalError, ProposedColumn
 from ..tools.propose_run import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
+from ..prompts.loader import register_prompts
 from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
 from ..tools.read_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.scoped_query import ScopedQueryResult
-from ..tools.spec_file import SpecFileError
+from ..tools.spec_file import SpecFileError, read_spec_bytes
 from ..tools.sqlsafe import QueryRefused
 from .db import Database, DatabaseUnavailable, redact_url
 
@@ -92,6 +93,8 @@ def create_server(settings: Settings) -> MCPServer:
             await db.close()
 
     mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
+    register_prompts(mcp)
+    _register_resources(mcp, settings)
 
     @mcp.tool(title="Read the schema spec", annotations=READ_ONLY)
     async def read_schema_spec(
@@ -279,9 +282,51 @@ def create_server(settings: Settings) -> MCPServer:
     return mcp
 
 
+def _register_resources(mcp: MCPServer, settings: Settings) -> None:
+    """The spec, one table's section, and one table as the live database has it."""
+    from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+    @mcp.resource("schema://spec", mime_type="text/markdown", title="Schema spec",
+                  description="The project's schema spec (specs/database/schema.md), as written")
+    async def spec_text() -> str:  # a static resource gets no Context: the settings come from here
+        try:
+            _, text, _ = await anyio.to_thread.run_sync(read_spec_bytes, settings.project, settings.spec_path)
+        except SpecFileError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        return text
+
+    @mcp.resource("schema://spec/{table}", mime_type="text/markdown", title="One table of the spec",
+                  description="One table's section of the spec, in the canonical format")
+    async def spec_table(table: str) -> str:
+        from ..tools.spec_writer import render_table_section
+
+        schema = await anyio.to_thread.run_sync(_spec_or_none, settings)
+        found = schema.table(table.lower()) if schema else None
+        if found is None:
+            raise ResourceNotFoundError(f"No table {table!r} in the spec.")
+        return render_table_section(found)
+
+    @mcp.resource("schema://database/{table}", mime_type="application/json", title="One table, live",
+                  description="One table as the live database has it: columns, keys, indexes, policies")
+    async def database_table(table: str, ctx: Context) -> str:
+        from ..tools.catalog import read_catalog
+
+        app = ctx.request_context.lifespan_context
+        if not app.db.configured:
+            raise ResourceNotFoundError("No database is configured: set DATABASE_URL.")
+        try:
+            async with app.db.connection() as conn:
+                schema = (await read_catalog(conn)).schema
+        except DatabaseUnavailable as exc:
+            raise ResourceNotFoundError(redact_url(str(exc))) from None
+        found = schema.table(table.lower())
+        if found is None:
+            raise ResourceNotFoundError(f"No table {table!r} in {app.db.describe()}.")
+        return found.model_dump_json(indent=2, exclude_none=True)
+
+
 def _spec_or_none(settings: Settings):
     """The spec's schema, or None when the project has no readable spec (database-only mode)."""
-    from ..tools.spec_file import read_spec_bytes
     from ..tools.spec_reader import parse_spec
 
     try:

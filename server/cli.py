@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit 1 when drift this severe or worse exists (default: degraded)")
     check.add_argument("--format", choices=["text", "json"], default="text")
 
+    init = sub.add_parser("init", help="set up a project: .mcp.json and the Claude Code subagents")
+    init.add_argument("--force", action="store_true", help="overwrite files you changed")
+
     role = sub.add_parser("scoped-role", help="print the DDL of a read-only role for run_scoped_query")
     role.add_argument("--role", default="schema_architect_reader", help="the role's name")
     role.add_argument("--rls", action="store_true",
@@ -129,6 +132,8 @@ def run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
             return 0
         if ns.command == "check":
             return _check(ns, out, err)
+        if ns.command == "init":
+            return _init(ns, out, err)
         if ns.command == "scoped-role":
             return _scoped_role(ns, out)
     except UsageError as exc:
@@ -158,6 +163,19 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if failing:
             out.write(f"{len(failing)} drift(s) at or above {ns.fail_on}.\n")
     return 1 if failing else 0
+
+
+def _init(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..tools.init_project import InitError, default_command, init_project
+
+    project = (ns.project or Path.cwd()).resolve()
+    try:
+        report = init_project(project, command=default_command(), force=ns.force)
+    except InitError as exc:
+        err.write(f"schema-architect: {exc}\n")
+        return 1
+    out.write("\n".join(report.lines()) + "\n")
+    return 0
 
 
 def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
