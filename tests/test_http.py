@@ -29,8 +29,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def http_server(host: str, port: int, **env: str):
-    proc = subprocess.Popen([EXE, "--project", str(REPO), "serve", "--transport", "http", "--host", host,
+def http_server(host: str, port: int, project: Path = REPO, **env: str):
+    proc = subprocess.Popen([EXE, "--project", str(project), "serve", "--transport", "http", "--host", host,
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "SCHEMA_ARCHITECT_EMBEDDED": "false", **env})
     try:
