@@ -2,18 +2,35 @@
 
 Nothing connects until a tool asks for a connection, so tools that need no database never wait for one.
 Passwords never leave this module: everything shown to users goes through :func:`redact_url` or
-:meth:`Database.describe`.
+:meth:`Database.describe`, and every error raised here is scrubbed of the URL's secrets.
+
+What Neon needs (design.md, "Neon, concretely"), and where it is handled:
+
+- URLs as Neon hands them out (``sslmode=require``, ``channel_binding=require``, ``options=endpoint%3D``)
+  go to libpq as they are; a ``*.neon.tech`` host without ``sslmode`` gets ``sslmode=require``.
+- ``-pooler`` hosts are PgBouncer in transaction mode: ``prepare_threshold=None`` (never a server-side
+  prepared statement); tools keep state in one transaction only (``set_config(..., true)``).
+- Cold starts: a connection is retried with backoff (0.1 s doubling to 2 s) until ``connect_timeout_s``;
+  errors that retrying cannot fix (bad password, no TLS, unknown host or database) fail at once.
+- Idle cuts and restarts: :class:`_Pool` checks a connection before handing it out when it sat idle
+  for a while or its socket has something to say (a closed socket is readable), and replaces a dead
+  one without the caller noticing. A connection lost during a call is reported as DatabaseUnavailable.
+
+The pool is small and ours (not psycopg_pool): psycopg_pool backs off up to seconds between checks of
+dead idle connections after a restart, retries a wrong password until its timeout, and keeps no
+last error to report; each of those surfaced to the agent as a slow or unclear failure.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
-
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
 
@@ -22,6 +39,18 @@ from .embedded import EmbeddedPostgres
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+log = logging.getLogger("schema_architect.db")
+
+#: Set on every connection we open (unless the URL names one), so ours can be told apart on the server.
+APPLICATION_NAME = "schema-architect"
+#: A connection idle this long is checked (one empty query) before it is handed out.
+CHECK_AFTER_IDLE_S = 2.0
+#: A connection idle this long is closed instead (Neon cuts idle connections; one would fail the check).
+MAX_IDLE_S = 240.0
+#: Connections are renewed after this long, so none lives forever.
+MAX_LIFETIME_S = 1800.0
+_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 2.0
+
 
 class DatabaseUnavailable(RuntimeError):
     """No database could be reached or none is configured; the message says what to do."""
@@ -29,6 +58,8 @@ class DatabaseUnavailable(RuntimeError):
 
 _SCHEMES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql+asyncpg://", "postgres://",
             "postgresql://")
+#: URL query / conninfo keys whose values are secret.
+_SECRET_KEYS = r"(?:ssl)?password|passwd|pwd|[a-z_]*token|api[_-]?key|[a-z_]*secret"
 
 
 def normalize_url(url: str) -> str:
@@ -36,17 +67,26 @@ def normalize_url(url: str) -> str:
     url = url.strip()
     for scheme in _SCHEMES:
         if url.startswith(scheme):
-            return "postgresql://" + url[len(scheme):]
+            url = "postgresql://" + url[len(scheme):]
+            return _neon_defaults(url)
     raise DatabaseUnavailable(
         f"DATABASE_URL must start with postgresql:// or postgres:// (got {redact_url(url)!r}). "
         "Copy the connection string from your Neon dashboard."
     )
 
 
+def _neon_defaults(url: str) -> str:
+    """Neon only accepts TLS: a neon.tech URL without sslmode gets sslmode=require, not libpq's 'prefer'."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").endswith(".neon.tech") and "sslmode" not in dict(parse_qsl(parts.query)):
+        return url + ("&" if parts.query else "?") + "sslmode=require"
+    return url
+
+
 def redact_url(text: str) -> str:
-    """Mask passwords in URLs and password= parameters anywhere in a text."""
+    """Mask passwords in URLs, and password=/token=/secret= values, anywhere in a text."""
     text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(?i)(password=)[^&\s]+", r"\1***", text)
+    return re.sub(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s'\"]+)", r"\1\2***", text)
 
 
 def describe_url(url: str) -> str:
@@ -67,20 +107,253 @@ def is_pooler_url(url: str) -> bool:
     return "-pooler" in host.split(".")[0] or "pgbouncer=true" in url
 
 
+def url_secrets(url: str) -> list[str]:
+    """The secret values in a URL (password, token-like parameters), raw and percent-decoded."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    netloc = parts.netloc.rpartition("@")[0]
+    if ":" in netloc:
+        found.append(netloc.partition(":")[2])
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        if re.fullmatch(_SECRET_KEYS, key, re.IGNORECASE):
+            found.append(value)
+    out: list[str] = []
+    for secret in found:
+        for form in (secret, unquote(secret)):
+            if len(form) >= 3 and form not in out:
+                out.append(form)
+    return sorted(out, key=len, reverse=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """libpq's message without its 'connection failed:' prefix and hint lines."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.removeprefix("connection failed: ").strip()
+
+
+#: Connection errors that retrying cannot fix, by what libpq / PostgreSQL / PgBouncer / Neon say.
+_PERMANENT = (
+    ("does not support ssl", "tls"), ("ssl is not enabled", "tls"), ("ssl/tls required", "tls"),
+    ("insecure", "tls"), ("certificate", "tls"), ("channel binding", "tls"),
+    ("password authentication failed", "login"), ("authentication failed", "login"),
+    ("no password supplied", "login"), ("no pg_hba.conf entry", "login"), ("no such user", "login"),
+    ("role \"", "login"),
+    ("could not translate host name", "host"), ("name or service not known", "host"),
+    ("does not exist", "database"), ("no such database", "database"),
+    ("invalid", "url"), ("unsupported startup parameter", "url"),
+)
+_ADVICE = {
+    "tls": "The URL requires TLS (sslmode=require, as Neon's do) and the server cannot provide it, or "
+           "the TLS handshake failed. Neon always speaks TLS: check the host in DATABASE_URL. A local "
+           "server without TLS needs sslmode=prefer or disable instead.",
+    "login": "Check the user and password in DATABASE_URL (copy the connection string again from the "
+             "Neon dashboard; passwords can be reset there).",
+    "host": "Check the host name in DATABASE_URL.",
+    "database": "Check the database (and role) name in DATABASE_URL.",
+    "url": "Check DATABASE_URL: copy the connection string from the Neon dashboard.",
+}
+
+
+#: Checked first: worth retrying even when a permanent marker also appears in the text.
+_TRANSIENT = ("too many connections", "starting up", "shutting down", "in recovery", "cannot connect now",
+              "server login has been failing", "cannot connect to server", "closed the connection",
+              "connection refused", "timeout expired", "timed out")
+
+
+def _permanent_kind(exc: BaseException) -> str | None:
+    message = str(exc).lower()
+    if any(marker in message for marker in _TRANSIENT):
+        return None
+    for marker, kind in _PERMANENT:
+        if marker in message:
+            return kind
+    return None
+
+
+class _Idle:
+    __slots__ = ("conn", "since", "born")
+
+    def __init__(self, conn: AsyncConnection, since: float, born: float) -> None:
+        self.conn, self.since, self.born = conn, since, born
+
+
+class _Pool:
+    """At most ``max_size`` connections; idle ones reused newest first; dead ones replaced."""
+
+    def __init__(self, conninfo: str, kwargs: dict, *, max_size: int, timeout: float,
+                 describe: Callable[[], str], scrub: Callable[[str], str]) -> None:
+        self._conninfo = conninfo
+        self._kwargs = kwargs
+        self._timeout = timeout
+        self._describe = describe
+        self._scrub = scrub
+        self._slots = anyio.Semaphore(max_size)
+        self.max_size = max_size
+        self._idle: list[_Idle] = []
+        self._born: dict[int, float] = {}  # id(conn) -> when it was opened, for checked-out connections
+        self.opened = 0  # connections in existence (idle + checked out + being opened)
+        self.closed = False
+
+    async def acquire(self) -> AsyncConnection:
+        if self.closed:
+            raise DatabaseUnavailable("The server is shutting down; its database connections are closed.")
+        deadline = time.monotonic() + self._timeout
+        try:
+            with anyio.fail_after(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"All {self.max_size} connections to {self._describe()} stayed busy for {self._timeout:g} s. "
+                "Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
+            ) from None
+        try:
+            conn = await self._reuse(deadline)
+            if conn is None:
+                conn = await self._connect(deadline)
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _reuse(self, deadline: float) -> AsyncConnection | None:
+        while self._idle:
+            item = self._idle.pop()
+            now = time.monotonic()
+            if now - item.since > MAX_IDLE_S or now - item.born > MAX_LIFETIME_S:
+                await self._discard(item.conn)
+                continue
+            if now - item.since > CHECK_AFTER_IDLE_S or _has_input(item.conn):
+                if not await self._check(item.conn, deadline):
+                    log.info("dropped a connection to %s that the server closed", self._describe())
+                    await self._discard(item.conn)
+                    continue
+            self._born[id(item.conn)] = item.born
+            return item.conn
+        return None
+
+    async def _check(self, conn: AsyncConnection, deadline: float) -> bool:
+        if conn.closed or conn.broken:
+            return False
+        with anyio.move_on_after(max(0.5, min(5.0, deadline - time.monotonic()))):
+            try:
+                await conn.execute("", prepare=False)
+                return True
+            except Exception:  # noqa: BLE001 (any failure means: not usable)
+                return False
+        return False
+
+    async def _connect(self, deadline: float) -> AsyncConnection:
+        import psycopg
+
+        delay, attempts, last = _BACKOFF_FIRST_S, 0, None
+        self.opened += 1
+        try:
+            while True:
+                attempts += 1
+                remaining = deadline - time.monotonic()
+                kwargs = self._kwargs
+                if "connect_timeout" not in self._conninfo:  # libpq's per-attempt limit (2 s at least)
+                    kwargs = {**kwargs, "connect_timeout": max(2, min(10, round(remaining)))}
+                try:
+                    conn = await psycopg.AsyncConnection.connect(self._conninfo, **kwargs)
+                except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+                    last = self._scrub(_first_line(exc))
+                    if kind := _permanent_kind(exc):
+                        raise DatabaseUnavailable(
+                            f"Cannot connect to {self._describe()}: {last}. {_ADVICE[kind]} "
+                            "Tools that do not need a database keep working."
+                        ) from None
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0.05:
+                        raise DatabaseUnavailable(
+                            f"Cannot connect to {self._describe()} within {self._timeout:g} s "
+                            f"({attempts} attempts; last: {last}). Check DATABASE_URL and that the database "
+                            "is running (a Neon compute wakes up in seconds; raise "
+                            "SCHEMA_ARCHITECT_CONNECT_TIMEOUT_S if it needs longer). Tools that do not need "
+                            "a database keep working."
+                        ) from None
+                    log.info("database %s not answering (%s); retrying in %.1f s", self._describe(), last,
+                             min(delay, remaining))
+                    await anyio.sleep(min(delay, remaining))
+                    delay = min(delay * 2, _BACKOFF_MAX_S)
+                    continue
+                self._born[id(conn)] = time.monotonic()
+                if attempts > 1:
+                    log.info("connected to %s after %d attempts", self._describe(), attempts)
+                return conn
+        except BaseException:
+            self.opened -= 1
+            raise
+
+    async def release(self, conn: AsyncConnection) -> None:
+        """Back to the idle list if clean, else closed. Never raises; shielded from cancellation."""
+        from psycopg import pq
+
+        born = self._born.pop(id(conn), time.monotonic())
+        try:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                status = conn.info.transaction_status if not conn.closed else None
+                usable = not self.closed and not conn.closed and not conn.broken
+                if usable and status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+                    try:
+                        await conn.rollback()
+                        status = conn.info.transaction_status
+                    except Exception:  # noqa: BLE001
+                        usable = False
+                if usable and status == pq.TransactionStatus.IDLE:
+                    if not conn.autocommit:
+                        await conn.set_autocommit(True)
+                    self._idle.append(_Idle(conn, time.monotonic(), born))
+                    return
+                await self._discard(conn)
+        except Exception:  # noqa: BLE001
+            await self._discard(conn)
+        finally:
+            self._slots.release()
+
+    async def _discard(self, conn: AsyncConnection) -> None:
+        self.opened -= 1
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def close(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for item in idle:
+            await self._discard(item.conn)
+
+
+def _has_input(conn: AsyncConnection) -> bool:
+    """True when an idle connection's socket is readable: the server closed it or sent a notice."""
+    import select
+
+    try:
+        fd = conn.pgconn.socket
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except Exception:  # noqa: BLE001 (no socket, no poll on this platform: check it)
+        return True
+
+
 class Database:
-    """A lazily opened async connection pool over the configured URL or the embedded server."""
+    """A lazily opened pool of async connections over the configured URL or the embedded server."""
 
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
                  connect_timeout_s: float = 20.0,
                  on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
         self._url = normalize_url(url) if url else None
+        self._secrets = url_secrets(self._url) if self._url else []
         self._project = project
         self._allow_embedded = embedded
         self._max_size = max_size
         self._connect_timeout_s = connect_timeout_s
         self._embedded: EmbeddedPostgres | None = None
         self._on_embedded_start = on_embedded_start
-        self._pool = None
+        self._pool: _Pool | None = None
         self._lock = anyio.Lock()
 
     @property
@@ -94,9 +367,23 @@ class Database:
             return describe_url(self._url)
         return "embedded PostgreSQL (not started)"
 
-    async def _open(self):
-        from psycopg_pool import AsyncConnectionPool  # imported here: start-up stays fast
+    def scrub(self, text: str) -> str:
+        """``text`` without the URL's password or tokens, in any form they may appear."""
+        text = redact_url(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
+    def _connect_kwargs(self, url: str) -> dict:
+        query = dict(parse_qsl(urlsplit(url).query))
+        kwargs: dict = {"autocommit": True}
+        if "application_name" not in query:
+            kwargs["application_name"] = APPLICATION_NAME
+        if is_pooler_url(url):
+            kwargs["prepare_threshold"] = None  # PgBouncer in transaction mode: no server-side prepares
+        return kwargs
+
+    async def _open(self) -> _Pool:
         if self._url is None:
             if not self._allow_embedded:
                 raise DatabaseUnavailable(
@@ -105,21 +392,19 @@ class Database:
                 )
             self._embedded = EmbeddedPostgres(self._project)
             self._url = await anyio.to_thread.run_sync(self._embedded.start)
-        kwargs: dict = {"autocommit": True}
-        if is_pooler_url(self._url):
-            kwargs["prepare_threshold"] = None  # PgBouncer in transaction mode: no server-side prepares
-        pool = AsyncConnectionPool(
-            self._url, min_size=0, max_size=self._max_size, kwargs=kwargs, open=False,
-            check=AsyncConnectionPool.check_connection, timeout=self._connect_timeout_s,
-            name="schema-architect",
-        )
-        await pool.open(wait=False)
+            self._secrets = url_secrets(self._url)
+        conninfo = re.sub(r"(?<=[?&])pgbouncer=true(&|$)", "", self._url).rstrip("?&")  # not libpq's
+        pool = _Pool(conninfo, self._connect_kwargs(self._url), max_size=self._max_size,
+                     timeout=self._connect_timeout_s, describe=self.describe, scrub=self.scrub)
         if self._embedded is not None and self._on_embedded_start is not None:
-            async with pool.connection() as conn:
+            conn = await pool.acquire()
+            try:
                 await self._on_embedded_start(conn)
+            finally:
+                await pool.release(conn)
         return pool
 
-    async def pool(self):
+    async def pool(self) -> _Pool:
         async with self._lock:
             if self._pool is None:
                 self._pool = await self._open()
@@ -127,22 +412,27 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator:
-        """A pooled connection in autocommit mode; tools open their own transactions."""
-        from psycopg_pool import PoolTimeout
+        """A pooled connection in autocommit mode; tools open their own transactions.
+
+        It is alive when handed out (checked if it sat idle). If it dies during the call (the server
+        restarted), the caller gets DatabaseUnavailable saying so; the next call gets a new one.
+        """
+        import psycopg
 
         pool = await self.pool()
-        try:
-            conn = await pool.getconn()
-        except PoolTimeout as exc:
-            raise DatabaseUnavailable(
-                f"Cannot connect to {self.describe()} within {self._connect_timeout_s:g} s "
-                f"({redact_url(str(exc)) or 'no answer'}). Check DATABASE_URL and that the database "
-                "is running; tools that do not need a database keep working."
-            ) from None
+        conn = await pool.acquire()
         try:
             yield conn
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:
+                raise DatabaseUnavailable(
+                    f"The connection to {self.describe()} was lost during the call "
+                    f"({self.scrub(_first_line(exc))}); the database may have restarted or cut it. "
+                    "Call the tool again: a new connection is opened."
+                ) from None
+            raise
         finally:
-            await pool.putconn(conn)  # the pool rolls back anything left open
+            await pool.release(conn)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -73,4 +73,6 @@ def serve_http(server: MCPServer, *, host: str, port: int, allowed_hosts: list[s
     import uvicorn
 
     app = http_app(server, host=host, allowed_hosts=allowed_hosts, token=token)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # A long keep-alive: under load, uvicorn's 5 s default can close a connection just as a client
+    # reuses it, and that request is lost (seen in bench/bench_load.py).
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=75)

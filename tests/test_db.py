@@ -80,3 +80,23 @@ async def test_embedded_default_starts_under_the_project_and_stops(tmp_path: Pat
         row = await (await conn.execute("SELECT current_database()")).fetchone()
     assert row == ("schema_architect",)
     await db.close()
+
+
+def test_redaction_covers_query_parameters_and_conninfo() -> None:
+    from schema_architect.server.db import url_secrets
+
+    assert redact_url("postgresql://u@h/db?password=abc&sslmode=require") == \
+        "postgresql://u@h/db?password=***&sslmode=require"
+    assert redact_url("host=h password='a b c' sslpassword=x api_key=k1 access_token=t1") == \
+        "host=h password=*** sslpassword=*** api_key=*** access_token=***"
+    assert set(url_secrets("postgresql://u:p%40ss%2Fw@h/db?sslpassword=keypw")) == {"p%40ss%2Fw", "keypw", "p@ss/w"}
+
+
+@pytest.mark.anyio
+async def test_a_pgbouncer_hint_is_not_sent_to_libpq(pg_url: str, tmp_path: Path) -> None:
+    db = Database(pg_url + ("&" if "?" in pg_url else "?") + "pgbouncer=true", project=tmp_path)
+    async with db.connection() as conn:
+        assert conn.prepare_threshold is None
+        row = await (await conn.execute("SELECT current_setting('application_name')")).fetchone()
+    assert row == ("schema-architect",)
+    await db.close()

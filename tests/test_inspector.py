@@ -36,13 +36,21 @@ CALLS = {
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A user project: the reference spec and models; the embedded database is started on first use."""
+    """A fresh user project set up by `schema-architect init`, with the reference spec and models; the
+    embedded database starts on first use."""
     root = tmp_path_factory.mktemp("inspector_project")
     (root / "specs/database").mkdir(parents=True)
     shutil.copy(REPO / "specs/database/schema.md", root / "specs/database/schema.md")
     (root / "backend").mkdir()
     shutil.copy(REPO / "specs/database/models.py", root / "backend/models.py")
+    subprocess.run([EXE, "--project", str(root), "init"], check=True, capture_output=True, timeout=60)
     return root
+
+
+def launch_command(project: Path) -> list[str]:
+    """The server command exactly as `init` wrote it into .mcp.json (run from the project folder)."""
+    entry = json.loads((project / ".mcp.json").read_text())["mcpServers"]["schema-architect"]
+    return [entry["command"], "--project", str(project), *entry["args"]]
 
 
 def inspector(target: list[str], *args: str) -> dict:
@@ -66,7 +74,7 @@ def check_everything(target: list[str]) -> None:
 
 
 def test_inspector_over_stdio(project: Path) -> None:
-    check_everything([EXE, "--project", str(project), "serve"])
+    check_everything(launch_command(project))
 
 
 def test_inspector_over_http(project: Path) -> None:

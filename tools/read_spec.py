@@ -3,6 +3,7 @@ a content hash and an ER diagram."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -12,7 +13,7 @@ from .findings import Finding, SpecConflict
 from .lint import lint_schema
 from .schema import Enum, QueryPattern, Table
 from .spec_file import SpecFileError, display_path, read_spec_bytes
-from .spec_reader import parse_spec
+from .spec_reader import ParsedSpec, parse_spec
 
 
 class ReadSchemaSpecResult(BaseModel):
@@ -36,12 +37,19 @@ class ReadSchemaSpecResult(BaseModel):
     summary: str = Field(description="One line: what was read and what was found")
 
 
+@lru_cache(maxsize=16)
+def _parse_and_lint(text: str, shown: str, digest: str) -> tuple[ParsedSpec, list[Finding]]:
+    """Parsing and linting depend only on the bytes: agents re-read an unchanged spec often."""
+    parsed = parse_spec(text, file=shown)
+    return parsed, lint_schema(parsed.schema)
+
+
 def read_schema_spec(
     project_root: Path, path: str | None = None, tables: list[str] | None = None
 ) -> ReadSchemaSpecResult:
     spec_path, text, digest = read_spec_bytes(project_root, path)
     shown = display_path(project_root, spec_path)
-    parsed = parse_spec(text, file=shown)
+    parsed, all_findings = _parse_and_lint(text, shown, digest)
     schema = parsed.schema
     if tables:
         missing = [name for name in tables if schema.table(name.lower()) is None]
@@ -52,7 +60,7 @@ def read_schema_spec(
                 "Pass names from that list, or omit `tables` for all of them."
             )
         schema = schema.only(tables)
-    findings = lint_schema(parsed.schema)
+    findings = all_findings
     if tables:
         wanted = {t.name for t in schema.tables}
         findings = [f for f in findings if (f.object or "").split(".")[0] in wanted]

@@ -285,6 +285,8 @@ async def run_scoped_query(
             description = cur.description
             rows = await cur.fetchmany(limit + 1)
         except psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                raise  # the connection died (a restart, an idle cut): the server says so and retries help
             # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
             try:
                 ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
@@ -292,7 +294,8 @@ async def run_scoped_query(
                 ran = None
             raise _db_error(exc, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
         finally:
-            await cur.close()
+            if not conn.closed:
+                await cur.close()
             if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 await conn.execute("ROLLBACK")
     finally:
