@@ -47,6 +47,8 @@ read_schema_spec."""
 class AppContext:
     settings: Settings
     db: Database
+    #: For work that holds a session or builds indexes (DIRECT_DATABASE_URL); the same as db when unset.
+    direct_db: Database
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
@@ -87,10 +89,16 @@ def create_server(settings: Settings) -> MCPServer:
             connect_timeout_s=settings.connect_timeout_s,
             on_embedded_start=lambda conn: _apply_spec_if_empty(conn, settings),
         )
+        direct_db = db
+        if settings.direct_database_url is not None:
+            direct_db = Database(settings.direct_database_url.get_secret_value(), project=settings.project,
+                                 embedded=False, max_size=2, connect_timeout_s=settings.connect_timeout_s)
         try:
-            yield AppContext(settings=settings, db=db)
+            yield AppContext(settings=settings, db=db, direct_db=direct_db)
         finally:
             await db.close()
+            if direct_db is not db:
+                await direct_db.close()
 
     mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
     register_prompts(mcp)
@@ -188,15 +196,16 @@ def create_server(settings: Settings) -> MCPServer:
 
         with agent_errors():
             spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
-            if source == "spec" or not app.db.configured:
+            db = app.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
+            if source == "spec" or not db.configured:
                 return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
                                      hypothetical=hypothetical, owner_column=settings.owner_column,
                                      progress=progress)
-            async with app.db.connection() as conn:
+            async with db.connection() as conn:
                 result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
                                        hypothetical=hypothetical, owner_column=settings.owner_column,
                                        progress=progress)
-            result.database = app.db.describe()
+            result.database = db.describe()
             return result
 
     @mcp.tool(title="Run a query as one user", annotations=ToolAnnotations(
@@ -276,7 +285,8 @@ def create_server(settings: Settings) -> MCPServer:
                 expected_spec_hash=expected_spec_hash, replace=replace,
                 confirmed=isinstance(confirmation, AcceptedElicitation) and confirmation.data.confirm,
                 owner_column=app.settings.owner_column, models_timeout=app.settings.models_timeout_s,
-                database=app.db.connection if app.db.configured else None, database_name=app.db.describe,
+                database=app.direct_db.connection if app.direct_db.configured else None,
+                database_name=app.direct_db.describe,
             )
 
     return mcp

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (postgres://, postgresql://, postgresql+psycopg://). "
         "Unset: an embedded PostgreSQL under <project>/.schema-architect/ is started on first use.",
     )
+    direct_database_url: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DIRECT_DATABASE_URL", "SCHEMA_ARCHITECT_DIRECT_DATABASE_URL",
+                                      "direct_database_url"),
+        description="A direct (non-pooler) URL for work that holds locks or a session: explain_indexes' "
+        "hypothetical index builds and propose_table's dry run. Unset: DATABASE_URL is used (both run "
+        "inside one transaction, so a transaction-mode pooler works).",
+    )
     embedded: bool = Field(
         True, description="Start the embedded PostgreSQL when DATABASE_URL is unset (false: tools that "
         "need a database report that none is configured)."

@@ -37,11 +37,13 @@ from typing import Generic, Literal, TypeVar
 
 from pglast import parse_sql
 from pglast import ast as pg
-from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from pydantic import BaseModel, ConfigDict, Field
 
+from .ddl import (canon_type, column_sql, create_index_sql, fk_sql, ident, identity, in_list_sql,
+                  index_columns_sql, index_name, literal, nullable, pk_columns, table_ddl, type_sql)
+from .modelgen import PY_TYPES, SA_TYPES
 from .pgtypes import try_normalize_type
 from .schema import BETTER_AUTH_TABLES, Check, Column, ForeignKey, Index, Location, Schema, Table
 
@@ -142,12 +144,8 @@ def differences(old: dict[K, V], new: dict[K, V], same: Callable[[V, V], bool] =
 
 
 # ---------------------------------------------------------------------------------------------------
-# Normalisation (research/diff_index.md §5)
-
-
-def canon_type(t: str) -> str:
-    n = try_normalize_type(t)
-    return n.type if n else " ".join(t.lower().split())
+# Normalisation (research/diff_index.md §5). canon_type, pk_columns, nullable and identity live in
+# tools.ddl, which renders the SQL from the same facts the comparators compare.
 
 
 def base_type(t: str) -> str:
@@ -157,20 +155,6 @@ def base_type(t: str) -> str:
 def type_length(t: str) -> str | None:
     m = re.search(r"\((.*?)\)", canon_type(t))
     return m.group(1) if m else None
-
-
-def pk_columns(t: Table) -> list[str]:
-    return list(t.primary_key) or [c.name for c in t.columns if c.primary_key]
-
-
-def nullable(t: Table, c: Column) -> bool:
-    return c.nullable and c.name not in pk_columns(t)  # a primary key implies NOT NULL
-
-
-def identity(c: Column) -> str | None:
-    """serial / identity, folding bigserial/smallserial into serial and reading nextval() defaults."""
-    ident = c.identity or ("serial" if (c.default or "").lower().startswith("nextval(") else None)
-    return "serial" if ident in ("serial", "bigserial", "smallserial") else ident
 
 
 class _StripCasts(Visitor):
@@ -303,98 +287,7 @@ def rename_score(a: str, b: str) -> tuple[int, float]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Rendering: SQL, SQLAlchemy/SQLModel and spec text for one element
-
-
-def q(name: str) -> str:
-    """Quote an identifier only when PostgreSQL needs it (``user`` is reserved)."""
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and name not in RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-_SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
-
-
-def sql_type(c: Column) -> str:
-    t = canon_type(c.type)
-    if identity(c) == "serial" and t in _SERIAL_TYPES:
-        return _SERIAL_TYPES[t]
-    if c.identity in ("identity always", "identity by default"):
-        return f"{t} GENERATED {c.identity.split(' ', 1)[1].upper()} AS IDENTITY"
-    return t if try_normalize_type(c.type) else q(t)
-
-
-def column_sql(t: Table, c: Column) -> str:
-    parts = [q(c.name), sql_type(c)]
-    if not nullable(t, c):
-        parts.append("NOT NULL")
-    if (d := c.default) and identity(c) != "serial":
-        parts.append(f"DEFAULT {d}")
-    return " ".join(parts)
-
-
-def fk_sql(fk: ForeignKey) -> str:
-    s = (f"FOREIGN KEY ({', '.join(map(q, fk.columns))}) REFERENCES {q(fk.ref_table)} "
-         f"({', '.join(map(q, fk.ref_columns))})")
-    if fk.on_delete and fk.on_delete != "NO ACTION":
-        s += f" ON DELETE {fk.on_delete}"
-    if fk.on_update and fk.on_update != "NO ACTION":
-        s += f" ON UPDATE {fk.on_update}"
-    return s
-
-
-def index_name(t: Table, i: Index) -> str:
-    parts = [re.sub(r"\W+", "_", c.name).strip("_") for c in i.columns]
-    return i.name or f"ix_{t.name}_{'_'.join(parts)}"
-
-
-def index_columns_sql(i: Index) -> str:
-    cols = []
-    for c in i.columns:
-        s = f"({c.name})" if c.is_expression else q(c.name)
-        s += " DESC" if c.descending else ""
-        if c.nulls_first is not None and c.nulls_first != c.descending:
-            s += " NULLS FIRST" if c.nulls_first else " NULLS LAST"
-        cols.append(s)
-    return ", ".join(cols)
-
-
-def create_index_sql(t: Table, i: Index, name: str | None = None, concurrently: bool = True) -> str:
-    s = (f"CREATE {'UNIQUE ' if i.unique else ''}INDEX {'CONCURRENTLY ' if concurrently else ''}"
-         f"{q(name or index_name(t, i))} ON {q(t.name)}")
-    if i.method and i.method.lower() != "btree":
-        s += f" USING {i.method.lower()}"
-    s += f" ({index_columns_sql(i)})"
-    if i.include:
-        s += f" INCLUDE ({', '.join(map(q, i.include))})"
-    if i.where:
-        s += f" WHERE {i.where}"
-    return s + ";"
-
-
-def create_table_sql(t: Table) -> str:
-    lines = [column_sql(t, c) for c in t.columns]
-    if pk := pk_columns(t):
-        lines.append(f"PRIMARY KEY ({', '.join(map(q, pk))})")
-    lines += [f"UNIQUE ({q(c.name)})" for c in t.columns if c.unique and [c.name] != pk]
-    lines += [f"UNIQUE ({', '.join(map(q, u.columns))})" for u in t.unique_constraints]
-    lines += [fk_sql(fk) for fk in t.foreign_keys]
-    lines += [f"CHECK ({ck.expression})" for ck in t.checks]
-    lines += [f"CHECK ({q(c.name)} IN ({', '.join(map(lit, c.allowed_values))}))"
-              for c in t.columns if c.allowed_values and not _check_covers(t, c.name)]
-    body = ",\n    ".join(lines)
-    indexes = "".join("\n" + create_index_sql(t, i, concurrently=False) for i in t.indexes
-                      if not i.primary and not i.constraint)
-    return f"CREATE TABLE {q(t.name)} (\n    {body}\n);{indexes}"
-
-
-def _check_covers(t: Table, col: str) -> bool:
-    return any((vs := value_set_of(ck.expression)) and vs[0] == col for ck in t.checks)
+# Rendering: SQLAlchemy/SQLModel and spec text for one element (SQL comes from tools.ddl)
 
 
 _SA_TYPES = {
@@ -420,15 +313,9 @@ def sa_type(c: Column) -> str:
     return _SA_TYPES.get(t) or f"postgresql.ENUM(name={t!r}, create_type=False)"
 
 
-_PY_TYPES = {
-    "varchar": "str", "text": "str", "char": "str", "citext": "str", "integer": "int", "bigint": "int",
-    "smallint": "int", "boolean": "bool", "uuid": "uuid.UUID", "timestamptz": "datetime",
-    "timestamp": "datetime", "date": "date", "time": "time", "numeric": "Decimal",
-    "double precision": "float", "real": "float", "jsonb": "dict", "json": "dict", "bytea": "bytes",
-    "interval": "timedelta", "inet": "str",
-}
-_SA_TYPE_KW = {"text": "Text", "timestamp": "DateTime(timezone=False)", "jsonb": "JSONB", "json": "JSON",
-               "bigint": "BigInteger", "smallint": "SmallInteger", "real": "REAL", "citext": "CITEXT"}
+_PY_TYPES = {**PY_TYPES, "char": "str", "citext": "str", "inet": "str", "interval": "timedelta",
+             "jsonb": "dict", "json": "dict"}
+_SA_TYPE_KW = {**SA_TYPES, "citext": "CITEXT"}
 
 
 def enum_class(name: str) -> str:
@@ -440,13 +327,13 @@ def model_field(t: Table, c: Column) -> str:
     base, arg = base_type(c.type), type_length(c.type)
     py = "list" if c.type.endswith("[]") else _PY_TYPES.get(base, enum_class(base))
     pk = c.name in pk_columns(t)
-    ident = identity(c)
-    if ident in ("identity always", "identity by default"):
-        always = "always=True" if ident == "identity always" else "always=False"
+    gen = identity(c)
+    if gen in ("identity always", "identity by default"):
+        always = "always=True" if gen == "identity always" else "always=False"
         return (f"{c.name}: {py} | None = Field(default=None, sa_column=Column({sa_type(c)}, "
                 f"Identity({always}), primary_key={pk}))")
     kw: list[str] = []
-    optional = nullable(t, c) or (pk and ident == "serial")
+    optional = nullable(t, c) or (pk and gen == "serial")
     if optional:
         kw.append("default=None")
     elif pk and base == "uuid":
@@ -471,9 +358,9 @@ def model_field(t: Table, c: Column) -> str:
     elif base == "char":
         kw.append(f"sa_type=CHAR({arg or 1})")
     colkw = []
-    if pk and ident is None and base in _SERIAL_TYPES:
+    if pk and gen is None and base in ("integer", "bigint", "smallint"):
         colkw.append('"autoincrement": False')  # an int PK is SERIAL unless told otherwise
-    if c.default and ident != "serial":
+    if c.default and gen != "serial":
         colkw.append(f'"server_default": text({c.default!r})')
     if colkw:
         kw.append("sa_column_kwargs={" + ", ".join(colkw) + "}")
@@ -525,7 +412,7 @@ def model_class(t: Table) -> str:
 
 
 def spec_type(c: Column) -> str:
-    t = sql_type(c)
+    t = type_sql(c)
     return t.upper() if try_normalize_type(c.type) else t
 
 
@@ -546,7 +433,7 @@ def spec_row(t: Table, c: Column) -> str:
     values = c.allowed_values or next(
         (sorted(vs[1]) for ck in t.checks if (vs := value_set_of(ck.expression)) and vs[0] == c.name), None)
     if values:
-        cons.append(f"CHECK ({c.name} IN ({', '.join(map(lit, values))}))")
+        cons.append(f"CHECK ({c.name} IN ({', '.join(map(literal, values))}))")
     return f"| {c.name} | {spec_type(c)} | {', '.join(cons)} | {c.description or ''} |"
 
 
@@ -773,7 +660,7 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
         def fixes(side: str) -> list[Fix]:
             return side_fix(side, f"Create the table {t.name}.", model=model_class(t),
-                            sql=create_table_sql(t),
+                            sql="\n".join(table_ddl(t)),
                             alembic=f"op.create_table({t.name!r}, ...)  # columns as in the CREATE TABLE above",
                             locks="A new table: no lock on existing data.")
         yield make_drift(ctx, a, "breaking", "the table's existence", fixes)
@@ -790,7 +677,7 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
     def fixes(side: str) -> list[Fix]:
         return side_fix(side, f"Drop the table {t.name} (or add it to the {ctx.reference}).",
                         model=f"# delete the class mapped to table {t.name!r}",
-                        sql=f"DROP TABLE {q(tg.tables[side].name)};",
+                        sql=f"DROP TABLE {ident(tg.tables[side].name)};",
                         alembic=f"op.drop_table({tg.tables[side].name!r})",
                         locks="DROP TABLE deletes its rows for good: back them up first.")
     yield make_drift(ctx, a, severity, "the table's existence", fixes,
@@ -813,7 +700,7 @@ def compare_table_name(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         old = names[side]
         return side_fix(side, f"Name the table {want} (it is {old} here).",
                         model=f'__tablename__ = "{want}"  # SQLModel names a class without it after the class: {old}',
-                        sql=f"ALTER TABLE {q(old)} RENAME TO {q(want)};",
+                        sql=f"ALTER TABLE {ident(old)} RENAME TO {ident(want)};",
                         alembic=f"op.rename_table({old!r}, {want!r})",
                         locks="RENAME takes a brief ACCESS EXCLUSIVE lock; no rewrite.")
     other = tg.tables[a.differing[0]]
@@ -838,13 +725,13 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
             tname = tg.tables[side].name
             out = side_fix(side, f"If {old} was renamed: rename it to {c.name}.",
                            model=model_field(t, c) + f"  # was: {old}",
-                           sql=f"ALTER TABLE {q(tname)} RENAME COLUMN {q(old)} TO {q(c.name)};",
+                           sql=f"ALTER TABLE {ident(tname)} RENAME COLUMN {ident(old)} TO {ident(c.name)};",
                            alembic=f"op.alter_column({tname!r}, {old!r}, new_column_name={c.name!r})",
                            locks="RENAME COLUMN is a catalog change (brief ACCESS EXCLUSIVE lock).")
             out += side_fix(side, f"If they are different columns: add {c.name} and drop {old}.",
                             model=f"{model_field(t, c)}\n# and delete the field {old}",
-                            sql=(f"ALTER TABLE {q(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
-                                 f"ALTER TABLE {q(tname)} DROP COLUMN {q(old)};"),
+                            sql=(f"ALTER TABLE {ident(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
+                                 f"ALTER TABLE {ident(tname)} DROP COLUMN {ident(old)};"),
                             alembic=(f"op.add_column({tname!r}, sa.Column({c.name!r}, {sa_type(c)}, nullable=True))\n"
                                      f"op.drop_column({tname!r}, {old!r})"),
                             locks=f"DROP COLUMN {old} loses its data; backfill {c.name} first.")
@@ -864,18 +751,18 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
             tname = tg.tables[side].name
             needs_backfill = not nullable(t, c) and not c.default and identity(c) is None
             if needs_backfill:  # a NOT NULL column without default cannot be added to a table with rows
-                sql = (f"ALTER TABLE {q(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
-                       f"-- backfill: UPDATE {q(tname)} SET {q(c.name)} = ... WHERE {q(c.name)} IS NULL;\n"
-                       f"ALTER TABLE {q(tname)} ALTER COLUMN {q(c.name)} SET NOT NULL;")
+                sql = (f"ALTER TABLE {ident(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
+                       f"-- backfill: UPDATE {ident(tname)} SET {ident(c.name)} = ... WHERE {ident(c.name)} IS NULL;\n"
+                       f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(c.name)} SET NOT NULL;")
                 locks = "ADD COLUMN is a catalog change; SET NOT NULL scans the table under ACCESS EXCLUSIVE."
             else:
-                sql = f"ALTER TABLE {q(tname)} ADD COLUMN {column_sql(t, c)};"
+                sql = f"ALTER TABLE {ident(tname)} ADD COLUMN {column_sql(t, c)};"
                 locks = "ADD COLUMN with a constant (or no) default is a catalog change: no rewrite."
             fk = next((f for f in t.foreign_keys if f.columns == [c.name]), None)
             if fk:
                 name = f"{tname}_{c.name}_fkey"
-                sql += (f"\nALTER TABLE {q(tname)} ADD CONSTRAINT {q(name)} {fk_sql(fk)} NOT VALID;"
-                        f"\nALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(name)};")
+                sql += (f"\nALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} {fk_sql(fk)} NOT VALID;"
+                        f"\nALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(name)};")
             return side_fix(side, f"Add the column {c.name}.", model=model_field(t, c), sql=sql,
                             alembic=f"op.add_column({tname!r}, sa.Column({c.name!r}, {sa_type(c)}, "
                                     f"nullable={nullable(t, c) or needs_backfill}))",
@@ -894,7 +781,7 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
         tname = tg.tables[side].name
         return side_fix(side, f"Drop the column {cg.cols[side].name} (or add it to the {ctx.reference}).",
                         model=f"# delete the field: {model_field(tg.tables[side], cg.cols[side])}",
-                        sql=f"ALTER TABLE {q(tname)} DROP COLUMN {q(cg.cols[side].name)};",
+                        sql=f"ALTER TABLE {ident(tname)} DROP COLUMN {ident(cg.cols[side].name)};",
                         alembic=f"op.drop_column({tname!r}, {cg.cols[side].name!r})",
                         locks="DROP COLUMN is a catalog change, but its data is gone for good.")
     yield make_drift(ctx, a, severity, "the column's existence", xfixes,
@@ -958,21 +845,21 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
         have = canon_type(cg.cols[side].type)
         using = ""
         if kinds[side] == "timestamp-timezone":
-            using = f" USING {q(cname)} AT TIME ZONE 'UTC'"  # state the zone the naive values are in
+            using = f" USING {ident(cname)} AT TIME ZONE 'UTC'"  # state the zone the naive values are in
         elif kinds[side] == "column-type" and not {base_type(have), base_type(want)} <= {"text", "varchar"}:
-            using = f" USING {q(cname)}::{sql_type(lead_c.model_copy(update={'identity': None}))}"
-        target = sql_type(lead_c.model_copy(update={"identity": None}))
+            using = f" USING {ident(cname)}::{type_sql(lead_c.model_copy(update={'identity': None}))}"
+        target = type_sql(lead_c.model_copy(update={"identity": None}))
         widening = kinds[side] == "column-length" and _length(have) < _length(want) and base_type(have) == base_type(want)
         check = ""
         if kinds[side] == "column-length" and _length(want) < _length(have) and base_type(want) in ("varchar", "char"):
-            check = (f"-- check first: SELECT count(*) FROM {q(tname)} WHERE length({q(cname)}) > "
+            check = (f"-- check first: SELECT count(*) FROM {ident(tname)} WHERE length({ident(cname)}) > "
                      f"{int(_length(want))};\n")
         locks = ("Widening a varchar is a catalog change: no rewrite." if widening else REWRITE_NOTE)
         if kinds[side] == "timestamp-timezone":
             locks += " The values are reinterpreted in the zone given by USING: check it is UTC."
         return side_fix(side, f"Make {cname} {want} (it is {have} here).",
                         model=model_field(lead_t, lead_c),
-                        sql=f"{check}ALTER TABLE {q(tname)} ALTER COLUMN {q(cname)} TYPE {target}{using};",
+                        sql=f"{check}ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} TYPE {target}{using};",
                         alembic=(f"op.alter_column({tname!r}, {cname!r}, type_={sa_type(lead_c)}"
                                  + (f", postgresql_using={using[7:]!r}" if using else "") + ")"),
                         locks=locks)
@@ -1008,18 +895,18 @@ def compare_nullability(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
         tname, cname = _alter(tg, side, cg)
         if want_null:
             return side_fix(side, f"Allow NULL in {cname}.", model=model_field(lead_t, lead_c),
-                            sql=f"ALTER TABLE {q(tname)} ALTER COLUMN {q(cname)} DROP NOT NULL;",
+                            sql=f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} DROP NOT NULL;",
                             alembic=f"op.alter_column({tname!r}, {cname!r}, nullable=True)",
                             locks="DROP NOT NULL is a catalog change.")
         ck = f"{tname}_{cname}_not_null"
-        sql = (f"-- check first: SELECT count(*) FROM {q(tname)} WHERE {q(cname)} IS NULL;\n"
-               f"ALTER TABLE {q(tname)} ADD CONSTRAINT {q(ck)} CHECK ({q(cname)} IS NOT NULL) NOT VALID;\n"
-               f"ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(ck)};\n"
-               f"ALTER TABLE {q(tname)} ALTER COLUMN {q(cname)} SET NOT NULL;\n"
-               f"ALTER TABLE {q(tname)} DROP CONSTRAINT {q(ck)};")
+        sql = (f"-- check first: SELECT count(*) FROM {ident(tname)} WHERE {ident(cname)} IS NULL;\n"
+               f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} CHECK ({ident(cname)} IS NOT NULL) NOT VALID;\n"
+               f"ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)};\n"
+               f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} SET NOT NULL;\n"
+               f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(ck)};")
         return side_fix(side, f"Make {cname} NOT NULL.", model=model_field(lead_t, lead_c), sql=sql,
-                        alembic=(f"op.execute({f'ALTER TABLE {q(tname)} ADD CONSTRAINT {q(ck)} CHECK ({q(cname)} IS NOT NULL) NOT VALID'!r})\n"
-                                 f"op.execute({f'ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(ck)}'!r})\n"
+                        alembic=(f"op.execute({f'ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} CHECK ({ident(cname)} IS NOT NULL) NOT VALID'!r})\n"
+                                 f"op.execute({f'ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)}'!r})\n"
                                  f"op.alter_column({tname!r}, {cname!r}, nullable=False)\n"
                                  f"op.drop_constraint({ck!r}, {tname!r}, type_='check')"),
                         locks=("SET NOT NULL scans the whole table under ACCESS EXCLUSIVE unless a validated "
@@ -1047,7 +934,7 @@ def compare_default(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift
     def fixes(side: str) -> list[Fix]:
         tname, cname = _alter(tg, side, cg)
         action = f"Set the database default of {cname} to {lead_c.default}." if want else f"Drop the default of {cname}."
-        sql = (f"ALTER TABLE {q(tname)} ALTER COLUMN {q(cname)} "
+        sql = (f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} "
                + (f"SET DEFAULT {lead_c.default};" if want else "DROP DEFAULT;"))
         return side_fix(side, action, model=model_field(lead_t, lead_c), sql=sql,
                         alembic=f"op.alter_column({tname!r}, {cname!r}, server_default="
@@ -1081,7 +968,7 @@ def compare_identity(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drif
     def fixes(side: str) -> list[Fix]:
         tname, cname = _alter(tg, side, cg)
         have = identity(cg.cols[side])
-        alter = f"ALTER TABLE {q(tname)} ALTER COLUMN {q(cname)}"
+        alter = f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)}"
         steps = []
         if have == "serial":
             steps.append(f"{alter} DROP DEFAULT;")
@@ -1089,9 +976,9 @@ def compare_identity(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drif
             steps.append(f"{alter} DROP IDENTITY;")
         if want == "serial":
             seq = f"{tname}_{cname}_seq"
-            steps += [f"CREATE SEQUENCE IF NOT EXISTS {q(seq)} OWNED BY {q(tname)}.{q(cname)};",
-                      f"{alter} SET DEFAULT nextval({lit(seq)});",
-                      f"SELECT setval({lit(seq)}, coalesce(max({q(cname)}), 0) + 1, false) FROM {q(tname)};"]
+            steps += [f"CREATE SEQUENCE IF NOT EXISTS {ident(seq)} OWNED BY {ident(tname)}.{ident(cname)};",
+                      f"{alter} SET DEFAULT nextval({literal(seq)});",
+                      f"SELECT setval({literal(seq)}, coalesce(max({ident(cname)}), 0) + 1, false) FROM {ident(tname)};"]
         elif want:
             steps.append(f"{alter} ADD GENERATED {want.split(' ', 1)[1].upper()} AS IDENTITY;")
         return side_fix(side, f"Make {cname} {want or 'not generated'} (it is {have or 'not generated'} here).",
@@ -1136,15 +1023,15 @@ def compare_value_set(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Dri
         tname, cname = _alter(tg, side, cg)
         if want is None:
             return side_fix(side, f"Drop the value restriction on {cname}.", model=model_field(lead_t, lead_c),
-                            sql=f"ALTER TABLE {q(tname)} DROP CONSTRAINT {q(f'{tname}_{cname}_check')};",
+                            sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(f'{tname}_{cname}_check')};",
                             alembic=f"op.drop_constraint({f'{tname}_{cname}_check'!r}, {tname!r}, type_='check')",
                             locks="Dropping a CHECK is a catalog change.")
         values = sorted(want)
-        expr = f"{q(cname)} IN ({', '.join(map(lit, values))})"
+        expr = in_list_sql(cname, values)
         ck = f"{tname}_{cname}_check"
         enum_type = canon_type(cg.cols[side].type)
         if ctx.is_enum(enum_type) and side == "database":
-            sql = "\n".join(f"ALTER TYPE {q(enum_type)} ADD VALUE IF NOT EXISTS {lit(v)};"
+            sql = "\n".join(f"ALTER TYPE {ident(enum_type)} ADD VALUE IF NOT EXISTS {literal(v)};"
                             for v in values if v not in (sets[side] or ()))
             removed = sorted((sets[side] or frozenset()) - want)
             if removed:
@@ -1158,12 +1045,12 @@ def compare_value_set(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Dri
                  + "\n".join(f"    {v} = {v!r}" for v in values)
                  + "\n# SQLModel stores member NAMES as enum labels, not the .values"
                  if enum else f"__table_args__ = (CheckConstraint({expr!r}, name={ck!r}),)")
-        drop = f"ALTER TABLE {q(tname)} DROP CONSTRAINT IF EXISTS {q(ck)};\n" if sets[side] is not None else ""
+        drop = f"ALTER TABLE {ident(tname)} DROP CONSTRAINT IF EXISTS {ident(ck)};\n" if sets[side] is not None else ""
         return side_fix(side, f"Restrict {cname} to {', '.join(values)}.", model=model,
-                        sql=(f"{drop}ALTER TABLE {q(tname)} ADD CONSTRAINT {q(ck)} CHECK ({expr}) NOT VALID;\n"
-                             f"ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(ck)};"),
+                        sql=(f"{drop}ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} CHECK ({expr}) NOT VALID;\n"
+                             f"ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)};"),
                         alembic=(f"op.create_check_constraint({ck!r}, {tname!r}, {expr!r}, postgresql_not_valid=True)\n"
-                                 f"op.execute({f'ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(ck)}'!r})"),
+                                 f"op.execute({f'ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)}'!r})"),
                         locks="NOT VALID adds the CHECK without a scan; VALIDATE scans without blocking writes "
                               "and fails on rows outside the set.")
     hint = (" SQLModel stores enum member names, not their values." if enum and "models" in a.differing else "")
@@ -1183,10 +1070,10 @@ def compare_primary_key(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
     def fixes(side: str) -> list[Fix]:
         t = tg.tables[side]
-        steps = [f"ALTER TABLE {q(t.name)} DROP CONSTRAINT {q(t.name + '_pkey')};"] if pk_columns(t) else []
+        steps = [f"ALTER TABLE {ident(t.name)} DROP CONSTRAINT {ident(t.name + '_pkey')};"] if pk_columns(t) else []
         if want:
-            steps += [f"CREATE UNIQUE INDEX CONCURRENTLY {q(t.name + '_pkey_new')} ON {q(t.name)} ({', '.join(map(q, want))});",
-                      f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {q(t.name + '_pkey')} PRIMARY KEY USING INDEX {q(t.name + '_pkey_new')};"]
+            steps += [f"CREATE UNIQUE INDEX CONCURRENTLY {ident(t.name + '_pkey_new')} ON {ident(t.name)} ({', '.join(map(ident, want))});",
+                      f"ALTER TABLE {ident(t.name)} ADD CONSTRAINT {ident(t.name + '_pkey')} PRIMARY KEY USING INDEX {ident(t.name + '_pkey_new')};"]
         lead = tg.tables[a.lead]
         return side_fix(side, f"Make ({', '.join(want)}) the primary key." if want else "Drop the primary key.",
                         model="\n".join(model_field(lead, c) for c in lead.columns if c.name in want) or None,
@@ -1279,7 +1166,7 @@ def _fk_add_fix(tg: TableGroup, side: str, lead_t: Table, fk: ForeignKey, replac
     drop_sql = drop_op = ""
     if replace is not None:
         old = replace.name or name
-        drop_sql = f"ALTER TABLE {q(tname)} DROP CONSTRAINT {q(old)};\n"
+        drop_sql = f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(old)};\n"
         drop_op = f"op.drop_constraint({old!r}, {tname!r}, type_='foreignkey')\n"
     col = lead_t.column(fk.columns[0])
     model = (model_field(lead_t, col) if len(fk.columns) == 1 and col is not None
@@ -1288,11 +1175,11 @@ def _fk_add_fix(tg: TableGroup, side: str, lead_t: Table, fk: ForeignKey, replac
     kw = "".join(f", {k}={v!r}" for k, v in (("ondelete", fk.on_delete), ("onupdate", fk.on_update))
                  if v and v != "NO ACTION")
     return side_fix(side, f"{'Replace' if replace else 'Add'} the foreign key {fk_sql(fk)}.", model=model,
-                    sql=(f"{drop_sql}ALTER TABLE {q(tname)} ADD CONSTRAINT {q(name)} {fk_sql(fk)} NOT VALID;\n"
-                         f"ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(name)};"),
+                    sql=(f"{drop_sql}ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} {fk_sql(fk)} NOT VALID;\n"
+                         f"ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(name)};"),
                     alembic=(f"{drop_op}op.create_foreign_key({name!r}, {tname!r}, {fk.ref_table!r}, "
                              f"{fk.columns!r}, {fk.ref_columns!r}{kw}, postgresql_not_valid=True)\n"
-                             f"op.execute({f'ALTER TABLE {q(tname)} VALIDATE CONSTRAINT {q(name)}'!r})"),
+                             f"op.execute({f'ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(name)}'!r})"),
                     locks="NOT VALID adds the FK with a brief SHARE ROW EXCLUSIVE lock and no scan; VALIDATE "
                           "scans under SHARE UPDATE EXCLUSIVE (writes continue) and fails on orphan rows.")
 
@@ -1305,7 +1192,7 @@ def _fk_drop_fix(tg: TableGroup, side: str, fk: ForeignKey) -> list[Fix]:
     t_wo = tg.tables[side].model_copy(update={"foreign_keys": [f for f in tg.tables[side].foreign_keys if f is not fk]})
     return side_fix(side, f"Drop the foreign key {fk_sql(fk)} (or add it to the reference).",
                     model=model_field(t_wo, plain) if plain is not None else None,
-                    sql=f"ALTER TABLE {q(tname)} DROP CONSTRAINT {q(name)};",
+                    sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(name)};",
                     alembic=f"op.drop_constraint({name!r}, {tname!r}, type_='foreignkey')",
                     locks="Dropping an FK takes a brief lock on both tables.")
 
@@ -1352,21 +1239,21 @@ def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                      else f"__table_args__ = (UniqueConstraint({', '.join(map(repr, cols))}),)")
             if want:
                 return side_fix(side, f"Make ({', '.join(cols)}) unique.", model=model,
-                                sql=(f"CREATE UNIQUE INDEX CONCURRENTLY {q(name)} ON {q(tname)} ({', '.join(map(q, cols))});\n"
-                                     f"ALTER TABLE {q(tname)} ADD CONSTRAINT {q(name)} UNIQUE USING INDEX {q(name)};"),
+                                sql=(f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {ident(tname)} ({', '.join(map(ident, cols))});\n"
+                                     f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} UNIQUE USING INDEX {ident(name)};"),
                                 alembic=(alembic_autocommit(f"op.create_index({name!r}, {tname!r}, {cols!r}, unique=True, postgresql_concurrently=True)")
-                                         + f"\nop.execute({f'ALTER TABLE {q(tname)} ADD CONSTRAINT {q(name)} UNIQUE USING INDEX {q(name)}'!r})"),
+                                         + f"\nop.execute({f'ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} UNIQUE USING INDEX {ident(name)}'!r})"),
                                 locks=CONCURRENT_NOTE + " Fails if duplicates exist: check with GROUP BY ... HAVING count(*) > 1.")
             el = sets[side][key]
             if isinstance(el, Index) and not el.constraint:
                 iname = el.name or name
                 return side_fix(side, f"Drop the unique index on ({', '.join(cols)}).", model=model,
-                                sql=f"DROP INDEX CONCURRENTLY {q(iname)};",
+                                sql=f"DROP INDEX CONCURRENTLY {ident(iname)};",
                                 alembic=alembic_autocommit(f"op.drop_index({iname!r}, table_name={tname!r}, postgresql_concurrently=True)"),
                                 locks=CONCURRENT_NOTE)
             cname = getattr(el, "constraint", None) or getattr(el, "name", None) or name
             return side_fix(side, f"Drop the unique constraint on ({', '.join(cols)}).", model=model,
-                            sql=f"ALTER TABLE {q(tname)} DROP CONSTRAINT {q(cname)};",
+                            sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(cname)};",
                             alembic=f"op.drop_constraint({cname!r}, {tname!r}, type_='unique')",
                             locks="Dropping a constraint is a catalog change (brief ACCESS EXCLUSIVE lock).")
         s0 = a.differing[0]
@@ -1402,7 +1289,7 @@ def _index_aspects(a: Index, b: Index) -> list[str]:
 
 
 def _index_text(t: Table, i: Index) -> str:
-    return create_index_sql(t, i, concurrently=False).removesuffix(";")
+    return create_index_sql(t, i).removesuffix(";")
 
 
 @table_comparator
@@ -1441,7 +1328,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
             idx = i.model_copy(update={"name": index_name(lead_t, i)})
             yield make_drift(ctx, a, "degraded", "the index", lambda s, idx=idx: side_fix(
                 s, f"Create the index {idx.name}.", model=_model_index_line(lead_t, idx),
-                sql=create_index_sql(t, idx),
+                sql=create_index_sql(t, idx, concurrently=True),
                 alembic=alembic_autocommit(_alembic_create_index(t, idx)), locks=CONCURRENT_NOTE),
                 hint=f" It serves: {i.reason}." if i.reason else "")
         for j in rest:
@@ -1453,7 +1340,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
             yield make_drift(ctx, a, "degraded", "the index", lambda s, name=name, t=t: side_fix(
                 s, f"Drop the index {name} (or add it to the {lead}).",
                 model=f"# remove index=True / the Index({name!r}, ...) declaration",
-                sql=f"DROP INDEX CONCURRENTLY {q(name)};",
+                sql=f"DROP INDEX CONCURRENTLY {ident(name)};",
                 alembic=alembic_autocommit(f"op.drop_index({name!r}, table_name={t.name!r}, postgresql_concurrently=True)"),
                 locks=CONCURRENT_NOTE), spec_alt("Or document the index in the spec.", spec_index(t, j)))
 
@@ -1488,20 +1375,20 @@ def _index_pair_drift(ctx: Ctx, tg: TableGroup, side: str, i: Index, j: Index) -
             a = Aspect(obj, "index-name", lead, shown, [side])
             yield make_drift(ctx, a, "cosmetic", "the index name", lambda s: side_fix(
                 s, f"Rename the index {j.name} to {i.name}.", model=_model_index_line(lead_t, i),
-                sql=f"ALTER INDEX {q(j.name)} RENAME TO {q(i.name)};",
-                alembic=f"op.execute({f'ALTER INDEX {q(j.name)} RENAME TO {q(i.name)}'!r})",
+                sql=f"ALTER INDEX {ident(j.name)} RENAME TO {ident(i.name)};",
+                alembic=f"op.execute({f'ALTER INDEX {ident(j.name)} RENAME TO {ident(i.name)}'!r})",
                 locks="RENAME is a catalog change."), hint=" Same structure; only the name differs.")
         return
     a = Aspect(obj, aspects[0], lead, shown, [side])
     new = i.model_copy(update={"name": index_name(lead_t, i)})
     old_name = index_name(t, j)
     tmp = new.name + "_new" if new.name == old_name else new.name
-    steps = [create_index_sql(t, new, name=tmp), f"DROP INDEX CONCURRENTLY {q(old_name)};"]
+    steps = [create_index_sql(t, new.model_copy(update={"name": tmp}), concurrently=True), f"DROP INDEX CONCURRENTLY {ident(old_name)};"]
     if tmp != new.name:
-        steps.append(f"ALTER INDEX {q(tmp)} RENAME TO {q(new.name)};")
+        steps.append(f"ALTER INDEX {ident(tmp)} RENAME TO {ident(new.name)};")
     ops = [_alembic_create_index(t, new.model_copy(update={"name": tmp})),
            f"op.drop_index({old_name!r}, table_name={t.name!r}, postgresql_concurrently=True)"]
-    rename = f"\nop.execute({f'ALTER INDEX {q(tmp)} RENAME TO {q(new.name)}'!r})" if tmp != new.name else ""
+    rename = f"\nop.execute({f'ALTER INDEX {ident(tmp)} RENAME TO {ident(new.name)}'!r})" if tmp != new.name else ""
     what = ", ".join(k.removeprefix("index-") for k in aspects)
     yield make_drift(ctx, a, "degraded", f"the index ({what})", lambda s: side_fix(
         s, f"Rebuild the index as {_index_text(t, new)}.", model=_model_index_line(lead_t, new),
@@ -1549,13 +1436,13 @@ def _check_drift(ctx: Ctx, tg: TableGroup, side: str, ck: Check | None, other: C
     name = (other.name if other else None) or (ck.name if ck else None) or f"{t.name}_{'_'.join((some.columns or ['expr'])[:1])}_check"
     steps, ops = [], []
     if other is not None:
-        steps.append(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT {q(name)};")
+        steps.append(f"ALTER TABLE {ident(t.name)} DROP CONSTRAINT {ident(name)};")
         ops.append(f"op.drop_constraint({name!r}, {t.name!r}, type_='check')")
     if ck is not None:
-        steps += [f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {q(name)} CHECK ({ck.expression}) NOT VALID;",
-                  f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {q(name)};"]
+        steps += [f"ALTER TABLE {ident(t.name)} ADD CONSTRAINT {ident(name)} CHECK ({ck.expression}) NOT VALID;",
+                  f"ALTER TABLE {ident(t.name)} VALIDATE CONSTRAINT {ident(name)};"]
         ops += [f"op.create_check_constraint({name!r}, {t.name!r}, {ck.expression!r}, postgresql_not_valid=True)",
-                f"op.execute({f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {q(name)}'!r})"]
+                f"op.execute({f'ALTER TABLE {ident(t.name)} VALIDATE CONSTRAINT {ident(name)}'!r})"]
     model = (f"__table_args__ = (CheckConstraint({ck.expression!r}, name={name!r}),)" if ck
              else f"# remove CheckConstraint({other.expression!r})")
     fixes = side_fix(side, "Add the CHECK." if ck and not other else "Drop the CHECK." if other and not ck
@@ -1590,7 +1477,7 @@ def compare_enums(ctx: Ctx) -> Iterator[Drift]:
             for v in adds:
                 pos = want.index(v)
                 after = next((w for w in reversed(want[:pos]) if w in have or w in adds[: adds.index(v)]), None)
-                steps.append(f"ALTER TYPE {q(name)} ADD VALUE IF NOT EXISTS {lit(v)}" + (f" AFTER {lit(after)}" if after else "") + ";")
+                steps.append(f"ALTER TYPE {ident(name)} ADD VALUE IF NOT EXISTS {literal(v)}" + (f" AFTER {literal(after)}" if after else "") + ";")
             removed = [v for v in have if v not in want]
             sql = "\n".join(steps + ([f"-- labels {', '.join(removed)} cannot be dropped: create a new type, "
                                       "recast the columns, drop the old type"] if removed else []))

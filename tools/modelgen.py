@@ -13,6 +13,23 @@ from .ddl import index_name
 from .pgtypes import varchar_length
 from .schema import Column, ForeignKey, Table
 
+#: PostgreSQL type -> the annotation SQLModel maps back to it (diff's model snippets use the same).
+PY_TYPES = {
+    "varchar": "str", "text": "str", "integer": "int", "bigint": "int", "smallint": "int", "boolean": "bool",
+    "double precision": "float", "real": "float", "bytea": "bytes", "numeric": "Decimal", "uuid": "uuid.UUID",
+    "timestamptz": "datetime",  # SQLModel >= 0.0.45 maps datetime to TIMESTAMP WITH TIME ZONE
+    "timestamp": "datetime", "date": "date", "time": "time",
+}
+#: PostgreSQL type -> ``Field(sa_type=...)`` where the annotation alone would map to another type.
+SA_TYPES = {
+    "text": "Text", "bigint": "BigInteger", "smallint": "SmallInteger", "real": "REAL",
+    "timestamp": "DateTime(timezone=False)", "jsonb": "JSONB", "json": "JSON",
+}
+_ANNOTATION_IMPORTS = {
+    "Decimal": "from decimal import Decimal", "uuid.UUID": "import uuid", "datetime": "from datetime import datetime",
+    "date": "from datetime import date", "time": "from datetime import time", "dict[str, Any]": "from typing import Any",
+}
+
 _TIMESTAMP_DEFAULTS = {"now()", "current_timestamp", "clock_timestamp()", "statement_timestamp()"}
 
 
@@ -56,44 +73,25 @@ def _python_type(column: Column, imports: _Imports) -> tuple[str, list[str]]:
     if m := re.fullmatch(r"numeric\((\d+),(\d+)\)", pg):
         imports.lines.add("from decimal import Decimal")
         return "Decimal", [f"max_digits={m.group(1)}", f"decimal_places={m.group(2)}"]
-    simple = {
-        "varchar": ("str", None), "integer": ("int", None), "boolean": ("bool", None),
-        "double precision": ("float", None), "bytea": ("bytes", None),
-        "text": ("str", "Text"), "bigint": ("int", "BigInteger"), "smallint": ("int", "SmallInteger"),
-        "real": ("float", "REAL"), "numeric": ("Decimal", "Numeric"),
-    }
-    if pg in simple:
-        annotation, sa_type = simple[pg]
-        if annotation == "Decimal":
-            imports.lines.add("from decimal import Decimal")
-        if sa_type:
-            imports.sqlalchemy.add(sa_type)
-            return annotation, [f"sa_type={sa_type}"]
-        return annotation, []
-    if pg == "uuid":
-        imports.lines.add("import uuid")
-        return "uuid.UUID", []
-    if pg == "timestamptz":
-        imports.lines.add("from datetime import datetime")
-        return "datetime", []  # SQLModel >= 0.0.45 maps datetime to TIMESTAMP WITH TIME ZONE
-    if pg == "timestamp":
-        imports.lines.add("from datetime import datetime")
-        imports.sqlalchemy.add("DateTime")
-        return "datetime", ["sa_type=DateTime(timezone=False)"]
-    if pg in ("date", "time"):
-        imports.lines.add(f"from datetime import {pg}")
-        return pg, []
-    if pg in ("jsonb", "json"):
-        imports.lines.add("from typing import Any")
-        if pg == "jsonb":
-            imports.lines.add("from sqlalchemy.dialects.postgresql import JSONB")
-            return "dict[str, Any]", ["sa_type=JSONB"]
-        imports.sqlalchemy.add("JSON")
-        return "dict[str, Any]", ["sa_type=JSON"]
+    if pg == "numeric":
+        imports.lines.add("from decimal import Decimal")
+        imports.sqlalchemy.add("Numeric")
+        return "Decimal", ["sa_type=Numeric"]
     if pg == "text[]":
         imports.sqlalchemy.update({"ARRAY", "Text"})
         return "list[str]", ["sa_type=ARRAY(Text)"]
-    raise ValueError(f"no SQLModel mapping for the PostgreSQL type {pg!r}")
+    if pg not in PY_TYPES and pg not in ("jsonb", "json"):
+        raise ValueError(f"no SQLModel mapping for the PostgreSQL type {pg!r}")
+    annotation = PY_TYPES.get(pg, "dict[str, Any]")
+    if line := _ANNOTATION_IMPORTS.get(annotation):
+        imports.lines.add(line)
+    if (sa_type := SA_TYPES.get(pg)) is None:
+        return annotation, []
+    if sa_type == "JSONB":
+        imports.lines.add("from sqlalchemy.dialects.postgresql import JSONB")
+    else:
+        imports.sqlalchemy.add(sa_type.partition("(")[0])
+    return annotation, [f"sa_type={sa_type}"]
 
 
 def _field_line(table: Table, column: Column, imports: _Imports) -> str:
