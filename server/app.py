@@ -21,17 +21,16 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from ..prompts.loader import register_prompts
+from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
 from ..tools.explain_indexes import ExplainError, ExplainIndexesResult, explain_indexes as explain
 from ..tools.propose import ProposalError, ProposedColumn
 from ..tools.propose_run import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
-from ..prompts.loader import register_prompts
-from ..tools.drift_check import DiffModelsVsSpecResult, diff_project
 from ..tools.read_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.scoped_query import ScopedQueryResult
 from ..tools.spec_file import SpecFileError, read_spec_bytes
 from ..tools.sqlsafe import QueryRefused
 from .db import Database, DatabaseUnavailable, redact_url
-
 from .settings import Settings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
