@@ -19,7 +19,7 @@ Severity = Literal["error", "warning", "info"]
 class Finding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rule: str = Field(description="Stable kebab-case id, documented in docs/rules.md")
+    rule: str = Field(description="Stable kebab-case id, documented in docs/rules.md (lint) or docs/findings.md")
     severity: Severity
     message: str
     object: str | None = Field(None, description="What it is about: table, table.column or index name")
