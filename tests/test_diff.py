@@ -512,6 +512,56 @@ def test_enum_member_names_vs_spec_values():
     assert kinds["column-type"].severity == "degraded"  # varchar + CHECK vs a native enum
 
 
+PRIORITY_CK = Check(name="ck_tasks_priority", expression="priority IN ('low', 'medium', 'high')",
+                    columns=["priority"], location=loc(SPEC, 25))
+
+
+def _priority_as_enum(schema: Schema, *, keep_checks: bool = False) -> Schema:
+    """priority as a native enum with the spec's labels, its CHECK gone (the enum enforces the set)."""
+    schema = edit_column(schema, "tasks", "priority", type="priority", default=None)
+    schema = schema.model_copy(update={"enums": [Enum(name="priority", values=["low", "medium", "high"])]})
+    if keep_checks:
+        return schema
+    checks = [ck for ck in schema.table("tasks").checks if "priority" not in ck.expression.lower()]
+    return edit_table(schema, "tasks", checks=checks)
+
+
+def test_enum_back_to_varchar_brings_the_check_the_enum_stood_for():
+    spec = edit_table(spec_schema(), "tasks", checks=[*spec_schema().table("tasks").checks, PRIORITY_CK])
+    r = run(spec=spec, models=_priority_as_enum(models_schema()), database=_priority_as_enum(database_schema()))
+    assert not [d for d in r.drifts if d.kind in ("check", "enum-labels")]  # the same value set
+    d = only(r, "column-type")
+    assert (d.object, d.severity) == ("tasks.priority", "degraded")
+    field, note, args = fix(d, "models").model_change.splitlines()
+    assert field.startswith("priority: str = Field(max_length=20")
+    assert note.startswith("# and add to the class's __table_args__")
+    assert args == ("__table_args__ = (CheckConstraint(\"priority IN ('low', 'medium', 'high')\", "
+                    "name='ck_tasks_priority'),)")
+    assert "CHECK ck_tasks_priority" in fix(d, "models").action
+    db = fix(d, "database")
+    assert db.migration_sql.splitlines() == [
+        "ALTER TABLE tasks ALTER COLUMN priority TYPE varchar(20) USING priority::varchar(20);",
+        "ALTER TABLE tasks ADD CONSTRAINT ck_tasks_priority CHECK (priority IN ('low', 'medium', 'high')) NOT VALID;",
+        "ALTER TABLE tasks VALIDATE CONSTRAINT ck_tasks_priority;",
+        "-- then, once no column uses it: DROP TYPE priority;"]
+    assert "op.create_check_constraint('ck_tasks_priority', 'tasks', " in db.alembic_op
+    assert "NOT VALID" in db.lock_notes
+
+
+def test_enum_back_to_varchar_check_from_allowed_values_or_not_at_all():
+    # the spec lists the values without a named CHECK: the CHECK gets PostgreSQL's default name
+    d = only(run(spec=spec_schema(), models=_priority_as_enum(models_schema())), "column-type")
+    assert fix(d, "models").model_change.endswith(
+        "__table_args__ = (CheckConstraint(\"priority IN ('low', 'medium', 'high')\", name='tasks_priority_check'),)")
+    # the side checks the values already (enum and CHECK): nothing to add
+    d = only(run(spec=spec_schema(), models=_priority_as_enum(models_schema(), keep_checks=True)), "column-type")
+    assert "CheckConstraint" not in fix(d, "models").model_change
+    # no value set in the reference: the enum goes, nothing takes over
+    spec = edit_column(spec_schema(), "tasks", "priority", allowed_values=None)
+    d = only(run(spec=spec, models=_priority_as_enum(models_schema())), "column-type")
+    assert "CheckConstraint" not in fix(d, "models").model_change
+
+
 def test_enum_labels_between_models_and_database():
     models = Schema(enums=[Enum(name="status", values=["active", "disabled", "banned"], location=loc(MODELS, 3))])
     db = Schema(enums=[Enum(name="status", values=["active", "disabled"], location=loc(DB))])
@@ -542,8 +592,20 @@ def test_fk_in_spec_but_plain_indexed_str_in_models():
     assert (d.object, d.kind, d.severity) == ("tasks.user_id", "fk-missing", "degraded")
     assert d.sides["spec"].value == "FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE"
     assert d.sides["spec"].location == loc(SPEC, 15) and d.sides["models"].value is None
+    assert d.sides["models"].location == loc(MODELS, 23)  # the column's own line, where the FK goes
     assert fix(d, "models").model_change == (
         'user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True)')
+
+
+def test_fk_missing_location_falls_back_to_the_table():
+    # no line for the column (the catalog), or a composite key: the table's location
+    db = edit_table(database_schema(), "tasks", foreign_keys=[])
+    d = only(run(spec=spec_schema(), database=db))
+    assert d.sides["database"].location == loc(DB)
+    key = ForeignKey(columns=["user_id", "title"], ref_table="users", ref_columns=["id", "name"])
+    spec = edit_table(spec_schema(), "tasks", foreign_keys=[*spec_schema().table("tasks").foreign_keys, key])
+    d = only(run(spec=spec, models=models_schema()), "fk-missing")
+    assert d.object == "tasks.(user_id, title)" and d.sides["models"].location == loc(MODELS, 20)
 
 
 def test_fk_missing_in_database_adds_not_valid_then_validates():
@@ -750,6 +812,108 @@ def test_serial_id_replaced_by_uuid_is_one_type_drift_fixed_only_where_it_differ
     assert {f.side for f in d.fixes} == {"models", "spec"}  # the database already agrees
     assert fix(d, "models").model_change == "id: int | None = Field(default=None, primary_key=True)"
     assert fix(d, "spec").spec_patch == "| id | UUID | PRIMARY KEY |  |"
+
+
+def test_serial_id_that_is_uuid_in_database_is_renumbered_loudly():
+    child = Table(name="task_tags", location=loc(DB), columns=[col("task_id", "uuid", DB, nullable=False)],
+                  foreign_keys=[ForeignKey(name="task_tags_task_id_fkey", columns=["task_id"], ref_table="tasks",
+                                           ref_columns=["id"])])
+    db = edit_column(database_schema(), "tasks", "id", type="uuid", default="gen_random_uuid()")
+    db = db.model_copy(update={"tables": [*db.tables, child]})
+    spec = spec_schema().model_copy(update={"tables": [*spec_schema().tables, child.model_copy(
+        update={"columns": [col("task_id", "integer", SPEC, 40, nullable=False)], "location": loc(SPEC, 38)})]})
+    r = run(spec=spec, database=db)
+    [d] = [d for d in r.drifts if d.kind == "column-type" and d.object == "tasks.id"]
+    assert d.severity == "breaking"
+    f = fix(d, "database")
+    sql = f.migration_sql.splitlines()
+    assert sql[0].startswith("-- BREAKING, DATA-LOSS RISK: uuid cannot be cast to integer.")
+    assert "Foreign keys reference tasks.id: task_tags.task_id." in f.migration_sql
+    assert [s for s in sql if not s.startswith("--")] == [
+        "ALTER TABLE tasks ALTER COLUMN id DROP DEFAULT;",  # gen_random_uuid() has no integer cast
+        "CREATE SEQUENCE IF NOT EXISTS tasks_id_seq AS integer;",
+        "ALTER TABLE tasks ADD COLUMN id_new integer NOT NULL DEFAULT nextval('tasks_id_seq');",
+        "ALTER TABLE tasks ALTER COLUMN id TYPE integer USING id_new;",
+        "ALTER TABLE tasks DROP COLUMN id_new;",
+        "ALTER SEQUENCE tasks_id_seq OWNED BY tasks.id;",
+        "ALTER TABLE tasks ALTER COLUMN id SET DEFAULT nextval('tasks_id_seq');",
+        "SELECT setval('tasks_id_seq', coalesce(max(id), 0) + 1, false) FROM tasks;"]
+    assert "old ids are lost" in f.action
+    assert f.lock_notes.startswith("Breaking and data-loss risk") and "ACCESS EXCLUSIVE" in f.lock_notes
+    assert "Referencing FKs (task_tags.task_id)" in f.lock_notes
+    assert f.alembic_op.count("op.execute(") == 8
+
+
+def test_identity_id_that_is_varchar_in_database_is_cast_in_place():
+    spec = edit_column(spec_schema(), "tasks", "id", identity="identity always")
+    db = edit_column(database_schema(), "tasks", "id", type="character varying(36)", default=None)
+    f = fix(only(run(spec=spec, database=db), "column-type"), "database")
+    assert "-- check first (must be 0): SELECT count(*) FROM tasks WHERE id !~ '^[0-9]+$';" in f.migration_sql
+    assert "No foreign key in this database references tasks.id" in f.migration_sql
+    assert [s for s in f.migration_sql.splitlines() if not s.startswith("--")] == [
+        "ALTER TABLE tasks ALTER COLUMN id TYPE integer USING id::integer;",
+        "ALTER TABLE tasks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;",
+        "SELECT setval(pg_get_serial_sequence('tasks', 'id'), coalesce(max(id), 0) + 1, false) FROM tasks;"]
+    assert "ACCESS EXCLUSIVE" in f.lock_notes
+
+
+def test_generated_id_fix_only_where_the_database_does_not_generate():
+    # bigserial in the database, serial in the spec: the type narrows, the sequence stays (plain ALTER TYPE)
+    db = edit_column(database_schema(), "tasks", "id", type="bigint")
+    f = fix(only(run(spec=spec_schema(), database=db), "column-type"), "database")
+    assert f.migration_sql == "ALTER TABLE tasks ALTER COLUMN id TYPE integer USING id::integer;"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("gen", ["serial", "identity by default"])
+@pytest.mark.parametrize("have", ["uuid", "varchar"])
+async def test_generated_id_migration_runs_and_converges(gen: str, have: str, make_database) -> None:
+    """Against PostgreSQL: the migration runs in one transaction, keeps the rows, and the re-check is clean."""
+    import psycopg
+
+    from schema_architect.tools.catalog import read_catalog
+
+    url = make_database(f"diff_id_{have}_{gen.split()[0]}")
+    spec = Schema(tables=[Table(name="items", location=loc(SPEC, 1), primary_key=["id"], columns=[
+        col("id", "integer", SPEC, 3, identity=gen, nullable=False, primary_key=True), col("note", "text", SPEC, 4)])])
+    default = "gen_random_uuid()" if have == "uuid" else "'0'"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"CREATE TABLE items (id {have} PRIMARY KEY DEFAULT {default}, note text)")
+        rows = ["gen_random_uuid()"] * 3 if have == "uuid" else ["'3'", "'10'", "'20'"]
+        values = ", ".join(f"({r}, 'row {n}')" for n, r in enumerate(rows))
+        await conn.execute(f"INSERT INTO items (id, note) VALUES {values}")
+        d = only(run(spec=spec, database=(await read_catalog(conn)).schema), "column-type")
+        sql = fix(d, "database").migration_sql
+        async with conn.transaction():
+            await conn.execute(sql)
+        left = [x for x in run(spec=spec, database=(await read_catalog(conn)).schema).drifts]
+        assert left == [], [x.message for x in left]
+        ids = [r[0] for r in await (await conn.execute("SELECT id FROM items ORDER BY id")).fetchall()]
+        assert ids == ([1, 2, 3] if have == "uuid" else [3, 10, 20])
+        new = await (await conn.execute("INSERT INTO items (note) VALUES ('new') RETURNING id")).fetchone()
+        assert new[0] == max(ids) + 1
+
+
+@pytest.mark.anyio
+async def test_generated_id_migration_fails_while_a_foreign_key_references_the_old_ids(make_database) -> None:
+    import psycopg
+
+    from schema_architect.tools.catalog import read_catalog
+
+    url = make_database("diff_id_referenced")
+    spec = Schema(tables=[Table(name="items", location=loc(SPEC, 1), primary_key=["id"], columns=[
+        col("id", "integer", SPEC, 3, identity="serial", nullable=False, primary_key=True)])])
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE items (id uuid PRIMARY KEY DEFAULT gen_random_uuid())")
+        await conn.execute("CREATE TABLE parts (item_id uuid REFERENCES items (id))")
+        d = only(run(spec=spec, database=(await read_catalog(conn)).schema), "column-type")
+        sql = fix(d, "database").migration_sql
+        assert "Foreign keys reference items.id: parts.item_id." in sql
+        with pytest.raises(psycopg.errors.DatatypeMismatch):  # loudly, and nothing is left half done
+            async with conn.transaction():
+                await conn.execute(sql)
+        assert (await (await conn.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'items'")).fetchone())[0] == "uuid"
 
 
 def test_column_absent_from_spec_is_still_compared_between_models_and_database():

@@ -204,7 +204,8 @@ async def test_fk_in_spec_but_plain_indexed_str_in_model(tmp_path: Path, make_da
     fk = "FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE"
     assert drift["sides"]["spec"]["value"] == fk
     assert drift["sides"]["models"]["value"] is None
-    assert drift["sides"]["models"]["location"] == models_loc(models, "class Task(")
+    # the column's own line, the one the model fix replaces
+    assert drift["sides"]["models"]["location"] == models_loc(models, "user_id: str = Field(sa_type=Text, index=True)")
     assert drift["sides"]["database"]["value"] is None
     model_fix = fix_for(drift, "models")["model_change"]
     assert model_fix == 'user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", sa_type=Text)'
@@ -429,10 +430,6 @@ async def test_value_set_check_dropped_plain_str(tmp_path: Path) -> None:
     assert_clean(await check(project), "tasks.priority")
 
 
-@pytest.mark.xfail(strict=True, raises=KnownProductBug, reason=(
-    "product bug: the models fix for a CHECK value set modelled as a Python Enum turns the column back "
-    "into varchar(10) but leaves out the CheckConstraint the enum stood for, so the next run reports a "
-    "'check' drift on tasks.priority"))
 async def test_value_set_check_replaced_by_python_enum(tmp_path: Path) -> None:
     enum_field = "    priority: Priority = Field(default=Priority.medium)"
     models = drifted(("from datetime import datetime, timezone\n",
@@ -450,12 +447,17 @@ async def test_value_set_check_replaced_by_python_enum(tmp_path: Path) -> None:
     default = the_drift(data, "tasks.priority", "default")
     assert default["severity"] == "cosmetic"  # Python-side default only
     model_fix = fix_for(drift, "models")["model_change"]
-    assert model_fix.startswith("priority: str = Field(max_length=10")
+    # The field back to varchar(10), and the CHECK the enum stood for, named and spelled as the spec has it.
+    field_fix, note, table_args = model_fix.splitlines()
+    assert field_fix.startswith("priority: str = Field(max_length=10")
+    assert note.startswith("# and add to the class's __table_args__")
+    item = table_args_item(table_args)
+    assert item == "CheckConstraint(\"priority IN ('low', 'medium', 'high')\", name='ck_tasks_priority')"
 
-    replace_line(project, enum_field, model_fix)
+    replace_line(project, enum_field, field_fix)
+    add_to_table_args(project, "class Task(", item)
     data = await check(project)
-    assert_clean(data, "tasks.priority",
-                 known_bug="the enum -> varchar fix drops the value set the enum enforced; the CHECK is not in it")
+    assert_clean(data, "tasks.priority", "tasks.ck_tasks_priority")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -560,10 +562,10 @@ async def test_id_type_serial_vs_uuid_or_str(id_type: str, tmp_path: Path) -> No
     assert_clean(await check(project), "messages.id")
 
 
-@pytest.mark.xfail(strict=True, raises=KnownProductBug, reason=(
-    "product bug: the database fix for an id that should be serial is only ALTER COLUMN id TYPE integer "
-    "USING id::integer: PostgreSQL cannot cast uuid to integer at all, and even where the cast works "
-    "(varchar) no sequence/nextval default is created, so the next run reports an 'identity' drift"))
+ID_ROWS = {"uuid": ["8d1c4f1e-93a4-4d55-9d43-1d2c1b2a3f40", "0b6f0c52-6f1e-4c8e-a3a1-5f0e7c7d9b21"],
+           "str": ["7", "42"]}  # a str id converts in place only where it holds digits
+
+
 @pytest.mark.parametrize("id_type", list(ID_TYPES))
 async def test_id_type_serial_vs_uuid_or_str_in_database(id_type: str, tmp_path: Path, make_database) -> None:
     """The database was created from the drifted models; the models are already fixed."""
@@ -572,6 +574,12 @@ async def test_id_type_serial_vs_uuid_or_str_in_database(id_type: str, tmp_path:
     old_models.write_text(models)
     url = database_from_models(make_database, f"kind_id_{id_type}", old_models)
     project = make_project(tmp_path / "project", REFERENCE_MODELS)
+    with psycopg.connect(url, autocommit=True) as conn:  # rows, so the migration really converts ids
+        conn.execute("INSERT INTO users (id, email, name) VALUES ('u1', 'a@example.com', 'A')")
+        conv = conn.execute("INSERT INTO conversations (user_id) VALUES ('u1') RETURNING id").fetchone()[0]
+        for old_id in ID_ROWS[id_type]:
+            conn.execute("INSERT INTO messages (id, conversation_id, user_id, role, content) "
+                         "VALUES (%s, %s, 'u1', 'user', 'hi')", (old_id, conv))
 
     data = await check(project, url)
     drift = the_drift(data, "messages.id", "column-type")
@@ -579,15 +587,31 @@ async def test_id_type_serial_vs_uuid_or_str_in_database(id_type: str, tmp_path:
     assert drift["sides"]["spec"]["value"] == drift["sides"]["models"]["value"] == "integer"
     assert {f["side"] for f in drift["fixes"]} == {"database", "spec"}  # only the database is off
     assert drift["sides"]["database"]["value"] == ID_TYPES[id_type][1]
-    sql = fix_for(drift, "database")["migration_sql"]
+    db_fix = fix_for(drift, "database")
+    sql = db_fix["migration_sql"]
     assert "ALTER TABLE messages ALTER COLUMN id TYPE integer" in sql
+    assert "OWNED BY messages.id;" in sql
+    assert "ALTER TABLE messages ALTER COLUMN id SET DEFAULT nextval('messages_id_seq');" in sql
+    assert "SELECT setval('messages_id_seq', coalesce(max(id), 0) + 1, false) FROM messages;" in sql
+    assert "No foreign key in this database references messages.id" in sql
+    if id_type == "uuid":  # no cast: renumbered through a new column, said loudly
+        assert "USING id::integer" not in sql and "USING id_new;" in sql
+        assert "BREAKING, DATA-LOSS RISK" in sql and "the old uuid ids are discarded" in sql
+        assert "Breaking and data-loss risk" in db_fix["lock_notes"] and "ACCESS EXCLUSIVE" in db_fix["lock_notes"]
+    else:  # digits cast in place, after checking they are digits
+        assert "ALTER TABLE messages ALTER COLUMN id TYPE integer USING id::integer;" in sql
+        assert "-- check first (must be 0): SELECT count(*) FROM messages WHERE id !~ '^[0-9]+$';" in sql
+        assert "ACCESS EXCLUSIVE" in db_fix["lock_notes"]
 
-    try:
-        run_migration(url, sql)
-    except psycopg.Error as exc:
-        raise KnownProductBug(f"the migration SQL fails: {exc}") from exc
+    run_migration(url, sql)
     data = await check(project, url)
-    assert_clean(data, "messages.id", known_bug="the id is integer now but not serial")
+    assert_clean(data, "messages.id")
+    with psycopg.connect(url, autocommit=True) as conn:  # the old rows kept (renumbered); new ids generated
+        ids = [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
+        assert ids == ([1, 2] if id_type == "uuid" else [7, 42])
+        new = conn.execute("INSERT INTO messages (conversation_id, user_id, role, content) "
+                           "SELECT conversation_id, user_id, 'user', 'again' FROM messages LIMIT 1 RETURNING id")
+        assert new.fetchone()[0] == max(ids) + 1
 
 
 # ---------------------------------------------------------------------------------------------------

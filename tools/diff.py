@@ -843,6 +843,10 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
     def fixes(side: str) -> list[Fix]:
         tname, cname = _alter(tg, side, cg)
         have = canon_type(cg.cols[side].type)
+        gen = identity(lead_c)
+        if side == "database" and kinds[side] == "column-type" and gen and identity(cg.cols[side]) != gen:
+            return _retype_generated(ctx, side, tg.tables[side], cg.cols[side], lead_c, want)
+        ck = _enum_value_check(ctx, side, tg, cg)
         using = ""
         if kinds[side] == "timestamp-timezone":
             using = f" USING {ident(cname)} AT TIME ZONE 'UTC'"  # state the zone the naive values are in
@@ -857,12 +861,23 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
         locks = ("Widening a varchar is a catalog change: no rewrite." if widening else REWRITE_NOTE)
         if kinds[side] == "timestamp-timezone":
             locks += " The values are reinterpreted in the zone given by USING: check it is UTC."
-        return side_fix(side, f"Make {cname} {want} (it is {have} here).",
-                        model=model_field(lead_t, lead_c),
-                        sql=f"{check}ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} TYPE {target}{using};",
-                        alembic=(f"op.alter_column({tname!r}, {cname!r}, type_={sa_type(lead_c)}"
-                                 + (f", postgresql_using={using[7:]!r}" if using else "") + ")"),
-                        locks=locks)
+        model = model_field(lead_t, lead_c)
+        sql = f"{check}ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} TYPE {target}{using};"
+        alembic = (f"op.alter_column({tname!r}, {cname!r}, type_={sa_type(lead_c)}"
+                   + (f", postgresql_using={using[7:]!r}" if using else "") + ")")
+        action = f"Make {cname} {want} (it is {have} here)."
+        if ck is not None:  # the enum type enforced the value set: the CHECK must take over
+            action = f"Make {cname} {want} (it is the enum {have} here) and restrict it with the CHECK {ck.name}."
+            model += ("\n# and add to the class's __table_args__ (the enum enforced these values):\n"
+                      f"__table_args__ = (CheckConstraint({ck.expression!r}, name={ck.name!r}),)")
+            sql += (f"\nALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck.name)} CHECK ({ck.expression}) NOT VALID;"
+                    f"\nALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck.name)};"
+                    f"\n-- then, once no column uses it: DROP TYPE {ident(have)};")
+            alembic += (f"\nop.create_check_constraint({ck.name!r}, {tname!r}, {ck.expression!r}, "
+                        "postgresql_not_valid=True)"
+                        f"\nop.execute({f'ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck.name)}'!r})")
+            locks += " The CHECK is added NOT VALID (no scan), then VALIDATE scans without blocking writes."
+        return side_fix(side, action, model=model, sql=sql, alembic=alembic, locks=locks)
     what = {"column-length": "the length", "timestamp-timezone": "the time zone",
             "column-type": "the type"}[worst_kind]
     hint = ""
@@ -871,6 +886,115 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
     elif worst_kind == "column-type" and all(severity(s) == "cosmetic" for s in a.differing):
         hint = " text and unbounded varchar behave the same in PostgreSQL; bare str maps to varchar."
     yield make_drift(ctx, a, severity, what, fixes, _column_spec_alt(tg, cg, a, "type"), hint=hint)
+
+
+def _enum_value_check(ctx: Ctx, side: str, tg: TableGroup, cg: ColumnGroup) -> Check | None:
+    """The CHECK a side's column needs when its type changes from an enum to the reference's plain type.
+
+    An enum whose labels are the reference's value set is not a value-set drift (compare_value_set finds
+    the same set), so the type fix is the only one that sees the enum go: it must bring the CHECK, named
+    and spelled as the reference has it."""
+    lead_t, lead_c = tg.tables[cg.lead], cg.cols[cg.lead]
+    side_t, side_c = tg.tables[side], cg.cols[side]
+    if ctx.is_enum(lead_c.type) or not ctx.is_enum(side_c.type):
+        return None
+    if any((vs := value_set_of(ck.expression)) and vs[0] == side_c.name for ck in side_t.checks):
+        return None  # the side checks the values already
+    tname = side_t.name
+    ck = next((ck for ck in lead_t.checks if (vs := value_set_of(ck.expression)) and vs[0] == lead_c.name), None)
+    if ck is not None:
+        return Check(name=ck.name or f"{tname}_{lead_c.name}_check", expression=ck.expression, columns=[lead_c.name])
+    if lead_c.allowed_values:
+        return Check(name=f"{tname}_{lead_c.name}_check", expression=in_list_sql(lead_c.name, lead_c.allowed_values),
+                     columns=[lead_c.name])
+    return None
+
+
+#: Types PostgreSQL casts to an integer with ``USING col::integer`` (text only when it holds digits).
+_CASTS_TO_INTEGER = {"smallint", "integer", "bigint", "numeric", "real", "double precision", "text", "varchar",
+                     "char", "citext"}
+
+
+def _retype_generated(ctx: Ctx, side: str, t: Table, c: Column, lead_c: Column, want: str) -> list[Fix]:
+    """A column the reference generates (serial or identity) has another type in the database, e.g. a uuid
+    or varchar id where the spec says ``id serial``: change the type AND make the database generate it.
+
+    Castable types (varchar of digits, bigint, ...) are converted in place with ``USING id::integer``. A uuid
+    has no cast to integer: every row gets a new number, computed into a new column and swapped in with
+    ``ALTER COLUMN id TYPE integer USING id_new`` (the column keeps its position, primary key and name)."""
+    tname, cname = t.name, c.name
+    gen = identity(lead_c)
+    have = canon_type(c.type)
+    target = type_sql(lead_c.model_copy(update={"identity": None}))
+    base = base_type(target)
+    seq = f"{tname}_{cname}_seq"
+    tbl, col = ident(tname), ident(cname)
+    alter = f"ALTER TABLE {tbl} ALTER COLUMN {col}"
+    refs = sorted(f"{o.name}.{o_col}" for o in ctx.schemas[side].tables for fk in o.foreign_keys
+                  if fk.ref_table == tname and cname in fk.ref_columns
+                  for o_col, r_col in zip(fk.columns, fk.ref_columns, strict=False) if r_col == cname)
+    castable = base_type(have) in _CASTS_TO_INTEGER and base in ("smallint", "integer", "bigint")
+    head: list[str] = []
+    steps: list[str] = []
+    if not castable:
+        head += [f"-- BREAKING, DATA-LOSS RISK: {have} cannot be cast to {target}. Every row gets a NEW id; the old "
+                 f"{have} ids are discarded.",
+                 "-- Whatever stored them breaks: referencing columns, URLs, caches, other services."]
+    if refs:
+        head.append(f"-- Foreign keys reference {tname}.{cname}: {', '.join(refs)}. Migrate them in the same "
+                    "transaction (the ALTER below fails while they exist): drop each FK, add an integer column, "
+                    + (f"UPDATE it from {tname}.{cname}_new joined on the old id (before {cname}_new is dropped), "
+                       if not castable else "convert it the same way, ")
+                    + "then swap it in and re-add the FK.")
+    else:
+        head.append(f"-- No foreign key in this database references {tname}.{cname}; if another database or "
+                    "service stores these ids, migrate it too.")
+    if c.default:
+        steps.append(f"{alter} DROP DEFAULT;")  # the old default (gen_random_uuid(), ...) has no integer cast
+    if castable:
+        if base_type(have) in ("text", "varchar", "char", "citext"):
+            head += [f"-- check first (must be 0): SELECT count(*) FROM {tbl} WHERE {col} !~ '^[0-9]+$';",
+                     "-- if it is not, the ids are not numbers: renumber every row as for a uuid id (a new column "
+                     "filled from the sequence, swapped in with USING), which discards the old ids."]
+        steps.append(f"{alter} TYPE {target} USING {col}::{target};")
+    elif gen == "serial":
+        steps += [f"CREATE SEQUENCE IF NOT EXISTS {ident(seq)} AS {base};",
+                  f"ALTER TABLE {tbl} ADD COLUMN {ident(cname + '_new')} {target} NOT NULL "
+                  f"DEFAULT nextval({literal(seq)});",
+                  f"{alter} TYPE {target} USING {ident(cname + '_new')};",
+                  f"ALTER TABLE {tbl} DROP COLUMN {ident(cname + '_new')};"]
+    else:
+        steps += [f"ALTER TABLE {tbl} ADD COLUMN {ident(cname + '_new')} {target} GENERATED BY DEFAULT AS IDENTITY;",
+                  f"{alter} TYPE {target} USING {ident(cname + '_new')};",
+                  f"ALTER TABLE {tbl} DROP COLUMN {ident(cname + '_new')};"]
+    if gen == "serial":
+        steps += ([f"CREATE SEQUENCE IF NOT EXISTS {ident(seq)} AS {base} OWNED BY {tbl}.{col};"] if castable
+                  else [f"ALTER SEQUENCE {ident(seq)} OWNED BY {tbl}.{col};"])
+        steps += [f"{alter} SET DEFAULT nextval({literal(seq)});",
+                  f"SELECT setval({literal(seq)}, coalesce(max({col}), 0) + 1, false) FROM {tbl};"]
+    else:
+        steps += [f"{alter} ADD GENERATED {gen.split(' ', 1)[1].upper()} AS IDENTITY;",
+                  f"SELECT setval(pg_get_serial_sequence({literal(tbl)}, {literal(cname)}), "
+                  f"coalesce(max({col}), 0) + 1, false) FROM {tbl};"]
+    if castable:
+        action = (f"Make {cname} {want} {gen} (it is {have} here, not generated): cast the ids in place and let "
+                  "the database generate the next ones.")
+        generator = "sequence" if gen == "serial" else "identity"
+        locks = (REWRITE_NOTE + f" The cast fails on a value that is not an integer. The {generator} and its setval "
+                 f"past max({cname}) are catalog changes. Run it in one transaction, and deploy models that no longer "
+                 f"write {cname} themselves.")
+    else:
+        action = (f"Make {cname} {want} {gen} (it is {have} here): {have} has no cast, so every row is renumbered "
+                  "and the old ids are lost.")
+        locks = (f"Breaking and data-loss risk: the old {have} ids are replaced, so deploy the integer-id models at "
+                 f"the same moment. Run it in one transaction: ADD COLUMN with a volatile default and ALTER COLUMN "
+                 f"TYPE each rewrite the table (and its indexes, the primary key's included) under ACCESS "
+                 f"EXCLUSIVE, so reads and writes wait until commit: plan downtime for a large table. "
+                 f"Rows are numbered in no particular order.")
+    if refs:
+        locks += f" Referencing FKs ({', '.join(refs)}) must be migrated in the same transaction."
+    return side_fix(side, action, sql="\n".join(head + steps),
+                    alembic="\n".join(f"op.execute({s.rstrip(';')!r})" for s in steps), locks=locks)
 
 
 @column_comparator
@@ -1104,7 +1228,8 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         def target(side: str, f: ForeignKey | None):
             return None if f is None else (ctx.ref_table(side, f.ref_table), tuple(f.ref_columns))
 
-        shown = {s: SideValue(value=f and fk_sql(f), location=_loc(f) or _loc(tg.tables[s])) for s, f in items.items()}
+        shown = {s: SideValue(value=f and fk_sql(f), location=_loc(f) or _fk_column_loc(tg.tables[s], key))
+                 for s, f in items.items()}
         missing = [s for s in tg.tables if items[s] is None]
         if missing and lead == tg.lead:
             a = Aspect(obj, "fk-missing", lead, shown, missing)
@@ -1149,6 +1274,13 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
             yield make_drift(ctx, a, severity, f"ON {attr[3:].upper()}",
                              lambda s: _fk_add_fix(tg, s, lead_t, lead_fk, replace=present[s]),
                              spec_alt("Or accept this action in the spec.", _fk_spec_row(tg, a.differing[0], key)))
+
+
+def _fk_column_loc(t: Table, key: tuple[str, ...]) -> Location | None:
+    """Where a side without the FK should get it: the column's own line when the side has that (single)
+    column and knows its line, else the table's."""
+    c = t.column(key[0]) if len(key) == 1 else None
+    return _loc(c) if c is not None and _loc(c) is not None and _loc(c).line else _loc(t)
 
 
 def _fk_spec_row(tg: TableGroup, side: str, key: tuple[str, ...]) -> str | None:
