@@ -332,3 +332,42 @@ async def test_bad_input_raises_explain_error(ref_url: str) -> None:
     with pytest.raises(ExplainError, match="Nothing to explain"):
         await explain_indexes(spec=None, conn=None)
     assert issubclass(ExplainError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Round trips: on Neon each costs 5-100 ms
+
+
+async def test_a_full_call_takes_a_constant_number_of_round_trips(ref_url: str) -> None:
+    before = _fingerprint(ref_url)
+    async with await _connect(ref_url) as conn:
+        full = await explain_indexes(spec=_spec(), conn=conn)
+        off = await explain_indexes(spec=_spec(), conn=conn, hypothetical=False)
+        one = await explain_indexes(spec=_spec(), conn=conn, table="tags")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert _fingerprint(ref_url) == before
+    checked = [r for r in full.recommendations if r.checked_how in ("hypopg", "transaction")]
+    assert checked
+    # catalog + index stats + hypopg state; every plan; one transaction per real build (all at once with hypopg)
+    assert full.round_trips <= 2 + len(checked), (full.round_trips, full.statements)
+    assert off.round_trips == 2 and one.round_trips == 2
+    assert full.statements > 10 * full.round_trips  # many statements, few waits
+    # Same evidence whether or not candidates are checked: the plans do not depend on the batching.
+    assert [(e.query, e.chosen, e.forced) for e in full.evidence] == [(e.query, e.chosen, e.forced) for e in off.evidence]
+
+
+async def test_a_connection_inside_a_transaction_is_left_as_it_was(ref_url: str) -> None:
+    async with await _connect(ref_url) as conn:
+        alone = await explain_indexes(spec=_spec(), conn=conn, table="tasks")
+        await conn.set_autocommit(False)
+        await conn.execute("SELECT 1")  # the caller's own transaction is open
+        inside = await explain_indexes(spec=_spec(), conn=conn, table="tasks")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        await conn.rollback()
+        idle = await explain_indexes(spec=_spec(), conn=conn, table="tasks")  # not autocommit, idle
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    for other in (inside, idle):
+        assert [(e.query, e.chosen, e.forced) for e in other.evidence] == \
+            [(e.query, e.chosen, e.forced) for e in alone.evidence]
+        assert [(r.ddl, r.cost_before, r.cost_after) for r in other.recommendations] == \
+            [(r.ddl, r.cost_before, r.cost_after) for r in alone.recommendations]

@@ -11,6 +11,13 @@ Decisions, and why:
 * **Everything runs in transactions that are rolled back.** Query evidence runs in one READ ONLY
   transaction; each hypothetical index gets a short transaction of its own. Nothing is committed,
   nothing is left behind, whatever fails.
+* **Round trips, not statements, are the cost** (5-100 ms each on Neon). The catalog, the index
+  statistics and hypopg's state go in one pipeline; each transaction (BEGIN, one ``set_config`` for all
+  its SET LOCALs, every EXPLAIN, ROLLBACK) goes as one multi-statement Query message, with no savepoint
+  around an EXPLAIN (planning executes nothing; if one fails, it is retried without the failing
+  pattern). A full call is 3 round trips on the reference schema: catalog, plans, one candidate build;
+  ``round_trips`` in the result counts them. Not pipelines for the EXPLAINs: the extended protocol reads
+  ``$1`` as a parameter to bind, and a bound value makes the generic plan a custom one.
 * **Parameterised patterns** (``$1``) are planned with ``EXPLAIN (GENERIC_PLAN)`` on PostgreSQL 16+.
   Older servers get Dexter's path: ``PREPARE``, ``SET LOCAL plan_cache_mode = force_generic_plan``,
   ``EXPLAIN EXECUTE`` with NULL arguments, ``DEALLOCATE``. A generic plan is what a pooled app gets
@@ -40,16 +47,17 @@ Decisions, and why:
 from __future__ import annotations
 
 import inspect
-
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
+import psycopg.generators
 from pydantic import BaseModel, ConfigDict, Field
 
-from .catalog import IndexStats, read_catalog, read_index_stats
+from .catalog import CATALOG_QUERY, INDEX_USAGE_SQL, IndexStats, _describe, build_schema, catalog_query
 from .ddl import create_index_sql, ident, qualified
 from .findings import Finding
 from .lint import INDEX_RULE_IDS, IndexShape, covers_columns, index_shapes, lint_schema, norm_where
@@ -170,6 +178,8 @@ class ExplainIndexesResult(_Model):
     evidence: list[QueryEvidence] = Field(description="The plan of each query pattern: the planner's choice and cost")
     notes: list[str] = Field(description="Caveats: small tables, reset statistics, what was not checked")
     statements: int = Field(0, description="SQL statements sent to the database")
+    round_trips: int = Field(0, description="Network round trips to the database (a pipeline of statements "
+                             "sent together and answered together counts once)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -197,11 +207,7 @@ async def explain_indexes(
     if conn is not None and chosen_source != "spec":
         schemas = sorted({"public"} | {t.schema_name for t in (spec.tables if spec else [])}
                          | ({table.rpartition(".")[0]} if table and "." in table else set()))
-        catalog = await read_catalog(conn, schemas)
-        db_schema, run.server_version = catalog.schema, catalog.server_version
-        run.statements += catalog.statements
-        stats = await read_index_stats(conn, schemas)
-        run.statements += 1
+        db_schema, stats = await _read_live(run, schemas, hypothetical)
     spec_schema = spec if chosen_source in ("spec", "both") else None
     main = db_schema if db_schema is not None else spec_schema
     assert main is not None
@@ -248,7 +254,7 @@ async def explain_indexes(
         source=chosen_source, database=db_schema.source if db_schema else None,
         server_version=run.server_version, tables=[t.qualified_name for t in tables], indexes=entries,
         problems=_sorted(problems), recommendations=recommendations, evidence=evidence, notes=notes,
-        statements=run.statements,
+        statements=run.statements, round_trips=run.round_trips,
     )
 
 
@@ -270,24 +276,224 @@ def _check_source(source: str | None, spec: Schema | None, conn: psycopg.AsyncCo
 
 
 @dataclass
+class _Stmt:
+    """One statement of a pipeline, and what it returned once the pipeline came back."""
+
+    sql: str
+    params: Any = None
+    prepared: str | None = None  # PREPAREs this name (session state: must be DEALLOCATEd whatever happens)
+    deallocates: str | None = None
+    rows: list[Any] | None = None  # None: it did not run (or failed); text values in transaction bodies
+    columns: list[str] = field(default_factory=list)
+
+
+class _BatchError(Exception):
+    """Statement ``index`` of a pipeline failed; the ones after it were skipped by the server."""
+
+    def __init__(self, index: int, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+class _TxError(Exception):
+    """Statement ``index`` of transaction ``body`` failed (index -1: the BEGIN/ROLLBACK around it).
+
+    Everything is rolled back and any PREPAREd statement left behind is deallocated before this is raised.
+    """
+
+    def __init__(self, body: int, index: int, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.body, self.index, self.error = body, index, error
+
+
+_OK = (psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.COMMAND_OK)
+_SAVEPOINT = "explain_indexes"
+
+
+@dataclass
 class _Run:
     conn: psycopg.AsyncConnection | None
     owner: str
     lock_timeout_ms: int
     progress: Callable[[str], Any] | None
     statements: int = 0
+    round_trips: int = 0
     server_version: int | None = None
     generic_plan: bool | None = None  # None: decide from the server version
+    hypopg: str = "absent"  # installed, available or absent (read with the catalog when hypothetical)
+    _names: int = 0
 
     async def note(self, message: str) -> None:
         if self.progress is not None and inspect.isawaitable(sent := self.progress(message)):
             await sent
 
-    async def execute(self, sql: str, params: Any = None) -> list[Any]:
-        assert self.conn is not None
-        cur = await self.conn.execute(sql, params, prepare=False)
-        self.statements += 1
-        return await cur.fetchall() if cur.description else []
+    @property
+    def generic(self) -> bool:
+        if self.generic_plan is not None:
+            return self.generic_plan
+        return (self.server_version or 0) >= GENERIC_PLAN_MIN_VERSION
+
+    def statement_name(self) -> str:
+        self._names += 1
+        return f"explain_indexes_{time.monotonic_ns()}_{self._names}"
+
+    async def batch(self, stmts: list[_Stmt]) -> None:
+        """Send ``stmts`` in one pipeline ending with one Sync: one round trip, whatever their number.
+
+        Each statement's rows land in its ``rows``. If one fails the server skips the rest up to the Sync,
+        and :class:`_BatchError` says which one failed. Unnamed statements only (``prepare=False``), so a
+        PgBouncer in transaction mode is no problem. A libpq without pipeline mode (before 14) gets one
+        statement per round trip, counted as such.
+        """
+        conn = self.conn
+        assert conn is not None
+        if not psycopg.AsyncPipeline.is_supported():
+            for i, s in enumerate(stmts):
+                self.statements += 1
+                self.round_trips += 1
+                try:
+                    cur = await conn.execute(s.sql, s.params, prepare=False)
+                except psycopg.Error as exc:
+                    raise _BatchError(i, exc) from None
+                s.rows = await cur.fetchall() if cur.description else []
+                s.columns = [d.name for d in cur.description or ()]
+            return
+        cursors: list[psycopg.AsyncCursor[Any]] = []
+        error: psycopg.Error | None = None
+        self.round_trips += 1
+        try:
+            async with conn.pipeline():  # leaving the block sends the Sync and reads every result
+                for s in stmts:
+                    cursors.append(await conn.execute(s.sql, s.params, prepare=False))
+                    self.statements += 1
+        except psycopg.Error as exc:
+            error = exc
+        for i, (s, cur) in enumerate(zip(stmts, cursors, strict=False)):
+            if cur.pgresult is None or cur.pgresult.status not in _OK:
+                raise _BatchError(i, error or psycopg.InterfaceError("no result")) from None
+            s.rows = await cur.fetchall() if cur.description else []
+            s.columns = [d.name for d in cur.description or ()]
+        if error is not None:
+            raise _BatchError(len(cursors), error) from None
+
+    async def simple(self, stmts: list[_Stmt]) -> None:
+        """Send ``stmts`` as one simple-protocol Query message: one round trip, whatever their number.
+
+        Not a pipeline: pipelines use the extended protocol, where the server reads every ``$1`` of the
+        text as a parameter to bind, and binding values turns ``EXPLAIN (GENERIC_PLAN)`` into a plan for
+        those values. In one Query message the statements run in order, the server stops at the first
+        error, and each statement's result comes back separately (text values; parameters of ours are
+        inlined as literals by psycopg's client-side quoting). Statements are separated by newlines
+        around the semicolon, so a query ending in a ``--`` comment cannot swallow the next one.
+        """
+        conn = self.conn
+        assert conn is not None
+        quoting = psycopg.AsyncClientCursor(conn)
+        text = "\n;\n".join(s.sql if s.params is None else quoting.mogrify(s.sql, s.params) for s in stmts)
+        encoding = conn.info.encoding
+        self.statements += len(stmts)
+        self.round_trips += 1
+        async with conn.lock:
+            conn.pgconn.send_query(text.encode(encoding))
+            results = await conn.wait(psycopg.generators.execute(conn.pgconn))
+        for i, res in enumerate(results[: len(stmts)]):
+            if res.status not in _OK:
+                raise _BatchError(i, psycopg.errors.error_from_result(res, encoding=encoding))
+            stmts[i].rows = [[None if (v := res.get_value(r, c)) is None else bytes(v).decode(encoding)
+                              for c in range(res.nfields)] for r in range(res.ntuples)]
+        if len(results) < len(stmts):
+            raise _BatchError(len(results), psycopg.InterfaceError("the server returned fewer results than "
+                                                                   "statements sent"))
+
+    async def transactions(self, bodies: list[list[_Stmt]]) -> None:
+        """Run each body in a transaction of its own that is rolled back, all in one round trip.
+
+        BEGIN, body, ROLLBACK for each (SAVEPOINT ... ROLLBACK TO when the caller's connection is
+        already inside a transaction). When a statement fails, the failed transaction is rolled back
+        and the statements PREPAREd before the failure are deallocated (a ROLLBACK keeps them: they
+        belong to the session), in one more round trip; then :class:`_TxError` says where it failed.
+        """
+        conn = self.conn
+        assert conn is not None
+        nested = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+        def opener() -> list[_Stmt]:
+            return [_Stmt(f"SAVEPOINT {_SAVEPOINT}")] if nested else [_Stmt("BEGIN")]
+
+        def closer() -> list[_Stmt]:
+            if nested:
+                return [_Stmt(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"), _Stmt(f"RELEASE SAVEPOINT {_SAVEPOINT}")]
+            return [_Stmt("ROLLBACK")]
+
+        flat: list[_Stmt] = []
+        where: list[tuple[int, int, bool]] = []  # body, index in it (-1: around it), inside the transaction
+        for b, body in enumerate(bodies):
+            for s in opener():
+                flat.append(s)
+                where.append((b, -1, True))
+            for i, s in enumerate(body):
+                flat.append(s)
+                where.append((b, i, True))
+            for s in closer():
+                flat.append(s)
+                where.append((b, -1, False))
+        try:
+            await self.simple(flat)
+        except _BatchError as exc:
+            b, i, inside = where[exc.index]
+            if nested:  # back to where the caller's transaction was
+                cleanup = closer() if inside else []
+            else:
+                cleanup = closer() if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE else []
+            ran = flat[: exc.index]
+            done = {s.deallocates for s in ran if s.deallocates and s.rows is not None}
+            cleanup += [_Stmt(f"DEALLOCATE {s.prepared}") for s in ran
+                        if s.prepared and s.rows is not None and s.prepared not in done]
+            if cleanup:
+                try:
+                    await self.simple(cleanup)
+                except _BatchError as second:
+                    raise second.error from exc.error
+            raise _TxError(b, i, exc.error) from None
+
+
+_HYPOPG_STATE = ("SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'hypopg') AS installed, "
+                 "(SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg') AS available")
+
+
+async def _read_live(run: _Run, schemas: list[str], hypothetical: bool) -> tuple[Schema, dict[str, IndexStats]]:
+    """The catalog (tools/catalog.py's one statement), the index statistics and hypopg's state: one round trip.
+
+    As :func:`.catalog.read_catalog` and :func:`.catalog.read_index_stats` would read them, pipelined
+    together (outside any transaction of ours: each is one read-only statement).
+    """
+    conn = run.conn
+    assert conn is not None
+    run.server_version = conn.info.server_version
+    bound = {"schemas": list(schemas)}
+    stmts = [_Stmt(CATALOG_QUERY, bound), _Stmt(catalog_query(INDEX_USAGE_SQL, run.server_version), bound)]
+    if hypothetical:
+        stmts.append(_Stmt(_HYPOPG_STATE))
+    borrowed = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if borrowed:  # no BEGIN of psycopg's own, no transaction left open (as catalog._fetch)
+        await conn.set_autocommit(True)
+    try:
+        await run.batch(stmts)
+    except _BatchError as exc:
+        raise exc.error from None
+    finally:
+        if borrowed:
+            await conn.set_autocommit(False)
+    catalog, usage = stmts[0], stmts[1]
+    assert catalog.rows is not None and usage.rows is not None
+    schema = build_schema(dict(zip(catalog.columns, catalog.rows[0], strict=True)), source=_describe(conn))
+    found = [IndexStats(**dict(zip(usage.columns, row, strict=True))) for row in usage.rows]
+    stats = {f"{s.schema_name}.{s.name}": s for s in sorted(found, key=lambda s: (s.schema_name, s.name))}
+    if hypothetical:
+        assert stmts[2].rows is not None
+        installed, available = stmts[2].rows[0]
+        run.hypopg = "installed" if installed else ("available" if available else "absent")
+    return schema, stats
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -824,70 +1030,121 @@ def _summarize(plan: Any) -> PlanSummary:
                        seq_scans=list(dict.fromkeys(s.table for s in scans if s.node == "Seq Scan")))
 
 
-async def _explain(run: _Run, sql: str, params: int) -> tuple[PlanSummary, str]:
-    """EXPLAIN one query (inside the caller's transaction). Parameters get a generic plan."""
+_PLANNED_HOW = {"plain": "plain EXPLAIN", "generic": "generic plan (EXPLAIN GENERIC_PLAN)",
+                "prepared": "prepared generic plan (PREPARE, force_generic_plan, EXECUTE with NULLs)"}
+
+
+def _plan_stmts(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str]:
+    """The statements that plan one query, which of them returns the plan, and how it is planned.
+
+    Parameters get a generic plan: ``EXPLAIN (GENERIC_PLAN)`` on 16+, else PREPARE / EXPLAIN EXECUTE
+    with NULLs / DEALLOCATE, all three inside the caller's one transaction (so through a transaction-mode
+    pooler they reach the same server session), under ``plan_cache_mode = force_generic_plan`` (set by
+    the caller with :func:`_settings`).
+    """
     if params == 0:
-        rows = await run.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-        return _summarize(rows[0][0]), "plain EXPLAIN"
-    generic = run.generic_plan if run.generic_plan is not None else (run.server_version or 0) >= GENERIC_PLAN_MIN_VERSION
-    if generic:
-        rows = await run.execute(f"EXPLAIN (FORMAT JSON, GENERIC_PLAN) {sql}")
-        return _summarize(rows[0][0]), "generic plan (EXPLAIN GENERIC_PLAN)"
-    name = f"explain_indexes_{time.monotonic_ns()}"
-    await run.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    await run.execute(f"PREPARE {name} AS {sql}")
-    try:
-        nulls = ", ".join(["NULL"] * params)
-        rows = await run.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({nulls})")
-    finally:
-        if run.conn is not None and run.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            await run.execute(f"DEALLOCATE {name}")
-    return _summarize(rows[0][0]), "prepared generic plan (PREPARE, force_generic_plan, EXECUTE with NULLs)"
+        return [_Stmt(f"EXPLAIN (FORMAT JSON) {sql}")], 0, _PLANNED_HOW["plain"]
+    if run.generic:
+        return [_Stmt(f"EXPLAIN (FORMAT JSON, GENERIC_PLAN) {sql}")], 0, _PLANNED_HOW["generic"]
+    name = run.statement_name()
+    nulls = ", ".join(["NULL"] * params)
+    return ([_Stmt(f"PREPARE {name} AS {sql}", prepared=name),
+             _Stmt(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({nulls})"),
+             _Stmt(f"DEALLOCATE {name}", deallocates=name)], 1, _PLANNED_HOW["prepared"])
 
 
-async def _with_settings(run: _Run, settings: dict[str, str], fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a savepoint with SET LOCALs that the savepoint's rollback undoes."""
-    assert run.conn is not None
-    async with run.conn.transaction(force_rollback=True):
-        run.statements += 2  # SAVEPOINT, ROLLBACK TO
-        for name, value in settings.items():
-            await run.execute("SELECT set_config(%s, %s, true)", (name, value))
-        return await fn()
+def _settings(values: dict[str, str]) -> _Stmt:
+    """All the SET LOCALs of a transaction in one statement (``set_config(..., true)``)."""
+    calls = ", ".join(["set_config(%s, %s, true)"] * len(values))
+    return _Stmt(f"SELECT {calls}", [x for kv in values.items() for x in kv])
+
+
+def _message(exc: psycopg.Error) -> str:
+    return (exc.diag.message_primary or str(exc)).strip()
 
 
 async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, float | None],
                            notes: list[str], raise_for_caller: bool) -> list[QueryEvidence]:
+    """Plan every pattern in one READ ONLY transaction, sent as one pipeline: one round trip.
+
+    First each pattern as the planner chooses, then (after ``enable_seqscan = off`` for the rest of the
+    transaction) again for the nearly empty tables, where the forced plan is always wanted. A pattern
+    on a bigger table whose chosen plan scans it sequentially gets its forced plan in one more round
+    trip. The EXPLAINs need no savepoints: a plan is computed, never executed. Should one fail (a
+    caller's or the spec's SQL that does not fit the database), the transaction is rolled back, that
+    pattern is reported as not planned and the rest are planned again, so the results are those of
+    planning each pattern on its own.
+    """
     assert run.conn is not None
+    table_rows = [rows.get(p.table.qualified_name) for p in patterns]
+    small = [r is not None and r < SMALL_TABLE_ROWS for r in table_rows]
+    chosen: dict[int, tuple[PlanSummary, str]] = {}
+    forced: dict[int, PlanSummary] = {}
+    failed: dict[int, str] = {}
+    todo_chosen = list(range(len(patterns)))
+    todo_forced: list[int] = []
+    base = {"transaction_read_only": "on", "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms",
+            "lock_timeout": f"{run.lock_timeout_ms}ms"}
+    if not run.generic:
+        base["plan_cache_mode"] = "force_generic_plan"
+    while todo_chosen or todo_forced:
+        body = [_settings(base)]
+        jobs: list[tuple[int, bool, int, int, str]] = []  # pattern, forced, first statement, plan statement, how
+
+        def add(i: int, is_forced: bool) -> None:
+            stmts, at, how = _plan_stmts(run, patterns[i].sql, patterns[i].params)
+            jobs.append((i, is_forced, len(body), len(body) + at, how))
+            body.extend(stmts)
+
+        for i in todo_chosen:
+            add(i, False)
+        want_forced = list(dict.fromkeys(todo_forced + [i for i in todo_chosen if small[i]]))
+        if want_forced:
+            body.append(_settings({"enable_seqscan": "off"}))
+            for i in want_forced:
+                add(i, True)
+        failure: _TxError | None = None
+        try:
+            await run.transactions([body])
+        except _TxError as exc:
+            failure = exc
+        for i, is_forced, _, at, how in jobs:
+            plan_rows = body[at].rows
+            if plan_rows is None:
+                continue
+            plan = _summarize(json.loads(plan_rows[0][0]))
+            if is_forced:
+                forced[i] = plan
+            else:
+                chosen[i] = (plan, how)
+                if not small[i] and patterns[i].table.name in plan.seq_scans:
+                    todo_forced.append(i)
+        if failure is not None:
+            job = next((j for j in jobs if j[2] <= failure.index <= j[3]), None)
+            if job is None or job[1]:  # the settings or a forced plan: not a question of the pattern's SQL
+                raise failure.error
+            i = job[0]
+            message = _message(failure.error)
+            if raise_for_caller and patterns[i].origin == "caller":
+                raise ExplainError(f"The query {patterns[i].sql!r} cannot be planned on this database: "
+                                   f"{message}. Fix the SQL (table and column names as in the database).") from None
+            failed[i] = message
+        todo_chosen = [i for i in todo_chosen if i not in chosen and i not in failed]
+        todo_forced = [i for i in dict.fromkeys(todo_forced + want_forced)
+                       if i not in forced and i not in failed and i not in todo_chosen]
     out: list[QueryEvidence] = []
-    async with run.conn.transaction(force_rollback=True):
-        run.statements += 2  # BEGIN (or SAVEPOINT), ROLLBACK
-        await run.execute("SET TRANSACTION READ ONLY")
-        await run.execute("SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
-                          (f"{STATEMENT_TIMEOUT_MS}ms", f"{run.lock_timeout_ms}ms"))
-        for p in patterns:
-            out.append(await _evidence_one(run, p, rows.get(p.table.qualified_name), raise_for_caller))
+    for i, p in enumerate(patterns):
+        fields = dict(table=p.table.qualified_name, query=p.description, sql=p.sql, origin=p.origin,
+                      location=p.location, needs=[_show(c) for c in p.needs])
+        if i in failed:
+            out.append(QueryEvidence(**fields, planned_how="not planned", verdict=f"could not be planned: {failed[i]}"))
+            continue
+        plan, how = chosen[i]
+        wanted = small[i] or p.table.name in plan.seq_scans
+        extra = forced[i] if wanted else None
+        out.append(QueryEvidence(**fields, planned_how=how, chosen=plan, forced=extra,
+                                 verdict=_verdict(p, plan, extra, table_rows[i])))
     return out
-
-
-async def _evidence_one(run: _Run, p: _Pattern, table_rows: float | None, raise_for_caller: bool) -> QueryEvidence:
-    needs = [_show(c) for c in p.needs]
-    base = dict(table=p.table.qualified_name, query=p.description, sql=p.sql, origin=p.origin, location=p.location,
-                needs=needs)
-    try:
-        chosen, how = await _with_settings(run, {}, lambda: _explain(run, p.sql, p.params))
-    except psycopg.Error as exc:
-        message = (exc.diag.message_primary or str(exc)).strip()
-        if raise_for_caller and p.origin == "caller":
-            raise ExplainError(f"The query {p.sql!r} cannot be planned on this database: {message}. "
-                               "Fix the SQL (table and column names as in the database).") from None
-        return QueryEvidence(**base, planned_how="not planned", verdict=f"could not be planned: {message}")
-    small = table_rows is not None and table_rows < SMALL_TABLE_ROWS
-    own_seq = p.table.name in chosen.seq_scans
-    forced = None
-    if small or own_seq:
-        forced, _ = await _with_settings(run, {"enable_seqscan": "off"}, lambda: _explain(run, p.sql, p.params))
-    return QueryEvidence(**base, planned_how=how, chosen=chosen, forced=forced,
-                         verdict=_verdict(p, chosen, forced, table_rows))
 
 
 def _verdict(p: _Pattern, chosen: PlanSummary, forced: PlanSummary | None, table_rows: float | None) -> str:
@@ -1000,24 +1257,19 @@ _CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction
                       "index behind: drop it and retry.")
 
 
-async def _hypopg_state(run: _Run) -> str:
-    rows = await run.execute("SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'), "
-                             "(SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg')")
-    installed, available = rows[0]
-    return "installed" if installed else ("available" if available else "absent")
-
-
 async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: list[QueryEvidence],
                             rows: dict[str, float | None], hypothetical: bool, max_build_rows: int,
                             notes: list[str]) -> list[Recommendation]:
     if not candidates:
         return []
     by_sql = {(e.table, e.sql): e for e in evidence}
-    hypopg = await _hypopg_state(run) if hypothetical else "absent"
+    hypopg = run.hypopg if hypothetical else "absent"
     if hypothetical and hypopg == "absent":
         notes.append("hypopg is not available on this server: candidate indexes are checked by building them "
                      "inside a transaction that is rolled back (small tables only, under a lock timeout).")
-    out: list[Recommendation] = []
+    # Decide for every candidate first, check the ones to check together, then judge them in order.
+    decided: list[tuple[_Candidate, Recommendation | None, str | None]] = []  # candidate, rec, note
+    to_check: list[_Trial] = []
     for c in candidates:
         before = [(p, by_sql.get((c.table.qualified_name, p.sql))) for p in c.patterns]
         table_rows = rows.get(c.table.qualified_name)
@@ -1029,14 +1281,14 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
                        for p, ev in before if ev is not None and ev.chosen is not None]
         rec.cost_before = sum(q.cost_before for q in rec.queries) if rec.queries else None
         if c.fk is None and small:
-            notes.append(f"{c.table.name}: {', '.join(repr(p.description) for p in c.patterns)} would want "
-                         f"({', '.join(_show(x) for x in c.columns)}), which no index gives; {c.table.name} holds "
-                         f"about {int(table_rows or 0)} rows, too few for costs to tell whether it is worth it. "
-                         "Re-run on production-like data (a Neon branch) before adding it.")
+            decided.append((c, None, f"{c.table.name}: {', '.join(repr(p.description) for p in c.patterns)} would "
+                            f"want ({', '.join(_show(x) for x in c.columns)}), which no index gives; {c.table.name} "
+                            f"holds about {int(table_rows or 0)} rows, too few for costs to tell whether it is worth "
+                            "it. Re-run on production-like data (a Neon branch) before adding it."))
             continue
         if c.fk is None and rec.cost_before is not None and rec.cost_before < MIN_COST:
-            notes.append(f"{c.ddl(False)} not tried: the queries it would serve are already cheap "
-                         f"(cost {rec.cost_before:.1f} < {MIN_COST:.0f}).")
+            decided.append((c, None, f"{c.ddl(False)} not tried: the queries it would serve are already cheap "
+                                     f"(cost {rec.cost_before:.1f} < {MIN_COST:.0f})."))
             continue
         if not hypothetical:
             rec.checked_how = "not checked: hypothetical=false"
@@ -1046,7 +1298,14 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
                                "Install hypopg (CREATE EXTENSION hypopg; Neon supports it) or test on a branch.")
         else:
             await run.note(f"checking {c.ddl(False)}")
-            await _check_one(run, c, rec, small, hypopg)
+            to_check.append(_Trial(c, rec, small))
+        decided.append((c, rec, None))
+    await _check_all(run, to_check, hypopg)
+    out: list[Recommendation] = []
+    for c, rec, note in decided:
+        if rec is None:
+            notes.append(note or "")
+            continue
         if rec.cost_after is not None and rec.cost_before is not None and c.fk is None \
                 and rec.cost_after > rec.cost_before * (1 - MIN_GAIN):
             notes.append(f"{c.ddl(False)} was checked ({rec.checked_how}) and dropped: cost {rec.cost_before:.1f} "
@@ -1062,60 +1321,120 @@ def _cost(ev: QueryEvidence, small: bool) -> float:
     return plan.total_cost
 
 
-async def _check_one(run: _Run, c: _Candidate, rec: Recommendation, small: bool, hypopg: str) -> None:
+@dataclass
+class _Trial:
+    """One candidate index to check, and the statements of its transaction once built."""
+
+    c: _Candidate
+    rec: Recommendation
+    small: bool
+    body: list[_Stmt] = field(default_factory=list)
+    trial: str = ""
+    ext_at: int | None = None
+    create_at: int = 0
+    plans_at: list[int] = field(default_factory=list)
+
+
+def _trial_body(run: _Run, t: _Trial, use_hypopg: bool, create_extension: bool) -> None:
+    """BEGIN (added by the caller), timeouts, the hypothetical index, the plans after it, ROLLBACK."""
+    t.trial = f"explain_indexes_trial_{time.monotonic_ns() % 10**9}"
+    build = create_index_sql(t.c.table, t.c.index.model_copy(update={"name": t.trial}))
+    t.body = [_settings({"lock_timeout": f"{run.lock_timeout_ms}ms",
+                         "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
+    t.ext_at = None
+    if create_extension:
+        t.ext_at = len(t.body)
+        t.body.append(_Stmt("CREATE EXTENSION IF NOT EXISTS hypopg"))
+    t.create_at = len(t.body)
+    if use_hypopg:
+        t.body.append(_Stmt("SELECT indexname FROM hypopg_create_index(%s)", (build.rstrip(";"),)))
+    else:
+        t.body.append(_Stmt(build))
+    after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
+                                                               else {"plan_cache_mode": "force_generic_plan"})
+    if after:
+        t.body.append(_settings(after))
+    t.plans_at = []
+    for _q, p in zip(t.rec.queries, list(t.c.patterns), strict=False):
+        stmts, at, _ = _plan_stmts(run, p.sql, p.params)
+        t.plans_at.append(len(t.body) + at)
+        t.body.extend(stmts)
+
+
+async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
+    """Check the candidates, each in a transaction of its own that is rolled back.
+
+    With hypopg (nothing built, no lock taken) every candidate's transaction goes in one pipeline: one
+    round trip for all of them. A real build holds a SHARE lock until its ROLLBACK, so each build gets
+    a round trip of its own, and its lock time and lock wait are measured around that one transaction.
+    When CREATE EXTENSION hypopg is refused, the candidates are built instead (as before hypopg).
+    """
     assert run.conn is not None
-    trial = f"explain_indexes_trial_{time.monotonic_ns() % 10**9}"
-    ix = c.index.model_copy(update={"name": trial})
-    build = create_index_sql(c.table, ix)
-    settings = {"enable_seqscan": "off"} if small else {}
-    how = "hypopg"
-    started = time.monotonic()
-    try:
-        async with run.conn.transaction(force_rollback=True):
-            run.statements += 2
-            await run.execute("SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                              (f"{run.lock_timeout_ms}ms", f"{STATEMENT_TIMEOUT_MS}ms"))
-            use_hypopg = hypopg == "installed"
-            if hypopg == "available":
-                try:
-                    async with run.conn.transaction():
-                        run.statements += 2
-                        await run.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
-                    use_hypopg = True
-                    rec.notes.append("hypopg was created inside the rolled-back transaction, then rolled back.")
-                except psycopg.Error:
-                    use_hypopg = False
-            if use_hypopg:
-                got = await run.execute("SELECT indexname FROM hypopg_create_index(%s)", (build.rstrip(";"),))
-                trial = got[0][0]
-            else:
-                how = "transaction"
-                await run.execute(build)
-                rec.notes.append(f"Built for real inside a transaction that was rolled back: this held a SHARE lock "
-                                 f"on {c.table.name} (writes blocked, reads fine) for "
-                                 f"{(time.monotonic() - started) * 1000:.0f} ms; nothing was kept.")
-            for q, p in zip(rec.queries, [p for p in c.patterns], strict=False):
-                plan, _ = await _with_settings(run, settings, lambda p=p: _explain(run, p.sql, p.params))
-                q.cost_after = plan.total_cost
-                q.uses_new_index = any(trial in n for n in plan.indexes)
-    except psycopg.errors.LockNotAvailable:
-        waited = (time.monotonic() - started) * 1000
-        rec.checked_how = (f"not checked: {c.table.name} is locked by another transaction (a writer); the test "
-                           f"build gave up after lock_timeout={run.lock_timeout_ms} ms (waited {waited:.0f} ms) "
-                           "and built nothing, so writers were held up no longer than that. Retry when the table "
-                           "is quiet, or install hypopg (no lock at all).")
-        rec.queries = [q.model_copy(update={"cost_after": None}) for q in rec.queries]
-        return
-    except psycopg.errors.QueryCanceled:
-        rec.checked_how = (f"not checked: the test build of {c.table.name} took longer than "
-                           f"statement_timeout={STATEMENT_TIMEOUT_MS} ms and was cancelled; nothing was kept.")
-        return
-    except psycopg.Error as exc:
-        rec.checked_how = f"not checked: {(exc.diag.message_primary or str(exc)).strip()}"
-        return
-    rec.checked_how = how
+    mode = hypopg  # installed / available: hypopg; absent: real builds
+    pending = list(trials)
+    while pending:
+        use_hypopg = mode in ("installed", "available")
+        group = pending if use_hypopg else pending[:1]
+        for t in group:
+            _trial_body(run, t, use_hypopg, create_extension=mode == "available")
+        started = time.monotonic()
+        failure: _TxError | None = None
+        try:
+            await run.transactions([t.body for t in group])
+        except _TxError as exc:
+            failure = exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        retry: list[_Trial] = []
+        for k, t in enumerate(group):
+            if failure is not None and k > failure.body:
+                retry.append(t)  # skipped by the server after the failure: try again
+                continue
+            if failure is not None and k == failure.body:
+                if t.ext_at is not None and failure.index == t.ext_at:
+                    mode = "absent"  # CREATE EXTENSION refused (no privilege...): build instead
+                    retry.append(t)
+                    continue
+                _trial_failed(run, t, failure.error, elapsed_ms)
+                continue
+            _trial_done(t, use_hypopg, elapsed_ms)
+        pending = retry + pending[len(group):]
+
+
+def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
+    rec, trial = t.rec, t.trial
+    if t.ext_at is not None:
+        rec.notes.append("hypopg was created inside the rolled-back transaction, then rolled back.")
+    if use_hypopg:
+        created = t.body[t.create_at].rows
+        assert created is not None
+        trial = created[0][0]
+    else:
+        rec.notes.append(f"Built for real inside a transaction that was rolled back: this held a SHARE lock "
+                         f"on {t.c.table.name} (writes blocked, reads fine) for at most {elapsed_ms:.0f} ms "
+                         "(build, plans and rollback); nothing was kept.")
+    for q, at in zip(rec.queries, t.plans_at, strict=False):
+        plan_rows = t.body[at].rows
+        assert plan_rows is not None
+        plan = _summarize(json.loads(plan_rows[0][0]))
+        q.cost_after = plan.total_cost
+        q.uses_new_index = any(trial in n for n in plan.indexes)
+    rec.checked_how = "hypopg" if use_hypopg else "transaction"
     after = [q.cost_after for q in rec.queries if q.cost_after is not None]
     rec.cost_after = sum(after) if after and len(after) == len(rec.queries) else None
     if rec.queries and not any(q.uses_new_index for q in rec.queries):
         rec.notes.append("The planner did not choose the candidate for any of these queries.")
 
+
+def _trial_failed(run: _Run, t: _Trial, error: psycopg.Error, elapsed_ms: float) -> None:
+    rec, name = t.rec, t.c.table.name
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        rec.checked_how = (f"not checked: {name} is locked by another transaction (a writer); the test "
+                           f"build gave up after lock_timeout={run.lock_timeout_ms} ms (waited {elapsed_ms:.0f} ms) "
+                           "and built nothing, so writers were held up no longer than that. Retry when the table "
+                           "is quiet, or install hypopg (no lock at all).")
+        rec.queries = [q.model_copy(update={"cost_after": None}) for q in rec.queries]
+    elif isinstance(error, psycopg.errors.QueryCanceled):
+        rec.checked_how = (f"not checked: the test build of {name} took longer than "
+                           f"statement_timeout={STATEMENT_TIMEOUT_MS} ms and was cancelled; nothing was kept.")
+    else:
+        rec.checked_how = f"not checked: {_message(error)}"
