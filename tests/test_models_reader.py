@@ -506,3 +506,17 @@ def test_the_child_never_imports_our_package() -> None:
         "__future__", "ast", "importlib", "inspect", "json", "os", "re", "signal", "sys", "time",
         "traceback", "types", "sqlalchemy",
     }
+
+
+def test_an_unchanged_read_is_reused_and_a_change_is_seen(tmp_path: Path) -> None:
+    models = tmp_path / "backend" / "models.py"
+    models.parent.mkdir()
+    models.write_text("from sqlmodel import Field, SQLModel\n\n"
+                      "class Note(SQLModel, table=True):\n    id: int | None = Field(default=None, primary_key=True)\n")
+    first = read_models(tmp_path)
+    again = read_models(tmp_path)
+    assert again.schema == first.schema
+    assert again.elapsed_ms < first.elapsed_ms / 5  # no child process the second time
+    models.write_text(models.read_text() + "    body: str\n")
+    changed = read_models(tmp_path)
+    assert [c.name for c in changed.schema.table("note").columns] == ["id", "body"]

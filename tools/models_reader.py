@@ -233,6 +233,10 @@ def read_models(
     if not root.is_dir():
         raise ModelsError(f"The project root {project_root} is not a folder; pass the repository root.")
     plan = find_models(root, models)
+    key = (str(root), models, python, timeout)
+    fingerprint = _source_fingerprint(plan)
+    if (cached := _READS.get(key)) is not None and cached[0] == fingerprint:
+        return cached[1].model_copy(update={"elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
     findings = list(plan.findings)
     raw: dict | None = None
     used = None
@@ -263,11 +267,41 @@ def read_models(
             ))
             raw = None
     schema, more = _to_schema(raw or {}, timeout)
-    return ModelsRead(
+    result = ModelsRead(
         schema=schema, findings=findings + more, files=plan.files,
         elapsed_ms=round((time.monotonic() - started) * 1000, 1), python=used,
         versions=(raw or {}).get("versions", {}),
     )
+    if not any(f.severity == "error" for f in result.findings):  # a failure is tried again next time
+        _READS[key] = (fingerprint, result)
+        while len(_READS) > _MAX_CACHED_READS:
+            _READS.pop(next(iter(_READS)))
+    return result
+
+
+_SKIP_DIRS = {".venv", "venv", "node_modules", "__pycache__", ".git"}
+
+#: Reads of unchanged model sources are reused: importing them costs a Python start (~1 s).
+_READS: dict[tuple, tuple[tuple, ModelsRead]] = {}
+_MAX_CACHED_READS = 8
+
+
+def _source_fingerprint(plan: ImportPlan) -> tuple:
+    """Size and modification time of every .py file beside the models (what an import could run)."""
+    files: set[Path] = set()
+    for _, path, is_package in plan.modules:
+        folder = path if path.is_dir() else path.parent
+        # a package's whole tree; a single module's neighbours (it may import them)
+        found = folder.rglob("*.py") if is_package else folder.glob("*.py")
+        files.update(p for p in found if not _SKIP_DIRS.intersection(p.relative_to(folder).parts[:-1]))
+    stats = []
+    for path in sorted(files):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stats.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(stats)
 
 
 def _run_child(plan: ImportPlan, python: str, timeout: float) -> tuple[dict | None, str | None]:
