@@ -22,7 +22,7 @@ they cannot contain ``@``, spaces, quotes and so on.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from pglast import ast
 from pglast.keywords import (COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS,
@@ -115,8 +115,8 @@ def redact_db_message(message: str, sqlstate: str, identifiers: Iterable[str] = 
     return out
 
 
-def _strings(node) -> Iterable[str]:
-    """Every identifier-like string in a tree (names, not literal values)."""
+def _walk(node, *, into_constants: bool = False) -> Iterator[ast.Node]:
+    """Every node of a tree, depth first; constants are yielded but not entered unless asked."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -125,17 +125,22 @@ def _strings(node) -> Iterable[str]:
             continue
         if not isinstance(n, ast.Node):
             continue
-        if isinstance(n, ast.A_Const):
-            continue  # literal values are not names
+        yield n
+        if isinstance(n, ast.A_Const) and not into_constants:
+            continue
+        stack.extend(v for attr in type(n).__slots__
+                     if isinstance(v := getattr(n, attr, None), (ast.Node, list, tuple)))
+
+
+def _strings(node) -> Iterable[str]:
+    """Every identifier-like string in a tree (names, not literal values)."""
+    for n in _walk(node):
         if isinstance(n, ast.String):
             yield n.sval
-            continue
-        for attr in type(n).__slots__:
-            v = getattr(n, attr, None)
-            if isinstance(v, str) and attr in _NAME_ATTRS:
-                yield v
-            elif isinstance(v, (ast.Node, list, tuple)):
-                stack.append(v)
+        elif not isinstance(n, ast.A_Const):  # literal values are not names
+            for attr in type(n).__slots__:
+                if attr in _NAME_ATTRS and isinstance(v := getattr(n, attr, None), str):
+                    yield v
 
 
 _NAME_ATTRS = frozenset({"relname", "schemaname", "aliasname", "name", "ctename", "colname",
@@ -145,25 +150,12 @@ _NAME_ATTRS = frozenset({"relname", "schemaname", "aliasname", "name", "ctename"
 def literal_values(node) -> list[str]:
     """The values of every string (and bit-string) literal in a tree."""
     out = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (list, tuple)):
-            stack.extend(n)
-            continue
-        if not isinstance(n, ast.Node):
-            continue
+    for n in _walk(node):
         if isinstance(n, ast.A_Const):
-            val = n.val
-            if isinstance(val, ast.String):
-                out.append(val.sval)
-            elif isinstance(val, ast.BitString):
-                out.append(val.bsval)
-            continue
-        for attr in type(n).__slots__:
-            v = getattr(n, attr, None)
-            if isinstance(v, (ast.Node, list, tuple)):
-                stack.append(v)
+            if isinstance(n.val, ast.String):
+                out.append(n.val.sval)
+            elif isinstance(n.val, ast.BitString):
+                out.append(n.val.bsval)
     return out
 
 
