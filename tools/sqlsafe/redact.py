@@ -115,8 +115,8 @@ def redact_db_message(message: str, sqlstate: str, identifiers: Iterable[str] = 
     return out
 
 
-def _walk(node, *, into_constants: bool = False) -> Iterator[ast.Node]:
-    """Every node of a tree, depth first; constants are yielded but not entered unless asked."""
+def _walk(node) -> Iterator[ast.Node]:
+    """Every node of a tree, depth first; constants (A_Const) are yielded but not entered."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -126,7 +126,7 @@ def _walk(node, *, into_constants: bool = False) -> Iterator[ast.Node]:
         if not isinstance(n, ast.Node):
             continue
         yield n
-        if isinstance(n, ast.A_Const) and not into_constants:
+        if isinstance(n, ast.A_Const):
             continue
         stack.extend(v for attr in type(n).__slots__
                      if isinstance(v := getattr(n, attr, None), (ast.Node, list, tuple)))
