@@ -4,10 +4,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 
+# Set-up output goes to stderr and make echoes nothing: on stdio, stdout belongs to the MCP protocol.
+.SILENT:
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(PYTHON) -m venv $(VENV) >&2
+	$(VENV)/bin/pip install --quiet --upgrade pip >&2
+	$(VENV)/bin/pip install --quiet -e ".[test]" >&2
 	touch $@
 
 .PHONY: serve test bench
