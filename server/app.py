@@ -175,8 +175,9 @@ def create_server(settings: Settings) -> MCPServer:
         source: Annotated[Literal["spec", "database", "both"] | None, Field(
             description="Where the indexes come from (default: both when a database is reachable)")] = None,
         hypothetical: Annotated[bool, Field(
-            description="Check each recommended index before recommending it (hypopg, or a build inside a "
-            "rolled-back transaction that briefly blocks writes on that table)")] = True,
+            description="Check each recommended index before recommending it: with hypopg when the database "
+            "has it (CREATE EXTENSION hypopg), otherwise by a build inside a rolled-back transaction that "
+            "briefly blocks writes on that table")] = True,
     ) -> ExplainIndexesResult:
         """Explain every index: why it exists, evidence from the live database, and what is missing or wasted.
 

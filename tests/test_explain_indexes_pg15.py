@@ -61,7 +61,7 @@ def _check(result) -> None:
     assert newest.chosen is not None and newest.chosen.sort
     assert "idx_tasks_user_completed" in newest.chosen.indexes
     rec = next(r for r in result.recommendations if "(user_id, created_at DESC)" in r.ddl)
-    assert rec.checked_how == "transaction"  # Debian's PostgreSQL 15 has no hypopg here
+    assert rec.checked_how == "transaction"  # hypopg may be available, but this database has not created it
     assert rec.cost_before is not None and rec.cost_after is not None and rec.cost_after < rec.cost_before / 2
     assert all(q.uses_new_index for q in rec.queries)
     # catalog, evidence, the one build: a handful of round trips, however many statements

@@ -30,8 +30,16 @@ Decisions, and why:
   keys into Better Auth's tables, CHECKs and unique keys for arbitrary tables, it advances sequences
   (which a rollback does not undo) and writes WAL; on a table with real data the real statistics are
   used as they are.
-* **Hypothetical indexes**: with hypopg when installed (or installable inside the rolled-back
-  transaction): no build, no lock. Otherwise the index is really built (plain ``CREATE INDEX``, never
+* **Hypothetical indexes**: with hypopg when the database already has it (``CREATE EXTENSION hypopg``,
+  as Neon allows): no build, no table lock. hypopg keeps its hypothetical indexes in the server
+  session's memory, not in the transaction, so a ROLLBACK does not remove them: each transaction ends
+  with ``SELECT hypopg_reset()`` before its ROLLBACK (same round trip), and a failed one gets it in the
+  clean-up after the rollback, or the index would stay on the connection (on a pooled server session
+  too) and change every later EXPLAIN there. hypopg_reset drops every hypothetical index of the
+  session; any left by someone else would have skewed our plans anyway. When hypopg is only
+  *available* we do not create it: CREATE EXTENSION changes the database (and its privileges), and
+  inside a rolled-back transaction it would leave the library loaded and its hypothetical index in the
+  session with no ``hypopg_reset()`` left to call; a note says to create it. Otherwise the index is really built (plain ``CREATE INDEX``, never
   CONCURRENTLY, which cannot run in a transaction) inside a transaction that is rolled back, only for
   tables under ``max_build_rows`` rows and with ``SET LOCAL lock_timeout``: the build takes a SHARE lock
   that blocks writes to the table while it runs, and waiting for that lock behind an open writer would
@@ -283,6 +291,9 @@ class _Stmt:
     params: Any = None
     prepared: str | None = None  # PREPAREs this name (session state: must be DEALLOCATEd whatever happens)
     deallocates: str | None = None
+    #: session state this statement leaves that a ROLLBACK keeps; run after the rollback when it ran and
+    #: its transaction failed (the transaction clears it itself when it gets that far)
+    undo_after_failure: str | None = None
     rows: list[Any] | None = None  # None: it did not run (or failed); text values in transaction bodies
     columns: list[str] = field(default_factory=list)
 
@@ -449,6 +460,8 @@ class _Run:
             done = {s.deallocates for s in ran if s.deallocates and s.rows is not None}
             cleanup += [_Stmt(f"DEALLOCATE {s.prepared}") for s in ran
                         if s.prepared and s.rows is not None and s.prepared not in done]
+            cleanup += [_Stmt(sql) for sql in dict.fromkeys(s.undo_after_failure for s in ran
+                                                            if s.undo_after_failure and s.rows is not None)]
             if cleanup:
                 try:
                     await self.simple(cleanup)
@@ -1267,6 +1280,11 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
     if hypothetical and hypopg == "absent":
         notes.append("hypopg is not available on this server: candidate indexes are checked by building them "
                      "inside a transaction that is rolled back (small tables only, under a lock timeout).")
+    elif hypothetical and hypopg == "available":
+        notes.append("hypopg is available on this server but not created in this database, and explain_indexes "
+                     "does not create extensions: candidate indexes are checked by building them inside a "
+                     "transaction that is rolled back (small tables only, under a lock timeout). Run CREATE "
+                     "EXTENSION hypopg (Neon supports it) to check them without building anything or locking.")
     # Decide for every candidate first, check the ones to check together, then judge them in order.
     decided: list[tuple[_Candidate, Recommendation | None, str | None]] = []  # candidate, rec, note
     to_check: list[_Trial] = []
@@ -1292,7 +1310,7 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
             continue
         if not hypothetical:
             rec.checked_how = "not checked: hypothetical=false"
-        elif hypopg == "absent" and table_rows is not None and table_rows > max_build_rows:
+        elif hypopg != "installed" and table_rows is not None and table_rows > max_build_rows:
             rec.checked_how = (f"not checked: {c.table.name} holds about {int(table_rows)} rows, over "
                                f"max_build_rows={max_build_rows}; building it to test would block writes too long. "
                                "Install hypopg (CREATE EXTENSION hypopg; Neon supports it) or test on a branch.")
@@ -1330,24 +1348,27 @@ class _Trial:
     small: bool
     body: list[_Stmt] = field(default_factory=list)
     trial: str = ""
-    ext_at: int | None = None
     create_at: int = 0
     plans_at: list[int] = field(default_factory=list)
 
 
-def _trial_body(run: _Run, t: _Trial, use_hypopg: bool, create_extension: bool) -> None:
-    """BEGIN (added by the caller), timeouts, the hypothetical index, the plans after it, ROLLBACK."""
+_HYPOPG_RESET = "SELECT hypopg_reset()"
+
+
+def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
+    """BEGIN (added by the caller), timeouts, the hypothetical index, the plans after it, ROLLBACK.
+
+    With hypopg the body ends with ``hypopg_reset()``: its indexes live in the session, not the
+    transaction, and would outlive the ROLLBACK.
+    """
     t.trial = f"explain_indexes_trial_{time.monotonic_ns() % 10**9}"
     build = create_index_sql(t.c.table, t.c.index.model_copy(update={"name": t.trial}))
     t.body = [_settings({"lock_timeout": f"{run.lock_timeout_ms}ms",
                          "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
-    t.ext_at = None
-    if create_extension:
-        t.ext_at = len(t.body)
-        t.body.append(_Stmt("CREATE EXTENSION IF NOT EXISTS hypopg"))
     t.create_at = len(t.body)
     if use_hypopg:
-        t.body.append(_Stmt("SELECT indexname FROM hypopg_create_index(%s)", (build.rstrip(";"),)))
+        t.body.append(_Stmt("SELECT indexname FROM hypopg_create_index(%s)", (build.rstrip(";"),),
+                            undo_after_failure=_HYPOPG_RESET))
     else:
         t.body.append(_Stmt(build))
     after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
@@ -1359,24 +1380,25 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool, create_extension: bool) 
         stmts, at, _ = _plan_stmts(run, p.sql, p.params)
         t.plans_at.append(len(t.body) + at)
         t.body.extend(stmts)
+    if use_hypopg:
+        t.body.append(_Stmt(_HYPOPG_RESET))
 
 
 async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
     """Check the candidates, each in a transaction of its own that is rolled back.
 
-    With hypopg (nothing built, no lock taken) every candidate's transaction goes in one pipeline: one
-    round trip for all of them. A real build holds a SHARE lock until its ROLLBACK, so each build gets
-    a round trip of its own, and its lock time and lock wait are measured around that one transaction.
-    When CREATE EXTENSION hypopg is refused, the candidates are built instead (as before hypopg).
+    With hypopg (created in the database: nothing built, no lock taken) every candidate's transaction
+    goes in one pipeline: one round trip for all of them. A real build holds a SHARE lock until its
+    ROLLBACK, so each build gets a round trip of its own, and its lock time and lock wait are measured
+    around that one transaction. hypopg only available, not created: real builds (see the module notes).
     """
     assert run.conn is not None
-    mode = hypopg  # installed / available: hypopg; absent: real builds
+    use_hypopg = hypopg == "installed"
     pending = list(trials)
     while pending:
-        use_hypopg = mode in ("installed", "available")
         group = pending if use_hypopg else pending[:1]
         for t in group:
-            _trial_body(run, t, use_hypopg, create_extension=mode == "available")
+            _trial_body(run, t, use_hypopg)
         started = time.monotonic()
         failure: _TxError | None = None
         try:
@@ -1390,10 +1412,6 @@ async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
                 retry.append(t)  # skipped by the server after the failure: try again
                 continue
             if failure is not None and k == failure.body:
-                if t.ext_at is not None and failure.index == t.ext_at:
-                    mode = "absent"  # CREATE EXTENSION refused (no privilege...): build instead
-                    retry.append(t)
-                    continue
                 _trial_failed(run, t, failure.error, elapsed_ms)
                 continue
             _trial_done(t, use_hypopg, elapsed_ms)
@@ -1402,8 +1420,6 @@ async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
 
 def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
     rec, trial = t.rec, t.trial
-    if t.ext_at is not None:
-        rec.notes.append("hypopg was created inside the rolled-back transaction, then rolled back.")
     if use_hypopg:
         created = t.body[t.create_at].rows
         assert created is not None
