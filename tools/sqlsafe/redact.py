@@ -202,23 +202,10 @@ class elided_literals:
         self.saved: list[tuple[ast.String, str]] = []
 
     def __enter__(self):
-        stack = [self.node]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, (list, tuple)):
-                stack.extend(n)
-                continue
-            if not isinstance(n, ast.Node):
-                continue
-            if isinstance(n, ast.A_Const):
-                if isinstance(n.val, ast.String):
-                    self.saved.append((n.val, n.val.sval))
-                    n.val.sval = ELIDED
-                continue
-            for attr in type(n).__slots__:
-                v = getattr(n, attr, None)
-                if isinstance(v, (ast.Node, list, tuple)):
-                    stack.append(v)
+        for n in _walk(self.node):
+            if isinstance(n, ast.A_Const) and isinstance(n.val, ast.String):
+                self.saved.append((n.val, n.val.sval))
+                n.val.sval = ELIDED
         return self
 
     def __exit__(self, *exc) -> None:
