@@ -67,3 +67,24 @@ def pg_url(make_database: Callable[[str], str], request: pytest.FixtureRequest) 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def load_reference_without_newest_index(conn, *, users: int, tasks: int) -> None:
+    """The reference spec's schema minus idx_tasks_user_created, with ``users`` x ``tasks / users`` rows.
+
+    The data set explain_indexes is tested on: the missing (user_id, created_at DESC) index must be found
+    and its benefit shown by cost. ``conn`` is an autocommit connection to an empty database.
+    """
+    from schema_architect.tools.ddl import schema_ddl
+    from schema_architect.tools.spec_reader import parse_spec
+
+    spec_path = "specs/database/schema.md"
+    for statement in schema_ddl(parse_spec((REPO / spec_path).read_text(encoding="utf-8"), spec_path).schema):
+        conn.execute(statement)
+    conn.execute("DROP INDEX idx_tasks_user_created")
+    conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com', 'User ' || g "
+                 "FROM generate_series(1, %s) g", (users,))
+    conn.execute("INSERT INTO tasks (user_id, title, completed, priority, created_at) "
+                 "SELECT 'u' || (g %% %s + 1), 'task ' || g, g %% 3 = 0, (ARRAY['low','medium','high'])[g %% 3 + 1], "
+                 "now() - g * interval '1 minute' FROM generate_series(1, %s) g", (users, tasks))
+    conn.execute("ANALYZE")

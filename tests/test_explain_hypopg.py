@@ -27,8 +27,8 @@ import psycopg
 import pytest
 
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
+from conftest import load_reference_without_newest_index
 from schema_architect.tools import explain_indexes as ei
-from schema_architect.tools.ddl import schema_ddl
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.spec_reader import parse_spec
 
@@ -61,14 +61,7 @@ def _build(pg: PgServer, name: str, hypopg: bool) -> None:
             # as if the owner had created it (on Neon it does): the listing view is then the owner's
             conn.execute(f"GRANT SELECT ON hypopg_list_indexes TO {OWNER}")
     with psycopg.connect(_owner_url(pg, name), autocommit=True) as conn:
-        for statement in schema_ddl(_spec()):
-            conn.execute(statement)
-        conn.execute("DROP INDEX idx_tasks_user_created")
-        conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com', 'User ' || g "
-                     "FROM generate_series(1, 50) g")
-        conn.execute("INSERT INTO tasks (user_id, title, completed, created_at) SELECT 'u' || (g % 50 + 1), "
-                     "'task ' || g, g % 3 = 0, now() - g * interval '1 minute' FROM generate_series(1, 50000) g")
-        conn.execute("ANALYZE")
+        load_reference_without_newest_index(conn, users=50, tasks=50_000)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import anyio
 import psycopg
 import pytest
 
+from conftest import load_reference_without_newest_index
 from schema_architect.tools import explain_indexes as ei
-from schema_architect.tools.ddl import schema_ddl
 from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
 from schema_architect.tools.spec_reader import parse_spec
 
@@ -36,15 +36,7 @@ def _spec():
 def ref_url(make_database: Callable[[str], str]) -> str:
     url = make_database("explain_ref")
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in schema_ddl(_spec()):
-            conn.execute(statement)
-        conn.execute("DROP INDEX idx_tasks_user_created")
-        conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com', 'User ' || g "
-                     "FROM generate_series(1, 50) g")
-        conn.execute("INSERT INTO tasks (user_id, title, completed, priority, created_at) "
-                     "SELECT 'u' || (g % 50 + 1), 'task ' || g, g % 3 = 0, (ARRAY['low','medium','high'])[g % 3 + 1], "
-                     "now() - g * interval '1 minute' FROM generate_series(1, 100000) g")
-        conn.execute("ANALYZE")
+        load_reference_without_newest_index(conn, users=50, tasks=100_000)
     return url
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
-from schema_architect.tools.ddl import schema_ddl
+from conftest import load_reference_without_newest_index
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.spec_reader import parse_spec
 
@@ -35,14 +35,7 @@ def servers():
     with PgServer() as pg:
         url = create_database(pg.admin_url, "neondb")
         with psycopg.connect(url, autocommit=True) as conn:
-            for statement in schema_ddl(_spec()):
-                conn.execute(statement)
-            conn.execute("DROP INDEX idx_tasks_user_created")
-            conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com', 'User ' || g "
-                         "FROM generate_series(1, 50) g")
-            conn.execute("INSERT INTO tasks (user_id, title, completed, created_at) SELECT 'u' || (g % 50 + 1), "
-                         "'task ' || g, g % 3 = 0, now() - g * interval '1 minute' FROM generate_series(1, 50000) g")
-            conn.execute("ANALYZE")
+            load_reference_without_newest_index(conn, users=50, tasks=50_000)
         with PgBouncer(pg, pool_size=2) as bouncer:
             yield pg, bouncer
 

@@ -8,14 +8,11 @@ from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
-from schema_architect.tools.ddl import schema_ddl
-from schema_architect.tools.spec_reader import parse_spec
 
-from conftest import REPO
+from conftest import REPO, load_reference_without_newest_index
 
 pytestmark = pytest.mark.anyio
 
-SPEC = parse_spec((REPO / "specs/database/schema.md").read_text()).schema
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +20,7 @@ def todo_db(make_database) -> str:
     """The reference schema with 20 users x 1,000 tasks, minus the (user_id, created_at DESC) index."""
     url = make_database("explain_tool")
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in schema_ddl(SPEC):
-            conn.execute(statement)
-        conn.execute("DROP INDEX idx_tasks_user_created")
-        conn.execute("INSERT INTO users (id, email, name) SELECT 'u' || g, 'u' || g || '@x.test', 'U' "
-                     "FROM generate_series(1, 20) g")
-        conn.execute("INSERT INTO tasks (user_id, title, completed, created_at) SELECT 'u' || (g % 20 + 1), "
-                     "'task ' || g, g % 3 = 0, now() - g * interval '1 minute' FROM generate_series(1, 20000) g")
-        conn.execute("ANALYZE")
+        load_reference_without_newest_index(conn, users=20, tasks=20_000)
     return url
 
 
