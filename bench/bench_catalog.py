@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from schema_architect.tools.catalog import read_catalog
+from schema_architect.tools.database.catalog import read_catalog
 
 TABLE_DDL = """
 create table t{i:04d} (

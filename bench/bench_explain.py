@@ -13,7 +13,7 @@ assumed network round trip (Neon: 5-100 ms) to the local median. "proxied" measu
 same call through a TCP proxy in this process that delays every packet by RTT/2 each way, so the figure
 holds only if the round-trip count is honest.
 
-``--baseline FILE`` loads another version of tools/explain_indexes.py (e.g. one saved before a change)
+``--baseline FILE`` loads another version of tools/explain_indexes/ (e.g. one saved before a change)
 and runs the same cases with it in the same process, for before/after figures; a version without
 ``round_trips`` in its result sent every statement in its own round trip.
 
@@ -39,9 +39,9 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 
-from schema_architect.tools.ddl import schema_ddl
+from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools import explain_indexes as current
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "database" / "schema.md"
 
@@ -169,7 +169,7 @@ async def run_cases(module, label: str, url: str, repeat: int, rtt_ms: float, pr
 async def measure(url: str, repeat: int, rtt_ms: float, baseline: str | None, proxied: bool) -> None:
     if baseline:
         await run_cases(load_module(baseline), f"before ({baseline})", url, repeat, rtt_ms, proxied)
-    await run_cases(current, "after (tools/explain_indexes.py)" if baseline else "tools/explain_indexes.py",
+    await run_cases(current, "after (tools/explain_indexes/)" if baseline else "tools/explain_indexes/",
                     url, repeat, rtt_ms, proxied)
 
 

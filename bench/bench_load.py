@@ -49,8 +49,8 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def seed(url: str) -> None:
-    from schema_architect.tools.ddl import schema_ddl
-    from schema_architect.tools.spec_reader import parse_spec
+    from schema_architect.tools.database.ddl import schema_ddl
+    from schema_architect.tools.spec.reader import parse_spec
 
     spec = parse_spec((REPO / "specs/database/schema.md").read_text()).schema
     with psycopg.connect(url, autocommit=True) as conn:

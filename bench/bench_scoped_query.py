@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from schema_architect.tools.scoped_query import run_scoped_query
+from schema_architect.tools.run_scoped_query import run_scoped_query
 from schema_architect.tools.sqlsafe import ClassificationCache, check_sql, prepare, rewrite
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "attacks" / "fixture.sql"

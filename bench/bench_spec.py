@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from schema_architect.tools.read_spec import read_schema_spec
-from schema_architect.tools.schema import Column, ForeignKey, Index, IndexColumn, QueryPattern, Schema, Table
-from schema_architect.tools.spec_reader import parse_spec
-from schema_architect.tools.spec_writer import render_spec
+from schema_architect.tools.read_schema_spec import read_schema_spec
+from schema_architect.tools.schema.model import Column, ForeignKey, Index, IndexColumn, QueryPattern, Schema, Table
+from schema_architect.tools.spec.reader import parse_spec
+from schema_architect.tools.spec.writer import render_spec
 
 
 def generated_schema(count: int) -> Schema:

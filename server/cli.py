@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-#: Drift severities, worst first (tools/diff.py); kept here so `--help` needs no heavy import.
+#: Drift severities, worst first (tools/drift/); kept here so `--help` needs no heavy import.
 SEVERITIES = ("breaking", "data-loss-risk", "degraded", "cosmetic")
 
 
@@ -166,7 +166,7 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _init(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..tools.init_project import InitError, default_command, init_project
+    from ..tools.project.init import InitError, default_command, init_project
 
     project = (ns.project or Path.cwd()).resolve()
     try:
@@ -179,19 +179,19 @@ def _init(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
-    from ..tools.scoped_query import scoped_role_ddl
+    from ..tools.run_scoped_query import scoped_role_ddl
 
     user_tables = None
     if ns.rls:
-        from ..tools.lint import find_users_table
-        from ..tools.read_spec import read_schema_spec
+        from ..tools.spec.lint import find_users_table
+        from ..tools.read_schema_spec import read_schema_spec
 
         settings = _settings(ns)
         try:
             spec = read_schema_spec(settings.project, settings.spec_path)
         except ValueError as exc:
             raise UsageError(f"--rls reads the user tables from the spec: {exc}") from None
-        from ..tools.schema import Schema
+        from ..tools.schema.model import Schema
 
         schema = Schema(tables=spec.tables)
         users_table, _ = find_users_table(schema, settings.owner_column, None)

@@ -75,8 +75,8 @@ def load_reference_without_newest_index(conn, *, users: int, tasks: int) -> None
     The data set explain_indexes is tested on: the missing (user_id, created_at DESC) index must be found
     and its benefit shown by cost. ``conn`` is an autocommit connection to an empty database.
     """
-    from schema_architect.tools.ddl import schema_ddl
-    from schema_architect.tools.spec_reader import parse_spec
+    from schema_architect.tools.database.ddl import schema_ddl
+    from schema_architect.tools.spec.reader import parse_spec
 
     spec_path = "specs/database/schema.md"
     for statement in schema_ddl(parse_spec((REPO / spec_path).read_text(encoding="utf-8"), spec_path).schema):
@@ -88,3 +88,16 @@ def load_reference_without_newest_index(conn, *, users: int, tasks: int) -> None
                  "SELECT 'u' || (g %% %s + 1), 'task ' || g, g %% 3 = 0, (ARRAY['low','medium','high'])[g %% 3 + 1], "
                  "now() - g * interval '1 minute' FROM generate_series(1, %s) g", (users, tasks))
     conn.execute("ANALYZE")
+
+
+@pytest.fixture(scope="module")
+def neon_pg15():
+    """Debian's PostgreSQL 15 as a Neon compute looks from here: TLS on, a ``neondb`` seeded with the todo
+    app's users and tasks. One server per test module (a module may restart it or put PgBouncer in front)."""
+    from pgservers import PgServer, create_database, missing, seed_todo
+
+    if problem := missing():
+        pytest.fail(problem)
+    with PgServer(tls=True) as server:
+        seed_todo(create_database(server.admin_url, "neondb"))
+        yield server

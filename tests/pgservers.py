@@ -292,8 +292,8 @@ def seed_todo(url: str, users: dict[str, int] = TODO_USERS) -> None:
     """The reference spec's tables (specs/database/schema.md) with ``users`` and their tasks."""
     import psycopg
 
-    from schema_architect.tools.ddl import schema_ddl
-    from schema_architect.tools.spec_reader import parse_spec
+    from schema_architect.tools.database.ddl import schema_ddl
+    from schema_architect.tools.spec.reader import parse_spec
 
     spec = parse_spec((REPO / "specs/database/schema.md").read_text()).schema
     with psycopg.connect(url, autocommit=True) as conn:

@@ -1,4 +1,4 @@
-"""tools/catalog: the live-database reader, against a real PostgreSQL.
+"""tools/database/catalog: the live-database reader, against a real PostgreSQL.
 
 One database holds a schema with every kind the reader must see; it is read once per test module and
 each test checks one family exactly. Statement and round-trip counts are measured on the wire (libpq's
@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from schema_architect.tools.catalog import CatalogRead, allowed_values, read_catalog, read_index_stats
-from schema_architect.tools.schema import (
+from schema_architect.tools.database.catalog import CatalogRead, allowed_values, read_catalog, read_index_stats
+from schema_architect.tools.schema.model import (
     Check,
     Column,
     Enum,

@@ -33,14 +33,14 @@ SPECS: list[dict[str, Any]] = EXPECTATIONS["specs"]
 def _parse_spec():
     """The reader under test; a missing or broken reader is a failure, not a skip."""
     try:
-        from schema_architect.tools.spec_reader import parse_spec
+        from schema_architect.tools.spec.reader import parse_spec
     except Exception as exc:  # ImportError, or a SyntaxError inside the reader
         error = f"{type(exc).__name__}: {exc}"
     else:
         return parse_spec
     pytest.fail(
-        "cannot import parse_spec from schema_architect.tools.spec_reader "
-        f"(tools/spec_reader.py or tools/spec_reader/): {error}",
+        "cannot import parse_spec from schema_architect.tools.spec.reader "
+        f"(tools/spec/reader/): {error}",
         pytrace=False,
     )
 

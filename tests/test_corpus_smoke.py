@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 from conftest import SHARED
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pglast
 import pytest
 
-from schema_architect.tools.diff import Drift, DiffResult, diff_schemas, differences, norm_default, norm_expr
-from schema_architect.tools.schema import (
+from schema_architect.tools.database.expressions import norm_default, norm_expr
+from schema_architect.tools.drift import Drift, DiffResult, diff_schemas, differences
+from schema_architect.tools.schema.model import (
     Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, Schema, Table, UniqueConstraint,
 )
 
@@ -871,7 +872,7 @@ async def test_generated_id_migration_runs_and_converges(gen: str, have: str, ma
     """Against PostgreSQL: the migration runs in one transaction, keeps the rows, and the re-check is clean."""
     import psycopg
 
-    from schema_architect.tools.catalog import read_catalog
+    from schema_architect.tools.database.catalog import read_catalog
 
     url = make_database(f"diff_id_{have}_{gen.split()[0]}")
     spec = Schema(tables=[Table(name="items", location=loc(SPEC, 1), primary_key=["id"], columns=[
@@ -898,7 +899,7 @@ async def test_generated_id_migration_runs_and_converges(gen: str, have: str, ma
 async def test_generated_id_migration_fails_while_a_foreign_key_references_the_old_ids(make_database) -> None:
     import psycopg
 
-    from schema_architect.tools.catalog import read_catalog
+    from schema_architect.tools.database.catalog import read_catalog
 
     url = make_database("diff_id_referenced")
     spec = Schema(tables=[Table(name="items", location=loc(SPEC, 1), primary_key=["id"], columns=[

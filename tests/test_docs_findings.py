@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import get_args
 
-from schema_architect.tools.diff import DriftKind
-from schema_architect.tools.lint import RuleId
+from schema_architect.tools.drift import DriftKind
+from schema_architect.tools.spec.lint import RuleId
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "findings.md"
@@ -23,24 +23,24 @@ SOURCES = ("tools", "server")
 # Calls that make a finding, by the called name (function, class or method), and which positional
 # argument holds the rule id (None: only ever passed as rule=...). A keyword rule=... counts for all.
 EMITTERS: dict[str, int | None] = {
-    "Finding": None,        # tools/findings.py
+    "Finding": None,        # tools/schema/findings.py
     "QueryRefused": 0,      # tools/sqlsafe/errors.py: QueryRefused(rule, message, fix)
     "QueryFailed": 0,       # its subclass (run-time failures), same signature
     "_refuse_at": 2,        # tools/sqlsafe/checker.py: _refuse_at(sql, node, rule, message, fix)
     "refuse": 1,            # tools/sqlsafe/checker.py: StaticChecks.refuse(node, rule, message, fix)
-    "warn": 0,              # tools/spec_reader/document.py: _Reader.warn(rule, line, message)
-    "_finding": 0,          # tools/explain_indexes.py: _finding(rule, severity, message, ...)
+    "warn": 0,              # tools/spec/reader/document.py: _Reader.warn(rule, line, message)
+    "_finding": 0,          # tools/explain_indexes/: _finding(rule, severity, message, ...)
 }
 
 # Calls that take rule=... but do not make a finding.
 NOT_FINDINGS = {
-    "AppliedRule",  # tools/propose.py: which design convention propose_table applied, not a problem
+    "AppliedRule",  # tools/propose_table/design.py: which design convention propose_table applied, not a problem
 }
 
 # Rule arguments that are not literal strings, by (file, expression): the ids each can produce.
 DYNAMIC: dict[tuple[str, str], tuple[str, ...]] = {
     # lint_schema builds each finding from its registered rule: the RuleId Literal, in docs/rules.md.
-    ("tools/lint.py", "r.id"): (),
+    ("tools/spec/lint/__init__.py", "r.id"): (),
 }
 
 KEBAB = re.compile(r"[a-z]+(-[a-z]+)*")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from typing import get_args
 
-from schema_architect.tools.lint import DOCS_PATH, RuleId, render_rules_doc
+from schema_architect.tools.spec.lint import DOCS_PATH, RuleId, render_rules_doc
 
-REGENERATE = "regenerate it with: python -m schema_architect.tools.lint --write-docs"
+REGENERATE = "regenerate it with: python -m schema_architect.tools.spec.lint --write-docs"
 
 
 def test_docs_rules_md_is_up_to_date() -> None:
     assert DOCS_PATH.exists(), f"{DOCS_PATH} is missing; {REGENERATE}"
     assert DOCS_PATH.read_text(encoding="utf-8") == render_rules_doc(), (
-        f"docs/rules.md differs from the rule docstrings in tools/lint.py; {REGENERATE}"
+        f"docs/rules.md differs from the rule docstrings in tools/spec/lint/; {REGENERATE}"
     )
 
 

@@ -28,9 +28,10 @@ import pytest
 
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
 from conftest import load_reference_without_newest_index
-from schema_architect.tools import explain_indexes as ei
+from schema_architect.tools.explain_indexes import recommendations
+from schema_architect.tools.explain_indexes.session import _Stmt
 from schema_architect.tools.explain_indexes import explain_indexes
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 pytestmark = pytest.mark.anyio
 
@@ -199,13 +200,13 @@ async def test_a_failed_hypopg_transaction_leaves_nothing_behind(servers, monkey
     transaction: the clean-up after the rollback must reset it."""
     pg, _ = servers
     url = _owner_url(pg, "hypo")
-    real = ei._trial_body
+    real = recommendations._trial_body
 
     def failing(run, t, use_hypopg):
         real(run, t, use_hypopg)
-        t.body.insert(t.create_at + 1, ei._Stmt("SELECT 1 / 0"))
+        t.body.insert(t.create_at + 1, _Stmt("SELECT 1 / 0"))
 
-    monkeypatch.setattr(ei, "_trial_body", failing)
+    monkeypatch.setattr(recommendations, "_trial_body", failing)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         result = await explain_indexes(spec=_spec(), conn=conn, table="tasks")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from conftest import load_reference_without_newest_index
-from schema_architect.tools import explain_indexes as ei
+from schema_architect.tools.explain_indexes import session as explain_session
 from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PATH = "specs/database/schema.md"
@@ -167,7 +167,7 @@ async def test_caller_queries_and_the_prepared_fallback_agree(ref_url: str, monk
     sql = "SELECT id, title FROM tasks WHERE user_id = $1 AND completed = $2"
     async with await _connect(ref_url) as conn:
         generic = await explain_indexes(spec=None, conn=conn, table="tasks", queries=[sql])
-        monkeypatch.setattr(ei, "GENERIC_PLAN_MIN_VERSION", 10**9)
+        monkeypatch.setattr(explain_session, "GENERIC_PLAN_MIN_VERSION", 10**9)
         prepared = await explain_indexes(spec=None, conn=conn, table="tasks", queries=[sql])
     assert generic.source == "database"
     mine = [e for e in generic.evidence if e.origin == "caller"]

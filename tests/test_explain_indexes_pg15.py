@@ -17,7 +17,7 @@ import pytest
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
 from conftest import load_reference_without_newest_index
 from schema_architect.tools.explain_indexes import explain_indexes
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 pytestmark = pytest.mark.anyio
 

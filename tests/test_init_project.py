@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schema_architect.tools.init_project import (
+from schema_architect.tools.project.init import (
     InitError,
     InitReport,
     default_command,

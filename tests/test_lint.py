@@ -11,9 +11,9 @@ from typing import get_args
 
 import pytest
 
-from schema_architect.tools.findings import Finding
-from schema_architect.tools.lint import RULES, RuleId, lint_schema
-from schema_architect.tools.schema import (
+from schema_architect.tools.schema.findings import Finding
+from schema_architect.tools.spec.lint import RULES, RuleId, lint_schema
+from schema_architect.tools.schema.model import (
     Check,
     Column,
     Enum,

@@ -19,11 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from schema_architect.tools.models_reader import (
+from schema_architect.tools.models.reader import (
     KILL_GRACE, ModelsError, ModelsRead, choose_python, find_models, read_models,
 )
-from schema_architect.tools.pgtypes import from_format_type
-from schema_architect.tools.schema import ForeignKey, Index, IndexColumn, Location, UniqueConstraint
+from schema_architect.tools.database.types import from_format_type
+from schema_architect.tools.schema.model import ForeignKey, Index, IndexColumn, Location, UniqueConstraint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 LOOP_TIMEOUT = 2.5
@@ -500,7 +500,7 @@ def test_reading_does_not_leave_bytecode_in_the_project() -> None:
 
 
 def test_the_child_never_imports_our_package() -> None:
-    child = (Path(__file__).parents[1] / "tools" / "_models_child.py").read_text()
+    child = (Path(__file__).parents[1] / "tools" / "models" / "_child.py").read_text()
     imports = re.findall(r"^\s*(?:from|import) ([\w.]+)", child, re.M)
     assert {i.split(".")[0] for i in imports} <= {
         "__future__", "ast", "importlib", "inspect", "json", "os", "re", "signal", "sys", "time",

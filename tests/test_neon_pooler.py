@@ -18,23 +18,19 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import TODO_USERS, PgBouncer, PgServer, create_database, make_project, missing, seed_todo
+from pgservers import TODO_USERS, PgBouncer, PgServer, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.db import Database
 from schema_architect.server.settings import Settings
-from schema_architect.tools.catalog import read_catalog
+from schema_architect.tools.database.catalog import read_catalog
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def servers():
-    if problem := missing():
-        pytest.fail(problem)
-    with PgServer(tls=True) as pg:
-        seed_todo(create_database(pg.admin_url, "neondb"))
-        with PgBouncer(pg, pool_size=2) as bouncer:
-            yield pg, bouncer
+def servers(neon_pg15):
+    with PgBouncer(neon_pg15, pool_size=2) as bouncer:
+        yield neon_pg15, bouncer
 
 
 def backends(pg: PgServer) -> int:

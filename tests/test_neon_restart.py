@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import PASSWORD, PgServer, create_database, make_project, missing, seed_todo
+from pgservers import PASSWORD, PgServer, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.db import APPLICATION_NAME
 from schema_architect.server.settings import Settings
@@ -29,12 +29,8 @@ QUERY = {"sql": "SELECT title FROM tasks ORDER BY id", "user_id": "u_alice"}
 
 
 @pytest.fixture(scope="module")
-def pg():
-    if problem := missing():
-        pytest.fail(problem)
-    with PgServer(tls=True) as server:
-        seed_todo(create_database(server.admin_url, "neondb"))
-        yield server
+def pg(neon_pg15):
+    return neon_pg15
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import PgServer, create_database, free_port, make_project, missing, seed_todo
+from pgservers import PgServer, free_port, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
@@ -43,17 +43,13 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def pg():
-    if problem := missing():
-        pytest.fail(problem)
-    with PgServer(tls=True) as server:
-        seed_todo(create_database(server.admin_url, "neondb"))
-        with psycopg.connect(server.admin_url, autocommit=True) as conn:
-            conn.execute("CREATE ROLE app_owner LOGIN PASSWORD %s" % psycopg.sql.quote(SECRET))
-        with psycopg.connect(server.url("neondb"), autocommit=True) as conn:
-            conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app_owner")
-            conn.execute("GRANT ALL ON SCHEMA public TO app_owner")
-        yield server
+def pg(neon_pg15):
+    with psycopg.connect(neon_pg15.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE app_owner LOGIN PASSWORD %s" % psycopg.sql.quote(SECRET))
+    with psycopg.connect(neon_pg15.url("neondb"), autocommit=True) as conn:
+        conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app_owner")
+        conn.execute("GRANT ALL ON SCHEMA public TO app_owner")
+    return neon_pg15
 
 
 def urls(pg: PgServer) -> dict[str, str]:

@@ -14,19 +14,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgservers import PASSWORD, PgServer, create_database, missing
+from pgservers import PASSWORD, PgServer, missing
 from schema_architect.server.db import APPLICATION_NAME, Database, DatabaseUnavailable, normalize_url
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def tls_server():
-    if problem := missing():
-        pytest.fail(problem)
-    with PgServer(tls=True) as server:
-        create_database(server.admin_url, "neondb")
-        yield server
+def tls_server(neon_pg15):
+    return neon_pg15
 
 
 @pytest.fixture(scope="module")

@@ -321,10 +321,10 @@ def test_name_check_catches_a_misspelt_tool() -> None:
 
 
 def test_result_fields_named_in_the_texts_exist() -> None:
-    from schema_architect.tools.propose_run import ProposeTableResult
-    from schema_architect.tools.read_spec import ReadSchemaSpecResult
-    from schema_architect.tools.scoped_query import ScopedQueryResult
-    from schema_architect.tools.propose import ProposedColumn
+    from schema_architect.tools.propose_table import ProposeTableResult
+    from schema_architect.tools.read_schema_spec import ReadSchemaSpecResult
+    from schema_architect.tools.run_scoped_query import ScopedQueryResult
+    from schema_architect.tools.propose_table.design import ProposedColumn
 
     fields = set().union(*(m.model_fields for m in (ProposeTableResult, ReadSchemaSpecResult, ScopedQueryResult)))
     assert RESULT_FIELDS <= fields, RESULT_FIELDS - fields

@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from pglast import parse_sql
 
 from conftest import SHARED, with_database
-from schema_architect.tools.scoped_query import json_safe, run_scoped_query
+from schema_architect.tools.run_scoped_query import json_safe, run_scoped_query
 from schema_architect.tools.sqlsafe import ClassificationCache, QueryFailed, QueryRefused
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schema_architect.tools.spec_file import (
+from schema_architect.tools.spec.file import (
     SpecFileError,
     content_hash,
     read_spec_bytes,

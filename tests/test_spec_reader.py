@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.spec.reader import parse_spec
 
 MD_TABLE = """\
 # Schema

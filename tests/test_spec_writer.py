@@ -8,10 +8,10 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schema_architect.tools.schema import (Check, Column, ForeignKey, Index, IndexColumn, QueryPattern,
+from schema_architect.tools.schema.model import (Check, Column, ForeignKey, Index, IndexColumn, QueryPattern,
                                            Schema, Table)
-from schema_architect.tools.spec_reader import parse_spec
-from schema_architect.tools.spec_writer import render_spec, render_table_section, upsert_table_section
+from schema_architect.tools.spec.reader import parse_spec
+from schema_architect.tools.spec.writer import render_spec, render_table_section, upsert_table_section
 
 from conftest import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pglast import parse_sql
 
-from schema_architect.tools.scoped_query import redact, scoped_role_ddl
+from schema_architect.tools.run_scoped_query import redact, scoped_role_ddl
 from schema_architect.tools.sqlsafe import QueryRefused, UnknownRelation, check_sql, prepare, rewrite
 from schema_architect.tools.sqlsafe.classify import REWRITE_CACHE_SIZE, build_map
 from schema_architect.tools.sqlsafe.redact import elided_literals

@@ -22,8 +22,8 @@ from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
-from schema_architect.tools.ddl import schema_ddl
-from schema_architect.tools.spec_reader import parse_spec
+from schema_architect.tools.database.ddl import schema_ddl
+from schema_architect.tools.spec.reader import parse_spec
 
 from conftest import REPO
 

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
-from ..findings import Finding
-from ..schema import Location
+from ..schema.findings import Finding
+from ..schema.model import Location
 
 
 class QueryRefused(Exception):

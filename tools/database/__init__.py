@@ -1,0 +1,1 @@
+"""Layer 1: PostgreSQL itself: the live catalog reader, DDL rendering, type names and SQL expressions."""

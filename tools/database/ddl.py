@@ -1,0 +1,247 @@
+"""PostgreSQL DDL from the Schema model: CREATE TYPE / TABLE / INDEX, and the updated_at trigger.
+
+The one place SQL for a schema element is written: applying a spec to an empty database, dry-running a
+proposed table, and the migration SQL of the drift engine (:mod:`tools.diff`) all render through here.
+Identifiers are quoted only when PostgreSQL needs it, so the output reads like hand-written DDL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+
+from ..schema.model import Column, Enum, ForeignKey, Index, Schema, Table
+from .expressions import value_set_of
+from .types import try_normalize_type
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+_NEEDS_QUOTES = RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS | COL_NAME_KEYWORDS
+
+#: The serial pseudo-type that creates a column of this integer type with its sequence.
+_SERIAL_BY_TYPE = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
+
+
+def ident(name: str) -> str:
+    """Quote an identifier if (and only if) PostgreSQL would otherwise read it differently."""
+    if _PLAIN.fullmatch(name) and name not in _NEEDS_QUOTES:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: Table) -> str:
+    return ident(table.name) if table.schema_name == "public" else f"{ident(table.schema_name)}.{ident(table.name)}"
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _column_list(names: list[str]) -> str:
+    return ", ".join(ident(n) for n in names)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Facts about a column the DDL depends on (the drift engine compares with the same ones)
+
+
+def canon_type(t: str) -> str:
+    """The canonical spelling of a type (``VARCHAR(200)`` -> ``varchar(200)``); unknown names lower-cased."""
+    n = try_normalize_type(t)
+    return n.type if n else " ".join(t.lower().split())
+
+
+def pk_columns(table: Table) -> list[str]:
+    return list(table.primary_key) or [c.name for c in table.columns if c.primary_key]
+
+
+def nullable(table: Table, column: Column) -> bool:
+    return column.nullable and column.name not in pk_columns(table)  # a primary key implies NOT NULL
+
+
+def identity(column: Column) -> str | None:
+    """serial / identity, folding bigserial/smallserial into serial and reading nextval() defaults."""
+    kind = column.identity or ("serial" if (column.default or "").lower().startswith("nextval(") else None)
+    return "serial" if kind in ("serial", "bigserial", "smallserial") else kind
+
+
+# ---------------------------------------------------------------------------------------------------
+# Columns, keys and constraints
+
+
+def type_sql(column: Column) -> str:
+    """The type as a column definition spells it: ``bigserial``, ``integer GENERATED ALWAYS AS IDENTITY``,
+    the canonical type, or a user type's name (quoted if it needs it; ``vector(1536)`` left as written)."""
+    t = canon_type(column.type)
+    if identity(column) == "serial" and t in _SERIAL_BY_TYPE:
+        return _SERIAL_BY_TYPE[t]
+    if column.identity in ("identity always", "identity by default"):
+        return f"{t} GENERATED {column.identity.removeprefix('identity ').upper()} AS IDENTITY"
+    if try_normalize_type(column.type) or re.search(r"[(.\[]", t):
+        return t
+    return ident(t)
+
+
+def column_sql(table: Table, column: Column, *, inline_pk: bool = False) -> str:
+    """``name type [PRIMARY KEY | NOT NULL] [DEFAULT ...]``; a primary-key column is NOT NULL."""
+    parts = [ident(column.name), type_sql(column)]
+    if inline_pk:
+        parts.append("PRIMARY KEY")
+    elif not nullable(table, column):
+        parts.append("NOT NULL")
+    if column.default and identity(column) is None:  # serial / identity generate the value themselves
+        parts.append(f"DEFAULT {column.default}")
+    return " ".join(parts)
+
+
+def fk_sql(fk: ForeignKey) -> str:
+    """``FOREIGN KEY (...) REFERENCES t (...) [ON DELETE ...]``, without the constraint name.
+    NO ACTION is PostgreSQL's default and is left unsaid."""
+    target = ident(fk.ref_table) if fk.ref_schema in (None, "", "public") else (
+        f"{ident(fk.ref_schema)}.{ident(fk.ref_table)}")
+    s = f"FOREIGN KEY ({_column_list(fk.columns)}) REFERENCES {target} ({_column_list(fk.ref_columns)})"
+    if fk.on_delete and fk.on_delete != "NO ACTION":
+        s += f" ON DELETE {fk.on_delete}"
+    if fk.on_update and fk.on_update != "NO ACTION":
+        s += f" ON UPDATE {fk.on_update}"
+    return s
+
+
+def in_list_sql(column: str, values: list[str]) -> str:
+    """``status IN ('done', 'todo')``: the CHECK expression for a fixed value set."""
+    return f"{ident(column)} IN ({', '.join(literal(v) for v in values)})"
+
+
+def _value_set_checked(table: Table, column: str) -> bool:
+    return any((vs := value_set_of(ck.expression)) and vs[0] == column for ck in table.checks)
+
+
+def _constraint(name: str | None, body: str) -> str:
+    return f"CONSTRAINT {ident(name)} {body}" if name else body
+
+
+def create_table_sql(table: Table) -> str:
+    """One CREATE TABLE with columns, keys, foreign keys, unique constraints and checks.
+
+    A column's ``allowed_values`` become a CHECK unless a CHECK already restricts the column, or its
+    type is not a built-in one (an enum type restricts the values itself)."""
+    pk = pk_columns(table)
+    single_pk = pk[0] if len(pk) == 1 else None
+    lines = [column_sql(table, c, inline_pk=c.name == single_pk) for c in table.columns]
+    if len(pk) > 1:
+        lines.append(f"PRIMARY KEY ({_column_list(pk)})")
+    lines += [f"UNIQUE ({ident(c.name)})" for c in table.columns if c.unique and [c.name] != pk]
+    lines += [_constraint(u.name, f"UNIQUE ({_column_list(u.columns)})") for u in table.unique_constraints]
+    lines += [_constraint(fk.name, fk_sql(fk)) for fk in table.foreign_keys]
+    lines += [_constraint(ck.name, f"CHECK ({ck.expression})") for ck in table.checks]
+    lines += [f"CHECK ({in_list_sql(c.name, c.allowed_values)})" for c in table.columns
+              if c.allowed_values and try_normalize_type(c.type) and not _value_set_checked(table, c.name)]
+    body = ",\n    ".join(lines)
+    return f"CREATE TABLE {qualified(table)} (\n    {body}\n);"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Indexes
+
+
+def index_name(table: Table, index: Index) -> str:
+    """The index's own name, else ``ix_<table>_<columns>``: the prefix SQLAlchemy gives ``index=True``, so
+    the SQL and the model fixes the drift engine offers for one index name it alike."""
+    if index.name:
+        return index.name
+    suffix = "_".join(re.sub(r"\W+", "_", c.name).strip("_") for c in index.columns)
+    return f"ix_{table.name}_{suffix}"[:63]
+
+
+def index_columns_sql(index: Index) -> str:
+    """The key list: expressions parenthesised, NULLS FIRST/LAST only where it is not the direction's default."""
+    keys = []
+    for column in index.columns:
+        key = f"({column.name})" if column.is_expression else ident(column.name)
+        if column.descending:
+            key += " DESC"
+        if column.nulls_first is not None and column.nulls_first != column.descending:
+            key += " NULLS FIRST" if column.nulls_first else " NULLS LAST"
+        keys.append(key)
+    return ", ".join(keys)
+
+
+def create_index_sql(table: Table, index: Index, *, concurrently: bool = False,
+                     if_not_exists: bool = False) -> str:
+    sql = "CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX"
+    if concurrently:
+        sql += " CONCURRENTLY"
+    if if_not_exists:
+        sql += " IF NOT EXISTS"
+    sql += f" {ident(index_name(table, index))} ON {qualified(table)}"
+    if index.method and index.method.lower() != "btree":
+        sql += f" USING {index.method.lower()}"
+    sql += f" ({index_columns_sql(index)})"
+    if index.include:
+        sql += f" INCLUDE ({_column_list(index.include)})"
+    if index.where:
+        sql += f" WHERE {index.where}"
+    return sql + ";"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Types, triggers, whole tables and schemas
+
+
+def create_enum_sql(enum: Enum) -> str:
+    name = ident(enum.name) if enum.schema_name == "public" else f"{ident(enum.schema_name)}.{ident(enum.name)}"
+    return f"CREATE TYPE {name} AS ENUM ({', '.join(literal(v) for v in enum.values)});"
+
+
+UPDATED_AT_FUNCTION = """\
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END;
+$$;"""
+
+
+def updated_at_trigger_sql(table: Table) -> str:
+    """Keeps updated_at current for every UPDATE, not only the ones the ORM sends."""
+    return (f"CREATE TRIGGER {ident(f'{table.name}_set_updated_at')} BEFORE UPDATE ON {qualified(table)}\n"
+            f"    FOR EACH ROW EXECUTE FUNCTION set_updated_at();")
+
+
+def table_ddl(table: Table) -> list[str]:
+    """CREATE TABLE then its indexes (those not already implied by the PK or UNIQUE)."""
+    statements = [create_table_sql(table)]
+    statements += [create_index_sql(table, ix) for ix in table.indexes if not ix.primary and not ix.constraint]
+    return statements
+
+
+def schema_ddl(schema: Schema, *, include_managed: bool = True) -> list[str]:
+    """Every statement to build the schema from nothing, tables ordered so FK targets come first."""
+    statements = [create_enum_sql(e) for e in schema.enums]
+    for table in dependency_order(schema.tables):
+        if table.managed_by and not include_managed:
+            continue
+        statements += table_ddl(table)
+    return statements
+
+
+def dependency_order(tables: list[Table]) -> list[Table]:
+    """Tables sorted so that a table comes after the tables its foreign keys reference."""
+    by_name = {t.name: t for t in tables}
+    ordered: list[Table] = []
+    visiting: set[str] = set()
+
+    def visit(table: Table) -> None:
+        if table in ordered or table.name in visiting:
+            return  # already placed, or a cycle: keep declaration order
+        visiting.add(table.name)
+        for fk in table.foreign_keys:
+            if fk.ref_table in by_name and fk.ref_table != table.name:
+                visit(by_name[fk.ref_table])
+        visiting.discard(table.name)
+        ordered.append(table)
+
+    for table in tables:
+        visit(table)
+    return ordered

@@ -1,0 +1,82 @@
+"""The engine behind ``diff_models_vs_spec``: drift between two or three :class:`Schema` sides.
+
+    sides = {"spec": ..., "models": ..., "database": ...}   (any two or three)
+        │ align tables (by name, then singular/plural)   -> table groups
+        │ align columns (by name, then possible renames)  -> column groups
+        │ run the registered comparators over each group  -> Drift (one per object and kind)
+        ▼
+    DiffResult(drifts sorted by object then kind, managed_elsewhere, summary, clean)
+
+The first side present in the order spec, models, database is the **reference** (the source of truth).
+Every other side that disagrees with it gets a :class:`Fix` that makes it agree; when the reference is the
+spec, each drift also offers the opposite fix (a ``spec_patch`` that accepts the code's version). An
+object the reference does not have is compared among the remaining sides the same way (the first present
+one leads), so models and database are still checked against each other.
+
+Severities, from worst to mildest:
+
+* ``breaking``: the side, as it stands, makes code that follows the reference fail or misbehave
+  (a column or table missing from the database, a different type or FK target, NOT NULL where the
+  reference allows NULL, an ON DELETE that blocks deletes the reference cascades).
+* ``data-loss-risk``: the fix itself can destroy or reinterpret data (dropping a column or table,
+  narrowing a varchar, timestamp <-> timestamptz, adding ON DELETE CASCADE).
+* ``degraded``: nothing fails today, but the side enforces less or runs slower than the reference
+  (a missing FK, CHECK, unique constraint or index, a nullable column the reference says is NOT NULL).
+  Added because "missing index" and "missing FK" are neither breaking nor cosmetic.
+* ``cosmetic``: names and spellings that change no behaviour (index names, text vs unbounded varchar,
+  serial vs identity, a default that only lives in Python). ``clean`` ignores cosmetic drift.
+"""
+
+from __future__ import annotations
+
+from ..schema.model import BETTER_AUTH_TABLES, Schema, Table
+# Importing the aspect modules registers their comparators, in this order.
+from . import columns, constraints, indexes  # noqa: F401
+from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants
+from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue
+from .tables import compare_enums
+
+# ---------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _managed(t: Table) -> bool:
+    return t.managed_by == "better-auth" or t.name in BETTER_AUTH_TABLES
+
+
+def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, include_managed: bool = False,
+                 owner_column: str = "user_id") -> DiffResult:
+    """Compare two or three schemas; the first of spec, models, database present is the reference."""
+    unknown = set(sides) - set(SIDE_ORDER)
+    if unknown or len(sides) < 2:
+        raise ValueError(f"diff_schemas needs two or three of {', '.join(SIDE_ORDER)}; got "
+                         f"{', '.join(sorted(sides)) or 'none'}. Pass e.g. {{'spec': ..., 'models': ...}}.")
+    ctx = Ctx(schemas=dict(sides), sides=[s for s in SIDE_ORDER if s in sides], owner_column=owner_column)
+    wanted = {n.lower().rpartition(".")[2] for n in tables or []}
+    managed: set[str] = set()
+    drifts: list[Drift] = []
+    for tg in align_tables(ctx):
+        names = {t.name for t in tg.tables.values()} | {tg.key}
+        if wanted and not names & wanted and not any(v in wanted for n in names for v in name_variants(n)):
+            continue
+        if any(_managed(t) for t in tg.tables.values()) and not include_managed:
+            managed |= {t.name for t in tg.tables.values()}
+            continue
+        for tcmp in TABLE_COMPARATORS:
+            drifts += tcmp(ctx, tg)
+        if len(tg.tables) > 1:
+            for cg in align_columns(tg):
+                for ccmp in COLUMN_COMPARATORS:
+                    drifts += ccmp(ctx, tg, cg)
+    if not wanted:
+        drifts += compare_enums(ctx)
+    drifts.sort(key=lambda d: (d.object, d.kind, d.message))
+    summary = {s: sum(d.severity == s for d in drifts) for s in SEVERITIES}
+    return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,  # type: ignore[arg-type]
+                      managed_elsewhere=sorted(managed), summary=summary,
+                      clean=not any(d.severity != "cosmetic" for d in drifts))
+
+
+__all__ = [
+    "DiffResult", "Drift", "DriftKind", "Fix", "SideValue", "Severity", "diff_schemas", "differences",
+]  # fmt: skip

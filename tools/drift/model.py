@@ -1,0 +1,76 @@
+"""The drift result model: sides, severities, drift kinds, fixes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..schema.model import Location
+
+SideName = Literal["spec", "models", "database"]
+SIDE_ORDER: tuple[str, ...] = ("spec", "models", "database")
+Severity = Literal["breaking", "data-loss-risk", "degraded", "cosmetic"]
+SEVERITIES: tuple[str, ...] = ("breaking", "data-loss-risk", "degraded", "cosmetic")
+
+DriftKind = Literal[
+    "missing-table", "extra-table", "table-name",
+    "missing-column", "extra-column", "possible-rename",
+    "column-type", "column-length", "timestamp-timezone", "nullability", "default", "identity",
+    "primary-key", "fk-missing", "fk-extra", "fk-target", "fk-on-delete", "fk-on-update",
+    "unique", "check", "enum-labels",
+    "index-missing", "index-extra", "index-columns", "index-order", "index-predicate",
+    "index-method", "index-unique", "index-include", "index-name",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# Result model
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SideValue(_Model):
+    """What one side says about the object; ``value`` is None when the side does not have it."""
+
+    value: str | None
+    location: Location | None = None
+
+
+class Fix(_Model):
+    """One way to make ``side`` agree. Only the fields that apply to that side are set."""
+
+    side: SideName
+    action: str = Field(description="What this fix does, in one sentence")
+    spec_patch: str | None = Field(None, description="The corrected spec line(s), canonical markdown")
+    model_change: str | None = Field(None, description="SQLModel code to put in the model")
+    migration_sql: str | None = Field(None, description="PostgreSQL to run, lock notes as comments")
+    alembic_op: str | None = Field(None, description="The same change as Alembic operations")
+    lock_notes: str | None = Field(None, description="Locks, rewrites and scans the SQL causes")
+
+
+class Drift(_Model):
+    object: str = Field(description='table, "table.column", "table.index_name" or an enum name')
+    kind: DriftKind
+    severity: Severity
+    message: str
+    sides: dict[str, SideValue] = Field(description="What each compared side says, with its location")
+    fixes: list[Fix] = Field(default_factory=list)
+
+
+class DiffResult(_Model):
+    reference: SideName = Field(description="The side treated as the source of truth")
+    compared: list[SideName]
+    drifts: list[Drift]
+    managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
+    summary: dict[str, int] = Field(description="Drift count per severity")
+    clean: bool = Field(description="True when no drift is worse than cosmetic")
+
+
+def worst(severities: Iterable[str]) -> Severity:
+    return min(severities, key=SEVERITIES.index)  # type: ignore[return-value]
+
+

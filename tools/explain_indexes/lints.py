@@ -1,0 +1,132 @@
+"""Problems: the static index rules shared with spec.lint, plus what only a live database can tell
+(unused, invalid, spec and database disagreeing).
+"""
+
+from __future__ import annotations
+
+from ..database.catalog import IndexStats
+from ..database.ddl import create_index_sql, ident
+from ..schema.findings import Finding
+from ..schema.model import Location, Schema, Table
+from ..spec.lint import INDEX_RULE_IDS, index_shapes, lint_schema
+from .entries import _shape
+from .model import QueryEvidence, Recommendation
+from .patterns import _show
+
+# ---------------------------------------------------------------------------------------------------
+# Problems
+
+
+def _finding(rule: str, severity: str, message: str, obj: str | None, loc: Location | None,
+             fix: str | None) -> Finding:
+    return Finding(rule=rule, severity=severity, message=message, object=obj, location=loc, fix=fix)  # type: ignore[arg-type]
+
+
+def _static_problems(schema: Schema, tables: list[Table], owner: str) -> list[Finding]:
+    """The lint rules about indexes (one definition of covered / redundant / duplicate, in lint.py)."""
+    names = {t.qualified_name for t in tables}
+    scoped = schema.model_copy(update={"tables": [t for t in schema.tables if t.qualified_name in names
+                                                  or t.name in ("users", "user")]})
+    return [f for f in lint_schema(scoped, owner_column=owner) if f.rule in INDEX_RULE_IDS]
+
+
+def _live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats], notes: list[str]) -> list[Finding]:
+    out: list[Finding] = []
+    reset = next((s.stats_reset for s in stats.values() if s.stats_reset), None)
+    since = f"since {reset:%Y-%m-%d %H:%M %Z}".strip() if reset else "since the statistics were last reset"
+    if stats:
+        notes.append(f"Scan counts are {since}. On Neon they restart when the compute suspends, so 'unused' "
+                     "means unused since then, not never used; check over a busy period before dropping.")
+    for t in tables:
+        for ix in t.indexes:
+            loc = Location(file="database")
+            if not ix.valid:
+                out.append(_finding(
+                    "invalid-index", "error",
+                    f"{ix.name} on {t.name} is INVALID (a failed CREATE INDEX CONCURRENTLY): the planner ignores "
+                    "it but every write still maintains it.", ix.name, loc,
+                    f"DROP INDEX CONCURRENTLY {ident(ix.name or '')}; then "
+                    f"{create_index_sql(t, ix, concurrently=True)} (outside a transaction)"))
+                continue
+            st = stats.get(f"{t.schema_name}.{ix.name}")
+            if st is None or ix.unique or ix.primary or ix.constraint or st.idx_scan > 0:
+                continue
+            out.append(_finding(
+                "unused-index", "info",
+                f"{ix.name} on {t.name} has had 0 scans {since} ({_size(st.size_bytes)}); each write to "
+                f"{t.name} still updates it.", ix.name, loc,
+                f"If no query needs it over a full business cycle: DROP INDEX CONCURRENTLY {ident(ix.name or '')};"
+                " (on Neon the counters restart when the compute suspends: check stats_reset first)"))
+    return out
+
+
+def _spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Finding]:
+    out: list[Finding] = []
+    for t in tables:
+        if t.managed_by == "better-auth":
+            continue
+        spec_t = spec.table(t.qualified_name)
+        if spec_t is None:
+            out.append(_finding("table-missing-in-spec", "info", f"{t.name} is in the database but not in the "
+                                "spec, so its indexes have no stated purpose.", t.name, Location(file="database"),
+                                f"Add a '## Table: {t.name}' section to the spec (read_schema_spec shows the format)."))
+            continue
+        db_shapes = [_shape(s) for s in index_shapes(t)]
+        for s in index_shapes(spec_t):
+            if _shape(s) in db_shapes or s.source is None:
+                continue
+            ix = s.source
+            same_name = next((i for i in t.indexes if ix.name and i.name == ix.name), None)
+            what = (f"the database's {ix.name} has another definition ({', '.join(_show(c) for c in same_name.columns)})"
+                    if same_name else "the database has no index like it")
+            out.append(_finding(
+                "index-missing-in-database", "warning",
+                f"The spec declares {ix.name or 'an index'} on {t.name} ({', '.join(_show(c) for c in ix.columns)}), "
+                f"but {what}.", ix.name or t.name, ix.location,
+                (f"DROP INDEX CONCURRENTLY {ident(same_name.name or '')}; " if same_name else "")
+                + create_index_sql(t, ix, concurrently=True)
+                + " -- outside a transaction (Alembic: op.get_context().autocommit_block())"))
+        spec_shapes = [_shape(s) for s in index_shapes(spec_t)]
+        for ix in t.indexes:
+            if _shape(ix) in spec_shapes or not ix.valid:
+                continue
+            out.append(_finding(
+                "index-missing-in-spec", "info",
+                f"{ix.name} on {t.name} ({', '.join(_show(c) for c in ix.columns)}) is in the database but not "
+                "in the spec.", ix.name, Location(file="database"),
+                f"Add it to the Indexes table of '## Table: {t.name}' with the query it serves, or drop it: "
+                f"DROP INDEX CONCURRENTLY {ident(ix.name or '')};"))
+    return out
+
+
+def _add_query_problems(evidence: list[QueryEvidence], recs: list[Recommendation], problems: list[Finding]) -> None:
+    for r in recs:
+        if r.cost_before is None or r.checked_how.startswith("not checked"):
+            continue
+        if r.cost_after is not None and r.cost_after < r.cost_before:
+            problems.append(_finding(
+                "query-not-served", "warning",
+                f"No index on {r.table.rpartition('.')[2]} fully serves {', '.join(repr(s) for s in r.serves)}: "
+                f"estimated cost {r.cost_before:.1f}, {r.cost_after:.1f} with the recommended index.",
+                r.table.rpartition(".")[2], None, r.ddl))
+
+
+def _sorted(problems: list[Finding]) -> list[Finding]:
+    rank = {"error": 0, "warning": 1, "info": 2}
+    unique = {(f.rule, f.object, f.message): f for f in problems}
+    return sorted(unique.values(), key=lambda f: (rank[f.severity], f.object or "", f.rule, f.message))
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _table_rows(t: Table, stats: dict[str, IndexStats]) -> float | None:
+    st = next((s for s in stats.values() if s.schema_name == t.schema_name and s.table_name == t.name), None)
+    return st.table_rows if st else None
+
+

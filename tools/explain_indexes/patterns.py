@@ -1,0 +1,207 @@
+"""Input: the tables in scope and the query patterns to explain (the caller's, the spec's, the
+conventions' and each foreign key's lookup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..database.ddl import ident, qualified
+from ..schema.model import BETTER_AUTH_TABLES, ForeignKey, IndexColumn, Location, Schema, Table
+from ..spec.query_patterns import PatternError, index_columns_for_pattern
+from .model import ExplainError
+
+# ---------------------------------------------------------------------------------------------------
+# Input: tables and queries
+
+
+@dataclass
+class _Query:
+    sql: str
+    tables: list[str]  # relation names in FROM order
+    params: int
+
+
+class _Refs:
+    """The relations (in order) and the highest $n of one parsed statement."""
+
+    def __init__(self, node: Any) -> None:
+        from pglast import ast
+
+        self.tables: list[str] = []
+        self.params = 0
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.RangeVar):
+                self.tables.append(n.relname)
+            elif isinstance(n, ast.ParamRef):
+                self.params = max(self.params, n.number)
+            if isinstance(n, ast.Node):
+                children = [getattr(n, a) for a in n.__slots__]
+                stack.extend(reversed([c for c in children if isinstance(c, ast.Node | tuple | list)]))
+            elif isinstance(n, tuple | list):
+                stack.extend(reversed(n))
+
+
+def _parse_query(sql: str) -> _Query:
+    import pglast
+    from pglast import ast
+
+    if not isinstance(sql, str) or not sql.strip():
+        raise ExplainError("Each query must be a non-empty SQL string.")
+    try:
+        statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        raise ExplainError(f"The query {sql!r} is not valid SQL: {exc}. Pass one SELECT, as the app sends it "
+                           "(with $1, $2... for parameters).") from None
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
+        raise ExplainError(f"The query {sql!r} must be exactly one SELECT statement; explain_indexes plans reads "
+                           "only (write the WHERE of an UPDATE/DELETE as a SELECT).")
+    refs = _Refs(statements[0].stmt)
+    if not refs.tables:
+        raise ExplainError(f"The query {sql!r} reads no table; nothing to explain.")
+    return _Query(sql=sql.strip().rstrip(";"), tables=refs.tables, params=refs.params)
+
+
+def _tables_in_scope(main: Schema, spec: Schema | None, name: str | None) -> list[Table]:
+    if name is None:
+        return sorted(main.tables, key=lambda t: (t.schema_name, t.name))
+    found = main.table(name.strip().lower())
+    if found is None:
+        where = "the database" if main is not spec else "the spec"
+        known = ", ".join(sorted(t.name for t in main.tables)) or "none"
+        hint = " It is in the spec but not in the database: create it first." if (
+            spec is not None and main is not spec and spec.table(name.strip().lower())) else ""
+        raise ExplainError(f"Unknown table {name!r}: {where} has no such table (tables: {known}).{hint}")
+    return [found]
+
+
+@dataclass
+class _Pattern:
+    table: Table
+    description: str
+    sql: str
+    origin: Literal["spec", "convention", "caller", "foreign key"]
+    location: Location | None
+    needs: list[IndexColumn]
+    equality: int
+    params: int
+    fk: ForeignKey | None = None
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, bool], ...]]:
+        return self.table.qualified_name, tuple((c.name, c.descending) for c in self.needs)
+
+
+def _needs(sql: str, table: Table, owner: str) -> tuple[list[IndexColumn], int]:
+    try:
+        return index_columns_for_pattern(sql, table, owner if table.column(owner) else None)
+    except PatternError:
+        return [], 0
+
+
+def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], main: Schema, owner: str,
+              notes: list[str]) -> list[_Pattern]:
+    """Caller queries; else the spec's query patterns, then the conventions' standard ones not already there."""
+    in_scope = {t.name for t in tables}
+    out: list[_Pattern] = []
+    if caller:
+        for q in caller:
+            target = main.table(q.tables[0])
+            if target is None:
+                raise ExplainError(f"The query {q.sql!r} reads {q.tables[0]}, which is not a table here "
+                                   f"(tables: {', '.join(sorted(t.name for t in main.tables))}).")
+            if in_scope and not (set(q.tables) & in_scope):
+                continue
+            needs, eq = _needs(q.sql, target, owner)
+            out.append(_Pattern(target, _summary(q.sql, target, needs, eq), q.sql, "caller", None, needs, eq,
+                                q.params))
+        return out + _fk_patterns(tables, main, owner)
+    for t in tables:
+        if t.managed_by == "better-auth" or t.name in BETTER_AUTH_TABLES:
+            continue
+        spec_t = spec.table(t.qualified_name) if spec else None
+        seen: set[tuple[str, tuple[tuple[str, bool], ...]]] = set()
+        for qp in spec_t.query_patterns if spec_t else []:
+            sql = qp.sql
+            if sql is None:
+                needs, eq = _needs(qp.description, t, owner)
+                if not needs:
+                    notes.append(f"{t.name}: could not tell which columns the pattern {qp.description!r} uses; "
+                                 "write it as SQL in the spec to get evidence for it.")
+                    continue
+                sql = _sql_for(t, needs, eq)
+            try:
+                parsed = _parse_query(sql)
+            except ExplainError as exc:
+                notes.append(f"{t.name}: the spec's query pattern is skipped: {exc}")
+                continue
+            needs, eq = _needs(sql, t, owner)
+            p = _Pattern(t, qp.description, parsed.sql, "spec", qp.location, needs, eq, parsed.params)
+            seen.add(p.key)
+            out.append(p)
+        for description, sql in _convention_sql(t, owner):
+            needs, eq = _needs(sql, t, owner)
+            p = _Pattern(t, description, sql, "convention", None, needs, eq, _parse_query(sql).params)
+            if p.key not in seen:
+                seen.add(p.key)
+                out.append(p)
+    return out + _fk_patterns(tables, main, owner)
+
+
+def _convention_sql(t: Table, owner: str) -> list[tuple[str, str]]:
+    """The queries every user-owned table gets: newest first, filtered by status, one row by id."""
+    if t.column(owner) is None:
+        return []
+    name, o = qualified(t), ident(owner)
+    out = []
+    if t.column("created_at"):
+        out.append((f"list a user's {t.name}, newest first",
+                    f"SELECT * FROM {name} WHERE {o} = $1 ORDER BY created_at DESC LIMIT 50"))
+    status = t.column("status") or next((c for c in t.columns if c.type == "boolean"), None) or next(
+        (c for c in t.columns if c.allowed_values and c.name != owner), None)
+    if status is not None:
+        out.append((f"list a user's {t.name} filtered by {status.name}",
+                     f"SELECT * FROM {name} WHERE {o} = $1 AND {ident(status.name)} = $2"))
+    if len(t.primary_key) == 1:
+        out.append((f"read one of a user's {t.name} by {t.primary_key[0]}",
+                    f"SELECT * FROM {name} WHERE {ident(t.primary_key[0])} = $1 AND {o} = $2"))
+    return out
+
+
+def _fk_patterns(tables: list[Table], main: Schema, owner: str) -> list[_Pattern]:
+    """The lookup each foreign key makes on the child table when a parent row is deleted or its key changes."""
+    out = []
+    for t in tables:
+        for fk in t.foreign_keys:
+            where = " AND ".join(f"{ident(c)} = ${i}" for i, c in enumerate(fk.columns, 1))
+            sql = f"SELECT 1 FROM {qualified(t)} WHERE {where}"
+            needs = [IndexColumn(name=c) for c in fk.columns]
+            out.append(_Pattern(t, f"find the {t.name} rows of one {fk.ref_table} row (ON DELETE "
+                                f"{fk.on_delete or 'NO ACTION'} from {fk.ref_table})", sql, "foreign key",
+                                fk.location, needs, len(needs), len(needs), fk))
+    return out
+
+
+def _sql_for(t: Table, needs: list[IndexColumn], equality: int) -> str:
+    where = " AND ".join(f"{ident(c.name)} = ${i}" for i, c in enumerate(needs[:equality], 1))
+    order = ", ".join(ident(c.name) + (" DESC" if c.descending else "") for c in needs[equality:])
+    sql = f"SELECT * FROM {qualified(t)}" + (f" WHERE {where}" if where else "")
+    return sql + (f" ORDER BY {order} LIMIT 50" if order else "")
+
+
+def _summary(sql: str, t: Table, needs: list[IndexColumn], equality: int) -> str:
+    where = ", ".join(c.name for c in needs[:equality])
+    order = ", ".join(_show(c) for c in needs[equality:])
+    return " ".join([f"{t.name} rows"] + ([f"by {where}"] if where else []) + ([f"ordered by {order}"] if order else []))
+
+
+def _show(c: IndexColumn) -> str:
+    text = c.name + (" DESC" if c.descending else "")
+    if c.nulls_first is not None:
+        text += " NULLS FIRST" if c.nulls_first else " NULLS LAST"
+    return text
+
+

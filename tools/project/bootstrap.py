@@ -1,0 +1,52 @@
+"""Give the embedded database the spec's schema on its first start, so an agent has a live side to
+compare with from the first minute."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from ..database.ddl import UPDATED_AT_FUNCTION, schema_ddl, updated_at_trigger_sql
+from ..spec.file import SpecFileError, read_spec_bytes
+from ..spec.reader import parse_spec
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger("schema_architect.bootstrap")
+
+
+async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, spec_path: str | None) -> list[str]:
+    """Create the spec's tables in an empty database (no tables in public); return what ran.
+
+    Does nothing when the database already has tables or the spec cannot be read. All or nothing:
+    one transaction.
+    """
+    import psycopg
+
+    row = await (await conn.execute(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')")).fetchone()
+    if row[0]:
+        return []
+    try:
+        _, text, _ = read_spec_bytes(project, spec_path)
+    except SpecFileError as exc:
+        log.info("embedded database left empty: %s", exc)
+        return []
+    schema = parse_spec(text).schema
+    statements = schema_ddl(schema)
+    stamped = [t for t in schema.tables if t.column("updated_at") is not None and not t.managed_by]
+    if stamped:
+        statements += [UPDATED_AT_FUNCTION] + [updated_at_trigger_sql(t) for t in stamped]
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    except psycopg.Error as exc:
+        log.warning("could not apply the spec to the embedded database: %s", exc)
+        return []
+    log.info("applied the spec to the empty embedded database: %d statements", len(statements))
+    return statements

@@ -1,0 +1,85 @@
+"""read_schema_spec: the spec as a structured schema, with lint findings, parse warnings, conflicts,
+a content hash and an ER diagram."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from ..spec.erd import mermaid_er
+from ..schema.findings import Finding, SpecConflict
+from ..spec.lint import lint_schema
+from ..schema.model import Enum, QueryPattern, Table
+from ..spec.file import SpecFileError, display_path, read_spec_bytes
+from ..spec.reader import ParsedSpec, parse_spec
+
+
+class ReadSchemaSpecResult(BaseModel):
+    """The spec, read leniently and checked against the house conventions."""
+
+    path: str = Field(description="The spec file read, relative to the project root")
+    content_hash: str = Field(
+        description="sha256 of the file as read; pass it as expected_spec_hash when writing to the spec"
+    )
+    tables: list[Table] = Field(description="Every table: columns, keys, FKs, checks, indexes, query patterns")
+    enums: list[Enum] = Field(default_factory=list, description="Enum types the spec defines")
+    query_patterns: list[QueryPattern] = Field(
+        default_factory=list, description="Query patterns not tied to one table"
+    )
+    lint: list[Finding] = Field(description="Convention findings (docs/rules.md)")
+    warnings: list[Finding] = Field(description="What the reader could not read, with line numbers")
+    conflicts: list[SpecConflict] = Field(
+        description="Places where the spec says two things about one column, and which one wins"
+    )
+    er_diagram: str = Field(description="Mermaid erDiagram of the tables")
+    summary: str = Field(description="One line: what was read and what was found")
+
+
+@lru_cache(maxsize=16)
+def _parse_and_lint(text: str, shown: str, digest: str) -> tuple[ParsedSpec, list[Finding]]:
+    """Parsing and linting depend only on the bytes: agents re-read an unchanged spec often."""
+    parsed = parse_spec(text, file=shown)
+    return parsed, lint_schema(parsed.schema)
+
+
+def read_schema_spec(
+    project_root: Path, path: str | None = None, tables: list[str] | None = None
+) -> ReadSchemaSpecResult:
+    spec_path, text, digest = read_spec_bytes(project_root, path)
+    shown = display_path(project_root, spec_path)
+    parsed, all_findings = _parse_and_lint(text, shown, digest)
+    schema = parsed.schema
+    if tables:
+        missing = [name for name in tables if schema.table(name.lower()) is None]
+        if missing:
+            known = ", ".join(t.name for t in schema.tables) or "none"
+            raise SpecFileError(
+                f"No table named {', '.join(missing)} in {shown}. Tables in the spec: {known}. "
+                "Pass names from that list, or omit `tables` for all of them."
+            )
+        schema = schema.only(tables)
+    findings = all_findings
+    if tables:
+        wanted = {t.name for t in schema.tables}
+        findings = [f for f in findings if (f.object or "").split(".")[0] in wanted]
+    summary = (
+        f"{len(schema.tables)} table(s) read from {shown}; {len(findings)} lint finding(s), "
+        f"{len(parsed.warnings)} warning(s), {len(parsed.conflicts)} conflict(s)."
+    )
+    return ReadSchemaSpecResult(
+        path=shown,
+        content_hash=digest,
+        tables=schema.tables,
+        enums=schema.enums,
+        query_patterns=schema.query_patterns,
+        lint=findings,
+        warnings=parsed.warnings,
+        conflicts=parsed.conflicts,
+        er_diagram=mermaid_er(schema),
+        summary=summary,
+    )
+
+
+__all__ = ["ReadSchemaSpecResult", "SpecFileError", "read_schema_spec"]
