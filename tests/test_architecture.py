@@ -134,3 +134,13 @@ def test_the_scan_sees_lazy_and_absolute_imports() -> None:
     source = ("def _late():\n    from ..drift import diff_schemas\n"
               "    from schema_architect.tools.spec import lint\n    from . import findings\n")
     assert _imports("tools.schema.model", False, source) == {"tools.drift", "tools.spec.lint", "tools.schema.findings"}
+
+
+def test_every_package_is_installed() -> None:
+    """A folder missing from pyproject's package list works in an editable install and is absent from a
+    wheel: every package under tools/ must be listed."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    packages = {"schema_architect." + _module_name(p.parent / "__init__.py") for p in TOOLS.rglob("__init__.py")}
+    assert packages <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(packages - listed)}"
