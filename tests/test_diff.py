@@ -203,6 +203,21 @@ def test_equivalent_spellings_are_clean_across_three_sides():
     assert r.managed_elsewhere == ["user", "users"]
 
 
+def test_a_spec_column_of_unknown_type_is_no_type_drift():
+    """The spec names a column without a type (read as "unknown"): it says nothing to disagree with, so the
+    models' type is no drift; a real type difference on another side is still found."""
+    def retyped(schema: Schema, type_: str) -> Schema:
+        tasks = next(t for t in schema.tables if t.name == "tasks")
+        tasks.column("title").type = type_
+        return schema
+
+    spec = retyped(spec_schema(), "unknown")
+    r = diff_schemas({"spec": spec, "models": models_schema()})
+    assert not [d for d in r.drifts if d.object == "tasks.title" and d.kind.startswith("column")]
+    r = diff_schemas({"spec": spec, "models": retyped(models_schema(), "integer"), "database": models_schema()})
+    assert [d.kind for d in r.drifts if d.object == "tasks.title" and d.kind == "column-type"] == ["column-type"]
+
+
 def test_models_vs_database_without_spec_are_clean():
     r = diff_schemas({"models": models_schema(), "database": database_schema()})
     assert r.reference == "models" and r.drifts == []

@@ -73,6 +73,8 @@ def type_sql(column: Column) -> str:
     """The type as a column definition spells it: ``bigserial``, ``integer GENERATED ALWAYS AS IDENTITY``,
     the canonical type, or a user type's name (quoted if it needs it; ``vector(1536)`` left as written)."""
     t = canon_type(column.type)
+    if t == "unknown":
+        return "text"  # the spec did not say (the reader warned); PostgreSQL refuses its pseudo-type
     if identity(column) == "serial" and t in _SERIAL_BY_TYPE:
         return _SERIAL_BY_TYPE[t]
     if column.identity in ("identity always", "identity by default"):

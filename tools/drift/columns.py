@@ -145,7 +145,9 @@ def _length(t: str) -> float:
 @column_comparator
 def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift]:
     obj = f"{tg.key}.{cg.key}"
-    a = _compare(obj, "column-type", cg.cols, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
+    # A side that names the column without a type it states (type "unknown") has nothing to disagree on.
+    stated = {side: c for side, c in cg.cols.items() if c.type != "unknown"}
+    a = _compare(obj, "column-type", stated, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
     if not a:
         return
     lead_c, lead_t = cg.cols[a.lead], tg.tables[a.lead]

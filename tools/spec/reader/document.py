@@ -19,11 +19,20 @@ from ...schema.model import (
     QueryPattern,
     UniqueConstraint,
 )
+from .bullet_keys import ACTION_ONLY, FieldsAndKeys, set_action
 from .drafts import BULLETS, MARKDOWN_TABLE, SECTION, ColumnDraft, TableDraft
+from .fields import (
+    field_heading_name,
+    index_reason,
+    paren_groups,
+    parenthesized_type,
+    prose_constraints,
+    reads_as_prose,
+    stated_type,
+)
 from .headings import HeadingInfo, classify_heading
 from .markdown import Bullet, Code, Heading, MdTable, Paragraph, scan
 from .phrases import (
-    _fk_target_words,
     _looks_like_column_words,
     _mentioned_tables,
     _paren_end,
@@ -51,7 +60,7 @@ from .words import (
 
 _LABEL = re.compile(r"^\*\*([^*]{1,60}?)\s*:?\s*\*\*\s*:?\s*(.*)$")
 _COLUMN_BULLET = re.compile(rf"^(?:\*\*|`|\*)?({IDENT})(?:\*\*|`|\*)?\s*(?:(:|\(|\s[-–—]\s)\s*(.*)|$)")
-_NESTED_ASPECT = re.compile(r"^(?:\*\*)?(type|data\s*type|constraints?|default|nullable|description)"
+_NESTED_ASPECT = re.compile(r"^(?:\*\*)?(type|data\s*type|constraints?|default|nullable|required|description)"
                             r"(?:\*\*)?\s*:\s*(?:\*\*)?\s*(.*)$", re.I)
 # "Purpose: ...", "Note: ...": a capitalised label, in a column's sub-bullets.
 _ASPECT_LABEL = re.compile(r"^([A-Z][A-Za-z]*(?:\s+[A-Za-z]+)?)\s*:\s*(.*)$")
@@ -71,10 +80,11 @@ class DocumentResult:
     mentioned_tables: dict[str, Location] = field(default_factory=dict)
 
 
-class _Walker:
+class _Walker(FieldsAndKeys):
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.blocks = scan(text)
+        self.index = 0  # the block being visited
         self.stack: list[HeadingInfo] = []
         self.label: str | None = None
         self.table_override: tuple[str, str] | None = None
@@ -89,6 +99,10 @@ class _Walker:
         # The last column got "- Type: / - Constraints:" sub-bullets, so its other "- Label: text"
         # sub-bullets ("- Purpose: ...", "- Note: ...") are about it too, never new columns.
         self.last_column_nested = False
+        # A pending column that is still a column if no "- Type:" follows (a field heading, a bullet
+        # naming a column only): kept with an unknown type, and the merge warns about it.
+        self.pending_keep = False
+        self.last_fk: ForeignKey | None = None  # for an "ON DELETE CASCADE" bullet right after it
         self.last_text = ""
 
     def loc(self, line: int) -> Location:
@@ -152,7 +166,7 @@ class _Walker:
     # ------------------------------------------------------------ walk
 
     def walk(self) -> DocumentResult:
-        for block in self.blocks:
+        for self.index, block in enumerate(self.blocks):
             try:
                 self.visit(block)
             except Exception as error:  # a reader bug must cost one block, never the whole spec
@@ -169,9 +183,12 @@ class _Walker:
         except Exception as error:
             self.warn("spec-reader-error", 1, f"The Python models in the spec could not be read "
                       f"({type(error).__name__}).")
+        self.flush_pending()
         return self.result
 
     def visit(self, block) -> None:
+        if not isinstance(block, Paragraph | Bullet):
+            self.flush_pending()
         if isinstance(block, Heading):
             self.on_heading(block)
             return
@@ -200,12 +217,23 @@ class _Walker:
                       "current schema.", severity="info")
         if info.table and any(h.kind == "skip" for h in self.stack):
             info.kind = "skip"
+        field = field_heading_name(block.text) if info.kind == "table" and not self.skipping else None
+        parent = self.current_table()
+        if field and parent and parent[2] and parent[2].kind == "table" and not self.defines_a_table(block) and (
+                self.stack[-1] is parent[2] or self.stack[-1].kind == "columns"):
+            # "#### id" + "- **Type**: UUID" under a table's heading: a column, never a table.
+            info.kind, info.table = "columns", None
+            self.stack.append(info)
+            self.label = None
+            self.field_heading(field, block.line)
+            return
         info.description_open = info.kind == "table"
         self.stack.append(info)
         self.label = None
         self.table_override = None
         self.bullet_draft = None
         self.last_column = None
+        self.last_fk = None
         self.last_text = clean(block.text)
 
     def on_paragraph(self, block: Paragraph) -> None:
@@ -257,7 +285,8 @@ class _Walker:
         if self.last_column and block.indent > self.last_column_indent and self.on_nested_aspect(text):
             return
         if kind in ("columns", "prose") and self.current_table():
-            if kind == "columns":
+            # "Foreign key: user_id → users.id", "ON DELETE CASCADE" among the columns: not columns
+            if kind == "columns" and (_COLUMN_BULLET.match(text) or not self.fk_bullet(block)):
                 self.column_bullet(block)
             return
         handler = {"indexes": self.index_bullet, "relationships": self.relationship_bullet,
@@ -269,6 +298,10 @@ class _Walker:
     def on_nested_aspect(self, text: str) -> bool:
         m = _NESTED_ASPECT.match(clean(text) if text.startswith("**") else text)
         col = self.last_column
+        if (action := ACTION_ONLY.match(clean(text))) and self.bullet_draft is not None and (fk := next(
+                (f for f in self.bullet_draft.foreign_keys if f.columns == [col.column.name]), None)):
+            set_action(fk, action)
+            return True
         if not m:
             if self.last_column_nested and (label := _ASPECT_LABEL.match(clean(text))):
                 if label.group(1).lower() in _DESCRIPTION_LABELS and not col.column.description:
@@ -278,7 +311,7 @@ class _Walker:
         self.last_column_nested = True
         aspect, value = m.group(1).lower(), m.group(2)
         if "type" in aspect:
-            found, _, rest = leading_type(clean(value))
+            found, _, rest = stated_type(clean(value))
             if found:
                 col.column.type, col.unreadable_type = found.type, None
                 col.stated.add("type")
@@ -286,6 +319,11 @@ class _Walker:
                     col.column.identity = found.identity
                     col.stated.add("identity")
                 self.apply_facts(col, rest, "", self.bullet_draft)
+        elif aspect == "required":
+            if re.match(r"^\W*(yes|true|required)\b", value, re.I):
+                self.apply_facts(col, "NOT NULL", "", self.bullet_draft)
+            elif re.match(r"^\W*(no|false|optional)\b", value, re.I):
+                self.apply_facts(col, "NULL", "", self.bullet_draft)
         elif aspect.startswith("constraint") or aspect in ("default", "nullable"):
             prefix = {"default": "DEFAULT ", "nullable": ""}.get(aspect, "")
             self.apply_facts(col, prefix + value, "", self.bullet_draft)
@@ -293,7 +331,7 @@ class _Walker:
             col.column.description = clean(value)
         if self.last_column_pending and "type" in col.stated and self.bullet_draft is not None:
             self.bullet_draft.add_column(col)
-            self.last_column_pending = False
+            self.last_column_pending = self.pending_keep = False
         return True
 
     def column_bullet(self, block: Bullet) -> None:
@@ -301,6 +339,7 @@ class _Walker:
         m = _COLUMN_BULLET.match(text)
         if not m:
             return
+        self.flush_pending()
         name, sep, rest = m.group(1), m.group(2), (m.group(3) or "")
         if sep == "(":
             rest = "(" + rest
@@ -319,6 +358,8 @@ class _Walker:
             said_first, rest = m.group(1), rest[m.end():]
         # "id (int, PK): description" / "id: integer (primary key) - description"
         found, spelled, after = leading_type(rest.lstrip("( ").replace("`", "")) if not rest.startswith("(") else (None, "", rest)
+        if found is not None and reads_as_prose(after) and parenthesized_type(rest):
+            found = None  # "Timestamp of record creation (TIMESTAMPTZ)": the type is the one in parentheses
         constraints = ""
         if found is None and rest.startswith("("):
             end = _paren_end(rest)
@@ -334,7 +375,7 @@ class _Walker:
             constraints, description = _split_bullet_rest(after)
         else:
             # "Unique identifier for each task (UUID, primary key)": the type in trailing parentheses
-            for group in re.findall(r"\(([^()]*)\)", rest):
+            for group in paren_groups(rest):
                 parts = split_top_level(group)
                 if parts and (first := read_type(parts[0])):
                     found, spelled, constraints = first, parts[0], ", ".join(parts[1:])
@@ -366,6 +407,10 @@ class _Walker:
         self.last_column_pending = found is None and (
             not rest and not any("type" in c.stated for c in draft.columns.values())
             or bool(rest) and not _looks_like_column_words(constraints))
+        # ... but a lower-case name with nothing or prose after it still names a column.
+        self.pending_keep = self.last_column_pending and name.islower() and not _looks_like_column_words(rest)
+        if self.pending_keep and not column.description and constraints.strip():
+            column.description = clean(constraints).strip(" ()") or None
         if not self.last_column_pending:
             draft.add_column(col)
 
@@ -405,9 +450,10 @@ class _Walker:
                                       columns=expression_columns(expression) or [column.name]))
         if facts.fk_target:
             schema, table, ref = facts.fk_target
-            draft.foreign_keys.append(ForeignKey(columns=[column.name], ref_table=table, ref_columns=[ref],
-                                                 ref_schema=schema, on_delete=facts.on_delete,
-                                                 on_update=facts.on_update, location=column.location))
+            self.last_fk = ForeignKey(columns=[column.name], ref_table=table, ref_columns=[ref], ref_schema=schema,
+                                      on_delete=facts.on_delete, on_update=facts.on_update,
+                                      location=column.location)
+            draft.foreign_keys.append(self.last_fk)
         elif facts.fk_said:
             draft.fk_without_target[column.name] = column.location.line
         if facts.indexed:
@@ -450,36 +496,11 @@ class _Walker:
         return known[0] if len(known) == 1 else None
 
     def relationship_bullet(self, block: Bullet) -> None:
-        text = clean(block.text)
-        line = block.line
-        named = re.match(rf"^({IDENT})\s*:\s*(.*)$", text)
-        name = None
-        if named and (re.search(r"→|->|\breferences\b", named.group(2), re.I)):
-            name, text = named.group(1), named.group(2)
-        m = re.match(rf"^\(?\s*((?:{IDENT}\.)?{IDENT}(?:\.{IDENT})?(?:\s*,\s*{IDENT})*)\s*\)?\s*"
-                     r"(?:→|->|references|refers\s+to|is\s+a\s+foreign\s+key\s+to|FK\s+to)\s*(.*)$", text, re.I)
-        if not m:
-            return self.constraint_bullet(block)
-        left = [p.strip() for p in m.group(1).split(",")]
-        table = None
-        if "." in left[0]:
-            parts = left[0].split(".")
-            table, left[0] = parts[-2], parts[-1]
-        target = _fk_target_words(m.group(2))
-        if target is None:
-            return
-        schema, ref_table, ref_columns = target
-        if len(ref_columns) != len(left):
-            ref_columns = ref_columns[:1] * len(left) if len(left) == 1 else ref_columns
-        facts = read_constraints("FK " + m.group(2))
-        draft = self.section_draft(table.lower() if table else None, line)
-        if draft is None:
-            return
-        draft.foreign_keys.append(ForeignKey(name=name, columns=left, ref_table=ref_table, ref_schema=schema,
-                                             ref_columns=ref_columns, on_delete=facts.on_delete,
-                                             on_update=facts.on_update, location=self.loc(line)))
+        self.constraint_bullet(block)  # a foreign key first, then the constraint forms
 
     def constraint_bullet(self, block: Bullet) -> None:
+        if self.fk_bullet(block):
+            return
         text = clean(block.text)
         line = block.line
         name = None
@@ -611,7 +632,7 @@ class _Walker:
             constraints = cells[constraints_col] if constraints_col is not None else ""
             if constraints_col is None and notes_col is None:
                 # No column for constraints: the description is where keys get said ("UUID (primary key)").
-                constraints = description
+                constraints = prose_constraints(description)
             if notes_col is not None:
                 constraints += ", " + cells[notes_col]
                 if description_col is None:
@@ -628,8 +649,10 @@ class _Walker:
                     column.nullable = False
                     col.stated.add("nullable")
             if required_col is not None and (value := clean(cells[required_col]).lower()):
-                column.nullable = not value.startswith(("yes", "true", "required"))
-                col.stated.add("nullable")
+                # "Auto", "Generated", "-": the value is not the user's to give; nullability not said
+                if value.startswith(("yes", "true", "required", "not null", "no", "false", "optional")):
+                    column.nullable = bool(re.match(r"(no|false|optional)\b", value))
+                    col.stated.add("nullable")
             draft.add_column(col)
         if not draft.columns:
             self.result.drafts.remove(draft)
@@ -701,6 +724,11 @@ class _Walker:
 
     def sql_text(self, text: str, first_line: int) -> None:
         result = read_sql(text, first_line, self.file)
+        heading = self.stack[-1] if self.stack else None
+        indexes = [i for d in result.drafts for i in d.indexes]
+        if (heading and heading.kind in ("other", "indexes") and len(indexes) == 1 and not indexes[0].reason
+                and any(h.kind == "indexes" for h in self.stack)):
+            indexes[0].reason = index_reason(heading.text)  # "#### Filter a user's open tasks" above it
         self.result.warnings += result.warnings
         self.result.enums += result.enums
         managed = self.managed_by()

@@ -82,6 +82,8 @@ def parse_index_columns(text: str) -> tuple[list[IndexColumn], list[str]] | None
     text = text.strip()
     if text.startswith("(") and _paren_end(text) == len(text):
         text = text[1:-1]
+    if "(" not in text:
+        text = re.sub(r"\s+(?:and|&|\+)\s+", ", ", text, flags=re.I)  # "user_id and created_at"
     columns = []
     for part in split_top_level(text.replace("`", "")):
         item = part.strip()
@@ -103,6 +105,10 @@ def parse_index_columns(text: str) -> tuple[list[IndexColumn], list[str]] | None
         columns.append(IndexColumn(name=item, descending=bool(descending), nulls_first=nulls_first,
                                    is_expression=is_expression))
     return (columns, include) if columns else None
+
+
+_AND = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*[&+]\s*)"
+_PLAIN_WORDS = {"the", "a", "an", "for", "to", "by", "with", "when", "and", "or", "of", "in", "per", "each"}
 
 
 def parse_index_words(text: str, context) -> tuple[str | None, Index] | None:
@@ -134,9 +140,13 @@ def parse_index_words(text: str, context) -> tuple[str | None, Index] | None:
                 table = tm.group(1).lower()
             reason = rest[m.end():].strip(" -–—:,.") or None
             reason = re.sub(r"^(for|to)\s+", lambda x: x.group(0), reason) if reason else None
-    if columns is None and (m := re.search(rf"\b(?:on|index on)\s+({IDENT})\b(.*)$", rest, re.I)):
-        columns = parse_index_columns(m.group(1))
-        reason = m.group(2).strip(" -–—:,.") or None
+    if columns is None and (m := re.search(rf"\b(?:on|index on)\s+({IDENT}(?:{_AND}{IDENT})*)\b(.*)$", rest, re.I)):
+        # "Composite index on user_id and completed": every column named, up to the first plain word
+        names = re.split(_AND, m.group(1), flags=re.I)
+        kept = next((i for i, n in enumerate(names) if n.lower() in _PLAIN_WORDS), len(names)) or 1
+        columns = parse_index_columns(", ".join(names[:kept]))
+        tail = m.group(1)[len(re.match(rf"(?:{IDENT}(?:{_AND})?){{{kept}}}", m.group(1), re.I).group(0)):]
+        reason = (tail + m.group(2)).strip(" -–—:,.") or None
     if columns is None:
         return None
     if reason and reason.lower().startswith(("for ", "to ")):

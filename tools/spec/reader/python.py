@@ -54,6 +54,7 @@ def read_python(blocks: list[tuple[str, int]], file: str) -> PythonResult:
     All blocks are read first so that a table class can inherit from a base class defined earlier."""
     result = PythonResult()
     classes: dict[str, _ClassInfo] = {}
+    tables: list[_ClassInfo] = []  # every table class, in order, repeated names included
     for text, first_line in blocks:
         try:
             tree = ast.parse(text)
@@ -69,10 +70,20 @@ def read_python(blocks: list[tuple[str, int]], file: str) -> PythonResult:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
-                classes[node.name] = _ClassInfo(node, first_line, _is_table(node), _enum_values(node))
-    for name, info in classes.items():
-        if info.is_table:
-            result.drafts.append(_read_class(info, classes, file))
+                info = _ClassInfo(node, first_line, _is_table(node), _enum_values(node))
+                if info.is_table:
+                    tables.append(info)
+                if not (info.is_table and node.name in classes and classes[node.name].is_table):
+                    classes[node.name] = info  # a repeated table class: bases resolve to the first
+    named: dict[str, str] = {}  # class name -> the table name a __tablename__ gave it
+    for info in tables:
+        draft = _read_class(info, classes, file)
+        if draft.weak_name and info.node.name in named:
+            # A later partial copy of the class ("class Task" again, new fields only): the same table.
+            draft.name, draft.weak_name = named[info.node.name], False
+        elif not draft.weak_name:
+            named.setdefault(info.node.name, draft.name)
+        result.drafts.append(draft)
     return result
 
 

@@ -94,9 +94,26 @@ def read_sql(text: str, first_line: int, file: str) -> SqlResult:
             return base + prefix.count("\n")
 
         for raw in parsed:
-            _read_statement(raw.stmt, line_of, file, tables, result)
+            _read_statement(raw.stmt, line_of, file, tables, result, _leading_comment(statement))
     result.drafts.extend(tables.values())
     return result
+
+
+def _leading_comment(statement: str) -> str | None:
+    """The ``--`` comment lines right above a statement (no blank line between): why it exists.
+    A section title ("-- Indexes", "-- Indexes for tasks") is not a reason."""
+    from .fields import index_reason
+
+    run: list[str] = []
+    for line in statement.splitlines():
+        text = line.strip()
+        if text.startswith("--"):
+            run.append(text.lstrip("-").strip())
+        elif text:
+            break
+        else:
+            run = []
+    return index_reason(" ".join(r for r in run if r))
 
 
 def _strip_comments(sql: str) -> str:
@@ -111,7 +128,8 @@ def _name(range_var) -> tuple[str | None, str]:
     return range_var.schemaname, range_var.relname
 
 
-def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], result: SqlResult) -> None:
+def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], result: SqlResult,
+                    comment: str | None = None) -> None:
     kind = type(stmt).__name__
     if kind == "CreateStmt":
         schema, name = _name(stmt.relation)
@@ -131,7 +149,7 @@ def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], res
             columns=[_index_column(e) for e in stmt.indexParams or ()],
             include=[e.name for e in stmt.indexIncludingParams or () if e.name],
             where=print_node(stmt.whereClause) if stmt.whereClause else None,
-            location=Location(file=file, line=line_of(stmt.relation.location)),
+            location=Location(file=file, line=line_of(stmt.relation.location)), reason=comment,
         ))
     elif kind == "AlterTableStmt":
         schema, name = _name(stmt.relation)

@@ -227,6 +227,9 @@ _FK_WORDS = re.compile(r"\bFK\b|foreign[\s_-]*key|\breferences?\b|→|->|\bref\b
 _TARGET_DOTTED = re.compile(rf"({IDENT})\.({IDENT})(?:\.({IDENT}))?")
 _TARGET_CALL = re.compile(rf"({IDENT})(?:\.({IDENT}))?\s*\(\s*({IDENT})\s*\)")
 _TARGET_TABLE_WORD = re.compile(rf"\b(?:to|references?|→|->)\s+(?:the\s+)?({IDENT})\s+table\b", re.I)
+# "Foreign Key to Users", "references tasks": a bare table name ending the phrase (its id is meant).
+_TARGET_BARE_WORD = re.compile(rf"(?:\b(?:foreign[\s_-]*key|fk)\s+to|\breferences?)\s+(?:the\s+)?(?!(?:true|false|null|"
+                               rf"current_timestamp|now)\b)({IDENT})\s*(?=$|[,;.)]|\s+on\b)", re.I)
 _ON_DELETE = re.compile(r"on\s+delete\s*:?\s*(cascade|set\s+null|set\s+default|restrict|no\s+action)", re.I)
 _ON_UPDATE = re.compile(r"on\s+update\s*:?\s*(cascade|set\s+null|set\s+default|restrict|no\s+action)", re.I)
 _CASCADE_WORDS = re.compile(r"cascade[\s-]*delete|delete[\s:]*cascade|cascade:\s*delete|with\s+cascade", re.I)
@@ -253,8 +256,9 @@ _QUOTED = r"'([^']*)'|\"([^\"]*)\""
 _ENUM_CUE = re.compile(r"\benum\b|\bone\s+of\b|\ballowed(?:\s+values)?\b|\bvalues?\s*:|\bIN\s*\(", re.I)
 
 
-def read_fk_target(text: str) -> tuple[str | None, str, str] | None:
-    """``users.id`` / ``users(id)`` / ``auth.users.id`` / ``the users table`` after a FK word."""
+def read_fk_target(text: str, bare_word: bool = True) -> tuple[str | None, str, str] | None:
+    """``users.id`` / ``users(id)`` / ``auth.users.id`` / ``the users table`` after a FK word; with
+    ``bare_word``, also a table name ending the phrase (``Foreign Key to Users``)."""
     m = _FK_WORDS.search(text)
     if not m:
         return None
@@ -271,6 +275,8 @@ def read_fk_target(text: str) -> tuple[str | None, str, str] | None:
             candidates.append((d.start(), (None, d.group(1), d.group(2))))
     if d := _TARGET_TABLE_WORD.search(text[m.start():]):
         candidates.append((d.start() + 10_000, (None, d.group(1), "id")))
+    if not candidates and bare_word and (d := _TARGET_BARE_WORD.search(text[m.start():])):
+        candidates.append((d.start(), (None, d.group(1), "id")))
     if not candidates:
         return None
     schema, table, col = min(candidates, key=lambda c: c[0])[1]
@@ -307,7 +313,9 @@ def read_constraints(text: str, description: str = "") -> Facts:
         facts.on_delete = "CASCADE"
     if _FK_WORDS.search(rest):
         facts.fk_said = True
-        facts.fk_target = read_fk_target(rest) or (read_fk_target("FK " + description) if description else None)
+        # a description's "Reference to the user" is prose, not a table name: only dotted or call targets
+        facts.fk_target = read_fk_target(rest) or (
+            read_fk_target("FK " + description, bare_word=False) if description else None)
         if facts.fk_target is None and description and (m := re.search(rf"\b({IDENT})\.({IDENT})\b", description)):
             facts.fk_target = (None, m.group(1).lower(), m.group(2).lower())
     if _PRIMARY.search(rest):
