@@ -3,7 +3,7 @@
 Builds a database of N realistic tables (default 1,000: 8 columns, a primary key, an FK to users,
 a CHECK, two secondary indexes each) and reads it three ways in the same run:
 
-* ours: ``tools.catalog.read_catalog``
+* ours: ``tools.database.catalog.read_catalog``
 * SQLAlchemy's Inspector, per table: ``get_columns``, ``get_pk_constraint``, ``get_foreign_keys``,
   ``get_indexes``, ``get_unique_constraints``, ``get_check_constraints``, ``get_table_comment``
 * SQLAlchemy's Inspector, batched: the same as ``get_multi_*`` calls (plus ``get_enums``)

@@ -5,6 +5,7 @@ then ``schema-architect serve --transport http`` as a subprocess on a free loopb
 DATABASE_URL pointing at it and a pool of at most 5 connections. 20 MCP clients connect and send 200
 calls at once (10 each), mixed: run_scoped_query (each call a different user), read_schema_spec, and
 diff_models_vs_spec with include_database. Twice: a warm-up round, then the measured round.
+BENCH_ONLY=run_scoped_query sends that tool alone; BENCH_CALLS sets the calls per client.
 
 Prints: calls answered / errors / lost, p50 and p99 latency (overall and per tool), the most
 connections our server held (pg_stat_activity rows with application_name=schema-architect, sampled
@@ -31,7 +32,9 @@ from mcp import Client
 from psycopg.conninfo import make_conninfo
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENTS, CALLS_PER_CLIENT, POOL_MAX = int(os.environ.get("BENCH_CLIENTS", 20)), 10, 5
+CLIENTS, POOL_MAX = int(os.environ.get("BENCH_CLIENTS", 20)), 5
+CALLS_PER_CLIENT = int(os.environ.get("BENCH_CALLS", 10))
+ONLY = os.environ.get("BENCH_ONLY")  # e.g. run_scoped_query: that tool alone
 USERS, TASKS_PER_USER = 20, 50
 CALL_TIMEOUT_S = 120.0
 DIFF_SHARE = int(os.environ.get("BENCH_DIFF_SHARE", 1))  # in 20
@@ -75,6 +78,8 @@ def make_project(root: Path) -> Path:
 
 def call_for(i: int) -> tuple[str, dict]:
     kind = i % 20  # 1 in 20 a diff: each imports the models in a child Python process (~1 s of CPU)
+    if ONLY == "run_scoped_query":
+        kind = 7
     if kind < DIFF_SHARE:
         return "diff_models_vs_spec", {"include_database": True}
     if kind < 7:

@@ -5,12 +5,20 @@ parse+rewrite overhead per call (uncached, and through the rewrite LRU cold and 
 vs plain psycopg on the same query (warm connection, p50/p95 and ratio; rewrite cache emptied before
 each "cold" call, kept for each "cached" one), statements and round trips per call, and peak Python memory for a 5M-row
 result with limit 100.
+
+Then, over MCP (in-memory Client and stdio subprocesses), ``SELECT count(*) FROM tasks``: plain psycopg, a bare
+MCPServer tool running the same query (bench/bare_server.py) and run_scoped_query, p50/p99 and ratios; the
+statements per call counted from PostgreSQL's log (log_statement=all); and, with 200 more tables, the
+``schema://database/{table}`` resource against reading the whole catalog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import statistics
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -19,10 +27,13 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from schema_architect.tools.database.catalog import read_catalog, read_table
 from schema_architect.tools.run_scoped_query import run_scoped_query
 from schema_architect.tools.sqlsafe import ClassificationCache, check_sql, prepare, rewrite
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "attacks" / "fixture.sql"
+COUNT = "SELECT count(*) FROM tasks"
+MCP_CALLS = 300
 QUERY = "SELECT id, title, created_at FROM tasks WHERE NOT completed ORDER BY created_at DESC LIMIT 20"
 N = 500
 
@@ -108,8 +119,134 @@ async def main() -> None:
             tracemalloc.stop()
             print(f"5M-row generate_series, limit 100: {r.row_count} rows, truncated={r.truncated}, "
                   f"{(time.perf_counter() - t) * 1000:.0f} ms, peak Python memory {peak / 1024:.0f} KiB")
+        await over_mcp(server, owner)
     finally:
         server.cleanup()
+
+
+def _p(xs: list[float]) -> str:
+    return f"p50 {pct(xs, .5):6.3f} ms  p99 {pct(xs, .99):6.3f} ms"
+
+
+async def _timed(call, n: int = MCP_CALLS) -> list[float]:
+    for _ in range(20):
+        await call()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await call()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+class StatementLog:
+    """Counts the statements app_owner's sessions send, from the server log (log_statement=all)."""
+
+    def __init__(self, server, admin: str) -> None:
+        self.path, self.admin = Path(server.log), admin
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute("ALTER SYSTEM SET log_statement = 'all'")
+            c.execute("ALTER SYSTEM SET log_line_prefix = '%m [%p] user=%u '")
+            c.execute("SELECT pg_reload_conf()")
+        time.sleep(0.3)
+
+    def mark(self) -> int:
+        return self.path.stat().st_size
+
+    def count(self, since: int) -> int:
+        time.sleep(0.2)  # the logger writes asynchronously
+        with self.path.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+        return len(re.findall(r"user=app_owner (?:LOG|LOG:)\s+(?:statement|execute [^:]*):", text))
+
+    def off(self) -> None:
+        with psycopg.connect(self.admin, autocommit=True) as c:
+            c.execute("ALTER SYSTEM RESET log_statement")
+            c.execute("SELECT pg_reload_conf()")
+
+
+async def over_mcp(server, owner: str) -> None:
+    from mcp import Client, StdioServerParameters
+
+    from schema_architect.server.app import create_server
+    from schema_architect.server.settings import Settings
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bare_server import make_server
+
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    admin = server.get_uri()
+    log = StatementLog(server, admin)
+    parts = conninfo_to_dict(owner)
+    owner = (f"postgresql://{parts['user']}@/{parts['dbname']}?host={quote(parts['host'], safe='')}"
+             + (f"&port={parts['port']}" if parts.get("port") else ""))
+    project = Path(tempfile.mkdtemp())
+    settings = Settings(project=project, database_url=owner, embedded=False)
+    args = {"sql": COUNT, "user_id": "u_alice"}
+    print(f"\n{COUNT!r} over MCP, {MCP_CALLS} calls each, warm")
+    async with await psycopg.AsyncConnection.connect(owner, autocommit=True) as conn:
+        async def plain():
+            await (await conn.execute(COUNT, prepare=False)).fetchall()
+        floor = await _timed(plain)
+        since = log.mark()
+        for _ in range(50):
+            await plain()
+        print(f"  plain psycopg                        : {_p(floor)}  statements/call {log.count(since) / 50:.0f}")
+    results = {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SCHEMA_ARCHITECT"))}
+    exe = str(Path(sys.executable).parent / "schema-architect")
+    clients = {
+        "bare MCPServer tool, in-memory": (lambda: Client(make_server(owner)), "query", {"sql": COUNT}),
+        "run_scoped_query, in-memory": (lambda: Client(create_server(settings)), "run_scoped_query", args),
+        "bare MCPServer tool, stdio": (lambda: Client(StdioServerParameters(
+            command=sys.executable, args=[str(Path(__file__).parent / "bare_server.py")],
+            env=dict(env, BENCH_DATABASE_URL=owner))), "query", {"sql": COUNT}),
+        "run_scoped_query, stdio": (lambda: Client(StdioServerParameters(
+            command=exe, args=["--project", str(project), "serve"],
+            env=dict(env, DATABASE_URL=owner, SCHEMA_ARCHITECT_EMBEDDED="false"))), "run_scoped_query", args),
+    }
+    for label, (make, tool, arguments) in clients.items():
+        async with make() as client:
+            async def call():
+                r = await client.call_tool(tool, arguments)
+                assert not r.is_error, r.content
+            results[label] = await _timed(call)
+            since = log.mark()
+            for _ in range(50):
+                await call()
+            statements = log.count(since) / 50
+        ratio = pct(results[label], .5) / pct(floor, .5)
+        base = results.get(label.replace("run_scoped_query", "bare MCPServer tool"))
+        vs_bare = f", {pct(results[label], .5) / pct(base, .5):.2f}x the bare tool" if base and base is not results[label] else ""
+        print(f"  {label:<37}: {_p(results[label])}  statements/call {statements:.0f}  "
+              f"{ratio:.1f}x psycopg{vs_bare}")
+
+    # One table of 200: the resource reads that table only.
+    with psycopg.connect(owner, autocommit=True) as c:
+        for i in range(200):
+            c.execute(f"CREATE TABLE bench_t{i} (id serial PRIMARY KEY, user_id text REFERENCES users(id), "
+                      f"name varchar(100) NOT NULL, n int, created_at timestamptz NOT NULL DEFAULT now())")
+            c.execute(f"CREATE INDEX ON bench_t{i} (user_id, created_at DESC)")
+    print("\none table of 201 (200 bench_t* + the fixture's), warm")
+    async with await psycopg.AsyncConnection.connect(owner, autocommit=True) as conn:
+        whole = await _timed(lambda: read_catalog(conn), 20)
+        one = await _timed(lambda: read_table(conn, "bench_t7"), 100)
+    print(f"  read_catalog (every table)           : {_p(whole)}")
+    print(f"  read_table('bench_t7')               : {_p(one)}")
+    async with Client(create_server(settings)) as client:
+        res = await _timed(lambda: client.read_resource("schema://database/bench_t7"), 100)
+        since = log.mark()
+        for _ in range(20):
+            await client.read_resource("schema://database/bench_t7")
+        statements = log.count(since) / 20
+        call = await _timed(lambda: client.call_tool("run_scoped_query", args))
+    print(f"  schema://database/bench_t7, in-memory: {_p(res)}  statements/read {statements:.0f}")
+    print(f"  run_scoped_query count(*), 201 tables: {_p(call)}")
+    log.off()
 
 
 if __name__ == "__main__":

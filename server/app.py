@@ -319,14 +319,14 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
     @mcp.resource("schema://database/{table}", mime_type="application/json", title="One table, live",
                   description="One table as the live database has it: columns, keys, indexes, policies")
     async def database_table(table: str, ctx: Context) -> str:
-        from ..tools.database.catalog import read_catalog
+        from ..tools.database.catalog import read_table
 
         app = ctx.request_context.lifespan_context
         if not app.db.configured:
             raise ResourceNotFoundError("No database is configured: set DATABASE_URL.")
         try:
             async with app.db.connection() as conn:
-                schema = (await read_catalog(conn)).schema
+                schema = (await read_table(conn, table.lower())).schema  # that table only
         except DatabaseUnavailable as exc:
             raise ResourceNotFoundError(redact_url(str(exc))) from None
         found = schema.table(table.lower())

@@ -50,7 +50,7 @@ from ..schema.model import (
 )
 
 __all__ = ["CATALOG_QUERY", "CatalogRead", "IndexStats", "allowed_values", "build_schema", "catalog_query",
-           "read_catalog", "read_index_stats"]
+           "read_catalog", "read_index_stats", "read_table"]
 
 
 def _sql(name: str) -> str:
@@ -80,6 +80,12 @@ CATALOG_QUERY = (
     + ",\n".join([f"{_json_array('select * from rels')} as relations"]
                  + [f"{_json_array(sql)} as {kind}" for kind, sql in _KINDS.items()])
 )
+
+#: The same read for one table: "rels" filtered by a bound name, so nothing else is read.
+TABLE_CATALOG_QUERY = CATALOG_QUERY.replace(
+    f"with rels as materialized (\n{RELATIONS_SQL}\n)",
+    f"with rels as materialized (\nselect * from (\n{RELATIONS_SQL}\n) t where t.name = %(table)s\n)", 1)
+assert TABLE_CATALOG_QUERY != CATALOG_QUERY
 
 _VERSION_MARK = re.compile(r"--\s*pg>=(\d+)\s*$")
 
@@ -140,6 +146,20 @@ async def read_catalog(conn: psycopg.AsyncConnection, schemas: Sequence[str] = (
                        round_trips=cost.round_trips)
 
 
+async def read_table(conn: psycopg.AsyncConnection, table: str,
+                     schemas: Sequence[str] = ("public",)) -> CatalogRead:
+    """Like :func:`read_catalog`, for the tables named ``table`` only (one per schema at most).
+
+    One statement; the cost does not grow with the number of other tables.
+    """
+    cost = _Cost()
+    rows, cols = await _fetch(conn, TABLE_CATALOG_QUERY, _schema_names(schemas), cost, table=table)
+    data = dict(zip(cols, rows[0], strict=True))
+    return CatalogRead(schema=build_schema(data, source=_describe(conn)),
+                       server_version=conn.info.server_version, statements=cost.statements,
+                       round_trips=cost.round_trips)
+
+
 async def read_index_stats(conn: psycopg.AsyncConnection,
                            schemas: Sequence[str] = ("public",)) -> dict[str, IndexStats]:
     """Size and scan counts of every index in ``schemas``, keyed ``schema.index``. One statement."""
@@ -156,7 +176,7 @@ class _Cost:
 
 
 async def _fetch(conn: psycopg.AsyncConnection, query: str, schemas: list[str],
-                 cost: _Cost) -> tuple[list[Any], list[str]]:
+                 cost: _Cost, **params: Any) -> tuple[list[Any], list[str]]:
     """Run one catalog statement in exactly one round trip.
 
     Outside autocommit, psycopg would first send a BEGIN of its own and wait for it (a second round
@@ -169,7 +189,7 @@ async def _fetch(conn: psycopg.AsyncConnection, query: str, schemas: list[str],
     if borrowed:
         await conn.set_autocommit(True)
     try:
-        cur = await conn.execute(query, {"schemas": schemas}, prepare=False)
+        cur = await conn.execute(query, {"schemas": schemas, **params}, prepare=False)
         # Parse, Bind, Describe, Execute and Sync leave in one message batch: one statement, one wait.
         cost.statements += 1
         cost.round_trips += 1

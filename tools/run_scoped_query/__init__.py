@@ -10,7 +10,9 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
    (``app.user_id``, for RLS policies), statement/lock/idle timeouts, ``search_path`` and optionally
    the role; the query over the extended protocol (one statement, never server-side prepared);
    ``ROLLBACK`` always. All four go in one pipeline: one round trip. Nothing survives the
-   transaction, so this works through PgBouncer in transaction mode.
+   transaction, so this works through PgBouncer in transaction mode. The set_config statement also
+   returns the catalog version of the relations the query reads; if DDL changed them since the
+   cached map was read, the result is dropped, the map reloaded and the query run again.
 4. Results are JSON-safe and wrapped as untrusted data. Nothing said back quotes free text, not even
    text the agent typed (sqlsafe/redact.py): ``rewritten_sql`` shows string literals as ``'…'``,
    database errors keep kind, SQLSTATE and the position in the agent's query but lose quoted
@@ -37,6 +39,7 @@ from pydantic import BaseModel, Field
 from ..sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
 from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
+from ..sqlsafe.classify import versions_sql
 from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import literal_values, names_in, redact_db_message, source_location
 
@@ -44,8 +47,10 @@ MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
 
 # One statement, every value bound. set_config(name, value, is_local=true) lasts until ROLLBACK.
+# After SELECT goes the version of the relations the query reads (sqlsafe/classify.py: versions_sql),
+# to tell whether the cached map is still current for them, in the same round trip.
 _CONTEXT_SQL = (
-    "SELECT set_config(%s, %s, true), set_config('statement_timeout', %s, true), "
+    "SELECT {versions}, set_config(%s, %s, true), set_config('statement_timeout', %s, true), "
     "set_config('lock_timeout', %s, true), set_config('idle_in_transaction_session_timeout', %s, true), "
     "set_config('search_path', 'pg_catalog, public', true)"
 )
@@ -233,9 +238,6 @@ async def run_scoped_query(
     (the catalog map is read first when it is cold: one catalog query, none of the agent's text).
     Nothing returned or raised quotes the agent's string literals, comments or quoted names.
     """
-    import psycopg
-    from psycopg import pq
-
     started = time.perf_counter()
     params, limit = _validate_args(user_id, params, limit)
     if not isinstance(sql, str):
@@ -244,63 +246,16 @@ async def run_scoped_query(
     caller_param = len(params) + 1
     row_cap = limit + 1
     data = await cache.get(conn, owner_column, shared_tables)
-    try:
-        prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
-    except UnknownRelation:
+    for attempt in range(2):  # a second time only when the catalog changed under the cached map
+        prep, data = await _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_column,
+                                    shared_tables, caller_setting)
+        description, rows, version = await _execute(conn, sql, user_id, params, limit, prep, data, caller_param,
+                                                    row_cap, statement_timeout_ms, role, caller_setting,
+                                                    may_rerun=not attempt)
+        if version == _versions(data, prep) or attempt:
+            break
+        # DDL since the map was read: what ran was rewritten from the old map, so drop it and rerun.
         data = await cache.get(conn, owner_column, shared_tables, refresh=True)
-        try:
-            prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
-        except UnknownRelation as exc:
-            raise QueryRefused(
-                "sql-table-not-found",
-                f"The table {exc.name} does not exist in {data.database} (names are matched exactly; "
-                "quoted names are case-sensitive).",
-                f"Use one of the user tables: {', '.join(data.user_tables) or 'none found'}.",
-                obj=exc.name) from None
-    if prep.max_param > len(params):
-        raise QueryRefused("sql-bad-argument",
-                           f"The query uses ${prep.max_param} but {len(params)} params were given.",
-                           f"Pass {prep.max_param} values in params.")
-    # Everything above is decided without sending the agent's SQL.
-    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        raise QueryRefused("sql-connection-busy", "The connection has a transaction open.",
-                           "Pass a connection with no transaction in progress.")
-    was_autocommit = conn.autocommit
-    if not was_autocommit:
-        await conn.set_autocommit(True)  # client-side only: we send BEGIN/ROLLBACK ourselves
-    try:
-        timeout = f"{int(statement_timeout_ms)}ms"
-        ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
-        if role:
-            ctx_params.append(role)
-        cur = psycopg.AsyncRawCursor(conn)  # native $1 placeholders; '%' in the agent's SQL is literal
-        rows: list = []
-        description = None
-        try:
-            async with conn.pipeline():
-                await conn.execute("BEGIN READ ONLY", prepare=False)
-                await conn.execute(_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL, ctx_params, prepare=False)
-                await cur.execute(prep.sql, params + [user_id] if prep.scoped else params, prepare=False)
-                await conn.execute("ROLLBACK", prepare=False)
-            description = cur.description
-            rows = await cur.fetchmany(limit + 1)
-        except psycopg.Error as exc:
-            if conn.closed or conn.broken:
-                raise  # the connection died (a restart, an idle cut): the server says so and retries help
-            # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
-            try:
-                ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
-            except Exception:  # noqa: BLE001
-                ran = None
-            raise _db_error(exc, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
-        finally:
-            if not conn.closed:
-                await cur.close()
-            if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
-    finally:
-        if not was_autocommit and not conn.closed:
-            await conn.set_autocommit(False)
 
     columns = [Column(name=d.name, type=_type_name(conn, d.type_code, data.type_names))
                for d in description or ()]
@@ -315,6 +270,114 @@ async def run_scoped_query(
         shared_tables=sorted(set(prep.shared)), elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
         untrusted_data_notice=notice, wrapped_rows=wrapped,
     )
+
+
+async def _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_column, shared_tables,
+                   caller_setting):
+    """Check and rewrite ``sql`` against ``data``; return it and the map used (re-read for an unknown name)."""
+    try:
+        prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
+    except UnknownRelation:
+        data = await cache.get(conn, owner_column, shared_tables, refresh=True)
+        try:
+            prep, _ = prepare(sql, data, caller_param, row_cap, caller_setting=caller_setting)
+        except UnknownRelation as exc:
+            raise QueryRefused(
+                "sql-table-not-found",
+                f"The table {exc.name} does not exist in {data.database} (names are matched exactly; "
+                "quoted names are case-sensitive).",
+                f"Use one of the user tables: {', '.join(data.user_tables) or 'none found'}.",
+                obj=exc.name) from None
+    except QueryRefused as exc:
+        if exc.finding.rule != "sql-table-not-user-scoped":
+            raise
+        fresh = await cache.get(conn, owner_column, shared_tables, refresh=True)
+        if fresh is data:
+            raise  # the catalog has not changed: the refusal stands
+        return await _prepare(conn, cache, sql, params, fresh, caller_param, row_cap, owner_column,
+                              shared_tables, caller_setting)
+    if prep.max_param > len(params):
+        raise QueryRefused("sql-bad-argument",
+                           f"The query uses ${prep.max_param} but {len(params)} params were given.",
+                           f"Pass {prep.max_param} values in params.")
+    return prep, data
+
+
+async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, row_cap, statement_timeout_ms,
+                   role, caller_setting, may_rerun):
+    """Run ``prep`` in one pipeline; return (description, rows, the catalog version seen).
+
+    With ``may_rerun``, an error raised while the catalog version differs from the map's is not
+    reported (it may come from the stale rewrite): the rows come back empty and the caller reruns.
+    """
+    import psycopg
+    from psycopg import pq
+
+    # Everything before this is decided without sending the agent's SQL.
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise QueryRefused("sql-connection-busy", "The connection has a transaction open.",
+                           "Pass a connection with no transaction in progress.")
+    was_autocommit = conn.autocommit
+    if not was_autocommit:
+        await conn.set_autocommit(True)  # client-side only: we send BEGIN/ROLLBACK ourselves
+    try:
+        timeout = f"{int(statement_timeout_ms)}ms"
+        reads = data.reads(prep.scoped + prep.shared)
+        ctx_sql = (_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL).replace(
+            "{versions}", versions_sql([data.relations[k].oid for k in reads]), 1)
+        ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
+        if role:
+            ctx_params.append(role)
+        ctx = conn.cursor()
+        cur = psycopg.AsyncRawCursor(conn)  # native $1 placeholders; '%' in the agent's SQL is literal
+        rows: list = []
+        description = None
+        version = None
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN READ ONLY", prepare=False)
+                await ctx.execute(ctx_sql, ctx_params, prepare=False)
+                await cur.execute(prep.sql, params + [user_id] if prep.scoped else params, prepare=False)
+                await conn.execute("ROLLBACK", prepare=False)
+            version = (await ctx.fetchone())[0]
+            description = cur.description
+            rows = await cur.fetchmany(limit + 1)
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                raise  # the connection died (a restart, an idle cut): the server says so and retries help
+            version = await _version_seen(ctx)
+            if may_rerun and version is not None and version != _versions(data, prep):
+                return None, [], version  # the map was stale (a dropped column?): the caller reruns
+            # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
+            try:
+                ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
+            except Exception:  # noqa: BLE001
+                ran = None
+            raise _db_error(exc, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
+        finally:
+            if not conn.closed:
+                await ctx.close()
+                await cur.close()
+            if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                await conn.execute("ROLLBACK")
+    finally:
+        if not was_autocommit and not conn.closed:
+            await conn.set_autocommit(False)
+    return description, rows, version
+
+
+def _versions(data, prep) -> str:
+    """The version of the relations ``prep`` reads according to the map (see classify.versions_sql)."""
+    return data.version_of(data.reads(prep.scoped + prep.shared))
+
+
+async def _version_seen(ctx) -> str | None:
+    """The catalog version the set_config statement returned before a later statement failed."""
+    try:
+        row = await ctx.fetchone()
+    except Exception:  # noqa: BLE001 - it failed too (or never ran): nothing seen
+        return None
+    return row[0] if row else None
 
 
 def _ident(name: str) -> str:
