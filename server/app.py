@@ -20,6 +20,7 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
+from typing_extensions import TypeAliasType
 
 from ..prompts.loader import register_prompts
 from ..tools.diff_models_vs_spec import DiffModelsVsSpecResult, diff_project
@@ -41,6 +42,11 @@ Database architect tools for SQLModel + PostgreSQL (Neon) apps where every user-
 user_id. The schema spec (specs/database/schema.md) is the source of truth: read it first with
 read_schema_spec."""
 
+
+
+# A bind parameter as PostgreSQL takes one: a scalar, or an array of them (nested for more dimensions);
+# psycopg sends a Python list as an array.
+ParamValue = TypeAliasType("ParamValue", str | int | float | bool | None | list["ParamValue"])
 
 @dataclass
 class AppContext:
@@ -214,8 +220,9 @@ def create_server(settings: Settings) -> MCPServer:
         ctx: Context[AppContext],
         sql: Annotated[str, Field(description="One SELECT (or EXPLAIN of one). $1, $2... bind params.")],
         user_id: Annotated[str, Field(description="The user whose view of the data to see")],
-        params: Annotated[list[str | int | float | bool | None] | None, Field(
-            description="Values for $1, $2, ... in order")] = None,
+        params: Annotated[list[ParamValue] | None, Field(
+            description="Values for $1, $2, ... in order; a JSON array binds as a PostgreSQL array "
+                        "(nested: multidimensional), e.g. for = ANY($1::int[])")] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Most rows to return")] = 100,
     ) -> ScopedQueryResult:
         """Run one read-only SQL query exactly as one user would see the data.

@@ -69,6 +69,40 @@ async def test_aggregates_and_params_work_for_the_caller(todo_url: str, tmp_path
     assert result.structured_content["rows"] == [[1]]
 
 
+async def test_array_params_bind_as_postgresql_arrays_and_stay_scoped(todo_url: str, tmp_path: Path) -> None:
+    """``= ANY($1::int[])`` with a JSON array, and a nested one as a two-dimensional array: every task id
+    of both users is asked for, only the caller's come back."""
+    with psycopg.connect(todo_url) as conn:
+        every_id = [r[0] for r in conn.execute("SELECT id FROM tasks ORDER BY id")]
+    settings = settings_for(todo_url, tmp_path)
+    flat = await call(settings, {"sql": "SELECT title FROM tasks WHERE id = ANY($1::int[]) ORDER BY title",
+                                 "user_id": "alice", "params": [every_id]})
+    assert not flat.is_error, flat.content
+    assert flat.structured_content["rows"] == [["pay invoice"], ["write report"]]
+    nested = await call(settings, {"sql": "SELECT title FROM tasks WHERE id = ANY($1::int[]) ORDER BY title",
+                                   "user_id": "bob", "params": [[every_id[:2], every_id[1:3]]]})
+    assert not nested.is_error, nested.content
+    assert nested.structured_content["rows"] == [["BOB_PRIVATE plan"]]
+    words = await call(settings, {"sql": "SELECT count(*) FROM tasks WHERE title = ANY($1)",
+                                  "user_id": "alice", "params": [["write report", "BOB_PRIVATE plan"]]})
+    assert words.structured_content["rows"] == [[1]]
+
+
+@pytest.mark.parametrize("value, words", [
+    ([1, "two"], "mixes number, str"),
+    ([[1, 2], [3]], "ragged"),
+    ([[1, 2], 3], "mixes array, number"),
+])
+async def test_an_array_param_postgresql_cannot_hold_is_a_clear_error(todo_url: str, tmp_path: Path, value,
+                                                                      words: str) -> None:
+    result = await call(settings_for(todo_url, tmp_path), {
+        "sql": "SELECT count(*) FROM tasks WHERE id = ANY($2::int[]) AND $1", "user_id": "alice",
+        "params": [True, value]})
+    assert result.is_error
+    text = result.content[0].text
+    assert "params[1] ($2)" in text and words in text, text
+
+
 @pytest.mark.parametrize("sql, words", [
     ("DELETE FROM tasks", "read-only"),
     ("SELECT * FROM secrets", "secrets"),

@@ -214,7 +214,31 @@ def _validate_args(user_id: Any, params: Any, limit: Any) -> tuple[list, int]:
     if not isinstance(params, (list, tuple)):
         raise QueryRefused("sql-bad-argument", "params must be a list of values for $1, $2, ...",
                            "Pass params as a JSON array.")
+    for number, value in enumerate(params, 1):
+        if isinstance(value, list):
+            _check_array(number, value)
     return list(params), min(limit, MAX_LIMIT)
+
+
+def _check_array(number: int, value: list) -> None:
+    """An array param must be one PostgreSQL array: one element type, and nested lists of equal length
+    (PostgreSQL arrays are rectangular). psycopg would fail on either with no word on which param."""
+    kinds: set[str] = set()
+    level = [value]
+    while level:
+        lists = [v for v in level if isinstance(v, list)]
+        if lists and len(lists) != len(level):
+            kinds.add("array")  # arrays beside scalars at one depth
+        if len({len(v) for v in lists}) > 1:
+            raise QueryRefused("sql-bad-argument", f"params[{number - 1}] (${number}) is a ragged array: nested "
+                               "lists of different lengths.",
+                               "PostgreSQL arrays are rectangular: give every inner list the same length.")
+        kinds |= {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+                  for v in level if not isinstance(v, list) and v is not None}
+        level = [item for v in lists for item in v]
+    if len(kinds) > 1:
+        raise QueryRefused("sql-bad-argument", f"params[{number - 1}] (${number}) mixes {', '.join(sorted(kinds))} "
+                           "values in one array.", "A PostgreSQL array holds one type: pass values of one type.")
 
 
 async def run_scoped_query(
