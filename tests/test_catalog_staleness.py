@@ -16,6 +16,7 @@ from mcp import Client
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.catalog import read_catalog, read_table
+from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +57,7 @@ async def test_a_new_user_table_is_seen_by_the_next_call(db_url: str, tmp_path: 
                     "body text); INSERT INTO notes (user_id, body) VALUES ('alice', 'mine'), ('bob', 'BOB_NOTE')")
         result = await query(client, "SELECT body FROM notes")
     assert not result.is_error, result.content
-    assert result.structured_content["rows"] == [["mine"]]
+    assert rows_in_fence(result.structured_content) == [["mine"]]
     assert result.structured_content["scoped_tables"] == ["public.notes"]
 
 
@@ -65,20 +66,20 @@ async def test_a_shared_table_that_gains_an_owner_column_is_filtered_at_once(db_
     settings = Settings(project=tmp_path, database_url=db_url, embedded=False, shared_tables=["notices"])
     async with Client(create_server(settings)) as client:
         first = await query(client, "SELECT body FROM notices ORDER BY id")
-        assert first.structured_content["rows"] == [["for alice"], ["for bob"]]
+        assert rows_in_fence(first.structured_content) == [["for alice"], ["for bob"]]
         assert first.structured_content["shared_tables"] == ["public.notices"]
         ddl(db_url, "ALTER TABLE notices ADD COLUMN user_id text REFERENCES users(id); "
                     "UPDATE notices SET user_id = CASE WHEN body = 'for alice' THEN 'alice' ELSE 'bob' END")
         again = await query(client, "SELECT body FROM notices ORDER BY id")
     assert not again.is_error, again.content
-    assert again.structured_content["rows"] == [["for alice"]]
+    assert rows_in_fence(again.structured_content) == [["for alice"]]
     assert again.structured_content["scoped_tables"] == ["public.notices"]
 
 
 async def test_a_dropped_owner_column_turns_the_table_refused(db_url: str, tmp_path: Path) -> None:
     settings = Settings(project=tmp_path, database_url=db_url, embedded=False)
     async with Client(create_server(settings)) as client:
-        assert (await query(client, "SELECT title FROM tasks")).structured_content["rows"] == [["a1"]]
+        assert rows_in_fence((await query(client, "SELECT title FROM tasks")).structured_content) == [["a1"]]
         ddl(db_url, "ALTER TABLE tasks DROP COLUMN user_id")
         result = await query(client, "SELECT title FROM tasks")
     assert result.is_error
@@ -96,7 +97,7 @@ async def test_a_refused_table_that_gains_an_owner_column_is_allowed(db_url: str
                     "UPDATE drafts SET user_id = split_part(body, ' ', 1)")
         result = await query(client, "SELECT body FROM drafts", "bob")
     assert not result.is_error, result.content
-    assert result.structured_content["rows"] == [["bob draft"]]
+    assert rows_in_fence(result.structured_content) == [["bob draft"]]
 
 
 async def test_the_table_resource_reads_that_table_and_sees_new_columns(db_url: str, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from schema_architect.server.app import create_server
 from schema_architect.server.db import Database
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.catalog import read_catalog
+from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
 
@@ -106,7 +107,7 @@ async def test_scoped_queries_for_many_users_share_server_connections_without_le
                 result = await client.call_tool("run_scoped_query", {
                     "sql": "SELECT user_id, title FROM tasks ORDER BY id", "user_id": user})
                 assert not result.is_error, result.content[0].text
-                seen[user].append(result.structured_content["rows"])
+                seen[user].append(rows_in_fence(result.structured_content))
 
         async with anyio.create_task_group() as tg:
             for k in range(4):

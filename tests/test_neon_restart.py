@@ -22,6 +22,7 @@ from pgservers import PASSWORD, PgServer, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.db import APPLICATION_NAME
 from schema_architect.server.settings import Settings
+from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +52,7 @@ async def burst(client: Client, n: int = 6) -> None:
     async def one() -> None:
         result = await client.call_tool("run_scoped_query", QUERY)
         assert not result.is_error, result.content[0].text
-        assert len(result.structured_content["rows"]) == 3
+        assert len(rows_in_fence(result.structured_content)) == 3
 
     async with anyio.create_task_group() as tg:
         for _ in range(n):
