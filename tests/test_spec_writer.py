@@ -29,7 +29,8 @@ PROSE = st.text(alphabet=string.ascii_letters + " |`'\"→-_.,;:()\\", min_size=
 
 def strip_locations(value):
     if isinstance(value, dict):
-        return {k: strip_locations(v) for k, v in value.items() if k != "location"}
+        # ``unstated`` records what the written spec leaves to SQL's reading of silence (issue 14)
+        return {k: strip_locations(v) for k, v in value.items() if k not in ("location", "unstated")}
     if isinstance(value, list):
         return [strip_locations(v) for v in value]
     return value

@@ -12,6 +12,7 @@ Each object kind has its own file under ``sql/`` (schemainspect's layout), loade
     indexes.sql      indexes: key columns in order, DESC/NULLS, INCLUDE, predicate, method, validity
     enums.sql        enum types and their labels in order
     policies.sql     row-level security policies
+    triggers.sql     BEFORE UPDATE row triggers, for the columns they keep current (updated_at)
     index_usage.sql  size and scan counts, for explain_indexes (a separate, optional read)
 
 They are combined into a single SELECT whose columns are JSON arrays, one per kind. Values (the schema
@@ -63,10 +64,11 @@ CONSTRAINTS_SQL = _sql("constraints.sql")
 INDEXES_SQL = _sql("indexes.sql")
 ENUMS_SQL = _sql("enums.sql")
 POLICIES_SQL = _sql("policies.sql")
+TRIGGERS_SQL = _sql("triggers.sql")
 INDEX_USAGE_SQL = _sql("index_usage.sql")
 
 _KINDS = {"columns": COLUMNS_SQL, "constraints": CONSTRAINTS_SQL, "indexes": INDEXES_SQL,
-          "enums": ENUMS_SQL, "policies": POLICIES_SQL}
+          "enums": ENUMS_SQL, "policies": POLICIES_SQL, "triggers": TRIGGERS_SQL}
 
 
 def _json_array(select: str) -> str:
@@ -263,6 +265,11 @@ def build_schema(data: dict[str, Any], source: str | None = None) -> Schema:
         ))
         if not pol["permissive"]:
             table.notes.append(f"policy {pol['name']} is RESTRICTIVE")
+    for trg in sorted(data.get("triggers", []), key=lambda t: t["name"]):
+        for column in tables[trg["table_oid"]].columns:  # the columns its function assigns
+            if column.on_update is None and re.search(rf"\bNEW\.\"?{re.escape(column.name)}\"?\s*:?=",
+                                                      trg["body"] or "", re.I):
+                column.on_update = f"trigger {trg['name']}"
     return Schema(tables=list(tables.values()), enums=list(enums.values()), source=source)
 
 

@@ -5,6 +5,8 @@ Each side that cannot be read becomes a finding, not a failure, as long as two s
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -12,8 +14,9 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel, Field
 
-from ..drift import SEVERITIES, DiffResult, Drift, diff_schemas
+from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas
 from ..schema.findings import Finding
+from ..models.pins import Pin, version_mismatches
 from ..models.reader import read_models
 from ..schema.model import Schema
 from ..spec.file import SpecFileError, display_path, read_spec_bytes
@@ -26,6 +29,9 @@ class SideRead(BaseModel):
     side: str = Field(description="spec, models or database")
     source: str = Field(description="The spec file, the model files, or which database")
     tables: int
+    python: str | None = Field(None, description="models: the interpreter that imported them")
+    versions: dict[str, str | None] = Field(default_factory=dict, description="models: the Python, SQLAlchemy "
+                                            "and SQLModel versions they were read with")
 
 
 class DiffModelsVsSpecResult(BaseModel):
@@ -37,6 +43,10 @@ class DiffModelsVsSpecResult(BaseModel):
     compared: list[str] = Field(description="The sides compared with the reference")
     drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
     managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
+    better_auth: dict[str, str] = Field(default_factory=dict, description="For each table Better Auth could "
+                                        "own: the evidence that decided whether it was skipped or compared")
+    unstated: list[Unstated] = Field(default_factory=list, description="Aspects the spec does not state "
+                                     "(nullability, default, type) where another side says something: not drift")
     sides: list[SideRead] = Field(description="What was read for each side")
     findings: list[Finding] = Field(description="Sides that could not be read fully: import errors, "
                                     "spec parse warnings")
@@ -56,9 +66,11 @@ async def diff_project(
             await progress(fraction, message)
 
     sides: dict[str, Schema] = {}
+    mismatches: list = []
     read: list[SideRead] = []
     findings: list[Finding] = []
     spec_hash = None
+    mention = None
 
     await step(0.0, "reading the spec")
     try:
@@ -66,6 +78,7 @@ async def diff_project(
         shown = display_path(project, spec_file)
         parsed = parse_spec(text, file=shown)
         sides["spec"] = parsed.schema
+        mention = better_auth_mention(text, shown)
         findings += parsed.warnings
         read.append(SideRead(side="spec", source=shown, tables=len(parsed.schema.tables)))
     except SpecFileError as exc:
@@ -78,7 +91,10 @@ async def diff_project(
     findings += models_read.findings
     if models_read.files and models_read.schema.tables:
         sides["models"] = models_read.schema
-        read.append(SideRead(side="models", source=", ".join(models_read.files), tables=len(models_read.schema.tables)))
+        read.append(SideRead(side="models", source=", ".join(models_read.files), tables=len(models_read.schema.tables),
+                             python=display_python(project, models_read.python), versions=models_read.versions))
+        mismatches = version_mismatches(project, models_read.versions)
+        findings += [versions_finding(project, models_read.python, pin, used) for pin, used in mismatches]
 
     if include_database:
         if database is None:
@@ -103,11 +119,14 @@ async def diff_project(
         )
     await step(0.75, f"comparing {', '.join(sides)}")
     result: DiffResult = diff_schemas(sides, tables=tables, include_managed=include_managed,
-                                      owner_column=owner_column)
+                                      owner_column=owner_column, spec_mentions_better_auth=mention)
+    if "models" in sides and mismatches:
+        mark_version_dependent(result.drifts, mismatches)
     await step(1.0, "done")
     return DiffModelsVsSpecResult(
         clean=result.clean, summary=result.summary, reference=result.reference, compared=result.compared,
-        drifts=result.drifts, managed_elsewhere=result.managed_elsewhere, sides=read, findings=findings,
+        drifts=result.drifts, managed_elsewhere=result.managed_elsewhere, better_auth=result.better_auth,
+        unstated=result.unstated, sides=read, findings=findings,
         spec_hash=spec_hash, report=render_report(result, read),
     )
 
@@ -117,10 +136,58 @@ def render_report(result: DiffResult, sides: list[SideRead]) -> str:
     if not result.drifts:
         lines.append("No drift.")
     for drift in sorted(result.drifts, key=lambda d: (SEVERITIES.index(d.severity), d.object)):
-        lines.append(f"[{drift.severity}] {drift.object}: {drift.message}")
+        lines.append(f"[{drift.severity}] {drift.object}: {drift.message}"
+                     + (f" Caveat: {drift.caveat}" if drift.caveat else ""))
     if result.managed_elsewhere:
         lines.append("Managed elsewhere (Better Auth, not compared): " + ", ".join(result.managed_elsewhere))
+    for names, why in result.better_auth.items():
+        lines.append(f"Better Auth? {names}: {why}.")
+    if result.unstated:
+        lines.append("Not stated, so not compared: " + "; ".join(
+            f"{u.object} {u.aspect} ({', '.join(f'{s}: {v}' for s, v in u.said.items())})" for u in result.unstated))
     return "\n".join(lines)
+
+
+#: Drift kinds whose models side comes from SQLModel's type mapping (datetime -> timestamptz since 0.0.45).
+VERSION_DEPENDENT = ("column-type", "column-length", "timestamp-timezone")
+
+
+def display_python(project: Path, python: str | None) -> str | None:
+    if python is None:
+        return None
+    try:
+        return str(Path(python).relative_to(project.resolve()))
+    except ValueError:
+        return python
+
+
+def versions_finding(project: Path, python: str | None, pin: Pin, used: str) -> Finding:
+    where = ("the server's interpreter: no project virtualenv was found" if python == sys.executable
+             else "the project's interpreter")
+    return Finding(
+        rule="models-versions-differ", severity="warning", object=pin.package,
+        message=f"The models were read with {pin.package} {used} ({where}, {python}), but the project pins "
+                f"{pin}. Type drift on the models side depends on it (SQLModel maps datetime to timestamptz "
+                "only since 0.0.45) and is marked with a caveat.",
+        fix="Create the project's virtualenv with its pinned versions (.venv, e.g. `uv sync` or "
+            "`python -m venv .venv && .venv/bin/pip install -r requirements.txt`), or run the server with "
+            "VIRTUAL_ENV set to it.",
+    )
+
+
+def mark_version_dependent(drifts: list[Drift], mismatches: list[tuple[Pin, str]]) -> None:
+    said = "; ".join(f"read with {pin.package} {used}, the project pins {pin}" for pin, used in mismatches)
+    for drift in drifts:
+        if drift.kind in VERSION_DEPENDENT and "models" in drift.sides:
+            drift.caveat = f"The models' type comes from the library version used: {said}."
+
+
+def better_auth_mention(text: str, file: str) -> str | None:
+    """Where the spec first names Better Auth (``file:line``), or None."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.search(r"better[\s-]?auth", line, re.I):
+            return f"{file}:{number}"
+    return None
 
 
 __all__ = ["DiffModelsVsSpecResult", "diff_project", "render_report"]

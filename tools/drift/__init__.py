@@ -29,24 +29,24 @@ Severities, from worst to mildest:
 
 from __future__ import annotations
 
-from ..schema.model import BETTER_AUTH_TABLES, Schema, Table
+from ..schema.model import Schema
 # Importing the aspect modules registers their comparators, in this order.
-from . import columns, constraints, indexes  # noqa: F401
+from . import columns, constraints, indexes, updated_at  # noqa: F401
 from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants
-from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue
+from .managed import better_auth_decision
+from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue, Unstated
 from .tables import compare_enums
 
 # ---------------------------------------------------------------------------------------------------
 # Entry point
 
 
-def _managed(t: Table) -> bool:
-    return t.managed_by == "better-auth" or t.name in BETTER_AUTH_TABLES
-
-
 def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, include_managed: bool = False,
-                 owner_column: str = "user_id") -> DiffResult:
-    """Compare two or three schemas; the first of spec, models, database present is the reference."""
+                 owner_column: str = "user_id", spec_mentions_better_auth: str | None = None) -> DiffResult:
+    """Compare two or three schemas; the first of spec, models, database present is the reference.
+
+    ``spec_mentions_better_auth``: where the spec text names Better Auth (``schema.md:3``), one piece of
+    the evidence that decides whether a table is Better Auth's (see :mod:`.managed`)."""
     unknown = set(sides) - set(SIDE_ORDER)
     if unknown or len(sides) < 2:
         raise ValueError(f"diff_schemas needs two or three of {', '.join(SIDE_ORDER)}; got "
@@ -54,12 +54,20 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     ctx = Ctx(schemas=dict(sides), sides=[s for s in SIDE_ORDER if s in sides], owner_column=owner_column)
     wanted = {n.lower().rpartition(".")[2] for n in tables or []}
     managed: set[str] = set()
+    evidence: dict[str, str] = {}
     drifts: list[Drift] = []
-    for tg in align_tables(ctx):
+    groups = align_tables(ctx)
+    decisions = {tg.key: better_auth_decision(tg.tables, spec_mentions_better_auth) for tg in groups}
+    for tg in groups:
+        if (decision := decisions[tg.key]) is not None:
+            evidence[" / ".join(sorted({t.name for t in tg.tables.values()}))] = decision[1]
+            if decision[0] and not include_managed:
+                ctx.unaliased.add(tg.key)  # not compared: FK targets must say which spelling they use
+    for tg in groups:
         names = {t.name for t in tg.tables.values()} | {tg.key}
         if wanted and not names & wanted and not any(v in wanted for n in names for v in name_variants(n)):
             continue
-        if any(_managed(t) for t in tg.tables.values()) and not include_managed:
+        if tg.key in ctx.unaliased:
             managed |= {t.name for t in tg.tables.values()}
             continue
         for tcmp in TABLE_COMPARATORS:
@@ -73,10 +81,12 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     drifts.sort(key=lambda d: (d.object, d.kind, d.message))
     summary = {s: sum(d.severity == s for d in drifts) for s in SEVERITIES}
     return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,  # type: ignore[arg-type]
-                      managed_elsewhere=sorted(managed), summary=summary,
+                      managed_elsewhere=sorted(managed), better_auth=evidence, unstated=ctx.unstated,
+                      summary=summary,
                       clean=not any(d.severity != "cosmetic" for d in drifts))
 
 
 __all__ = [
-    "DiffResult", "Drift", "DriftKind", "Fix", "SideValue", "Severity", "diff_schemas", "differences",
+    "DiffResult", "Drift", "DriftKind", "Fix", "SideValue", "Severity", "Unstated", "diff_schemas",
+    "differences",
 ]  # fmt: skip

@@ -28,6 +28,7 @@ from .core import (
     alembic_autocommit,
     base_type,
     column_comparator,
+    known,
     make_drift,
     side_fix,
     spec_alt,
@@ -145,11 +146,12 @@ def _length(t: str) -> float:
 @column_comparator
 def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift]:
     obj = f"{tg.key}.{cg.key}"
-    # A side that names the column without a type it states (type "unknown") has nothing to disagree on.
-    stated = {side: c for side, c in cg.cols.items() if c.type != "unknown"}
-    a = _compare(obj, "column-type", stated, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
+    cols, silent = known(ctx, obj, "type", cg.cols, lambda c: c, lambda c: canon_type(c.type),
+                         lambda c: canon_type(c.type))
+    a = _compare(obj, "column-type", cols, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
     if not a:
         return
+    a.silent = silent
     lead_c, lead_t = cg.cols[a.lead], tg.tables[a.lead]
     want = canon_type(lead_c.type)
     kinds = {s: _type_kind(want, canon_type(cg.cols[s].type)) for s in a.differing}
@@ -332,10 +334,13 @@ def _retype_generated(ctx: Ctx, side: str, t: Table, c: Column, lead_c: Column, 
 def compare_nullability(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift]:
     obj = f"{tg.key}.{cg.key}"
     items = {s: (tg.tables[s], c) for s, c in cg.cols.items()}
+    items, silent = known(ctx, obj, "nullability", items, lambda tc: tc[1], lambda tc: nullable(*tc),
+                          lambda tc: "NULL" if nullable(*tc) else "NOT NULL")
     a = _compare(obj, "nullability", items, lambda tc: nullable(*tc),
                  lambda tc: "NULL" if nullable(*tc) else "NOT NULL")
     if not a:
         return
+    a.silent = silent
     for s in a.shown:
         a.shown[s].location = _loc(cg.cols[s])
     want_null = nullable(tg.tables[a.lead], cg.cols[a.lead])
@@ -373,10 +378,13 @@ def compare_nullability(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
 @column_comparator
 def compare_default(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift]:
     obj = f"{tg.key}.{cg.key}"
-    a = _compare(obj, "default", cg.cols, lambda c: norm_default(c.default),
+    cols, silent = known(ctx, obj, "default", cg.cols, lambda c: c, lambda c: norm_default(c.default),
+                         lambda c: c.default if norm_default(c.default) is not None else None)
+    a = _compare(obj, "default", cols, lambda c: norm_default(c.default),
                  lambda c: c.default if norm_default(c.default) is not None else None)
     if not a:
         return
+    a.silent = silent
     lead_c, lead_t = cg.cols[a.lead], tg.tables[a.lead]
     want = norm_default(lead_c.default)
 

@@ -14,7 +14,7 @@ from ..database.ddl import (
     canon_type,
 )
 from ..schema.model import Column, Location, Schema, Table
-from .model import SIDE_ORDER, Drift, Fix, SideValue, worst
+from .model import SIDE_ORDER, Drift, Fix, SideValue, Unstated, worst
 
 # ---------------------------------------------------------------------------------------------------
 # The generic keyed-map difference (migra's ``differences``)
@@ -113,6 +113,8 @@ class Ctx:
     sides: list[str]
     owner_column: str
     alias: dict[str, dict[str, str]] = field(default_factory=dict)  # side -> its table name -> group key
+    unstated: list[Unstated] = field(default_factory=list)  # aspects a side is silent about, where others differ
+    unaliased: set[str] = field(default_factory=set)  # group keys whose spellings are different tables
 
     @property
     def reference(self) -> str:
@@ -126,8 +128,12 @@ class Ctx:
         return any(self.enum_labels(s, type_name) is not None for s in self.sides)
 
     def ref_table(self, side: str, name: str) -> str:
-        """A FK target as the group key, so ``user`` and ``users`` matched as one table compare equal."""
-        return self.alias.get(side, {}).get(name, name)
+        """A FK target as the group key, so ``task`` and ``tasks`` matched as one table compare equal.
+
+        Not for a group that is not compared (Better Auth's): no table-name drift would then say that
+        ``user`` and ``users`` differ, and the FK-target difference is the only trace of it."""
+        key = self.alias.get(side, {}).get(name, name)
+        return name if key in self.unaliased else key
 
 
 def _ordered(d: dict[str, V]) -> dict[str, V]:
@@ -197,6 +203,7 @@ class Aspect:
     lead: str
     shown: dict[str, SideValue]
     differing: list[str]
+    silent: list[str] = field(default_factory=list)  # sides that do not state it (left out of the comparison)
 
 
 def _compare(obj: str, kind: str, items: dict[str, object], key: Callable, show: Callable) -> Aspect | None:
@@ -212,12 +219,35 @@ def _compare(obj: str, kind: str, items: dict[str, object], key: Callable, show:
     return Aspect(obj, kind, lead, shown, differing)
 
 
+def known(ctx: Ctx, obj: str, aspect: str, items: dict[str, V], column: Callable[[V], Column],
+          key: Callable[[V], object], show: Callable[[V], str | None]) -> tuple[dict[str, V], list[str]]:
+    """The sides that state ``aspect`` (``Column.unstated`` names it otherwise), and the silent ones.
+
+    Silence is not compared: when a silent side's SQL reading (NULL allowed, no default) differs from
+    what another side states, the difference is noted in ``ctx.unstated`` instead of being a drift."""
+    word = {"nullability": "nullable"}.get(aspect, aspect)
+    # A type the reader could not make out ("unknown": the column was only named) is silence too.
+    silent = [s for s, it in items.items()
+              if word in column(it).unstated or (aspect == "type" and column(it).type == "unknown")]
+    stated = {s: it for s, it in items.items() if s not in silent}
+    if silent and any(key(it) != key(items[silent[0]]) for it in stated.values()):
+        said = {s: show(it) for s, it in stated.items()}
+        shown = "; ".join(f"{s}: {v if v is not None else 'none'}" for s, v in said.items())
+        ctx.unstated.append(Unstated(
+            object=obj, aspect=aspect, silent=silent, said=said,  # type: ignore[arg-type]
+            message=f"{obj}: the {' and the '.join(silent)} does not state the {aspect} ({shown}); not compared.",
+        ))
+    return stated, silent
+
+
 def make_drift(ctx: Ctx, a: Aspect, severity: Callable[[str], str] | str, what: str,
                fixes: Callable[[str], list[Fix]], spec_alt: Fix | None = None, hint: str = "") -> Drift:
     sev = worst(severity(s) if callable(severity) else severity for s in a.differing)
     said = "; ".join(f"{s}: {v.value if v.value is not None else 'absent'}" for s, v in a.shown.items())
     who = " and the ".join(a.differing)
     lead = a.lead if a.lead == ctx.reference else f"{a.lead} ({ctx.reference} does not have it)"
+    if ctx.reference in a.silent:
+        lead = f"{a.lead} ({ctx.reference} does not state it)"
     verb = "differs" if a.differing in (["spec"], ["database"]) else "differ"  # "the models differ"
     message = f"{a.obj}: the {who} {verb} from the {lead} on {what} ({said}).{hint}"
     out = [f for s in a.differing for f in fixes(s)]

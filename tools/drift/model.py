@@ -21,7 +21,7 @@ DriftKind = Literal[
     "primary-key", "fk-missing", "fk-extra", "fk-target", "fk-on-delete", "fk-on-update",
     "unique", "check", "enum-labels",
     "index-missing", "index-extra", "index-columns", "index-order", "index-predicate",
-    "index-method", "index-unique", "index-include", "index-name",
+    "index-method", "index-unique", "index-include", "index-name", "updated-at-not-maintained",
 ]  # fmt: skip
 
 
@@ -59,6 +59,18 @@ class Drift(_Model):
     message: str
     sides: dict[str, SideValue] = Field(description="What each compared side says, with its location")
     fixes: list[Fix] = Field(default_factory=list)
+    caveat: str | None = Field(None, description="Why this drift may not hold for the project, e.g. the "
+                               "models were read with another SQLModel version than the project pins")
+
+
+class Unstated(_Model):
+    """An aspect a side says nothing about while another side states something else than silence means."""
+
+    object: str = Field(description='"table.column"')
+    aspect: Literal["type", "nullability", "default"]
+    silent: list[SideName] = Field(description="The sides that do not state it")
+    said: dict[str, str | None] = Field(description="What each side that states it says")
+    message: str
 
 
 class DiffResult(_Model):
@@ -66,6 +78,10 @@ class DiffResult(_Model):
     compared: list[SideName]
     drifts: list[Drift]
     managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
+    better_auth: dict[str, str] = Field(default_factory=dict, description="For each table that Better Auth "
+                                        "could own: the evidence that decided whether it was skipped or compared")
+    unstated: list[Unstated] = Field(default_factory=list, description="Aspects a side (usually the spec) "
+                                     "does not state: not drift, listed so they can be stated")
     summary: dict[str, int] = Field(description="Drift count per severity")
     clean: bool = Field(description="True when no drift is worse than cosmetic")
 

@@ -94,6 +94,8 @@ def model_field(t: Table, c: Column) -> str:
         colkw.append('"autoincrement": False')  # an int PK is SERIAL unless told otherwise
     if c.default and gen != "serial":
         colkw.append(f'"server_default": text({c.default!r})')
+    if c.name.lower() in ("updated_at", "updatedat", "modified_at", "modifiedat", "last_modified"):
+        colkw.append('"onupdate": text("now()")')  # else nothing keeps it current (updated-at-not-maintained)
     if colkw:
         kw.append("sa_column_kwargs={" + ", ".join(colkw) + "}")
     ann = f"{py} | None" if optional else py

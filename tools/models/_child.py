@@ -313,7 +313,8 @@ def _column(column, table, dialect, ddl, location, enums, root) -> dict:
 
     out = {"name": column.name, "nullable": bool(column.nullable), "primary_key": column.primary_key,
            "comment": column.comment, "location": location, "serial": None, "identity": None,
-           "server_default": None, "computed": None, "enum": None, "type": None, "type_error": None}
+           "server_default": None, "computed": None, "enum": None, "type": None, "type_error": None,
+           "onupdate": column.onupdate is not None or column.server_onupdate is not None}
     try:
         out["type"] = str(column.type.compile(dialect=dialect))
     except Exception as exc:  # a custom type without a PostgreSQL spelling

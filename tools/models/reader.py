@@ -201,18 +201,32 @@ def _plan_target(plan: ImportPlan, target: Path, import_root: Path | None, modul
 
 
 def choose_python(project_root: Path, python: str | None = None) -> list[str]:
-    """Interpreters to try, best first: the project's virtualenv, then ``python``, then our own."""
+    """Interpreters to try, best first: the project's virtualenv (``.venv`` is where uv and an in-project
+    poetry put it; any folder of the project or its ``backend/`` with a ``pyvenv.cfg`` is one), then
+    ``python``, then the caller's ``$VIRTUAL_ENV`` (unless it is ours), then our own."""
     root = Path(project_root)
-    found = []
-    for venv in (".venv", "venv", "backend/.venv", "backend/venv"):
-        for exe in ("bin/python", "Scripts/python.exe"):
-            candidate = root / venv / exe
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                found.append(str(candidate))
+    venvs = [root / v for v in (".venv", "venv", "backend/.venv", "backend/venv")]
+    for folder in (root, root / "backend"):
+        try:
+            venvs += sorted(p.parent for p in folder.glob("*/pyvenv.cfg"))
+        except OSError:
+            continue
+    found = [exe for venv in venvs if (exe := _venv_python(venv))]
     if python:
         found.append(python)
+    caller = os.environ.get("VIRTUAL_ENV")
+    if caller and Path(caller).resolve() != Path(sys.prefix).resolve() and (exe := _venv_python(Path(caller))):
+        found.append(exe)
     found.append(sys.executable)
     return list(dict.fromkeys(found))
+
+
+def _venv_python(venv: Path) -> str | None:
+    for exe in ("bin/python", "Scripts/python.exe"):
+        candidate = venv / exe
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def read_models(
@@ -233,7 +247,7 @@ def read_models(
     if not root.is_dir():
         raise ModelsError(f"The project root {project_root} is not a folder; pass the repository root.")
     plan = find_models(root, models)
-    key = (str(root), models, python, timeout)
+    key = (str(root), models, python, timeout, os.environ.get("VIRTUAL_ENV"))
     fingerprint = _source_fingerprint(plan)
     if (cached := _READS.get(key)) is not None and cached[0] == fingerprint:
         return cached[1].model_copy(update={"elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
@@ -448,7 +462,7 @@ def _table(t: dict) -> tuple[Table, list[Finding]]:
             name=c["name"], type=pg_type, nullable=c["nullable"] and not c["primary_key"],
             default=_default(c.get("server_default"), pg_type), identity=identity,
             primary_key=c["primary_key"], allowed_values=allowed, description=c.get("comment"),
-            location=_loc(c.get("location")),
+            on_update="onupdate" if c.get("onupdate") else None, location=_loc(c.get("location")),
         ))
     names = [c.name for c in columns]
     indexes = [Index(

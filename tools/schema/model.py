@@ -13,6 +13,9 @@ Conventions that keep the three sources comparable:
   reach the database and are not recorded here.
 * ``on_delete`` is ``None`` when the source did not say; ``"NO ACTION"`` when it said so (the catalog
   always says).
+* A spec may be silent about a column's nullability, default or type: the field then holds SQL's
+  reading of silence (nullable, no default) and ``Column.unstated`` names the aspect, so that drift
+  can say "not stated" instead of reporting the silence as a difference. Models and catalog state all.
 * Every element may carry the ``Location`` it was read from (a spec line, a model file, ``database``).
 """
 
@@ -58,6 +61,13 @@ class Column(_Model):
         None, description="A fixed value set (from CHECK ... IN, an enum or the spec's words)"
     )
     description: str | None = None
+    on_update: str | None = Field(None, description="What keeps the value current on UPDATE: 'onupdate' (the "
+                                  "models' SQLAlchemy onupdate) or 'trigger <name>' (a database trigger)")
+    unstated: list[Literal["type", "nullable", "default"]] = Field(
+        default_factory=list,
+        description="Aspects the source said nothing about (or wrote unreadably): their values above are "
+                    "SQL's reading of silence (NULL allowed, no default), and drift treats them as unknown",
+    )
     location: Location | None = None
 
 

@@ -143,6 +143,13 @@ def _merge_one(name: str, drafts: list[TableDraft], enums: list[Enum], warnings:
     table = Table(name=name, schema_name=first.schema_name, location=first.location,
                   columns=list(columns.values()))
     _merge_primary_key(table, ranked, conflicts)
+    for column in table.columns:  # what no representation said stays unknown (drift: "not stated")
+        said = {aspect for (col_name, aspect) in said_by if col_name == column.name}
+        if column.primary_key or column.identity:
+            said.add("nullable")  # a key or a generated value is NOT NULL without saying so
+        if any(e.name == column.type for e in enums):
+            said.add("type")  # an enum the spec declares, named as the type
+        column.unstated = [a for a in ("type", "nullable", "default") if a not in said]
     _merge_foreign_keys(table, ranked, conflicts, warnings)
     _merge_constraints_and_indexes(table, ranked)
     table.description = next((d.description for d in ranked if d.description), None)

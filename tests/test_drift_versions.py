@@ -1,0 +1,124 @@
+"""Issue 14, item 11: the models are read with the project's own SQLModel, or the result says they were not.
+
+A real second virtualenv with SQLModel 0.0.14 from PyPI (created once per test run, under pytest's tmp
+dir) plays the project's interpreter. SQLModel 0.0.14 maps ``datetime`` to ``timestamp``; the server's
+SQLModel (>= 0.0.45) maps it to ``timestamptz``, so which interpreter imported the models decides
+whether a spec's ``timestamptz`` is drift.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from schema_architect.server.app import create_server
+from schema_architect.server.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+OLD_SQLMODEL = "0.0.14"
+
+SPEC = """# Database schema
+
+## Table: events
+
+| Column | Type | Constraints |
+|---|---|---|
+| id | serial | PRIMARY KEY |
+| happened_at | {ts} | NOT NULL |
+"""
+
+MODELS = '''from datetime import datetime
+from typing import Optional
+
+from sqlmodel import Field, SQLModel
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    happened_at: datetime
+'''
+
+
+@pytest.fixture(scope="session")
+def old_sqlmodel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with SQLModel 0.0.14 (and an SQLAlchemy 2.0 it supports), installed from PyPI."""
+    venv = tmp_path_factory.mktemp("venvs") / "sqlmodel-0.0.14"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    f"sqlmodel=={OLD_SQLMODEL}", "sqlalchemy>=2.0,<2.1"], check=True, timeout=240)
+    return venv
+
+
+def make_project(tmp_path: Path, ts: str, pins: str | None = None) -> Path:
+    (tmp_path / "specs" / "database").mkdir(parents=True)
+    (tmp_path / "specs" / "database" / "schema.md").write_text(SPEC.format(ts=ts))
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "backend" / "models.py").write_text(MODELS)
+    if pins is not None:
+        (tmp_path / "backend" / "requirements.txt").write_text(pins)
+    return tmp_path
+
+
+async def diff(project: Path) -> dict:
+    async with Client(create_server(Settings(project=project, embedded=False))) as client:
+        result = await client.call_tool("diff_models_vs_spec", {})
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+def timestamp_drift(data: dict) -> list[dict]:
+    return [d for d in data["drifts"] if d["object"] == "events.happened_at" and d["kind"] == "timestamp-timezone"]
+
+
+async def test_the_project_venv_imports_the_models_and_the_result_says_so(tmp_path: Path,
+                                                                          old_sqlmodel_venv: Path) -> None:
+    project = make_project(tmp_path, "timestamptz", pins=f"sqlmodel=={OLD_SQLMODEL}\n")
+    (project / ".venv").symlink_to(old_sqlmodel_venv, target_is_directory=True)
+    data = await diff(project)
+    models = data["sides"][1]
+    assert models["python"] == ".venv/bin/python"
+    assert models["versions"]["sqlmodel"] == OLD_SQLMODEL
+    assert models["versions"]["sqlalchemy"].startswith("2.0.")
+    (drift,) = timestamp_drift(data)  # 0.0.14 creates timestamp, the spec wants timestamptz
+    assert drift["sides"]["models"]["value"] == "timestamp" and drift["sides"]["spec"]["value"] == "timestamptz"
+    assert drift["caveat"] is None  # read with the version the project pins
+    assert not [f for f in data["findings"] if f["rule"] == "models-versions-differ"]
+
+
+async def test_the_callers_virtual_env_is_used(tmp_path: Path, old_sqlmodel_venv: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path, "timestamp")
+    monkeypatch.setenv("VIRTUAL_ENV", str(old_sqlmodel_venv))
+    data = await diff(project)
+    assert data["sides"][1]["python"] == str(old_sqlmodel_venv / "bin" / "python")
+    assert data["sides"][1]["versions"]["sqlmodel"] == OLD_SQLMODEL
+    assert timestamp_drift(data) == [], data["report"]  # timestamp on both sides
+
+
+async def test_without_a_project_interpreter_the_version_difference_is_said(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The project pins 0.0.14 but has no virtualenv: the server's SQLModel reads the models (timestamptz),
+    # so the spec's timestamp (what 0.0.14 really creates) shows as drift that may not be real.
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    project = make_project(tmp_path, "timestamp", pins=f"fastapi\nsqlmodel=={OLD_SQLMODEL}  # pinned\n")
+    data = await diff(project)
+    models = data["sides"][1]
+    assert models["python"] == sys.executable
+    server_version = models["versions"]["sqlmodel"]
+    assert server_version != OLD_SQLMODEL
+    (finding,) = [f for f in data["findings"] if f["rule"] == "models-versions-differ"]
+    assert finding["severity"] == "warning"
+    assert f"sqlmodel {server_version}" in finding["message"]
+    assert f"sqlmodel=={OLD_SQLMODEL} (backend/requirements.txt)" in finding["message"]
+    assert "no project virtualenv was found" in finding["message"]
+    (drift,) = timestamp_drift(data)
+    assert drift["caveat"] == (f"The models' type comes from the library version used: read with sqlmodel "
+                               f"{server_version}, the project pins sqlmodel=={OLD_SQLMODEL} (backend/requirements.txt).")
+    assert "Caveat: " in data["report"]
