@@ -10,10 +10,11 @@ SDK hides its text from the agent and logs the traceback to stderr.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -34,6 +35,11 @@ from ..tools.sqlsafe import QueryRefused
 from .db import Database, DatabaseUnavailable, redact_url
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from ..tools.database.role import RoleReport
+
+log = logging.getLogger("schema_architect.app")
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)
 
@@ -42,11 +48,10 @@ Database architect tools for SQLModel + PostgreSQL (Neon) apps where every user-
 user_id. The schema spec (specs/database/schema.md) is the source of truth: read it first with
 read_schema_spec."""
 
-
-
 # A bind parameter as PostgreSQL takes one: a scalar, or an array of them (nested for more dimensions);
 # psycopg sends a Python list as an array.
 ParamValue = TypeAliasType("ParamValue", str | int | float | bool | None | list["ParamValue"])
+
 
 @dataclass
 class AppContext:
@@ -54,6 +59,8 @@ class AppContext:
     db: Database
     #: For work that holds a session or builds indexes (DIRECT_DATABASE_URL); the same as db when unset.
     direct_db: Database
+    #: What the role run_scoped_query runs as can do; read on its first call, logged once.
+    role_report: RoleReport | None = None
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
@@ -85,15 +92,32 @@ async def confirm_replace(name: str, ctx: Context[AppContext], replace: bool = F
                   "migrations that follow the old section will need changes.", ConfirmBreaking)
 
 
+def open_database(settings: Settings) -> Database:
+    """The database the settings name (the embedded one when no URL is set); connects on first use."""
+    return Database(
+        settings.database_url.get_secret_value() if settings.database_url else None,
+        project=settings.project, embedded=settings.embedded, max_size=settings.pool_max_size,
+        connect_timeout_s=settings.connect_timeout_s,
+        on_embedded_start=lambda conn: _apply_spec_if_empty(conn, settings),
+    )
+
+
+async def scoped_role_report(app: AppContext, conn) -> RoleReport:
+    """The role report for run_scoped_query's role, read once per server and logged to stderr then."""
+    if app.role_report is None:
+        from ..tools.database.role import read_role_report
+
+        app.role_report = await read_role_report(conn, role=app.settings.scoped_role,
+                                                 owner_column=app.settings.owner_column)
+        for line in app.role_report.lines():
+            log.log(logging.INFO if app.role_report.least_privilege else logging.WARNING, "run_scoped_query %s", line)
+    return app.role_report
+
+
 def create_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
-        db = Database(
-            settings.database_url.get_secret_value() if settings.database_url else None,
-            project=settings.project, embedded=settings.embedded, max_size=settings.pool_max_size,
-            connect_timeout_s=settings.connect_timeout_s,
-            on_embedded_start=lambda conn: _apply_spec_if_empty(conn, settings),
-        )
+        db = open_database(settings)
         direct_db = db
         if settings.direct_database_url is not None:
             direct_db = Database(settings.direct_database_url.get_secret_value(), project=settings.project,
@@ -239,6 +263,13 @@ def create_server(settings: Settings) -> MCPServer:
         settings = app.settings
         with agent_errors():
             async with app.db.connection() as conn:
+                report = await scoped_role_report(app, conn)
+                if settings.refuse_owner_role and report.owns_user_data:
+                    raise ToolError(
+                        f"run_scoped_query is refused: the role it runs as ({report.role}) "
+                        f"{'; '.join(report.problems[:2])}. Row security would not bind it, and the server is "
+                        "set to refuse that (refuse_owner_role). Connect as a least-privilege role, or set "
+                        "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.")
                 result = await run(
                     conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                     shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,

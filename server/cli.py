@@ -154,15 +154,33 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     threshold = SEVERITIES.index(ns.fail_on)
     failing = [d for d in result["drifts"] if SEVERITIES.index(d["severity"]) <= threshold]
+    role = anyio.run(_role_report, _settings(ns)) if ns.database else None
     if ns.format == "json":
+        if role is not None:
+            result["role"] = role.model_dump()
         out.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(result["report"] + "\n")
         for finding in result["findings"]:
             out.write(f"note: {finding['message']}\n")
+        for line in role.lines() if role is not None else []:
+            out.write(f"note: {line}\n")
         if failing:
             out.write(f"{len(failing)} drift(s) at or above {ns.fail_on}.\n")
     return 1 if failing else 0
+
+
+async def _role_report(settings):
+    """What the role run_scoped_query would run as can do (docs: tools/database/role.py)."""
+    from ..tools.database.role import read_role_report
+    from .app import open_database
+
+    db = open_database(settings)
+    try:
+        async with db.connection() as conn:
+            return await read_role_report(conn, role=settings.scoped_role, owner_column=settings.owner_column)
+    finally:
+        await db.close()
 
 
 def _init(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         None, description="A non-owner role run_scoped_query switches to (SET LOCAL ROLE). "
         "`schema-architect scoped-role` prints the DDL to create one."
     )
+    refuse_owner_role: bool = Field(
+        False, description="Refuse run_scoped_query when the role it runs as is a superuser, has BYPASSRLS "
+        "or owns user tables without FORCE ROW LEVEL SECURITY (row security would not bind it; the query "
+        "rewrite would be the only defence). Neon's default neondb_owner is such a role."
+    )
     statement_timeout_ms: int = Field(5000, ge=100, description="Time limit for one scoped query.")
     pool_max_size: int = Field(5, ge=1, le=100, description="Most database connections the server holds.")
     connect_timeout_s: float = Field(
