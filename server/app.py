@@ -114,6 +114,26 @@ async def scoped_role_report(app: AppContext, conn) -> RoleReport:
     return app.role_report
 
 
+def caller(settings: Settings, user_id: str | None) -> tuple[str | None, bool]:
+    """Whose rows run_scoped_query reads, and whether a verified token said so.
+
+    With identity binding on (jwt_jwks_url), the caller is the subject of the request's verified token;
+    a user_id argument naming anyone else is refused. Without it, the argument is the caller."""
+    if not settings.jwt_jwks_url:
+        return user_id, False
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    if token is None or not token.subject:
+        raise ToolError("run_scoped_query is bound to the caller's verified identity here, and this request "
+                        "carries no verified token (over stdio there is none). Call over HTTP with "
+                        "'Authorization: Bearer <Better Auth JWT>', or unset SCHEMA_ARCHITECT_JWT_JWKS_URL.")
+    if user_id is not None and user_id != token.subject:
+        raise ToolError("user_id differs from the user of the verified token: here run_scoped_query reads only "
+                        "the calling user's rows. Leave user_id out (or pass the token's own user id).")
+    return token.subject, True
+
+
 def create_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
@@ -129,7 +149,16 @@ def create_server(settings: Settings) -> MCPServer:
             if direct_db is not db:
                 await direct_db.close()
 
-    mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
+    from .auth import verifier_from
+
+    verifier = verifier_from(settings)
+    auth = None
+    if verifier is not None:
+        from mcp.server.auth.settings import AuthSettings
+
+        auth = AuthSettings(issuer_url=settings.jwt_issuer, resource_server_url=None)
+    mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan,
+                    token_verifier=verifier, auth=auth)
     register_prompts(mcp)
     _register_resources(mcp, settings)
 
@@ -243,7 +272,8 @@ def create_server(settings: Settings) -> MCPServer:
     async def run_scoped_query(
         ctx: Context[AppContext],
         sql: Annotated[str, Field(description="One SELECT (or EXPLAIN of one). $1, $2... bind params.")],
-        user_id: Annotated[str, Field(description="The user whose view of the data to see")],
+        user_id: Annotated[str | None, Field(
+            description="The user whose view of the data to see (over HTTP with tokens: the token's user)")] = None,
         params: Annotated[list[ParamValue] | None, Field(
             description="Values for $1, $2, ... in order; a JSON array binds as a PostgreSQL array "
                         "(nested: multidimensional), e.g. for = ANY($1::int[])")] = None,
@@ -261,6 +291,7 @@ def create_server(settings: Settings) -> MCPServer:
 
         app = ctx.request_context.lifespan_context
         settings = app.settings
+        user_id, verified = caller(settings, user_id)
         with agent_errors():
             async with app.db.connection() as conn:
                 report = await scoped_role_report(app, conn)
@@ -276,6 +307,7 @@ def create_server(settings: Settings) -> MCPServer:
                     role=settings.scoped_role,
                 )
         result.database = app.db.describe()
+        result.verified = verified
         return result
 
     @mcp.tool(title="Propose a table", annotations=ToolAnnotations(

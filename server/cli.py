@@ -224,16 +224,26 @@ def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
 def _serve(ns: argparse.Namespace, err: TextIO) -> int:
     from .app import create_server
 
+    from .auth import JwtConfigError
+
     settings = _settings(ns)
-    server = create_server(settings)
+    try:
+        server = create_server(settings)
+    except JwtConfigError as exc:
+        raise UsageError(str(exc)) from None
     if ns.transport == "stdio":
         server.run("stdio")
         return 0
     from .http import HttpConfigError, check_exposure, serve_http
 
     token = settings.http_token.get_secret_value() if settings.http_token else None
+    if settings.jwt_jwks_url:
+        if token:
+            raise UsageError("Set SCHEMA_ARCHITECT_HTTP_TOKEN or SCHEMA_ARCHITECT_JWT_JWKS_URL, not both: both "
+                             "would read the one Authorization header. With JWTs, every request is verified.")
+        token = None
     try:
-        check_exposure(ns.host, settings.allowed_hosts, token)
+        check_exposure(ns.host, settings.allowed_hosts, token, verified_tokens=bool(settings.jwt_jwks_url))
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     err.write(f"schema-architect: serving MCP at http://{ns.host}:{ns.port}/mcp\n")

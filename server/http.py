@@ -23,11 +23,13 @@ class HttpConfigError(ValueError):
     """The HTTP options are unsafe or incomplete; the message says which setting to add."""
 
 
-def check_exposure(host: str, allowed_hosts: list[str], token: str | None) -> None:
+def check_exposure(host: str, allowed_hosts: list[str], token: str | None, *, verified_tokens: bool = False) -> None:
+    """Refuse to serve beyond loopback without allowed hosts and a guard on every request (a static
+    bearer token, or JWTs verified against a JWKS: ``verified_tokens``)."""
     if host in LOOPBACK:
         return
     missing = [name for name, value in (("SCHEMA_ARCHITECT_ALLOWED_HOSTS", allowed_hosts),
-                                        ("SCHEMA_ARCHITECT_HTTP_TOKEN", token)) if not value]
+                                        ("SCHEMA_ARCHITECT_HTTP_TOKEN", token or verified_tokens)) if not value]
     if missing:
         raise HttpConfigError(
             f"--host {host} serves the tools beyond this machine, which needs {' and '.join(missing)}: "

@@ -78,8 +78,16 @@ class Settings(BaseSettings):
     )
     http_token: SecretStr | None = Field(
         None, description="HTTP beyond loopback only: the bearer token every request must carry.")
+    jwt_jwks_url: str | None = Field(
+        None, description="HTTP: verify every request's bearer token as a JWT against this JWKS (Better Auth: "
+        "<app>/api/auth/jwks); run_scoped_query then reads only the rows of the token's subject.")
+    jwt_issuer: str | None = Field(None, description="With jwt_jwks_url: the required `iss` claim.")
+    jwt_audience: str | None = Field(None, description="With jwt_jwks_url: the required `aud` claim.")
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["EdDSA", "ES256", "RS256"],
+        description="With jwt_jwks_url: the signature algorithms accepted (comma-separated; asymmetric only).")
 
-    @field_validator("shared_tables", "allowed_hosts", mode="before")
+    @field_validator("shared_tables", "allowed_hosts", "jwt_algorithms", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -102,7 +110,8 @@ def settings_table() -> list[tuple[str, str, str]]:
         alias = field.validation_alias
         env = alias.choices[0] if isinstance(alias, AliasChoices) else f"SCHEMA_ARCHITECT_{name.upper()}"
         default = "current folder" if name == "project" else (
-            "[]" if name in ("shared_tables", "allowed_hosts") else repr(field.default))
+            ",".join(field.default_factory()) or "[]" if field.default_factory is not None  # type: ignore[call-arg]
+            else repr(field.default))
         rows.append((str(env), default, field.description or ""))
     return rows
 

@@ -68,6 +68,7 @@ class ScopedQueryResult(BaseModel):
 
     database: str = Field("", description="Which database answered (filled in by the server)")
     user_id: str = Field(description="The user whose rows were visible")
+    verified: bool = Field(False, description="True when user_id is the subject of the request's verified token")
     columns: list[Column] = Field(description="Result columns with their PostgreSQL types")
     # The rows reach the agent only inside wrapped_rows' boundary: never serialized on their own (a prompt
     # injection in a value would otherwise sit outside the fence). Python callers still read .rows.
