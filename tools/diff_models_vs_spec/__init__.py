@@ -153,8 +153,12 @@ VERSION_DEPENDENT = ("column-type", "column-length", "timestamp-timezone")
 
 
 def display_python(project: Path, python: str | None) -> str | None:
+    """The interpreter that read the models: relative to the project, or "the server's" (never the
+    server's own path, which says nothing about the project and differs between machines)."""
     if python is None:
         return None
+    if python == sys.executable:
+        return "the server's interpreter"
     try:
         return str(Path(python).relative_to(project.resolve()))
     except ValueError:
