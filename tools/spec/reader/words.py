@@ -8,6 +8,7 @@ bullet, a notes cell or a plain-text code block give the same facts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ...database.types import NormalType, try_normalize_type
@@ -47,8 +48,9 @@ def is_identifier(text: str) -> bool:
     return bool(_IDENT_RE.match(text))
 
 
-def balanced_paren(text: str, start: int) -> int | None:
-    """Index just past the parenthesis group opening at ``text[start] == '('`` (quotes respected)."""
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """The one scanner of parenthesised, quoted text: (index, character, depth) for every character
+    outside quotes, depth counted after it ('(' opens, ')' closes, never below 0)."""
     depth, quote = 0, None
     for i in range(start, len(text)):
         ch = text[i]
@@ -58,37 +60,27 @@ def balanced_paren(text: str, start: int) -> int | None:
             continue
         if ch in "'\"":
             quote = ch
-        elif ch == "(":
+            continue
+        if ch == "(":
             depth += 1
         elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+            depth = max(depth - 1, 0)
+        yield i, ch, depth
+
+
+def balanced_paren(text: str, start: int) -> int | None:
+    """Index just past the parenthesis group opening at ``text[start] == '('`` (quotes respected)."""
+    for i, ch, depth in _scan(text, start):
+        if ch == ")" and depth == 0:
+            return i + 1
     return None
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside parentheses and quotes."""
-    parts, current, depth, quote = [], [], 0, None
-    for ch in text:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(depth - 1, 0)
-        if ch == sep and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    cuts = [i for i, ch, depth in _scan(text) if ch == sep and depth == 0]
+    bounds = zip([-1, *cuts], [*cuts, len(text)])
+    return [part for a, b in bounds if (part := text[a + 1:b].strip())]
 
 
 # ---------------------------------------------------------------- types
