@@ -149,13 +149,13 @@ def create_server(settings: Settings) -> MCPServer:
             if direct_db is not db:
                 await direct_db.close()
 
-    from .auth import verifier_from
-
-    verifier = verifier_from(settings)
-    auth = None
-    if verifier is not None:
+    verifier = auth = None
+    if settings.jwt_jwks_url:  # imported only then: PyJWT and the SDK's auth stay off the start-up path
         from mcp.server.auth.settings import AuthSettings
 
+        from .auth import verifier_from
+
+        verifier = verifier_from(settings)
         auth = AuthSettings(issuer_url=settings.jwt_issuer, resource_server_url=None)
     mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan,
                     token_verifier=verifier, auth=auth)

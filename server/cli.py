@@ -224,12 +224,10 @@ def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
 def _serve(ns: argparse.Namespace, err: TextIO) -> int:
     from .app import create_server
 
-    from .auth import JwtConfigError
-
     settings = _settings(ns)
     try:
         server = create_server(settings)
-    except JwtConfigError as exc:
+    except ValueError as exc:  # JwtConfigError: the token settings are incomplete or unsafe
         raise UsageError(str(exc)) from None
     if ns.transport == "stdio":
         server.run("stdio")
