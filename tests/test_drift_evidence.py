@@ -16,10 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from mcp import Client
 
-from schema_architect.server.app import create_server
-from schema_architect.server.settings import Settings
+from test_drift_kinds import check as diff, make_project as kinds_project
 
 pytestmark = pytest.mark.anyio
 
@@ -27,24 +25,7 @@ MODELS = "backend/models.py"
 
 
 def make_project(tmp_path: Path, spec: str, models: str) -> Path:
-    (tmp_path / "specs" / "database").mkdir(parents=True)
-    (tmp_path / "specs" / "database" / "schema.md").write_text(spec)
-    (tmp_path / "backend").mkdir()
-    (tmp_path / MODELS).write_text(models)
-    return tmp_path
-
-
-async def diff(project: Path, url: str | None = None, **arguments) -> dict:
-    settings = Settings(project=project, database_url=url) if url else Settings(project=project, embedded=False)
-    if url:
-        arguments["include_database"] = True
-    async with Client(create_server(settings)) as client:
-        result = await client.call_tool("diff_models_vs_spec", arguments)
-    assert not result.is_error, result.content
-    data = result.structured_content
-    assert [s["side"] for s in data["sides"]] == (["spec", "models", "database"] if url else ["spec", "models"]), \
-        data["findings"]
-    return data
+    return kinds_project(tmp_path, models, spec)
 
 
 def drifts_on(data: dict, obj: str, kind: str | None = None) -> list[dict]:

@@ -30,6 +30,7 @@ Severities, from worst to mildest:
 from __future__ import annotations
 
 from ..schema.model import Schema
+
 # Importing the aspect modules registers their comparators, in this order.
 from . import columns, constraints, indexes, updated_at  # noqa: F401
 from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants

@@ -15,6 +15,7 @@ from ..database.ddl import (
     nullable,
     type_sql,
 )
+from ..database.expressions import norm_default, value_set_of
 from ..schema.model import Check, Column, Table
 from .core import (
     REWRITE_NOTE,
@@ -34,7 +35,6 @@ from .core import (
     spec_alt,
     type_length,
 )
-from ..database.expressions import norm_default, value_set_of
 from .model import Drift, Fix, SideValue
 from .render import enum_class, model_field, sa_type, spec_row
 

@@ -9,6 +9,7 @@ from ..database.ddl import (
     ident,
     pk_columns,
 )
+from ..database.expressions import expr_columns, norm_expr, value_set_of
 from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table
 from .core import (
     CONCURRENT_NOTE,
@@ -23,7 +24,6 @@ from .core import (
     spec_alt,
     table_comparator,
 )
-from ..database.expressions import expr_columns, norm_expr, value_set_of
 from .model import Drift, Fix, SideValue
 from .render import model_field, spec_row
 

@@ -11,6 +11,7 @@ from ..database.ddl import (
     index_name,
     pk_columns,
 )
+from ..database.expressions import norm_expr
 from ..schema.model import Index, Table
 from .constraints import _plain_unique, unique_sets
 from .core import (
@@ -25,7 +26,6 @@ from .core import (
     spec_alt,
     table_comparator,
 )
-from ..database.expressions import norm_expr
 from .model import Drift, SideValue
 from .render import _plain_single, model_field, model_index, spec_index
 

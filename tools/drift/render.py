@@ -12,11 +12,11 @@ from ..database.ddl import (
     pk_columns,
     type_sql,
 )
+from ..database.expressions import value_set_of
 from ..database.types import try_normalize_type
 from ..models.codegen import PY_TYPES, SA_TYPES
 from ..schema.model import Column, Index, Table
 from .core import base_type, type_length
-from ..database.expressions import value_set_of
 
 # ---------------------------------------------------------------------------------------------------
 # Rendering: SQLAlchemy/SQLModel and spec text for one element (SQL comes from tools.ddl)
