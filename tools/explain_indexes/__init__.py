@@ -44,6 +44,8 @@ Decisions, and why:
   tables under ``max_build_rows`` rows and with ``SET LOCAL lock_timeout``: the build takes a SHARE lock
   that blocks writes to the table while it runs, and waiting for that lock behind an open writer would
   queue every later writer behind us, so we give up after the lock timeout and say so.
+  PostgreSQL writes the table's refreshed page and visibility counts to pg_class in place during a
+  build, rollback or not (as VACUUM would): the one trace a build leaves, and a true one.
 * **Worth it** follows Dexter and pganalyze: the planner's cost of each pattern before and after; a
   candidate is recommended when it lowers the cost by at least :data:`MIN_GAIN`. A foreign key without
   an index is always recommended (the lint rule says why), with its lookup's costs shown.

@@ -268,7 +268,8 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
     else:
         rec.notes.append(f"Built for real inside a transaction that was rolled back: this held a SHARE lock "
                          f"on {t.c.table.name} (writes blocked, reads fine) for at most {elapsed_ms:.0f} ms "
-                         "(build, plans and rollback); nothing was kept.")
+                         "(build, plans and rollback); nothing was kept but the table's page and "
+                         "visibility counts in pg_class, which PostgreSQL refreshes in place on any build.")
     for q, at in zip(rec.queries, t.plans_at, strict=False):
         plan_rows = t.body[at].rows
         assert plan_rows is not None
