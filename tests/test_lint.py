@@ -333,6 +333,29 @@ def test_updated_at_trigger_is_one_finding_for_tables_without_a_trigger() -> Non
     assert "ON categories" not in f.fix  # its notes mention the trigger
 
 
+def test_updated_at_trigger_on_many_tables_stays_short_and_its_fix_runs(make_database) -> None:
+    import psycopg
+
+    from schema_architect.tools.database.ddl import schema_ddl
+
+    tables = [Table(name=f"items_{i:02}", columns=[
+        Column(name="id", type="integer", nullable=False, identity="serial", primary_key=True),
+        Column(name="updated_at", type="timestamptz", nullable=False, default="now()")], primary_key=["id"])
+        for i in range(30)]
+    [f] = hits(Schema(tables=tables), "updated-at-trigger")
+    assert "items_07 and 22 more" in f.message and "items_08" not in f.message
+    assert len(f.fix) < 1500 and f.fix.count("CREATE TRIGGER") == 1  # one loop, not 30 statements
+    with psycopg.connect(make_database("lint_trigger"), autocommit=True) as conn:
+        for statement in schema_ddl(Schema(tables=tables)):
+            conn.execute(statement)
+        conn.execute(f.fix)
+        names = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+        assert names == {f"items_{i:02}_set_updated_at" for i in range(30)}
+        conn.execute("INSERT INTO items_03 (updated_at) VALUES ('2000-01-01')")
+        conn.execute("UPDATE items_03 SET id = id")
+        assert conn.execute("SELECT updated_at > '2001-01-01' FROM items_03").fetchone()[0]
+
+
 def test_updated_at_trigger_silent_without_updated_at() -> None:
     s = clean()
     for t in s.tables:
