@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import anyio
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 from typing_extensions import TypeAliasType
 
@@ -32,7 +32,9 @@ from ..tools.read_schema_spec import ReadSchemaSpecResult, read_schema_spec as r
 from ..tools.run_scoped_query import ScopedQueryResult
 from ..tools.spec.file import SpecFileError, read_spec_bytes
 from ..tools.sqlsafe import QueryRefused
+from . import results
 from .db import Database, DatabaseUnavailable, redact_url
+from .results import CURSOR_DESCRIPTION, DETAIL_DESCRIPTION, CursorError, Detail, Shape
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -51,6 +53,45 @@ read_schema_spec."""
 # A bind parameter as PostgreSQL takes one: a scalar, or an array of them (nested for more dimensions);
 # psycopg sends a Python list as an array.
 ParamValue = TypeAliasType("ParamValue", str | int | float | bool | None | list["ParamValue"])
+
+# How each tool's result is made compact and paged (server/results.py): what summary leaves out, which
+# lists are paged by table, and what is not repeated after the first page.
+SHAPES: dict[str, tuple[type, Shape]] = {
+    "read_schema_spec": (ReadSchemaSpecResult, Shape(
+        summary_omits={"tables": frozenset({"location"}), "enums": frozenset({"location"}),
+                       "query_patterns": frozenset({"location"}), "er_diagram": None},
+        per_table={"tables": results.name_field, "lint": results.table_of_object,
+                   "warnings": results.table_of_object, "conflicts": results.table_of_object},
+        first_page_only=frozenset({"enums", "query_patterns"}), whole_only=frozenset({"er_diagram"}))),
+    "diff_models_vs_spec": (DiffModelsVsSpecResult, Shape(
+        summary_omits={"report": None},
+        per_table={"drifts": results.table_of_object, "unstated": results.table_of_object,
+                   "findings": results.table_of_object},
+        first_page_only=frozenset({"better_auth", "managed_elsewhere", "sides"}), whole_only=frozenset({"report"}))),
+    "explain_indexes": (ExplainIndexesResult, Shape(
+        summary_omits={"evidence": frozenset({"location"})},
+        per_table={"tables": results.itself, "indexes": results.table_field,
+                   "problems": results.table_of_object, "recommendations": results.table_field,
+                   "evidence": results.table_field, "notes": results.note_prefix})),
+    "propose_table": (ProposeTableResult, Shape(summary_omits={"table": None})),
+    "run_scoped_query": (ScopedQueryResult, Shape()),
+}
+
+DetailArg = Annotated[Detail, Field(description=DETAIL_DESCRIPTION)]
+CursorArg = Annotated[str | None, Field(description=CURSOR_DESCRIPTION)]
+
+
+def answer(tool: str, result, settings: Settings, detail: Detail = "summary",
+           cursor: str | None = None) -> CallToolResult:
+    """``result`` as the agent receives it: compact, one page at most, its JSON once (server/results.py)."""
+    shape = SHAPES[tool][1]
+    data = results.compact(result, detail, shape)
+    try:
+        if settings.page_bytes or cursor:
+            data = results.page(data, shape, cursor, budget=settings.page_bytes or len(results.dumps(data)) + 1)
+    except CursorError as exc:
+        raise ToolError(str(exc)) from None
+    return results.tool_result(data)
 
 
 @dataclass
@@ -171,7 +212,9 @@ def create_server(settings: Settings) -> MCPServer:
         tables: Annotated[list[str] | None, Field(
             description="Only these tables (default: all)"
         )] = None,
-    ) -> ReadSchemaSpecResult:
+        detail: DetailArg = "summary",
+        cursor: CursorArg = None,
+    ) -> CallToolResult:
         """Read the project's database schema spec (markdown) into a structured schema.
 
         Returns every table with columns (normalised PostgreSQL types), keys, foreign keys with ON
@@ -182,9 +225,10 @@ def create_server(settings: Settings) -> MCPServer:
         """
         app = ctx.request_context.lifespan_context
         with agent_errors():
-            return await anyio.to_thread.run_sync(
+            result = await anyio.to_thread.run_sync(
                 read_spec, app.settings.project, path or app.settings.spec_path, tables
             )
+        return answer("read_schema_spec", result, app.settings, detail, cursor)
 
     @mcp.tool(title="Diff models vs spec (and database)", annotations=READ_ONLY)
     async def diff_models_vs_spec(
@@ -199,7 +243,9 @@ def create_server(settings: Settings) -> MCPServer:
         tables: Annotated[list[str] | None, Field(description="Only these tables (default: all)")] = None,
         include_managed: Annotated[bool, Field(
             description="Also compare Better Auth's tables (user, session, account, verification)")] = False,
-    ) -> DiffModelsVsSpecResult:
+        detail: DetailArg = "summary",
+        cursor: CursorArg = None,
+    ) -> CallToolResult:
         """Find drift between the schema spec, the SQLModel models and (optionally) the live database.
 
         The spec is the source of truth. Each difference names the object (table, table.column,
@@ -215,7 +261,7 @@ def create_server(settings: Settings) -> MCPServer:
             await ctx.report_progress(fraction, 1.0, message)
 
         with agent_errors():
-            return await diff_project(
+            result = await diff_project(
                 project=app.settings.project, spec_path=spec or app.settings.spec_path,
                 models=models or app.settings.models, include_database=include_database, tables=tables,
                 include_managed=include_managed, owner_column=app.settings.owner_column,
@@ -223,6 +269,7 @@ def create_server(settings: Settings) -> MCPServer:
                 database=app.db.connection if app.db.configured else None, database_name=app.db.describe,
                 progress=progress,
             )
+        return answer("diff_models_vs_spec", result, app.settings, detail, cursor)
 
     @mcp.tool(title="Explain indexes", annotations=READ_ONLY)
     async def explain_indexes(
@@ -237,7 +284,9 @@ def create_server(settings: Settings) -> MCPServer:
             description="Check each recommended index before recommending it: with hypopg when the database "
             "has it (CREATE EXTENSION hypopg), otherwise by a build inside a rolled-back transaction that "
             "briefly blocks writes on that table")] = True,
-    ) -> ExplainIndexesResult:
+        detail: DetailArg = "summary",
+        cursor: CursorArg = None,
+    ) -> CallToolResult:
         """Explain every index: why it exists, evidence from the live database, and what is missing or wasted.
 
         Per index: its definition, where it is declared (spec line, database), size and scans, and the
@@ -257,15 +306,16 @@ def create_server(settings: Settings) -> MCPServer:
             spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
             db = app.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
             if source == "spec" or not db.configured:
-                return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
-                                     hypothetical=hypothetical, owner_column=settings.owner_column,
-                                     progress=progress)
-            async with db.connection() as conn:
-                result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
+                result = await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
                                        hypothetical=hypothetical, owner_column=settings.owner_column,
                                        progress=progress)
-            result.database = db.describe()
-            return result
+            else:
+                async with db.connection() as conn:
+                    result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
+                                           hypothetical=hypothetical, owner_column=settings.owner_column,
+                                           progress=progress)
+                result.database = db.describe()
+        return answer("explain_indexes", result, settings, detail, cursor)
 
     @mcp.tool(title="Run a query as one user", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
@@ -278,7 +328,7 @@ def create_server(settings: Settings) -> MCPServer:
             description="Values for $1, $2, ... in order; a JSON array binds as a PostgreSQL array "
                         "(nested: multidimensional), e.g. for = ANY($1::int[])")] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Most rows to return")] = 100,
-    ) -> ScopedQueryResult:
+    ) -> CallToolResult:
         """Run one read-only SQL query exactly as one user would see the data.
 
         Every user-owned table (one with user_id, the users table, and link tables owned through a
@@ -308,7 +358,7 @@ def create_server(settings: Settings) -> MCPServer:
                 )
         result.database = app.db.describe()
         result.verified = verified
-        return result
+        return answer("run_scoped_query", result, settings)
 
     @mcp.tool(title="Propose a table", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
@@ -334,7 +384,8 @@ def create_server(settings: Settings) -> MCPServer:
         replace: Annotated[bool, Field(description="Replace an existing table's section (breaking)")] = False,
         confirm_breaking: Annotated[bool, Field(
             description="Confirms a breaking replace when the client cannot be asked")] = False,
-    ) -> ProposeTableResult:
+        detail: DetailArg = "summary",
+    ) -> CallToolResult:
         """Design a new table by the house conventions and prove it valid.
 
         Adds what the conventions require and says which rule added what: an id primary key in the
@@ -349,7 +400,7 @@ def create_server(settings: Settings) -> MCPServer:
         """
         app = ctx.request_context.lifespan_context
         with agent_errors():
-            return await propose(
+            result = await propose(
                 project=app.settings.project, spec_path=app.settings.spec_path, name=name, purpose=purpose, columns=columns,
                 user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
                 expected_spec_hash=expected_spec_hash, replace=replace,
@@ -358,8 +409,22 @@ def create_server(settings: Settings) -> MCPServer:
                 database=app.direct_db.connection if app.direct_db.configured else None,
                 database_name=app.direct_db.describe,
             )
+        return answer("propose_table", result, app.settings, detail)
 
+    _publish_schemas(mcp)
     return mcp
+
+
+def _publish_schemas(mcp: MCPServer) -> None:
+    """Give each tool the small argument and result schemas of server/results.py.
+
+    The tools return a ready CallToolResult, so the SDK derives no output schema; we publish ours. The
+    SDK offers no public setter, so this reaches its tool manager (tests/test_results.py checks what
+    tools/list then says, and that arguments are still validated)."""
+    for name, (model, shape) in SHAPES.items():
+        tool = mcp._tool_manager.get_tool(name)  # noqa: SLF001 - see the docstring
+        tool.parameters = results.input_schema(tool.parameters)
+        tool.fn_metadata.output_schema = results.output_schema(model, shape)
 
 
 def _register_resources(mcp: MCPServer, settings: Settings) -> None:

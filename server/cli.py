@@ -146,15 +146,17 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import anyio
 
     arguments = {"models": ns.models, "include_database": ns.database, "include_managed": ns.include_managed,
-                 "tables": [t.strip() for t in ns.tables.split(",") if t.strip()] if ns.tables else None}
-    ok, result, text = anyio.run(call_tool, _settings(ns), "diff_models_vs_spec",
+                 "tables": [t.strip() for t in ns.tables.split(",") if t.strip()] if ns.tables else None,
+                 "detail": "full"}  # the report too: people read it
+    settings = _settings(ns).model_copy(update={"page_bytes": 0})  # CI judges every drift, not one page
+    ok, result, text = anyio.run(call_tool, settings, "diff_models_vs_spec",
                                  {k: v for k, v in arguments.items() if v is not None})
     if not ok:
         err.write(text.removeprefix("Error executing tool diff_models_vs_spec: ") + "\n")
         return 1
     threshold = SEVERITIES.index(ns.fail_on)
     failing = [d for d in result["drifts"] if SEVERITIES.index(d["severity"]) <= threshold]
-    role = anyio.run(_role_report, _settings(ns)) if ns.database else None
+    role = anyio.run(_role_report, settings) if ns.database else None
     if ns.format == "json":
         if role is not None:
             result["role"] = role.model_dump()

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         "starts take seconds) before reporting it unreachable."
     )
     models_timeout_s: float = Field(30.0, gt=0, description="Time limit for importing the models.")
+    page_bytes: int = Field(
+        60_000, ge=0, description="Most JSON bytes in one tool result (about 15k tokens); a larger result "
+        "is paged by table with a cursor. 0: never page (the CLI's `check` reads whole results).")
 
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

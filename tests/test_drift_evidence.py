@@ -63,11 +63,11 @@ class Task(SQLModel, table=True):
 
 
 async def test_a_spec_silent_on_nullability_and_defaults_is_not_breaking_drift(tmp_path: Path) -> None:
-    data = await diff(make_project(tmp_path, BULLET_SPEC, TASK_MODELS))
+    data = await diff(make_project(tmp_path, BULLET_SPEC, TASK_MODELS), detail="full")
     # title and created_at: the spec says nothing about NULL or a default, the models say NOT NULL / now()
-    assert drifts_on(data, "tasks.title") == [], data["report"]
-    assert drifts_on(data, "tasks.created_at") == [], data["report"]
-    assert data["summary"]["breaking"] == 0, data["report"]
+    assert drifts_on(data, "tasks.title") == [], data["drifts"]
+    assert drifts_on(data, "tasks.created_at") == [], data["drifts"]
+    assert data["summary"]["breaking"] == 0, data["drifts"]
     unstated = {(u["object"], u["aspect"]): u for u in data["unstated"]}
     assert unstated[("tasks.title", "nullability")]["silent"] == ["spec"]
     assert unstated[("tasks.title", "nullability")]["said"] == {"models": "NOT NULL"}
@@ -96,7 +96,7 @@ async def test_silence_in_the_spec_does_not_hide_models_vs_database(tmp_path: Pa
             if statement.strip() and not statement.startswith("--"):
                 conn.execute(statement)
     data = await diff(tmp_path, url)
-    assert drifts_on(data, "tasks.title") == [], data["report"]
+    assert drifts_on(data, "tasks.title") == [], data["drifts"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -169,9 +169,9 @@ async def test_better_auth_columns_in_the_database_are_the_evidence(tmp_path: Pa
     spec = "# Schema\n\n## Table: user\n\n| Column | Type | Constraints |\n|---|---|---|\n| id | text | PRIMARY KEY |\n" \
            "| email | text | NOT NULL |\n" + BOOKMARKS_SPEC_TAIL
     data = await diff(make_project(tmp_path, spec, BOOKMARKS_MODELS), url)
-    assert data["managed_elsewhere"] == ["user"], data["report"]
+    assert data["managed_elsewhere"] == ["user"], data["drifts"]
     assert data["better_auth"]["user"] == "the database's user has Better Auth's columns (emailVerified)"
-    assert data["drifts"] == [], data["report"]
+    assert data["drifts"] == [], data["drifts"]
 
 
 async def test_a_users_table_nobody_says_is_better_auths_is_compared(tmp_path: Path, make_database) -> None:
@@ -198,7 +198,7 @@ async def test_a_spec_that_mentions_better_auth_is_the_evidence(tmp_path: Path) 
     assert data["managed_elsewhere"] == ["user"]
     assert data["better_auth"]["user"] == ("the spec mentions Better Auth (specs/database/schema.md:3) and the "
                                            "table is named user")
-    assert data["drifts"] == [], data["report"]
+    assert data["drifts"] == [], data["drifts"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -302,11 +302,11 @@ async def test_updated_at_without_onupdate_or_trigger_is_drift(tmp_path: Path, m
         conn.execute("UPDATE tasks SET id = id")
         assert conn.execute("SELECT updated_at > '2001-01-01' FROM tasks").fetchone()[0]
     data = await diff(project, url)
-    assert drifts_on(data, "tasks.updated_at") == [], data["report"]  # the trigger keeps it current
+    assert drifts_on(data, "tasks.updated_at") == [], data["drifts"]  # the trigger keeps it current
 
     models_fix = STAMPED_MODELS.replace(
         '    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"server_default": func.now()})\n',
         "    " + next(f for f in drift["fixes"] if f["side"] == "models")["model_change"] + "\n")
     (project / MODELS).write_text(models_fix)
     data = await diff(project)
-    assert drifts_on(data, "tasks.updated_at") == [], data["report"]
+    assert drifts_on(data, "tasks.updated_at") == [], data["drifts"]

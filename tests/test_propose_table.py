@@ -74,7 +74,7 @@ async def propose(settings: Settings, arguments: dict, **client_options):
 async def test_tags_proposal_is_proven_and_lint_clean(tmp_path: Path, todo_db: str) -> None:
     project = make_project(tmp_path, without_sections(REFERENCE, "tags", "task_tags"))
     before = catalog_fingerprint(todo_db)
-    result = await propose(Settings(project=project, database_url=todo_db), TAGS)
+    result = await propose(Settings(project=project, database_url=todo_db), {**TAGS, "detail": "full"})
     assert not result.is_error, result.content
     data = result.structured_content
     assert data["lint"] == []
@@ -97,7 +97,7 @@ async def test_tags_proposal_is_proven_and_lint_clean(tmp_path: Path, todo_db: s
     assert "class TagCreate(SQLModel)" in data["sqlmodel_code"]
     assert data["ddl"][0].startswith("CREATE TABLE tags (")
     assert any("CREATE TRIGGER" in s for s in data["updated_at_trigger"])
-    assert data["applied"] is False
+    assert "applied" not in data  # false, its default, is left out
     # the spec section reads back as the same table
     reread = parse_spec(data["spec_section"]).schema.table("tags")
     assert [c.name for c in reread.columns] == [c["name"] for c in data["table"]["columns"]]
@@ -107,7 +107,7 @@ async def test_link_table_and_non_user_table(tmp_path: Path, todo_db: str) -> No
     project = make_project(tmp_path, without_sections(REFERENCE, "task_tags"))
     settings = Settings(project=project, database_url=todo_db)
     link = await propose(settings, {"name": "task_tags", "purpose": "Which tags are on which tasks.",
-                                    "references": ["tasks", "tags"]})
+                                    "references": ["tasks", "tags"], "detail": "full"})
     assert not link.is_error, link.content
     data = link.structured_content
     assert data["table"]["primary_key"] == ["task_id", "tag_id"]
@@ -118,7 +118,7 @@ async def test_link_table_and_non_user_table(tmp_path: Path, todo_db: str) -> No
     lookup = await propose(settings, {
         "name": "countries", "purpose": "A shared lookup table of ISO country codes.", "user_owned": False,
         "columns": [{"name": "code", "type": "char(2)", "required": True, "unique": True},
-                    {"name": "name", "type": "varchar(100)", "required": True}]})
+                    {"name": "name", "type": "varchar(100)", "required": True}], "detail": "full"})
     data = lookup.structured_content
     assert not lookup.is_error, lookup.content
     assert "user_id" not in [c["name"] for c in data["table"]["columns"]]
@@ -184,7 +184,7 @@ async def test_without_a_database_the_dry_run_is_reported_missing(tmp_path: Path
     project = make_project(tmp_path, without_sections(REFERENCE, "tags", "task_tags"))
     result = await propose(Settings(project=project, embedded=False), TAGS)
     data = result.structured_content
-    assert data["dry_run"] is None
+    assert "dry_run" not in data  # null fields are left out
     assert "not run" in data["message"]
 
 

@@ -59,12 +59,12 @@ async def test_tool_is_listed_read_only_with_an_output_schema(tmp_path: Path) ->
     assert {"tables", "content_hash", "lint", "warnings", "conflicts", "er_diagram"} <= set(
         tool.output_schema["properties"]
     )
-    assert set(tool.input_schema["properties"]) == {"path", "tables"}
+    assert set(tool.input_schema["properties"]) == {"path", "tables", "detail", "cursor"}
 
 
 async def test_reads_the_default_spec_with_hash_and_diagram(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    result = await call(project)
+    result = await call(project, {"detail": "full"})
     assert not result.is_error, result.content
     data = result.structured_content
     raw = (project / "specs/database/schema.md").read_bytes()

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from mcp import Client
 
-from schema_architect.server.app import create_server
+from schema_architect.server.app import SHAPES, create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.spec.reader import parse_spec
@@ -89,6 +89,57 @@ def stable(value, key: str | None = None):
     return value
 
 
+def _type(spec: dict) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rpartition("/")[2]
+    if "anyOf" in spec:
+        return " or ".join(_type(s) for s in spec["anyOf"])
+    if spec.get("type") == "array":
+        return f"array of {_type(spec.get('items', {}))}"
+    if "enum" in spec:
+        return " / ".join(json.dumps(v) for v in spec["enum"])
+    if "const" in spec:
+        return json.dumps(spec["const"])
+    kind = spec.get("type", "any")
+    return " or ".join(kind) if isinstance(kind, list) else kind
+
+
+def _field_rows(schema: dict, omitted: set[str] = frozenset()) -> list[str]:
+    rows = ["| field | type | when left out | description |", "|---|---|---|---|"]
+    for name, spec in schema.get("properties", {}).items():
+        if name in omitted:
+            left_out = "in summary"
+        elif "default" in spec:
+            left_out = f"at its default `{json.dumps(spec['default'])}`"
+        elif name in schema.get("required", ()):
+            left_out = "never"
+        else:
+            left_out = "when empty"
+        rows.append(f"| `{name}` | {_type(spec)} | {left_out} | {spec.get('description', '')} |")
+    return rows
+
+
+def result_contract(tool) -> list[str]:
+    """The result as agents receive it: top-level fields, then every nested object, from the model."""
+    model, shape = SHAPES[tool.name]
+    schema = model.model_json_schema(mode="serialization")
+    lines = ["", "## Result", "",
+             "Compact JSON (server/results.py): a field at its default is left out, and `detail=\"summary\"` "
+             "(the default) also leaves out the fields marked *in summary*"
+             + (f" and, inside them, {', '.join(sorted({k for v in shape.summary_omits.values() if v for k in v}))}"
+                if any(shape.summary_omits.values()) else "") + "."
+             + (" A result over the page budget is paged by table: `page` says how many tables are on this page "
+                "and of how many, and `page.next_cursor` is passed back as `cursor` for the next."
+                if shape.per_table else ""), ""]
+    for name, spec in tool.output_schema["properties"].items():
+        assert spec.get("description"), f"{tool.name} result field {name} needs a description"
+    lines += _field_rows(schema, {k for k, v in shape.summary_omits.items() if v is None} | set(shape.whole_only))
+    for name, definition in sorted(schema.get("$defs", {}).items()):
+        lines += ["", f"### {name}", ""] + ([definition["description"].split("\n\n")[0], ""]
+                                            if definition.get("description") else []) + _field_rows(definition)
+    return lines
+
+
 def render_page(tool, arguments: dict, response: dict) -> str:
     lines = [f"# {tool.name}", "", f"*{tool.title}*" if tool.title else "", "", inspect.cleandoc(tool.description), ""]
     hints = tool.annotations
@@ -97,14 +148,10 @@ def render_page(tool, arguments: dict, response: dict) -> str:
               "", "## Arguments", "", "| name | type | default | description |", "|---|---|---|---|"]
     required = set(tool.input_schema.get("required", []))
     for name, spec in tool.input_schema["properties"].items():
-        kind = spec.get("type") or " or ".join(s.get("type", s.get("$ref", "").rpartition("/")[2])
-                                                for s in spec.get("anyOf", []))
+        kind = _type(spec)
         default = "required" if name in required else f"`{json.dumps(spec.get('default'))}`"
         lines.append(f"| `{name}` | {kind} | {default} | {spec.get('description', '')} |")
-    lines += ["", "## Result", "", "| field | description |", "|---|---|"]
-    for name, spec in tool.output_schema["properties"].items():
-        assert spec.get("description"), f"{tool.name} result field {name} needs a description"
-        lines.append(f"| `{name}` | {spec.get('description', '')} |")
+    lines += result_contract(tool)
     lines += ["", "## Example", "", "A real call, made by `tests/test_tool_docs.py` against the reference project "
               "(specs/database/schema.md, its models, and a PostgreSQL database built from the spec).",
               "", "Request:", "", "```json", json.dumps(arguments, indent=2, ensure_ascii=False), "```", "",

@@ -1,0 +1,277 @@
+"""What an agent receives from a tool: one compact JSON result, bounded in bytes, and a small schema for it.
+
+Why each rule:
+
+* **Compact.** A field at its default (null, false, an empty list, ``nullable: true``) is left out: a
+  column says what is particular about it, not every field it could have. A null with no default is
+  kept: it says something (a side of a drift that lacks the object has ``"value": null``). The defaults are documented
+  in docs/tools/. ``detail="summary"`` (the default) also leaves out what repeats the rest: where each
+  schema element was read (``location``), the ER diagram, the prose report. ``detail="full"`` gives
+  everything.
+* **Once.** The text block is the structured result's own JSON, so a client that shows the text and one
+  that passes the structured result (Claude Code does, anthropics/claude-code#79944) see the same data,
+  and the wire carries it twice at most, never a third pretty-printed copy.
+* **Bounded.** A result larger than :data:`PAGE_BYTES` is paged by table: each page holds whole tables
+  until the budget is spent, and ``page.next_cursor`` asks for the next. The cursor names the list of
+  tables it was cut from, so a spec that changed between pages is refused rather than silently skipped.
+* **Small definitions.** Clients load every tool's schemas into the model's context on every turn. The
+  published output schema describes the top-level fields (type and one line each); the nested shapes
+  are in docs/tools/<tool>.md, generated from the same models.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+#: A page's budget of JSON bytes: about 15k tokens at bytes/4, under the ~20k a client shows inline.
+PAGE_BYTES = 60_000
+
+Detail = Literal["summary", "full"]
+
+DETAIL_DESCRIPTION = "summary (default): what matters; full: also locations and diagrams"
+CURSOR_DESCRIPTION = "page.next_cursor of the previous call, for the next page"
+
+
+class CursorError(ValueError):
+    """A cursor this server did not give, or one cut from a list of tables that has changed since."""
+
+
+def table_of_object(item: dict) -> str | None:
+    """The table of a finding or drift: its object is a table, "table.column" or "table.index"."""
+    obj = item.get("object")
+    return obj.removeprefix("public.").split(".", 1)[0] if isinstance(obj, str) and obj else None
+
+
+def table_field(item: dict) -> str | None:
+    return item.get("table") if isinstance(item, dict) else None
+
+
+def name_field(item: dict) -> str | None:
+    return item.get("name") if isinstance(item, dict) else None
+
+
+def itself(item: Any) -> str | None:
+    return item if isinstance(item, str) else None
+
+
+_NOTE_TABLE = re.compile(r"([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?): ")
+
+
+def note_prefix(item: Any) -> str | None:
+    """The table a note opens with ("items_000: ..."); a general note opens with words."""
+    m = _NOTE_TABLE.match(item) if isinstance(item, str) else None
+    return m.group(1) if m else None
+
+
+def _table_key(table: str | None) -> str | None:
+    """One spelling per table: results name tables with and without the default schema."""
+    return table.removeprefix("public.") if table else None
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one tool's result is made compact and paged."""
+
+    #: Left out in summary: a top-level field (``None``) or keys dropped anywhere inside it.
+    summary_omits: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    #: List fields paged by table, with how to read an item's table (``None``: not about one table).
+    per_table: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
+    #: Fields given on the first page only (what is not about one table and may be large).
+    first_page_only: frozenset[str] = frozenset()
+    #: Fields given only when the result is not paged: whole-result renderings (a diagram, a report)
+    #: that would not fit a page and that a ``tables`` filter makes small again.
+    whole_only: frozenset[str] = frozenset()
+
+
+def compact(result: BaseModel, detail: Detail = "summary", shape: Shape = Shape()) -> dict[str, Any]:
+    """The result as the agent receives it: defaults left out, and in summary the omissions."""
+    data = result.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if detail == "summary":
+        for name, keys in shape.summary_omits.items():
+            if keys is None:
+                data.pop(name, None)
+            elif name in data:
+                data[name] = _without(data[name], keys)
+    return data
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def size(data: Any) -> int:
+    return len(dumps(data).encode())
+
+
+def page(data: dict[str, Any], shape: Shape, cursor: str | None = None, budget: int = PAGE_BYTES) -> dict[str, Any]:
+    """``data`` whole when it fits in ``budget`` bytes; otherwise the page of tables ``cursor`` points at.
+
+    A page holds whole tables (at least one, even a table larger than the budget) and says
+    ``page: {tables, of, next_cursor}``; the last page has no next_cursor.
+    """
+    if not shape.per_table or (cursor is None and size(data) <= budget):
+        return data
+    order: list[str] = []  # tables in the order the result first names them
+    cost: dict[str | None, int] = {}
+    for name, table_of in shape.per_table.items():
+        for item in data.get(name) or ():
+            table = _table_key(table_of(item))
+            if table is not None and table not in cost:
+                order.append(table)
+            cost[table] = cost.get(table, 0) + size(item) + 1
+    tag = hashlib.sha256("\n".join(order).encode()).hexdigest()[:12]
+    start = _decode(cursor, tag) if cursor else 0
+    if start > len(order):
+        raise CursorError("That cursor points past the last table: the listing is complete.")
+    first = start == 0
+    rest = {k: v for k, v in data.items() if k not in shape.per_table and k not in shape.whole_only
+            and (first or k not in shape.first_page_only)}
+    spent = size(rest) + 120 + (cost.get(None, 0) if first else 0)  # 120: the page object itself
+    end = start
+    while end < len(order) and (end == start or spent + cost[order[end]] <= budget):
+        spent += cost[order[end]]
+        end += 1
+    chosen = set(order[start:end])
+    out = dict(rest)
+    for name, table_of in shape.per_table.items():
+        if name in data:
+            out[name] = [item for item in data[name]
+                         if (t := _table_key(table_of(item))) in chosen or (t is None and first)]
+    info: dict[str, Any] = {"tables": end - start, "of": len(order)}
+    if start:
+        info["after"] = order[start - 1]
+    if end < len(order):
+        info["next_cursor"] = _encode(end, tag)
+    out["page"] = info
+    return out
+
+
+def _encode(offset: int, tag: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{tag}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, tag: str) -> int:
+    try:
+        offset, _, got = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+        start = int(offset)
+    except (ValueError, UnicodeDecodeError):
+        raise CursorError("That cursor is not one this server gave: pass page.next_cursor exactly as "
+                          "returned, or call without cursor for the first page.") from None
+    if got != tag or start < 0:
+        raise CursorError("The tables changed since that cursor was given (the spec or database was edited): "
+                          "call again without cursor to start from the first page.")
+    return start
+
+
+def tool_result(data: dict[str, Any]) -> CallToolResult:
+    """The result on the wire: the structured content and, as its text, the same JSON once."""
+    return CallToolResult(content=[TextContent(type="text", text=dumps(data))], structured_content=data)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Schemas as published in tools/list
+
+
+def output_schema(model: type[BaseModel], shape: Shape = Shape()) -> dict[str, Any]:
+    """The result's schema as an agent's client needs it: each top-level field with its type and one line.
+
+    Nested objects are ``{"type": "object"}``: their fields are documented in docs/tools/, and a
+    client validating results still checks every top-level type. Nothing that may be left out is
+    required (fields with defaults, summary omissions)."""
+    full = model.model_json_schema(mode="serialization")
+    defs = full.get("$defs", {})
+    properties: dict[str, Any] = {}
+    required = []
+    for name, prop in full["properties"].items():
+        props = _shallow(prop, defs)
+        if "description" in prop:
+            props["description"] = _first_clause(prop["description"])
+        properties[name] = props
+        if name in full.get("required", ()) and name not in shape.summary_omits and name not in shape.whole_only:
+            required.append(name)
+    if shape.per_table:
+        properties["page"] = {"type": "object", "description": "Paged: tables here, of how many, next_cursor"}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _first_clause(text: str) -> str:
+    """The description up to its first colon, parenthesis or semicolon: the rest is in docs/tools/."""
+    return re.split(r": | \(|; ", text, maxsplit=1)[0]
+
+
+def _resolve(prop: dict, defs: dict) -> dict:
+    while "$ref" in prop:
+        prop = {**defs[prop["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _shallow(prop: dict, defs: dict, depth: int = 0) -> dict[str, Any]:
+    """Type only: objects as {"type": "object"}, arrays with their items' type, enums kept when short."""
+    prop = _resolve(prop, defs)
+    if "anyOf" in prop:
+        alternatives = [_shallow(a, defs, depth) for a in prop["anyOf"]]
+        kinds = [a.get("type") for a in alternatives]
+        if len(alternatives) == 2 and "null" in kinds and all(isinstance(k, str) for k in kinds):
+            other = alternatives[kinds.index("null") ^ 1]  # X or null: one type list
+            return {**other, "type": [other["type"], "null"]} if "enum" not in other else {"anyOf": alternatives}
+        return {"anyOf": alternatives}
+    kind = prop.get("type")
+    if kind == "array":
+        items = prop.get("items")
+        return {"type": "array", "items": _shallow(items, defs, depth + 1)} if items and depth < 1 else {"type": "array"}
+    if kind == "object" or "properties" in prop:
+        return {"type": "object"}
+    out: dict[str, Any] = {"type": kind} if kind else {}
+    if "enum" in prop and len(dumps(prop["enum"])) <= 80:
+        out["enum"] = prop["enum"]
+    elif "const" in prop:
+        out["const"] = prop["const"]
+    return out
+
+
+def input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An argument schema without pydantic's titles and null-only noise; still what the SDK validates.
+
+    ``anyOf [X, null]`` becomes X with ``"null"`` added to its type, so an explicit null still passes."""
+    return _lean(schema)
+
+
+def _lean(value: Any, in_properties: bool = False) -> Any:
+    if isinstance(value, list):
+        return [_lean(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if in_properties:  # keys here are argument names, not schema keywords
+        return {k: _lean(v) for k, v in value.items()}
+    alternatives = value.get("anyOf")
+    if alternatives and {"type": "null"} in alternatives and len(alternatives) == 2:
+        other = next(a for a in alternatives if a != {"type": "null"})
+        if isinstance(other.get("type"), str) and "$ref" not in other:
+            value = {**{k: v for k, v in value.items() if k != "anyOf"}, **other,
+                     "type": [other["type"], "null"]}
+    out = {}
+    for k, v in value.items():
+        if k == "title" or (k == "default" and v is None):
+            continue
+        out[k] = _lean(v, in_properties=k in ("properties", "$defs"))
+    return out
