@@ -15,8 +15,8 @@ Why each rule:
   until the budget is spent, and ``page.next_cursor`` asks for the next. The cursor names the list of
   tables it was cut from, so a spec that changed between pages is refused rather than silently skipped.
 * **Small definitions.** Clients load every tool's schemas into the model's context on every turn. The
-  published output schema describes the top-level fields (type and one line each); the nested shapes
-  are in docs/tools/<tool>.md, generated from the same models.
+  published output schema gives the top-level fields and their types; what each field means, and the
+  nested shapes, are in docs/tools/<tool>.md, generated from the same models.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ PAGE_BYTES = 60_000
 
 Detail = Literal["summary", "full"]
 
-DETAIL_DESCRIPTION = "summary (default): what matters; full: also locations and diagrams"
-CURSOR_DESCRIPTION = "page.next_cursor of the previous call, for the next page"
+DETAIL_DESCRIPTION = "full adds locations, diagrams, reports"
+CURSOR_DESCRIPTION = "page.next_cursor, for the next page"
 
 
 class CursorError(ValueError):
@@ -190,33 +190,26 @@ def tool_result(data: dict[str, Any]) -> CallToolResult:
 
 
 def output_schema(model: type[BaseModel], shape: Shape = Shape()) -> dict[str, Any]:
-    """The result's schema as an agent's client needs it: each top-level field with its type and one line.
+    """The result's schema as an agent's client needs it: each top-level field and its type.
 
-    Nested objects are ``{"type": "object"}``: their fields are documented in docs/tools/, and a
-    client validating results still checks every top-level type. Nothing that may be left out is
-    required (fields with defaults, summary omissions)."""
+    Nested objects are ``{"type": "object"}`` and descriptions are left to docs/tools/ (the field
+    names say most of it; the tool's description says the rest): a client validating results still
+    checks every top-level type. Nothing that may be left out is required (fields with defaults,
+    summary omissions)."""
     full = model.model_json_schema(mode="serialization")
     defs = full.get("$defs", {})
     properties: dict[str, Any] = {}
     required = []
     for name, prop in full["properties"].items():
-        props = _shallow(prop, defs)
-        if "description" in prop:
-            props["description"] = _first_clause(prop["description"])
-        properties[name] = props
+        properties[name] = _shallow(prop, defs)
         if name in full.get("required", ()) and name not in shape.summary_omits and name not in shape.whole_only:
             required.append(name)
     if shape.per_table:
-        properties["page"] = {"type": "object", "description": "Paged: tables here, of how many, next_cursor"}
+        properties["page"] = {"type": "object"}
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
     return schema
-
-
-def _first_clause(text: str) -> str:
-    """The description up to its first colon, parenthesis or semicolon: the rest is in docs/tools/."""
-    return re.split(r": | \(|; ", text, maxsplit=1)[0]
 
 
 def _resolve(prop: dict, defs: dict) -> dict:

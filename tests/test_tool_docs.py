@@ -131,8 +131,9 @@ def result_contract(tool) -> list[str]:
              + (" A result over the page budget is paged by table: `page` says how many tables are on this page "
                 "and of how many, and `page.next_cursor` is passed back as `cursor` for the next."
                 if shape.per_table else ""), ""]
-    for name, spec in tool.output_schema["properties"].items():
+    for name, spec in schema["properties"].items():
         assert spec.get("description"), f"{tool.name} result field {name} needs a description"
+    assert set(tool.output_schema["properties"]) - {"page"} == set(schema["properties"])
     lines += _field_rows(schema, {k for k, v in shape.summary_omits.items() if v is None} | set(shape.whole_only))
     for name, definition in sorted(schema.get("$defs", {}).items()):
         lines += ["", f"### {name}", ""] + ([definition["description"].split("\n\n")[0], ""]

@@ -43,17 +43,16 @@ class ProposalError(ValueError):
 
 
 class ProposedColumn(BaseModel):
-    name: str = Field(description="Column name (lower case, snake_case)")
-    type: str = Field(description="Any common spelling: string, text, int, uuid, bool, datetime, "
-                      "VARCHAR(200), numeric(10,2), jsonb...")
+    name: str = Field(description="snake_case")
+    type: str = Field(description="Any spelling: string, int, uuid, bool, datetime, varchar(200)...")
     required: bool = Field(False, description="NOT NULL")
     description: str | None = None
-    max_length: int | None = Field(None, ge=1, description="For strings: becomes varchar(n)")
+    max_length: int | None = Field(None, ge=1, description="varchar(n)")
     unique: bool = False
-    allowed_values: list[str] | None = Field(None, description="A fixed value set: becomes a CHECK")
-    default: str | None = Field(None, description="Database default as SQL, e.g. false, now(), 'medium'")
-    references: str | None = Field(None, description="FK target: 'table' or 'table.column'")
-    on_delete: FkAction | None = Field(None, description="For references (default CASCADE)")
+    allowed_values: list[str] | None = Field(None, description="A value set: a CHECK")
+    default: str | None = Field(None, description="SQL, e.g. now()")
+    references: str | None = Field(None, description="FK target: table or table.column")
+    on_delete: FkAction | None = Field(None, description="Default CASCADE")
 
 
 class AppliedRule(BaseModel):
