@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from mcp import Client
@@ -45,12 +46,25 @@ async def tools_list(client: Client) -> None:
               f"{size(tool.output_schema or {}):12} {size(tool.model_dump(mode='json', by_alias=True, exclude_none=True)):7}")
 
 
-async def result(client: Client, label: str, tool: str, args: dict) -> None:
-    r = await client.call_tool(tool, args)
-    text = sum(len(c.text.encode()) for c in r.content if getattr(c, "text", None) is not None)
-    structured = size(r.structured_content) if r.structured_content is not None else 0
+async def result(client: Client, label: str, tool: str, args: dict, against: int | None = None) -> None:
+    """One call's bytes; for a paged result, every page followed to the end (count, largest, total)."""
+    pages, cursor, started = [], None, time.perf_counter()
+    while True:
+        r = await client.call_tool(tool, {**args, **({"cursor": cursor} if cursor else {})})
+        text = sum(len(c.text.encode()) for c in r.content if getattr(c, "text", None) is not None)
+        structured = size(r.structured_content) if r.structured_content is not None else 0
+        pages.append((structured, text))
+        cursor = None if r.is_error else (r.structured_content or {}).get("page", {}).get("next_cursor")
+        if cursor is None:
+            break
+    elapsed = (time.perf_counter() - started) * 1000
     flag = " ERROR: " + r.content[0].text[:120] if r.is_error else ""
-    print(f"  {label:44} structured {structured:8}  text {text:8}  ~{max(text, structured) // 4:6} tokens{flag}")
+    structured, text = pages[0]
+    ratio = f"  {structured / against:.2f}x the spec" if against else ""
+    print(f"  {label:44} structured {structured:8}  text {text:8}  ~{max(text, structured) // 4:6} tokens{ratio}{flag}")
+    if len(pages) > 1:
+        print(f"  {'':44} {len(pages)} pages, largest {max(s for s, _ in pages)} B, all {sum(s for s, _ in pages)} B, "
+              f"{elapsed:.0f} ms to follow")
 
 
 def project(root: Path, spec_text: str, models: bool) -> Path:
@@ -69,7 +83,7 @@ async def main(tables: int) -> None:
         async with Client(create_server(settings)) as client:
             await tools_list(client)
             print(f"\nreference spec ({len(spec.encode())} bytes), embedded database:")
-            await result(client, "read_schema_spec", "read_schema_spec", {})
+            await result(client, "read_schema_spec", "read_schema_spec", {}, against=len(spec.encode()))
             await result(client, "read_schema_spec detail=full", "read_schema_spec", {"detail": "full"})
             await result(client, "diff_models_vs_spec (models, database)", "diff_models_vs_spec",
                          {"include_database": True})
@@ -88,7 +102,7 @@ async def main(tables: int) -> None:
         settings = Settings(project=gen)
         async with Client(create_server(settings)) as client:
             print(f"\ngenerated spec of {tables} tables ({len(big.encode())} bytes):")
-            await result(client, "read_schema_spec", "read_schema_spec", {})
+            await result(client, "read_schema_spec", "read_schema_spec", {}, against=len(big.encode()))
             await result(client, "read_schema_spec detail=full", "read_schema_spec", {"detail": "full"})
             await result(client, "explain_indexes source=spec", "explain_indexes", {"source": "spec"})
             # The embedded database gets the spec on first use; then the spec drifts on every table.

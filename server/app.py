@@ -11,9 +11,9 @@ SDK hides its text from the agent and logs the traceback to stderr.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
@@ -81,17 +81,29 @@ DetailArg = Annotated[Detail, Field(description=DETAIL_DESCRIPTION)]
 CursorArg = Annotated[str | None, Field(description=CURSOR_DESCRIPTION)]
 
 
-def answer(tool: str, result, settings: Settings, detail: Detail = "summary",
-           cursor: str | None = None) -> CallToolResult:
-    """``result`` as the agent receives it: compact, one page at most, its JSON once (server/results.py)."""
-    shape = SHAPES[tool][1]
-    data = results.compact(result, detail, shape)
+def answer(tool: str, result, detail: Detail = "summary") -> CallToolResult:
+    """``result`` as the agent receives it: compact, its JSON once (server/results.py)."""
+    return results.tool_result(results.compact(result, detail, SHAPES[tool][1]))
+
+
+async def answer_paged(tool: str, app: AppContext, arguments: dict, detail: Detail, cursor: str | None,
+                       compute: Callable[[], Awaitable]) -> CallToolResult:
+    """Like :func:`answer`, one page at a time: a cursor's page comes from the reading that gave the cursor
+    while it is kept, so following a long result computes it once."""
+    shape, budget = SHAPES[tool][1], app.settings.page_bytes
+    key = (tool, detail, results.dumps(arguments))
+    data = app.snapshots.get(key) if cursor else None
+    if data is None:
+        with agent_errors():
+            data = results.compact(await compute(), detail, shape)
     try:
-        if settings.page_bytes or cursor:
-            data = results.page(data, shape, cursor, budget=settings.page_bytes or len(results.dumps(data)) + 1)
+        shown = results.page(data, shape, cursor, budget=budget or len(results.dumps(data)) + 1) \
+            if budget or cursor else data
     except CursorError as exc:
         raise ToolError(str(exc)) from None
-    return results.tool_result(data)
+    if "next_cursor" in shown.get("page", {}):
+        app.snapshots.put(key, data)
+    return results.tool_result(shown)
 
 
 @dataclass
@@ -102,6 +114,8 @@ class AppContext:
     direct_db: Database
     #: What the role run_scoped_query runs as can do; read on its first call, logged once.
     role_report: RoleReport | None = None
+    #: Paged results being followed: the next page comes from the same reading.
+    snapshots: results.Snapshots = field(default_factory=results.Snapshots)
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
@@ -220,11 +234,9 @@ def create_server(settings: Settings) -> MCPServer:
         lines and conflicts by line, and content_hash (pass it as expected_spec_hash to write). No database.
         """
         app = ctx.request_context.lifespan_context
-        with agent_errors():
-            result = await anyio.to_thread.run_sync(
-                read_spec, app.settings.project, path or app.settings.spec_path, tables
-            )
-        return answer("read_schema_spec", result, app.settings, detail, cursor)
+        return await answer_paged("read_schema_spec", app, {"path": path, "tables": tables}, detail, cursor,
+                                  lambda: anyio.to_thread.run_sync(
+                                      read_spec, app.settings.project, path or app.settings.spec_path, tables))
 
     @mcp.tool(title="Diff models vs spec (and database)", annotations=READ_ONLY)
     async def diff_models_vs_spec(
@@ -252,8 +264,8 @@ def create_server(settings: Settings) -> MCPServer:
         async def progress(fraction: float, message: str) -> None:
             await ctx.report_progress(fraction, 1.0, message)
 
-        with agent_errors():
-            result = await diff_project(
+        def compute():
+            return diff_project(
                 project=app.settings.project, spec_path=spec or app.settings.spec_path,
                 models=models or app.settings.models, include_database=include_database, tables=tables,
                 include_managed=include_managed, owner_column=app.settings.owner_column,
@@ -261,7 +273,10 @@ def create_server(settings: Settings) -> MCPServer:
                 database=app.db.connection if app.db.configured else None, database_name=app.db.describe,
                 progress=progress,
             )
-        return answer("diff_models_vs_spec", result, app.settings, detail, cursor)
+
+        arguments = {"spec": spec, "models": models, "include_database": include_database, "tables": tables,
+                     "include_managed": include_managed}
+        return await answer_paged("diff_models_vs_spec", app, arguments, detail, cursor, compute)
 
     @mcp.tool(title="Explain indexes", annotations=READ_ONLY)
     async def explain_indexes(
@@ -288,20 +303,22 @@ def create_server(settings: Settings) -> MCPServer:
         async def progress(message: str) -> None:
             await ctx.report_progress(0, None, message)
 
-        with agent_errors():
+        async def compute():
             spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
             db = app.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
             if source == "spec" or not db.configured:
-                result = await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
+                return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
+                                     hypothetical=hypothetical, owner_column=settings.owner_column,
+                                     progress=progress)
+            async with db.connection() as conn:
+                result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
                                        hypothetical=hypothetical, owner_column=settings.owner_column,
                                        progress=progress)
-            else:
-                async with db.connection() as conn:
-                    result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
-                                           hypothetical=hypothetical, owner_column=settings.owner_column,
-                                           progress=progress)
-                result.database = db.describe()
-        return answer("explain_indexes", result, settings, detail, cursor)
+            result.database = db.describe()
+            return result
+
+        arguments = {"table": table, "queries": queries, "source": source, "hypothetical": hypothetical}
+        return await answer_paged("explain_indexes", app, arguments, detail, cursor, compute)
 
     @mcp.tool(title="Run a query as one user", annotations=ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
@@ -335,11 +352,11 @@ def create_server(settings: Settings) -> MCPServer:
                 result = await run(
                     conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                     shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
-                    role=settings.scoped_role,
+                    role=settings.scoped_role, max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
                 )
         result.database = app.db.describe()
         result.verified = verified
-        return answer("run_scoped_query", result, settings)
+        return answer("run_scoped_query", result)
 
     @mcp.tool(title="Propose a table", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
@@ -379,7 +396,7 @@ def create_server(settings: Settings) -> MCPServer:
                 database=app.direct_db.connection if app.direct_db.configured else None,
                 database_name=app.direct_db.describe,
             )
-        return answer("propose_table", result, app.settings, detail)
+        return answer("propose_table", result, detail)
 
     _publish_schemas(mcp)
     return mcp

@@ -12,8 +12,10 @@ Why each rule:
   that passes the structured result (Claude Code does, anthropics/claude-code#79944) see the same data,
   and the wire carries it twice at most, never a third pretty-printed copy.
 * **Bounded.** A result larger than :data:`PAGE_BYTES` is paged by table: each page holds whole tables
-  until the budget is spent, and ``page.next_cursor`` asks for the next. The cursor names the list of
-  tables it was cut from, so a spec that changed between pages is refused rather than silently skipped.
+  until the budget is spent, and ``page.next_cursor`` asks for the next. The pages come from one reading
+  (:class:`Snapshots` keeps it a few minutes), so they agree with each other and the next page costs no
+  second diff or catalog read. Past that, the result is computed again, and the cursor, which names the
+  list of tables it was cut from, is refused if the tables changed rather than skip or repeat any.
 * **Small definitions.** Clients load every tool's schemas into the model's context on every turn. The
   published output schema gives the top-level fields and their types; what each field means, and the
   nested shapes, are in docs/tools/<tool>.md, generated from the same models.
@@ -25,7 +27,9 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -180,6 +184,27 @@ def _decode(cursor: str, tag: str) -> int:
     return start
 
 
+class Snapshots:
+    """The last few paged results, kept so that following a cursor reads the same result, not a new one."""
+
+    def __init__(self, size: int = 4, ttl_s: float = 300.0) -> None:
+        self._entries: OrderedDict[Hashable, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._size, self._ttl_s = size, ttl_s
+
+    def get(self, key: Hashable) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self._ttl_s:
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, data: dict[str, Any]) -> None:
+        self._entries[key] = (time.monotonic(), data)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
 def tool_result(data: dict[str, Any]) -> CallToolResult:
     """The result on the wire: the structured content and, as its text, the same JSON once."""
     return CallToolResult(content=[TextContent(type="text", text=dumps(data))], structured_content=data)
@@ -195,14 +220,15 @@ def output_schema(model: type[BaseModel], shape: Shape = Shape()) -> dict[str, A
     Nested objects are ``{"type": "object"}`` and descriptions are left to docs/tools/ (the field
     names say most of it; the tool's description says the rest): a client validating results still
     checks every top-level type. Nothing that may be left out is required (fields with defaults,
-    summary omissions)."""
+    summary omissions, fields of the first or only page)."""
     full = model.model_json_schema(mode="serialization")
     defs = full.get("$defs", {})
     properties: dict[str, Any] = {}
     required = []
+    sometimes_absent = set(shape.summary_omits) | shape.whole_only | shape.first_page_only
     for name, prop in full["properties"].items():
         properties[name] = _shallow(prop, defs)
-        if name in full.get("required", ()) and name not in shape.summary_omits and name not in shape.whole_only:
+        if name in full.get("required", ()) and name not in sometimes_absent:
             required.append(name)
     if shape.per_table:
         properties["page"] = {"type": "object"}

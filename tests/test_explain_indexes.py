@@ -136,7 +136,7 @@ async def test_reference_schema_every_index_explained_and_missing_one_found(ref_
     assert "idx_tasks_user_completed" in newest.chosen.indexes
 
     missing = [p for p in result.problems if p.rule == "index-missing-in-database"]
-    assert [p.object for p in missing] == ["idx_tasks_user_created"]
+    assert [p.object for p in missing] == ["tasks.idx_tasks_user_created"]
     assert missing[0].location is not None and missing[0].location.line == 41
     assert "CONCURRENTLY" in (missing[0].fix or "")
 
@@ -188,10 +188,10 @@ async def test_spec_and_database_disagree_both_ways(ref_url: str) -> None:
     async with await _connect(ref_url) as conn:
         result = await explain_indexes(spec=spec, conn=conn, table="tasks")
     rules = {(p.rule, p.object) for p in result.problems}
-    assert ("index-missing-in-spec", "idx_tasks_user_completed") in rules
-    assert ("index-missing-in-database", "idx_tasks_user_created") in rules
+    assert ("index-missing-in-spec", "tasks.idx_tasks_user_completed") in rules
+    assert ("index-missing-in-database", "tasks.idx_tasks_user_created") in rules
     # Primary keys and unique constraints the spec implies are not reported as missing.
-    assert not any(p.object == "tasks_pkey" for p in result.problems)
+    assert not any(p.object == "tasks.tasks_pkey" for p in result.problems)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,13 +209,15 @@ async def test_each_problem_kind_is_found(kinds_url: str) -> None:
     assert _fingerprint(kinds_url) == before
     found = {(p.rule, p.object) for p in result.problems}
     assert ("fk-not-indexed", "notes.project_id") in found  # the partial index does not cover it
-    assert ("duplicate-index", "projects_user_created_copy") in found
-    assert ("redundant-index", "projects_user_id") in found
-    assert ("boolean-index", "projects_archived") in found
-    assert ("invalid-index", "codes_code_uq") in found
-    assert ("unused-index", "projects_archived") in found
-    assert ("unused-index", "notes_user_created") not in found  # it was scanned above
-    assert not any(p.rule == "unused-index" and p.object in ("projects_pkey", "notes_pkey") for p in result.problems)
+    assert ("duplicate-index", "projects.projects_user_created_copy") in found
+    assert ("redundant-index", "projects.projects_user_id") in found
+    assert ("boolean-index", "projects.projects_archived") in found
+    assert ("invalid-index", "codes.codes_code_uq") in found
+    assert ("unused-index", "projects.projects_archived") in found
+    assert ("unused-index", "notes.notes_user_created") not in found  # it was scanned above
+    assert not any(p.rule == "unused-index" and p.object in ("projects.projects_pkey", "notes.notes_pkey") for p in result.problems)
+    entry = next(e for e in result.indexes if e.name == "projects_archived")
+    assert {"boolean-index", "unused-index"} <= set(entry.problems)  # the entry names its problems too
     for p in result.problems:
         assert p.fix and p.severity in ("error", "warning", "info")
     invalid = next(e for e in result.indexes if e.name == "codes_code_uq")

@@ -513,7 +513,7 @@ def test_boolean_index() -> None:
     s = clean()
     s.table("tasks").indexes.append(ix("ix_tasks_completed", "completed"))
     [f] = hits(s, "boolean-index")
-    assert f.object == "ix_tasks_completed"
+    assert f.object == "tasks.ix_tasks_completed"
     assert f.fix.startswith("DROP INDEX CONCURRENTLY ix_tasks_completed;")
     assert "ON tasks (user_id, completed)" in f.fix
     # The composite (user_id, completed) of the clean schema is not a lone boolean index.
@@ -524,7 +524,7 @@ def test_redundant_index() -> None:
     s = clean()
     s.table("tasks").indexes.append(ix("ix_tasks_user_id", "user_id"))
     [f] = hits(s, "redundant-index")
-    assert f.object == "ix_tasks_user_id"
+    assert f.object == "tasks.ix_tasks_user_id"
     assert "ix_tasks_user_id_created_at" in f.message
     assert f.fix == "DROP INDEX CONCURRENTLY ix_tasks_user_id;"
 
@@ -546,14 +546,14 @@ def test_index_made_redundant_by_composite_primary_key() -> None:
     t = s.table("comments")
     t.primary_key = ["task_id", "id"]
     [f] = hits(s, "redundant-index")
-    assert f.object == "ix_comments_task_id" and "comments_pkey" in f.message
+    assert f.object == "comments.ix_comments_task_id" and "comments_pkey" in f.message
 
 
 def test_duplicate_index() -> None:
     s = clean()
     s.table("comments").indexes.append(ix("ix_comments_task_id_2", "task_id"))
     [f] = hits(s, "duplicate-index")
-    assert f.object == "ix_comments_task_id_2" and "duplicates ix_comments_task_id" in f.message
+    assert f.object == "comments.ix_comments_task_id_2" and "duplicates ix_comments_task_id" in f.message
     assert f.fix == "DROP INDEX CONCURRENTLY ix_comments_task_id_2;"
 
 
@@ -561,7 +561,7 @@ def test_duplicate_of_unique_column_keeps_the_unique_one() -> None:
     s = clean()
     s.table("categories").indexes.append(ix("ix_categories_name", "name"))
     [f] = hits(s, "duplicate-index")
-    assert f.object == "ix_categories_name" and "categories_name_key" in f.message
+    assert f.object == "categories.ix_categories_name" and "categories_name_key" in f.message
 
 
 def test_live_pk_index_is_not_a_duplicate_of_the_primary_key() -> None:
@@ -575,7 +575,7 @@ def test_index_without_reason_spec_side_only() -> None:
     s = clean()
     s.table("comments").indexes[1].reason = None
     [f] = hits(s, "index-without-reason")
-    assert f.object == "ix_comments_task_id" and f.severity == "info"
+    assert f.object == "comments.ix_comments_task_id" and f.severity == "info"
     assert "ix_comments_task_id (task_id): <the query it serves" in f.fix
     s.source = "database"
     assert hits(s, "index-without-reason") == []

@@ -164,3 +164,27 @@ async def test_an_instruction_planted_in_a_row_appears_only_inside_the_boundary(
         assert "IGNORE ALL PREVIOUS" not in outside, f"row data outside the boundary in the {where}"
         assert not {"\u202e", "\u0085", "\u2028"} & set(text), f"an invisible character unescaped in the {where}"
     assert [planted + "\u202e\u0085\u2028"] in rows_in_fence(data)
+
+
+async def test_rows_past_the_byte_budget_are_left_out_and_a_huge_value_is_shortened(todo_url: str,
+                                                                                     tmp_path: Path) -> None:
+    settings = settings_for(todo_url, tmp_path).model_copy(update={"page_bytes": 20_000})
+    wide = await call(settings, {"sql": "SELECT g, repeat('x', 1000) FROM generate_series(1, 1000) g",
+                                 "user_id": "alice", "limit": 1000})
+    assert not wide.is_error, wide.content
+    data = wide.structured_content
+    rows = rows_in_fence(data)
+    assert 10 < len(rows) < 20 and [r[0] for r in rows] == list(range(1, len(rows) + 1))  # the leading rows
+    assert data["row_count"] == len(rows) and data["truncated"] is True and data["cut_to_fit"] is True
+    assert len(wide.content[0].text.encode()) < 25_000
+
+    # One row of five 10,000-character cells (each cell is capped at that): 50 KB, over the budget alone.
+    huge = await call(settings, {"sql": "SELECT " + ", ".join(f"'c{i}' || repeat('y', 20000)" for i in range(5)),
+                                 "user_id": "alice"})
+    [row] = rows_in_fence(huge.structured_content)
+    assert [cell[:2] for cell in row] == ["c0", "c1", "c2", "c3", "c4"]
+    assert all(cell.endswith(" more characters]") for cell in row) and len(json.dumps(row)) < 20_000
+    assert huge.structured_content["cut_to_fit"] is True
+
+    small = await call(settings, {"sql": "SELECT title FROM tasks ORDER BY title", "user_id": "alice"})
+    assert "cut_to_fit" not in small.structured_content and small.structured_content["truncated"] is False

@@ -171,6 +171,9 @@ async def test_every_tool_page_is_current(project) -> None:
         for name, arguments in EXAMPLES.items():
             result = await client.call_tool(name, arguments)
             assert not result.is_error, (name, result.content)
+            # The text block is the structured result's own JSON, once: no second, differently shaped copy.
+            [block] = result.content
+            assert json.loads(block.text) == result.structured_content, name
             pages[name] = render_page(tools[name], arguments, result.structured_content)
     if os.environ.get("SCHEMA_ARCHITECT_WRITE_DOCS"):
         DOCS.mkdir(parents=True, exist_ok=True)

@@ -187,7 +187,8 @@ def _attach(entries: list[IndexEntry], evidence: list[QueryEvidence], patterns: 
                                   "scans: some query not listed uses it")
             else:
                 e.evidence.append("no explained query uses it" + (" and it has 0 scans" if e.idx_scan == 0 else ""))
-        e.problems = sorted({f.rule for f in problems if f.object == e.name})
+        here = f"{e.table.rpartition('.')[2]}.{e.name}"  # problems name an index as "table.index"
+        e.problems = sorted({f.rule for f in problems if f.object == here})
 
 
 def _has_order(ev: QueryEvidence) -> bool:

@@ -44,7 +44,7 @@ def _live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats]
                 out.append(_finding(
                     "invalid-index", "error",
                     f"{ix.name} on {t.name} is INVALID (a failed CREATE INDEX CONCURRENTLY): the planner ignores "
-                    "it but every write still maintains it.", ix.name, loc,
+                    "it but every write still maintains it.", f"{t.name}.{ix.name}", loc,
                     f"DROP INDEX CONCURRENTLY {ident(ix.name or '')}; then "
                     f"{create_index_sql(t, ix, concurrently=True)} (outside a transaction)"))
                 continue
@@ -54,7 +54,7 @@ def _live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats]
             out.append(_finding(
                 "unused-index", "info",
                 f"{ix.name} on {t.name} has had 0 scans {since} ({_size(st.size_bytes)}); each write to "
-                f"{t.name} still updates it.", ix.name, loc,
+                f"{t.name} still updates it.", f"{t.name}.{ix.name}", loc,
                 f"If no query needs it over a full business cycle: DROP INDEX CONCURRENTLY {ident(ix.name or '')};"
                 " (on Neon the counters restart when the compute suspends: check stats_reset first)"))
     return out
@@ -82,7 +82,7 @@ def _spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Fin
             out.append(_finding(
                 "index-missing-in-database", "warning",
                 f"The spec declares {ix.name or 'an index'} on {t.name} ({', '.join(_show(c) for c in ix.columns)}), "
-                f"but {what}.", ix.name or t.name, ix.location,
+                f"but {what}.", f"{t.name}.{ix.name}" if ix.name else t.name, ix.location,
                 (f"DROP INDEX CONCURRENTLY {ident(same_name.name or '')}; " if same_name else "")
                 + create_index_sql(t, ix, concurrently=True)
                 + " -- outside a transaction (Alembic: op.get_context().autocommit_block())"))
@@ -93,7 +93,7 @@ def _spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Fin
             out.append(_finding(
                 "index-missing-in-spec", "info",
                 f"{ix.name} on {t.name} ({', '.join(_show(c) for c in ix.columns)}) is in the database but not "
-                "in the spec.", ix.name, Location(file="database"),
+                "in the spec.", f"{t.name}.{ix.name}", Location(file="database"),
                 f"Add it to the Indexes table of '## Table: {t.name}' with the query it serves, or drop it: "
                 f"DROP INDEX CONCURRENTLY {ident(ix.name or '')};"))
     return out

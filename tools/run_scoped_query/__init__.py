@@ -76,7 +76,9 @@ class ScopedQueryResult(BaseModel):
                                   description="JSON-safe values: dates ISO 8601, decimals as numbers or strings, "
                                               "bytes as \\x hex")
     row_count: int = Field(description="Rows returned (at most limit)")
-    truncated: bool = Field(description="True when more rows matched than the limit")
+    truncated: bool = Field(description="True when more rows matched than the limit, or did not fit max_bytes")
+    cut_to_fit: bool = Field(False, description="True when rows were left out or long values shortened to keep "
+                             "the rows under max_bytes (about 15k tokens): select fewer or narrower columns")
     limit: int = Field(description="The row cap applied")
     rewritten_sql: str = Field(description="The SQL that ran, with string literals elided ('…'): the caller "
                                            "filter is visible; $N binds the caller id")
@@ -219,6 +221,22 @@ def _wrap(rows: list[list[Any]], columns: list[Column]) -> tuple[str, str]:
     return notice, wrapped
 
 
+def _fit(rows: list[list[Any]], max_bytes: int) -> tuple[list[list[Any]], bool]:
+    """The leading rows whose JSON fits in ``max_bytes``, and whether any were left out or shortened."""
+    kept: list[list[Any]] = []
+    spent = 0
+    for row in rows:
+        spent += len(json.dumps(row, ensure_ascii=False, default=str).encode()) + 1
+        if spent > max_bytes:
+            if not kept:  # one row alone is too large: keep it with its long values shortened
+                share = max(64, max_bytes // (2 * max(len(row), 1)))
+                kept.append([v[:share] + f"...[{len(v) - share} more characters]" if isinstance(v, str) and
+                             len(v) > share else v for v in row])
+            return kept, True
+        kept.append(row)
+    return kept, False
+
+
 def _validate_args(user_id: Any, params: Any, limit: Any) -> tuple[list, int]:
     if not isinstance(user_id, str) or not user_id or "\x00" in user_id or len(user_id) > 256:
         raise QueryRefused("sql-bad-argument", "user_id must be a non-empty string (at most 256 characters).",
@@ -273,6 +291,7 @@ async def run_scoped_query(
     role: str | None = None,
     cache: ClassificationCache | None = None,
     caller_setting: str = CALLER_SETTING,
+    max_bytes: int = 0,
 ) -> ScopedQueryResult:
     """Run one read-only query seeing only ``user_id``'s rows; raise QueryRefused / QueryFailed.
 
@@ -280,6 +299,8 @@ async def run_scoped_query(
     returned the same way. Refusals by the checker or rewriter happen before the agent's SQL is sent
     (the catalog map is read first when it is cold: one catalog query, none of the agent's text).
     Nothing returned or raised quotes the agent's string literals, comments or quoted names.
+    ``max_bytes`` (0: no cap) bounds the rows' JSON: rows past it are left out, and a first row
+    larger than it alone has its long values shortened.
     """
     started = time.perf_counter()
     params, limit = _validate_args(user_id, params, limit)
@@ -306,9 +327,13 @@ async def run_scoped_query(
     safe_rows = [[json_safe(v) for v in row] for row in rows[:limit]]
     if prep.is_explain:
         safe_rows = elide_plan(safe_rows)
+    cut = False
+    if max_bytes:
+        safe_rows, cut = _fit(safe_rows, max_bytes)
     notice, wrapped = _wrap(safe_rows, columns)
     return ScopedQueryResult(
-        user_id=user_id, columns=columns, rows=safe_rows, row_count=len(safe_rows), truncated=truncated,
+        user_id=user_id, columns=columns, rows=safe_rows, row_count=len(safe_rows), truncated=truncated or cut,
+        cut_to_fit=cut,
         limit=limit, rewritten_sql=prep.shown_sql, scoped_tables=sorted(set(prep.scoped)),
         shared_tables=sorted(set(prep.shared)), elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
         untrusted_data_notice=notice, wrapped_rows=wrapped,

@@ -22,7 +22,7 @@ class Finding(BaseModel):
     rule: str = Field(description="Stable kebab-case id, documented in docs/rules.md (lint) or docs/findings.md")
     severity: Severity
     message: str
-    object: str | None = Field(None, description="What it is about: table, table.column or index name")
+    object: str | None = Field(None, description="What it is about: table, table.column or table.index")
     location: Location | None = None
     fix: str | None = Field(None, description="What to change, in words or as code/SQL")
 

@@ -99,7 +99,7 @@ def boolean_index(ctx: LintContext) -> Iterator[Hit]:
                 better = (f"if rows with {col.name} = true are rare: "
                           f"CREATE INDEX ... ON {_tname(t)} (...) WHERE {_ident(col.name)};")
             yield Hit(
-                f"{ix.label(t)} indexes the boolean {t.name}.{col.name} alone.", ix.name or t.name,
+                f"{ix.label(t)} indexes the boolean {t.name}.{col.name} alone.", f"{t.name}.{ix.name}" if ix.name else t.name,
                 _loc(ix.source, t), f"{drop} {better}",
             )
 
@@ -142,7 +142,7 @@ def redundant_index(ctx: LintContext) -> Iterator[Hit]:
             yield Hit(
                 f"{short.label(t)} ({', '.join(short.names)}) is the leftmost prefix of "
                 f"{longer.label(t)} ({', '.join(longer.names)}).",
-                short.name or t.name, _loc(short.source, t),
+                f"{t.name}.{short.name}" if short.name else t.name, _loc(short.source, t),
                 f"DROP INDEX CONCURRENTLY {_ident(short.name)};" if short.name
                 else "remove the index from the spec/model",
             )
@@ -182,7 +182,7 @@ def duplicate_index(ctx: LintContext) -> Iterator[Hit]:
                     fix = "remove the index from the spec/model"
                 yield Hit(
                     f"{extra.label(t)} duplicates {kept.label(t)} ({', '.join(kept.names)}).",
-                    extra.name or t.name, _loc(extra.source, t), fix,
+                    f"{t.name}.{extra.name}" if extra.name else t.name, _loc(extra.source, t), fix,
                 )
 
 
@@ -213,7 +213,7 @@ def index_without_reason(ctx: LintContext) -> Iterator[Hit]:
                 continue
             label = ix.name or f"the index on {t.name} ({', '.join(ix.column_names)})"
             yield Hit(
-                f"{label} has no stated reason.", ix.name or t.name, _loc(ix, t),
+                f"{label} has no stated reason.", f"{t.name}.{ix.name}" if ix.name else t.name, _loc(ix, t),
                 f"In the spec, after the index: `{ix.name or 'ix_' + t.name} ({', '.join(ix.column_names)}): "
                 f"<the query it serves, e.g. list a user's tasks by created_at>`",
             )
