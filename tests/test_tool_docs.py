@@ -104,11 +104,11 @@ def _type(spec: dict) -> str:
     return " or ".join(kind) if isinstance(kind, list) else kind
 
 
-def _field_rows(schema: dict, omitted: set[str] = frozenset()) -> list[str]:
+def _field_rows(schema: dict, omitted: dict[str, str] | None = None) -> list[str]:
     rows = ["| field | type | when left out | description |", "|---|---|---|---|"]
     for name, spec in schema.get("properties", {}).items():
-        if name in omitted:
-            left_out = "in summary"
+        if name in (omitted or {}):
+            left_out = omitted[name]
         elif "default" in spec:
             left_out = f"at its default `{json.dumps(spec['default'])}`"
         elif name in schema.get("required", ()):
@@ -134,7 +134,11 @@ def result_contract(tool) -> list[str]:
     for name, spec in schema["properties"].items():
         assert spec.get("description"), f"{tool.name} result field {name} needs a description"
     assert set(tool.output_schema["properties"]) - {"page"} == set(schema["properties"])
-    lines += _field_rows(schema, {k for k, v in shape.summary_omits.items() if v is None} | set(shape.whole_only))
+    omitted = {name: "after the first page" for name in shape.first_page_only}
+    omitted |= {name: "when paged" for name in shape.whole_only}
+    omitted |= {name: "in summary" + (", and when paged" if name in shape.whole_only else "")
+                for name, keys in shape.summary_omits.items() if keys is None}
+    lines += _field_rows(schema, omitted)
     for name, definition in sorted(schema.get("$defs", {}).items()):
         lines += ["", f"### {name}", ""] + ([definition["description"].split("\n\n")[0], ""]
                                             if definition.get("description") else []) + _field_rows(definition)
