@@ -1,7 +1,8 @@
 """The MCP server: one MCPServer, its lifespan, and the tools registered on it.
 
-Each tool here is a thin typed wrapper: arguments with descriptions for the agent, a pydantic result
-(structured output), truthful annotations. The work happens in ``tools/``.
+Each tool here is a thin typed wrapper: arguments with descriptions for the agent, truthful
+annotations, and the tool's pydantic result handed back the way server/results.py shapes it (compact
+JSON, paged by table when large; SHAPES says how for each tool). The work happens in ``tools/``.
 
 Errors: an expected problem (bad input, a missing file, no database) is raised as ``ToolError`` with a
 message that says what was wrong and what to do; the agent sees it verbatim. Anything else is a bug: the
