@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -459,3 +460,14 @@ def test_never_raises_on_any_text(text):
 @given(st.text(max_size=300))
 def test_never_raises_on_unicode_noise(text):
     parse_spec("## Table: t\n\n| Column | Type |\n|---|---|\n" + text)
+
+
+@pytest.mark.parametrize("heading, expected", [
+    ("## Table: notes", ["notes"]),  # what explain_indexes tells users to write for a table named notes
+    ("### `notes`", ["notes"]),
+    ("## Notes", []),  # a section of remarks, not a table
+    ("### Tables", []),
+])
+def test_a_table_named_like_a_section_is_read_when_the_heading_says_table(heading, expected):
+    text = f"{heading}\n\n| Column | Type | Constraints |\n|---|---|---|\n| id | SERIAL | PRIMARY KEY |\n"
+    assert [t.name for t in parse_spec(text).schema.tables] == expected

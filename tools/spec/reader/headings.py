@@ -82,9 +82,9 @@ def table_name_from_heading(text: str) -> tuple[str, str, bool] | None:
     strong = bool(re.search(r"\btable\b", t, re.I))
     body = re.sub(r"\([^)]*\)", " ", t)
     body = clean(body).strip().rstrip(":").strip()
-    model = False
+    model = prefixed = False
     if m := re.match(r"^table\s*\d*\s*[:.\-–]\s*(.+)$", body, re.I):
-        body, strong = m.group(1).strip(), True
+        body, strong, prefixed = m.group(1).strip(), True, True
     if m := re.match(r"^(.+?)\s+(table|model|entity)(?:\s+(fields|columns|schema|definition))?$", body, re.I):
         body, strong = m.group(1).strip(), True
         model = m.group(2).lower() in ("model", "entity")
@@ -99,7 +99,8 @@ def table_name_from_heading(text: str) -> tuple[str, str, bool] | None:
             else:
                 return None
     schema, _, bare = name.rpartition(".")
-    if bare.lower() in _STOP_NAMES or not is_identifier(bare):
+    # "## Notes" is a section, but "## Table: notes" or "### `notes`" names a table called notes.
+    if (bare.lower() in _STOP_NAMES and not (prefixed or explicit)) or not is_identifier(bare):
         return None
     if not strong and not explicit:
         # A bare heading word: a table only if it reads like an identifier, not like prose.
