@@ -70,7 +70,8 @@ SHAPES: dict[str, tuple[type, Shape]] = {
                    "findings": results.table_of_object},
         first_page_only=frozenset({"better_auth", "managed_elsewhere", "sides"}), whole_only=frozenset({"report"}))),
     "explain_indexes": (ExplainIndexesResult, Shape(
-        summary_omits={"evidence": frozenset({"location"})},
+        # the plans themselves: each evidence's verdict says what the planner chose and at what cost
+        summary_omits={"evidence": frozenset({"location", "chosen", "forced", "planned_how"})},
         per_table={"tables": results.itself, "indexes": results.table_field,
                    "problems": results.table_of_object, "recommendations": results.table_field,
                    "evidence": results.table_field, "notes": results.note_prefix})),
