@@ -520,3 +520,33 @@ def test_an_unchanged_read_is_reused_and_a_change_is_seen(tmp_path: Path) -> Non
     models.write_text(models.read_text() + "    body: str\n")
     changed = read_models(tmp_path)
     assert [c.name for c in changed.schema.table("note").columns] == ["id", "body"]
+
+
+def test_a_virtualenv_with_sqlalchemy_but_no_sqlmodel_falls_back_to_the_next_python(tmp_path: Path) -> None:
+    """The project's .venv has SQLAlchemy but not the sqlmodel its models import (a half-installed
+    environment): the models are read with the next interpreter that has it, and the finding says why."""
+    import importlib.util
+    import venv
+
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "layout_root_file", project)
+    venv.create(project / ".venv", with_pip=False)
+    [site] = (project / ".venv").glob("lib/python*/site-packages")
+    only = tmp_path / "sqlalchemy_only"  # SQLAlchemy and what it imports, nothing else of ours
+    only.mkdir()
+    for name in ("sqlalchemy", "typing_extensions", "greenlet"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            origin = Path(spec.origin)
+            source = origin.parent if origin.name == "__init__.py" else origin
+            (only / source.name).symlink_to(source)
+    (site / "sqlalchemy_only.pth").write_text(f"{only}\n")
+    probe = subprocess.run([str(project / ".venv/bin/python"), "-I", "-c", "import sqlalchemy; import sqlmodel"],
+                           capture_output=True, text=True)
+    assert "No module named 'sqlmodel'" in probe.stderr  # the environment is what the test says it is
+
+    result = read_models(project)
+    assert [(f.rule, f.severity) for f in result.findings] == [("models-python-unusable", "warning")]
+    assert "cannot import sqlmodel" in result.findings[0].message
+    assert result.python == sys.executable
+    assert [t.name for t in result.schema.tables] == ["task"]

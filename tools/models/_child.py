@@ -52,11 +52,15 @@ def main(argv: list[str]) -> int:
         import sqlalchemy
     except BaseException as exc:  # the interpreter has no SQLAlchemy: the parent tries another one
         result["fatal"] = f"{type(exc).__name__}: {exc}"
+        result["missing"] = "SQLAlchemy"
         _write(result_path, result)
         return 3
     result["versions"]["sqlalchemy"] = sqlalchemy.__version__
 
     _import_all(request, root, result)
+    if "fatal" in result:  # the models need sqlmodel and this interpreter has none: the parent tries another
+        _write(result_path, result)
+        return 3
 
     if "sqlmodel" in sys.modules:
         result["versions"]["sqlmodel"] = getattr(sys.modules["sqlmodel"], "__version__", None)
@@ -95,6 +99,10 @@ def _import_all(request: dict, root: str, result: dict) -> None:
                 result["errors"].append(_error(target, exc, root, kind="timeout"))
                 break
             except BaseException as exc:  # SystemExit and friends from user code included
+                if isinstance(exc, ModuleNotFoundError) and (exc.name or "").partition(".")[0] == "sqlmodel":
+                    result["fatal"] = f"{type(exc).__name__}: {exc}"
+                    result["missing"] = "sqlmodel"
+                    break
                 result["errors"].append(_error(target, exc, root, kind="import"))
                 failed_files.update(
                     _rel(f.filename, root) for f in traceback.extract_tb(exc.__traceback__)

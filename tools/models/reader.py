@@ -274,9 +274,10 @@ def read_models(
             if "fatal" not in raw:
                 used = exe
                 break
-            findings.append(Finding(  # no SQLAlchemy there: try the next interpreter
+            findings.append(Finding(  # no SQLAlchemy (or the sqlmodel the models import) there: try the next
                 rule="models-python-unusable", severity="warning",
-                message=f"{exe} cannot import SQLAlchemy ({raw['fatal']}); tried the next Python.",
+                message=f"{exe} cannot import {raw.get('missing', 'SQLAlchemy')} ({raw['fatal']}); tried the "
+                        "next Python.",
                 fix="Install sqlmodel into the project's virtualenv, or pass python=.",
             ))
             raw = None
