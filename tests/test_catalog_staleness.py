@@ -88,6 +88,25 @@ async def test_a_dropped_owner_column_turns_the_table_refused(db_url: str, tmp_p
     assert "rejected" not in text
 
 
+async def test_a_renamed_owner_column_is_seen_when_the_stale_rewrite_fails(db_url: str, tmp_path: Path) -> None:
+    """A filtered table's version is not checked on every call (its filter is in the SQL); the call
+    whose cached rewrite no longer runs checks it, reloads the map and answers from the fresh one:
+    renamed, the column is an FK to users like any other, so tasks is owned through that parent."""
+    settings = Settings(project=tmp_path, database_url=db_url, embedded=False)
+    async with Client(create_server(settings)) as client:
+        assert rows_in_fence((await query(client, "SELECT title FROM tasks")).structured_content) == [["a1"]]
+        ddl(db_url, "ALTER TABLE tasks RENAME COLUMN user_id TO owner_id")
+        renamed = await query(client, "SELECT title FROM tasks")
+        ddl(db_url, "ALTER TABLE tasks RENAME COLUMN owner_id TO user_id")
+        back = await query(client, "SELECT title FROM tasks", "bob")
+    assert not renamed.is_error, renamed.content
+    assert rows_in_fence(renamed.structured_content) == [["a1"]]
+    assert "owner_id" in renamed.structured_content["rewritten_sql"]
+    assert not back.is_error, back.content
+    assert rows_in_fence(back.structured_content) == [["b1"]]
+    assert "owner_id" not in back.structured_content["rewritten_sql"]
+
+
 async def test_a_refused_table_that_gains_an_owner_column_is_allowed(db_url: str, tmp_path: Path) -> None:
     settings = Settings(project=tmp_path, database_url=db_url, embedded=False)
     async with Client(create_server(settings)) as client:

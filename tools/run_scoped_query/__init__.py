@@ -6,13 +6,21 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
 2. :func:`sqlsafe.rewrite`: every user table becomes a subquery filtered to the caller, whose id is
    a bound parameter; a row cap of ``limit + 1``. 1 and 2 go through :func:`sqlsafe.prepare`, an
    LRU (256 entries) kept on the catalog map, so a repeated query skips parsing altogether.
-3. Execution: ``BEGIN READ ONLY``; one ``SELECT set_config(..., true)`` setting the caller id
-   (``app.user_id``, for RLS policies), statement/lock/idle timeouts, ``search_path`` and optionally
-   the role; the query over the extended protocol (one statement, never server-side prepared);
-   ``ROLLBACK`` always. All four go in one pipeline: one round trip. Nothing survives the
-   transaction, so this works through PgBouncer in transaction mode. The set_config statement also
-   returns the catalog version of the relations the query reads; if DDL changed them since the
-   cached map was read, the result is dropped, the map reloaded and the query run again.
+3. Execution, in one pipeline (one round trip, three statements): one ``SELECT set_config(...,
+   true)`` making the transaction READ ONLY and setting the caller id (``app.user_id``, for RLS
+   policies), statement/lock/idle timeouts, ``search_path`` and optionally the role; the query over
+   the extended protocol (one statement, never server-side prepared); ``ROLLBACK``. With no Sync
+   between them the three run in one implicit transaction, which the ROLLBACK aborts (PostgreSQL
+   warns that no transaction block is open, which the local ``client_min_messages`` keeps quiet), so
+   whatever anything run inside set, a view's function included, is undone as after BEGIN ...
+   ROLLBACK, one statement cheaper. Nothing survives the transaction, so this works through
+   PgBouncer in transaction mode.
+   The set_config statement also returns the catalog version of the shared tables the query reads,
+   the only relations whose rows the cached map's word alone scopes (a filtered relation's filter is
+   in the SQL and cannot let another user's row through, whatever DDL happened since); if DDL
+   changed them since the map was read, the result is dropped, the map reloaded and the query run
+   again. A query that fails is checked against the versions of every relation it reads (one more
+   statement), and run again if the map was stale.
 4. Results are JSON-safe and wrapped as untrusted data. Nothing said back quotes free text, not even
    text the agent typed (sqlsafe/redact.py): ``rewritten_sql`` shows string literals as ``'…'``,
    database errors keep kind, SQLSTATE and the position in the agent's query but lose quoted
@@ -47,12 +55,15 @@ from ..sqlsafe.redact import literal_values, names_in, redact_db_message, source
 MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
 
-# One statement, every value bound. set_config(name, value, is_local=true) lasts until ROLLBACK.
-# After SELECT goes the version of the relations the query reads (sqlsafe/classify.py: versions_sql),
-# to tell whether the cached map is still current for them, in the same round trip.
+# One statement, every value bound. set_config(name, value, is_local=true) lasts until ROLLBACK; the
+# transaction is read-only from here on (before any of the agent's SQL runs). After SELECT goes the
+# version of the relations the map alone scopes (sqlsafe/classify.py: versions_sql), to tell whether
+# the cached map is still current for them, in the same round trip.
 _CONTEXT_SQL = (
-    "SELECT {versions}, set_config(%s, %s, true), set_config('statement_timeout', %s, true), "
-    "set_config('lock_timeout', %s, true), set_config('idle_in_transaction_session_timeout', %s, true), "
+    "SELECT {versions}, set_config('transaction_read_only', 'on', true), "
+    "set_config('client_min_messages', 'error', true), set_config(%s, %s, true), "
+    "set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
+    "set_config('idle_in_transaction_session_timeout', %s, true), "
     "set_config('search_path', 'pg_catalog, public', true)"
 )
 _CONTEXT_ROLE_SQL = _CONTEXT_SQL + ", set_config('role', %s, true)"
@@ -392,7 +403,7 @@ async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, 
         timeout = f"{int(statement_timeout_ms)}ms"
         reads = data.reads(prep.scoped + prep.shared)
         ctx_sql = (_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL).replace(
-            "{versions}", versions_sql([data.relations[k].oid for k in reads]), 1)
+            "{versions}", versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]), 1)
         ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
         if role:
             ctx_params.append(role)
@@ -403,7 +414,6 @@ async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, 
         version = None
         try:
             async with conn.pipeline():
-                await conn.execute("BEGIN READ ONLY", prepare=False)
                 await ctx.execute(ctx_sql, ctx_params, prepare=False)
                 await cur.execute(prep.sql, params + [user_id] if prep.scoped else params, prepare=False)
                 await conn.execute("ROLLBACK", prepare=False)
@@ -414,8 +424,9 @@ async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, 
             if conn.closed or conn.broken:
                 raise  # the connection died (a restart, an idle cut): the server says so and retries help
             version = await _version_seen(ctx)
-            if may_rerun and version is not None and version != _versions(data, prep):
-                return None, [], version  # the map was stale (a dropped column?): the caller reruns
+            if may_rerun and version is not None and (version != _versions(data, prep)
+                                                      or await _stale(conn, data, reads)):
+                return None, [], None  # the map was stale (a dropped column?): the caller reruns
             # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
             try:
                 ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
@@ -435,8 +446,20 @@ async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, 
 
 
 def _versions(data, prep) -> str:
-    """The version of the relations ``prep`` reads according to the map (see classify.versions_sql)."""
-    return data.version_of(data.reads(prep.scoped + prep.shared))
+    """The version the call's set_config statement returns while the map is current for ``prep``."""
+    return data.version_of(data.unfiltered(data.reads(prep.scoped + prep.shared)))
+
+
+async def _stale(conn, data, reads) -> bool:
+    """Whether DDL changed any relation in ``reads`` since ``data`` was read (one statement, after a
+    failed query only: a renamed or dropped column fails a rewrite that a fresh map would not)."""
+    if not reads:
+        return False
+    try:
+        cur = await conn.execute("SELECT " + versions_sql([data.relations[k].oid for k in reads]), prepare=False)
+        return (await cur.fetchone())[0] != data.version_of(reads)
+    except Exception:  # noqa: BLE001 - cannot tell: report the query's own error
+        return False
 
 
 async def _version_seen(ctx) -> str | None:

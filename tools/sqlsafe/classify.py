@@ -105,7 +105,7 @@ def versions_sql(oids: Sequence[int]) -> str:
 # updates gets a new xmin, a dropped one leaves the count, so any change the map could depend on
 # changes the text. It reads every user relation (about 1.5 ms for 200 tables), so it is checked only
 # when a name is unknown or a relation refused, or the map is older than the cache's TTL; each call
-# checks the relations it reads with versions_sql().
+# checks the shared relations it reads with versions_sql().
 CATALOG_VERSION_SQL = """(WITH ns AS (SELECT oid, xmin FROM pg_catalog.pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'),
   rel AS (SELECT oid, xmin FROM pg_catalog.pg_class
@@ -222,6 +222,17 @@ class UserDataMap:
         """What :func:`versions_sql` over these relations' oids returns while the catalog is unchanged."""
         rows = sum(self.relations[k].version[0] for k in keys)
         return f"{rows}:{sum(self.relations[k].version[1] or 0 for k in keys)}" if keys else "0:0"
+
+    def unfiltered(self, keys: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """Of ``keys``, the relations whose rows only this map's word scopes: the shared ones.
+
+        Every other relation a query may read is filtered in the rewritten SQL itself (``user_id =
+        $n``, the users table's id, or every parent's filter through an FK), and PostgreSQL applies
+        that filter to the rows as they are: DDL since the map was read can make the query fail,
+        never let another user's row through. A shared table, read as it is, may have become user
+        data since (a user_id column added): those are the ones each call checks against the
+        catalog."""
+        return tuple(k for k in keys if self.relations[k].scope == "shared")
 
     def reads(self, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """The keys of the relations a rewritten query reads: ``names`` (qualified) and their parents."""
@@ -351,9 +362,10 @@ async def read_catalog_version(conn) -> str:
 class ClassificationCache:
     """UserDataMaps keyed by (server, database, owner column, shared tables).
 
-    Invalidation: run_scoped_query reads the versions of the relations it reads in the same round
-    trip as the query and, when one differs from the map's, reloads the map and runs again, so DDL
-    by any session on those tables is seen by the very call. ``get(refresh=True)`` (a name the map
+    Invalidation: run_scoped_query reads the versions of the shared relations it reads in the same
+    round trip as the query (of every relation it reads when the query fails) and, when one differs
+    from the map's, reloads the map and runs again, so DDL by any session on those tables is seen by
+    the very call (see :meth:`UserDataMap.unfiltered`). ``get(refresh=True)`` (a name the map
     does not know, a refused relation, a version seen to differ) and an entry older than ``ttl``
     seconds first compare the whole catalog's version (one statement) and re-read the catalog only
     if it changed. :meth:`clear` drops everything.
