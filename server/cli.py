@@ -232,7 +232,11 @@ def _serve(ns: argparse.Namespace, err: TextIO) -> int:
     except ValueError as exc:  # JwtConfigError: the token settings are incomplete or unsafe
         raise UsageError(str(exc)) from None
     if ns.transport == "stdio":
-        server.run("stdio")
+        import anyio
+
+        from .stdio import serve_stdio
+
+        anyio.run(serve_stdio, server)
         return 0
     from .http import HttpConfigError, check_exposure, serve_http
 

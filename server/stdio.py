@@ -1,0 +1,110 @@
+"""stdio without worker threads: the SDK's framing over the event loop's own pipe transports.
+
+The SDK's ``stdio_server()`` reads stdin and writes stdout through ``anyio.wrap_file``, which hands
+every line read and every write and flush to a worker thread: three thread hops per tool call, about
+a third of a bare call's time over stdio (bench/bench_scoped_query.py measures both). Here the same
+SDK loop gets stdin and stdout as asyncio pipe transports, read and written on the event loop.
+
+As the SDK does, fd 0 is pointed at the null device and fd 1 at stderr while serving, so a print or
+a child process cannot write into the protocol stream; the wire is served from private duplicates.
+When stdin or stdout is not a pipe or socket (a terminal, a regular file), the SDK's own transport
+runs instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from contextlib import asynccontextmanager, suppress
+
+#: The longest line (one JSON-RPC message) read from stdin; a longer one ends the session.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class _Lines:
+    """stdin as the SDK's transport iterates it: ``async for line in stdin`` (text lines)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
+
+
+class _Out:
+    """stdout as the SDK's transport writes it: ``await write(text)``, then ``await flush()``."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, text: str) -> None:
+        self._writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self._writer.drain()  # waits only while the client is slower than we write
+
+
+def _pipes() -> bool:
+    """stdin and stdout are pipes or sockets (as an MCP client spawns us), and stdout is not stderr.
+
+    The pipe transports put their file descriptions in non-blocking mode; a terminal's is usually
+    shared by stdin, stdout and stderr, where that would reach everything else writing to stderr.
+    """
+    if os.name != "posix":
+        return False
+    try:
+        modes = [os.fstat(fd) for fd in (0, 1, 2)]
+    except OSError:
+        return False
+    out, err = modes[1], modes[2]
+    return (all(stat.S_ISFIFO(m.st_mode) or stat.S_ISSOCK(m.st_mode) for m in modes[:2])
+            and (out.st_dev, out.st_ino) != (err.st_dev, err.st_ino))
+
+
+@asynccontextmanager
+async def _claimed_stdio():
+    """(stdin lines, stdout writer) on private duplicates of fd 0 and 1; both restored on exit."""
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_MESSAGE_BYTES)
+    transports = []
+    try:
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(wire_in), "rb", buffering=0))
+        transports.append(read_transport)
+        write_transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(wire_out), "wb", buffering=0))
+        transports.append(write_transport)
+        yield _Lines(reader), _Out(asyncio.StreamWriter(write_transport, protocol, None, loop))
+    finally:
+        for transport in reversed(transports):
+            with suppress(Exception):
+                transport.close()
+        for fd, wire in ((0, wire_in), (1, wire_out)):
+            with suppress(OSError):
+                os.set_blocking(wire, True)  # the transports made the shared description non-blocking
+                os.dup2(wire, fd)
+            os.close(wire)
+
+
+async def serve_stdio(server) -> None:
+    """Serve ``server`` (an MCPServer) over this process's stdin and stdout."""
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = getattr(server, "_lowlevel_server", None)  # what MCPServer.run_stdio_async runs
+    if lowlevel is None or not _pipes():
+        await server.run_stdio_async()
+        return
+    async with _claimed_stdio() as (lines, out), stdio_server(stdin=lines, stdout=out) as (read, write):
+        await lowlevel.run(read, write, lowlevel.create_initialization_options())
