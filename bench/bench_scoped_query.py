@@ -7,9 +7,12 @@ each "cold" call, kept for each "cached" one), statements and round trips per ca
 result with limit 100.
 
 Then, over MCP (in-memory Client and stdio subprocesses), ``SELECT count(*) FROM tasks``: plain psycopg, a bare
-MCPServer tool running the same query (bench/bare_server.py) and run_scoped_query, p50/p99 and ratios; the
-statements per call counted from PostgreSQL's log (log_statement=all); and, with 200 more tables, the
-``schema://database/{table}`` resource against reading the whole catalog.
+MCPServer tool running the same query (bench/bare_server.py), the bare tool running the SQL run_scoped_query
+sends (the scoping's own cost in the database, apart from ours), and run_scoped_query, p50/p99 and ratios.
+The clients take turns (5 rounds of 50 calls each), so a change in the machine's speed falls on all alike,
+and statement logging is off while they are timed; then the statements per call are counted from
+PostgreSQL's log (log_statement=all). And, with 200 more tables, the ``schema://database/{table}``
+resource against reading the whole catalog.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import psycopg
@@ -34,6 +38,7 @@ from schema_architect.tools.sqlsafe import ClassificationCache, check_sql, prepa
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "attacks" / "fixture.sql"
 COUNT = "SELECT count(*) FROM tasks"
 MCP_CALLS = 300
+SESSIONS, CALLS_PER_ROUND = 5, 50  # as the issue measured: 5 sessions x 50 calls
 QUERY = "SELECT id, title, created_at FROM tasks WHERE NOT completed ORDER BY created_at DESC LIMIT 20"
 N = 500
 
@@ -129,8 +134,8 @@ def _p(xs: list[float]) -> str:
     return f"p50 {pct(xs, .5):6.3f} ms  p99 {pct(xs, .99):6.3f} ms"
 
 
-async def _timed(call, n: int = MCP_CALLS) -> list[float]:
-    for _ in range(20):
+async def _timed(call, n: int = MCP_CALLS, warm: int = 20) -> list[float]:
+    for _ in range(warm):
         await call()
     out = []
     for _ in range(n):
@@ -181,57 +186,77 @@ async def over_mcp(server, owner: str) -> None:
     from psycopg.conninfo import conninfo_to_dict
 
     admin = server.get_uri()
-    log = StatementLog(server, admin)
     parts = conninfo_to_dict(owner)
     owner = (f"postgresql://{parts['user']}@/{parts['dbname']}?host={quote(parts['host'], safe='')}"
              + (f"&port={parts['port']}" if parts.get("port") else ""))
     project = Path(tempfile.mkdtemp())
     settings = Settings(project=project, database_url=owner, embedded=False)
     args = {"sql": COUNT, "user_id": "u_alice"}
-    print(f"\n{COUNT!r} over MCP, {MCP_CALLS} calls each, warm")
-    async with await psycopg.AsyncConnection.connect(owner, autocommit=True) as conn:
-        async def plain():
-            await (await conn.execute(COUNT, prepare=False)).fetchall()
-        floor = await _timed(plain)
-        since = log.mark()
-        for _ in range(50):
-            await plain()
-        print(f"  plain psycopg                        : {_p(floor)}  statements/call {log.count(since) / 50:.0f}")
-    results = {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SCHEMA_ARCHITECT"))}
     exe = str(Path(sys.executable).parent / "schema-architect")
-    clients = {
+    bare_py = str(Path(__file__).parent / "bare_server.py")
+    bare_env = dict(env, BENCH_DATABASE_URL=owner)
+
+    def bare_stdio(*flags: str):
+        return lambda: Client(StdioServerParameters(command=sys.executable, args=[bare_py, *flags], env=bare_env))
+
+    async with Client(create_server(settings)) as client:  # the SQL run_scoped_query sends, for a baseline
+        sent = (await client.call_tool("run_scoped_query", args)).structured_content["rewritten_sql"]
+    scoped = {"sql": sent.replace("$1", "'u_alice'")}
+    print(f"\n{COUNT!r} over MCP: {SESSIONS} rounds x {CALLS_PER_ROUND} calls per client, the clients taking "
+          "turns (so drift in the machine's speed falls on all alike), statement logging off while timed")
+    clients = {  # label: (client factory, tool, arguments)
         "bare MCPServer tool, in-memory": (lambda: Client(make_server(owner)), "query", {"sql": COUNT}),
+        "bare tool, the scoped SQL, in-memory": (lambda: Client(make_server(owner)), "query", scoped),
         "run_scoped_query, in-memory": (lambda: Client(create_server(settings)), "run_scoped_query", args),
-        "bare MCPServer tool, stdio": (lambda: Client(StdioServerParameters(
-            command=sys.executable, args=[str(Path(__file__).parent / "bare_server.py")],
-            env=dict(env, BENCH_DATABASE_URL=owner))), "query", {"sql": COUNT}),
-        "bare MCPServer tool, stdio, threadless": (lambda: Client(StdioServerParameters(
-            command=sys.executable, args=[str(Path(__file__).parent / "bare_server.py"), "--threadless"],
-            env=dict(env, BENCH_DATABASE_URL=owner))), "query", {"sql": COUNT}),
+        "bare MCPServer tool, stdio": (bare_stdio(), "query", {"sql": COUNT}),
+        "bare MCPServer tool, stdio, threadless": (bare_stdio("--threadless"), "query", {"sql": COUNT}),
+        "bare tool, the scoped SQL, stdio, threadless": (bare_stdio("--threadless"), "query", scoped),
         "run_scoped_query, stdio": (lambda: Client(StdioServerParameters(
             command=exe, args=["--project", str(project), "serve"],
             env=dict(env, DATABASE_URL=owner, SCHEMA_ARCHITECT_EMBEDDED="false"))), "run_scoped_query", args),
     }
-    for label, (make, tool, arguments) in clients.items():
-        async with make() as client:
-            async def call():
+    results: dict[str, list[float]] = {"plain psycopg": []}
+    calls = {}
+    async with AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(await psycopg.AsyncConnection.connect(owner, autocommit=True))
+
+        async def plain():
+            await (await conn.execute(COUNT, prepare=False)).fetchall()
+        calls["plain psycopg"] = plain
+        for label, (make, tool, arguments) in clients.items():
+            client = await stack.enter_async_context(make())
+
+            async def call(client=client, tool=tool, arguments=arguments):
                 r = await client.call_tool(tool, arguments)
                 assert not r.is_error, r.content
-            results[label] = await _timed(call)
+            calls[label], results[label] = call, []
+        for call in calls.values():
+            for _ in range(20):
+                await call()
+        for _ in range(SESSIONS):
+            for label, call in calls.items():
+                results[label] += await _timed(call, CALLS_PER_ROUND, warm=0)
+        log = StatementLog(server, admin)  # on only now: logging every statement would slow the timed calls
+        statements = {}
+        for label, call in calls.items():
             since = log.mark()
             for _ in range(50):
                 await call()
-            statements = log.count(since) / 50
-        ratio = pct(results[label], .5) / pct(floor, .5)
-        vs_bare = ""
-        if label.startswith("run_scoped_query"):  # against the bare tool on the same transport(s)
-            bases = [(k.removeprefix("bare MCPServer tool, ").replace("stdio, threadless", "its transport"), v)
-                     for k, v in results.items()
-                     if k.startswith("bare") and k.split(", ")[1] == label.split(", ")[1]]
-            vs_bare = "".join(f", {pct(results[label], .5) / pct(v, .5):.2f}x the bare tool ({k})" for k, v in bases)
-        print(f"  {label:<37}: {_p(results[label])}  statements/call {statements:.0f}  "
-              f"{ratio:.1f}x psycopg{vs_bare}")
+            statements[label] = log.count(since) / 50
+        log.off()
+    floor = pct(results["plain psycopg"], .5)
+    for label, xs in results.items():
+        line = f"  {label:<44}: {_p(xs)}  statements/call {statements[label]:.0f}"
+        if label != "plain psycopg":
+            line += f"  {pct(xs, .5) / floor:.1f}x psycopg"
+        if label.startswith("run_scoped_query"):  # against the bare tools on the same transport
+            transport = label.split(", ", 1)[1]
+            for base, ys in results.items():
+                if base.startswith("bare") and transport in base:
+                    what = base.removeprefix("bare MCPServer tool, ").removeprefix("bare tool, ")
+                    line += f", {pct(xs, .5) / pct(ys, .5):.2f}x the bare tool ({what})"
+        print(line)
 
     # One table of 200: the resource reads that table only.
     with psycopg.connect(owner, autocommit=True) as c:
@@ -245,6 +270,7 @@ async def over_mcp(server, owner: str) -> None:
         one = await _timed(lambda: read_table(conn, "bench_t7"), 100)
     print(f"  read_catalog (every table)           : {_p(whole)}")
     print(f"  read_table('bench_t7')               : {_p(one)}")
+    log = StatementLog(server, admin)
     async with Client(create_server(settings)) as client:
         res = await _timed(lambda: client.read_resource("schema://database/bench_t7"), 100)
         since = log.mark()

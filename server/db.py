@@ -199,13 +199,9 @@ class _Pool:
             raise DatabaseUnavailable("The server is shutting down; its database connections are closed.")
         deadline = time.monotonic() + self._timeout
         try:
-            with anyio.fail_after(self._timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable(
-                f"All {self.max_size} connections to {self._describe()} stayed busy for {self._timeout:g} s. "
-                "Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
-            ) from None
+            self._slots.acquire_nowait()  # a free slot, the usual case: no timeout scope to set up
+        except anyio.WouldBlock:
+            await self._wait_for_slot()
         try:
             conn = await self._reuse(deadline)
             if conn is None:
@@ -214,6 +210,16 @@ class _Pool:
         except BaseException:
             self._slots.release()
             raise
+
+    async def _wait_for_slot(self) -> None:
+        try:
+            with anyio.fail_after(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"All {self.max_size} connections to {self._describe()} stayed busy for {self._timeout:g} s. "
+                "Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
+            ) from None
 
     async def _reuse(self, deadline: float) -> AsyncConnection | None:
         while self._idle:
@@ -290,6 +296,11 @@ class _Pool:
         from psycopg import pq
 
         born = self._born.pop(id(conn), time.monotonic())
+        if (not self.closed and not conn.closed and not conn.broken and conn.autocommit
+                and conn.info.transaction_status == pq.TransactionStatus.IDLE):
+            self._idle.append(_Idle(conn, time.monotonic(), born))  # clean: nothing to await, nothing to shield
+            self._slots.release()
+            return
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 status = conn.info.transaction_status if not conn.closed else None
@@ -405,6 +416,8 @@ class Database:
         return pool
 
     async def pool(self) -> _Pool:
+        if self._pool is not None:  # opened: no lock to take
+            return self._pool
         async with self._lock:
             if self._pool is None:
                 self._pool = await self._open()
