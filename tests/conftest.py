@@ -41,16 +41,21 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def make_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
-    """A factory: ``make_database("label")`` creates an empty database and returns its URL."""
+def make_database(pg_admin_url: str) -> Iterator[Callable[..., str]]:
+    """A factory: ``make_database("label")`` creates an empty database and returns its URL;
+    ``make_database("label", sql)`` runs ``sql`` in it first (a test module's fixture data)."""
     created: list[str] = []
 
-    def make(label: str = "t") -> str:
+    def make(label: str = "t", sql: str | None = None) -> str:
         name = f"{re.sub(r'[^a-z0-9_]', '_', label.lower())[:40]}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return with_database(pg_admin_url, name)
+        url = with_database(pg_admin_url, name)
+        if sql:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql)
+        return url
 
     yield make
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -59,7 +64,7 @@ def make_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture(scope="module")
-def pg_url(make_database: Callable[[str], str], request: pytest.FixtureRequest) -> str:
+def pg_url(make_database: Callable[..., str], request: pytest.FixtureRequest) -> str:
     """A fresh, empty database for this test module."""
     return make_database(request.module.__name__.rpartition(".")[2])
 

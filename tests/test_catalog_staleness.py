@@ -34,10 +34,7 @@ INSERT INTO drafts (body) VALUES ('alice draft'), ('bob draft');
 
 @pytest.fixture
 def db_url(make_database) -> str:
-    url = make_database("staleness")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FIXTURE)
-    return url
+    return make_database("staleness", FIXTURE)
 
 
 def ddl(url: str, sql: str) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx2
 import jwt
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -66,10 +65,7 @@ def jwks_url():
 
 @pytest.fixture(scope="module")
 def todo_url(make_database) -> str:
-    url = make_database("identity")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FIXTURE)
-    return url
+    return make_database("identity", FIXTURE)
 
 
 def env(todo_url: str, jwks: str) -> dict[str, str]:

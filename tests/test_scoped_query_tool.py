@@ -33,10 +33,7 @@ INSERT INTO secrets VALUES ('api_key', 'CANARY_KEY');
 
 @pytest.fixture(scope="module")
 def todo_url(make_database) -> str:
-    url = make_database("scoped_tool")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FIXTURE)
-    return url
+    return make_database("scoped_tool", FIXTURE)
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:

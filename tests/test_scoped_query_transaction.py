@@ -49,10 +49,7 @@ SHARED = ("notice_settings", "notice_audit")
 
 @pytest.fixture(scope="module")
 def db_url(make_database) -> str:
-    url = make_database("scoped_tx")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FIXTURE)
-    return url
+    return make_database("scoped_tx", FIXTURE)
 
 
 SESSION_SQL = ("SELECT coalesce(current_setting('app.leak', true), ''), current_setting('statement_timeout'), "
