@@ -342,15 +342,17 @@ def test_updated_at_trigger_on_many_tables_stays_short_and_its_fix_runs(make_dat
         Column(name="id", type="integer", nullable=False, identity="serial", primary_key=True),
         Column(name="updated_at", type="timestamptz", nullable=False, default="now()")], primary_key=["id"])
         for i in range(30)]
+    tables.append(Table(name="Order's Items", columns=tables[0].columns, primary_key=["id"]))  # quoted
     [f] = hits(Schema(tables=tables), "updated-at-trigger")
-    assert "items_07 and 22 more" in f.message and "items_08" not in f.message
-    assert len(f.fix) < 1500 and f.fix.count("CREATE TRIGGER") == 1  # one loop, not 30 statements
+    assert "Order's Items, items_00" in f.message and "items_06 and 23 more" in f.message
+    assert "items_07" not in f.message
+    assert len(f.fix) < 2000 and f.fix.count("CREATE TRIGGER") == 1  # one loop, not 31 statements
     with psycopg.connect(make_database("lint_trigger"), autocommit=True) as conn:
         for statement in schema_ddl(Schema(tables=tables)):
             conn.execute(statement)
         conn.execute(f.fix)
         names = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
-        assert names == {f"items_{i:02}_set_updated_at" for i in range(30)}
+        assert names == {f"items_{i:02}_set_updated_at" for i in range(30)} | {"Order's Items_set_updated_at"}
         conn.execute("INSERT INTO items_03 (updated_at) VALUES ('2000-01-01')")
         conn.execute("UPDATE items_03 SET id = id")
         assert conn.execute("SELECT updated_at > '2001-01-01' FROM items_03").fetchone()[0]
