@@ -346,7 +346,7 @@ def test_updated_at_trigger_on_many_tables_stays_short_and_its_fix_runs(make_dat
     [f] = hits(Schema(tables=tables), "updated-at-trigger")
     assert "Order's Items, items_00" in f.message and "items_06 and 23 more" in f.message
     assert "items_07" not in f.message
-    assert len(f.fix) < 2000 and f.fix.count("CREATE TRIGGER") == 1  # one loop, not 31 statements
+    assert len(f.fix) < 1500 and f.fix.count("CREATE TRIGGER") == 1  # one loop, not 31 statements
     with psycopg.connect(make_database("lint_trigger"), autocommit=True) as conn:
         for statement in schema_ddl(Schema(tables=tables)):
             conn.execute(statement)

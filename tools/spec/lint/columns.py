@@ -163,11 +163,12 @@ def updated_at_trigger(ctx: LintContext) -> Iterator[Hit]:
         )
     else:  # one statement per table would make the finding as long as the schema: loop over the names
         listed = f"{', '.join(t.name for t in names[:_LISTED_TABLES])} and {len(names) - _LISTED_TABLES} more"
-        # (table as SQL, trigger name) pairs: a trigger name made from a quoted table name would carry its quotes
-        pairs = ", ".join(f"[{_literal(_tname(t))}, {_literal(t.name + '_set_updated_at')}]" for t in names)
-        triggers = ("DO $do$ DECLARE p text[]; BEGIN FOREACH p SLICE 1 IN ARRAY ARRAY[" + pairs + "] LOOP "
+        array = ", ".join("'" + _tname(t).replace("'", "''") + "'" for t in names)
+        # The trigger is named from the table's own name (relname), not its SQL spelling, which may be quoted.
+        triggers = ("DO $do$ DECLARE t text; BEGIN FOREACH t IN ARRAY ARRAY[" + array + "] LOOP "
                     "EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION "
-                    "set_updated_at()', p[2], p[1]); END LOOP; END $do$;")
+                    "set_updated_at()', (SELECT relname FROM pg_class WHERE oid = t::regclass) || "
+                    "'_set_updated_at', t); END LOOP; END $do$;")
     yield Hit(
         f"updated_at on {listed} is kept current only by the ORM's onupdate, which raw SQL and bulk "
         f"updates bypass.",
@@ -177,10 +178,6 @@ def updated_at_trigger(ctx: LintContext) -> Iterator[Hit]:
 
 #: Tables named one by one in the updated-at-trigger finding; beyond this it counts them.
 _LISTED_TABLES = 8
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @rule("varchar-without-length", "info")
