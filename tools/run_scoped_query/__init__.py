@@ -6,7 +6,8 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
 2. :func:`sqlsafe.rewrite`: every user table becomes a subquery filtered to the caller, whose id is
    a bound parameter; a row cap of ``limit + 1``. 1 and 2 go through :func:`sqlsafe.prepare`, an
    LRU (256 entries) kept on the catalog map, so a repeated query skips parsing altogether.
-3. Execution, in one pipeline (one round trip, three statements): one ``SELECT set_config(...,
+3. Execution, in one libpq pipeline sent as one write (one round trip, three statements; see
+   database/pipeline.py for why not psycopg's): one ``SELECT set_config(...,
    true)`` making the transaction READ ONLY and setting the caller id (``app.user_id``, for RLS
    policies), statement/lock/idle timeouts, ``search_path`` and optionally the role; the query over
    the extended protocol (one statement, never server-side prepared); ``ROLLBACK``. With no Sync
@@ -45,6 +46,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from ..database.pipeline import run_batch
 from ..sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
 from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
@@ -61,12 +63,12 @@ MAX_CELL_CHARS = 10_000
 # the cached map is still current for them, in the same round trip.
 _CONTEXT_SQL = (
     "SELECT {versions}, set_config('transaction_read_only', 'on', true), "
-    "set_config('client_min_messages', 'error', true), set_config(%s, %s, true), "
-    "set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
-    "set_config('idle_in_transaction_session_timeout', %s, true), "
+    "set_config('client_min_messages', 'error', true), set_config($1, $2, true), "
+    "set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true), "
+    "set_config('idle_in_transaction_session_timeout', $5, true), "
     "set_config('search_path', 'pg_catalog, public', true)"
 )
-_CONTEXT_ROLE_SQL = _CONTEXT_SQL + ", set_config('role', %s, true)"
+_CONTEXT_ROLE_SQL = _CONTEXT_SQL + ", set_config('role', $6, true)"
 
 
 class Column(BaseModel):
@@ -324,7 +326,7 @@ async def run_scoped_query(
     for attempt in range(2):  # a second time only when the catalog changed under the cached map
         prep, data = await _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_column,
                                     shared_tables, caller_setting)
-        description, rows, version = await _execute(conn, sql, user_id, params, limit, prep, data, caller_param,
+        described, rows, version = await _execute(conn, sql, user_id, params, limit, prep, data, caller_param,
                                                     row_cap, statement_timeout_ms, role, caller_setting,
                                                     may_rerun=not attempt)
         if version == _versions(data, prep) or attempt:
@@ -332,8 +334,7 @@ async def run_scoped_query(
         # DDL since the map was read: what ran was rewritten from the old map, so drop it and rerun.
         data = await cache.get(conn, owner_column, shared_tables, refresh=True)
 
-    columns = [Column(name=d.name, type=_type_name(conn, d.type_code, data.type_names))
-               for d in description or ()]
+    columns = [Column(name=name, type=_type_name(conn, oid, data.type_names)) for name, oid in described or ()]
     truncated = len(rows) > limit
     safe_rows = [[json_safe(v) for v in row] for row in rows[:limit]]
     if prep.is_explain:
@@ -384,65 +385,43 @@ async def _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_
 
 async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, row_cap, statement_timeout_ms,
                    role, caller_setting, may_rerun):
-    """Run ``prep`` in one pipeline; return (description, rows, the catalog version seen).
+    """Run ``prep`` in one round trip; return (columns as (name, type oid), rows, the catalog version seen).
 
     With ``may_rerun``, an error raised while the catalog version differs from the map's is not
     reported (it may come from the stale rewrite): the rows come back empty and the caller reruns.
     """
-    import psycopg
     from psycopg import pq
 
     # Everything before this is decided without sending the agent's SQL.
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise QueryRefused("sql-connection-busy", "The connection has a transaction open.",
                            "Pass a connection with no transaction in progress.")
-    was_autocommit = conn.autocommit
-    if not was_autocommit:
-        await conn.set_autocommit(True)  # client-side only: we send BEGIN/ROLLBACK ourselves
+    timeout = f"{int(statement_timeout_ms)}ms"
+    reads = data.reads(prep.scoped + prep.shared)
+    ctx_sql = (_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL).replace(
+        "{versions}", versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]), 1)
+    ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
+    if role:
+        ctx_params.append(role)
+    # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
+    # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
+    context, query, _ = await run_batch(conn, [
+        (ctx_sql, ctx_params),
+        (prep.sql, params + [user_id] if prep.scoped else params),
+        ("ROLLBACK", ()),
+    ], max_rows=limit + 1)
+    version = context.rows[0][0] if context.rows else None
+    error = context.error or query.error
+    if error is None:
+        return query.columns, query.rows, version
+    if may_rerun and version is not None and (version != _versions(data, prep) or await _stale(conn, data, reads)):
+        return None, [], None  # the map was stale (a dropped column?): the caller reruns
+    # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
     try:
-        timeout = f"{int(statement_timeout_ms)}ms"
-        reads = data.reads(prep.scoped + prep.shared)
-        ctx_sql = (_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL).replace(
-            "{versions}", versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]), 1)
-        ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
-        if role:
-            ctx_params.append(role)
-        ctx = conn.cursor()
-        cur = psycopg.AsyncRawCursor(conn)  # native $1 placeholders; '%' in the agent's SQL is literal
-        rows: list = []
-        description = None
-        version = None
-        try:
-            async with conn.pipeline():
-                await ctx.execute(ctx_sql, ctx_params, prepare=False)
-                await cur.execute(prep.sql, params + [user_id] if prep.scoped else params, prepare=False)
-                await conn.execute("ROLLBACK", prepare=False)
-            version = (await ctx.fetchone())[0]
-            description = cur.description
-            rows = await cur.fetchmany(limit + 1)
-        except psycopg.Error as exc:
-            if conn.closed or conn.broken:
-                raise  # the connection died (a restart, an idle cut): the server says so and retries help
-            version = await _version_seen(ctx)
-            if may_rerun and version is not None and (version != _versions(data, prep)
-                                                      or await _stale(conn, data, reads)):
-                return None, [], None  # the map was stale (a dropped column?): the caller reruns
-            # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
-            try:
-                ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
-            except Exception:  # noqa: BLE001
-                ran = None
-            raise _db_error(exc, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
-        finally:
-            if not conn.closed:
-                await ctx.close()
-                await cur.close()
-            if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
-    finally:
-        if not was_autocommit and not conn.closed:
-            await conn.set_autocommit(False)
-    return description, rows, version
+        ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
+    except Exception:  # noqa: BLE001
+        ran = None
+    raise _db_error(error, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
 
 
 def _versions(data, prep) -> str:
@@ -456,19 +435,10 @@ async def _stale(conn, data, reads) -> bool:
     if not reads:
         return False
     try:
-        cur = await conn.execute("SELECT " + versions_sql([data.relations[k].oid for k in reads]), prepare=False)
-        return (await cur.fetchone())[0] != data.version_of(reads)
+        (seen,) = await run_batch(conn, [("SELECT " + versions_sql([data.relations[k].oid for k in reads]), ())])
+        return seen.error is None and seen.rows[0][0] != data.version_of(reads)
     except Exception:  # noqa: BLE001 - cannot tell: report the query's own error
         return False
-
-
-async def _version_seen(ctx) -> str | None:
-    """The catalog version the set_config statement returned before a later statement failed."""
-    try:
-        row = await ctx.fetchone()
-    except Exception:  # noqa: BLE001 - it failed too (or never ran): nothing seen
-        return None
-    return row[0] if row else None
 
 
 def _ident(name: str) -> str:

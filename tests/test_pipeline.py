@@ -1,0 +1,87 @@
+"""tools/database/pipeline.py: statements sent in one write, one implicit transaction, results in order.
+
+Each test runs on a real PostgreSQL and checks what a cursor would have given: types, errors with their
+SQLSTATE, the connection idle afterwards, and a closed connection when the exchange is cut short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import anyio
+import psycopg
+import pytest
+
+from schema_architect.tools.database.pipeline import run_batch
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=[True, False], ids=["autocommit", "no-autocommit"])
+async def conn(pg_url: str, request: pytest.FixtureRequest):
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=request.param) as conn:
+        yield conn
+
+
+async def test_results_come_back_in_order_with_the_types_a_cursor_gives(conn) -> None:
+    first, second, third = await run_batch(conn, [
+        ("SELECT $1::int + 1 AS n, $2::text AS t", [41, "x"]),
+        ("SELECT $1::numeric AS d, timestamptz '2025-01-02 03:04:05+00' AS at, $2::int[] AS ids", [Decimal("1.50"), [1, 2]]),
+        ("ROLLBACK", ()),
+    ])
+    assert first.columns == [("n", 23), ("t", 25)] and first.rows == [(42, "x")]
+    assert second.rows == [(Decimal("1.50"), dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), [1, 2])]
+    assert third.rows == [] and third.error is None and not third.aborted
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_the_statements_share_one_implicit_transaction_and_no_begin_is_added(conn) -> None:
+    setting, seen, _ = await run_batch(conn, [
+        ("SELECT set_config('transaction_read_only', 'on', true)", ()),
+        ("SELECT current_setting('transaction_read_only'), txid_current_if_assigned() IS NULL", ()),
+        ("ROLLBACK", ()),
+    ])
+    assert setting.error is None and seen.rows == [("on", True)]
+    cur = await conn.execute("SELECT current_setting('transaction_read_only')")
+    assert (await cur.fetchone())[0] == "off"  # it ended with the batch
+    if not conn.autocommit:
+        await conn.rollback()
+
+
+async def test_a_failing_statement_is_reported_and_the_rest_are_aborted(conn) -> None:
+    ok, failed, after = await run_batch(conn, [
+        ("SELECT 1", ()),
+        ("SELECT 1 / $1::int", [0]),
+        ("SELECT 2", ()),
+    ])
+    assert ok.rows == [(1,)]
+    assert isinstance(failed.error, psycopg.errors.DivisionByZero) and failed.error.sqlstate == "22012"
+    assert after.aborted and after.rows == []
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    (again,) = await run_batch(conn, [("SELECT 3", ())])  # usable at once
+    assert again.rows == [(3,)]
+
+
+async def test_max_rows_loads_no_more_and_large_messages_go_both_ways(conn) -> None:
+    big = "x" * 3_000_000  # larger than any socket buffer: several writes and reads
+    capped, echoed = await run_batch(conn, [
+        ("SELECT g FROM generate_series(1, 10000) g", ()),
+        ("SELECT length($1::text), repeat('y', 2000000) AS y", [big]),
+    ], max_rows=5)
+    assert capped.rows == [(1,), (2,), (3,), (4,), (5,)]
+    assert echoed.rows[0][0] == 3_000_000 and len(echoed.rows[0][1]) == 2_000_000
+
+
+async def test_a_call_cancelled_mid_way_closes_the_connection(conn) -> None:
+    with anyio.move_on_after(0.2) as scope:
+        await run_batch(conn, [("SELECT pg_sleep(5)", ())])
+    assert scope.cancelled_caught
+    assert conn.closed  # half-read: the pool drops it instead of reusing it
+
+
+async def test_a_busy_connection_is_refused(pg_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:  # not autocommit: BEGIN is sent
+        await conn.execute("SELECT 1")
+        with pytest.raises(ValueError, match="idle connection"):
+            await run_batch(conn, [("SELECT 1", ())])
