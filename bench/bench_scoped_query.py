@@ -11,7 +11,10 @@ MCPServer tool running the same query (bench/bare_server.py), the bare tool runn
 sends (the scoping's own cost in the database, apart from ours), and run_scoped_query, p50/p99 and ratios.
 The clients take turns (5 rounds of 50 calls each), so a change in the machine's speed falls on all alike,
 and statement logging is off while they are timed; then the statements per call are counted from
-PostgreSQL's log (log_statement=all). And, with 200 more tables, the ``schema://database/{table}``
+PostgreSQL's log (log_statement=all). All of it twice: on the fixture as given, whose tasks has no index on
+user_id (the filter then scans the table, which the scoped calls pay and the unscoped baselines do not),
+and with the index on tasks (user_id) that design.md's house rules give every user-owned table. And, with
+200 more tables, the ``schema://database/{table}``
 resource against reading the whole catalog.
 """
 
@@ -125,7 +128,11 @@ async def main() -> None:
             tracemalloc.stop()
             print(f"5M-row generate_series, limit 100: {r.row_count} rows, truncated={r.truncated}, "
                   f"{(time.perf_counter() - t) * 1000:.0f} ms, peak Python memory {peak / 1024:.0f} KiB")
-        await over_mcp(server, owner)
+        await over_mcp(server, owner, "the attack fixture as given: tasks has no index on user_id")
+        with psycopg.connect(url, autocommit=True) as c:  # design.md: every user_id is indexed
+            c.execute("CREATE INDEX tasks_user_id_idx ON tasks (user_id)")
+            c.execute("VACUUM ANALYZE tasks")
+        await over_mcp(server, owner, "with the index the house rules require, tasks (user_id)", tables=True)
     finally:
         server.cleanup()
 
@@ -172,7 +179,7 @@ class StatementLog:
             c.execute("SELECT pg_reload_conf()")
 
 
-async def over_mcp(server, owner: str) -> None:
+async def over_mcp(server, owner: str, fixture: str, tables: bool = False) -> None:
     from mcp import Client, StdioServerParameters
 
     from schema_architect.server.app import create_server
@@ -203,8 +210,8 @@ async def over_mcp(server, owner: str) -> None:
     async with Client(create_server(settings)) as client:  # the SQL run_scoped_query sends, for a baseline
         sent = (await client.call_tool("run_scoped_query", args)).structured_content["rewritten_sql"]
     scoped = {"sql": sent.replace("$1", "'u_alice'")}
-    print(f"\n{COUNT!r} over MCP: {SESSIONS} rounds x {CALLS_PER_ROUND} calls per client, the clients taking "
-          "turns (so drift in the machine's speed falls on all alike), statement logging off while timed")
+    print(f"\n{COUNT!r} over MCP, {fixture}: {SESSIONS} rounds x {CALLS_PER_ROUND} calls per client, the clients "
+          "taking turns (so drift in the machine's speed falls on all alike), statement logging off while timed")
     clients = {  # label: (client factory, tool, arguments)
         "bare MCPServer tool, in-memory": (lambda: Client(make_server(owner)), "query", {"sql": COUNT}),
         "bare tool, the scoped SQL, in-memory": (lambda: Client(make_server(owner)), "query", scoped),
@@ -258,7 +265,17 @@ async def over_mcp(server, owner: str) -> None:
                     line += f", {pct(xs, .5) / pct(ys, .5):.2f}x the bare tool ({what})"
         print(line)
 
-    # One table of 200: the resource reads that table only.
+    if tables:
+        await one_table_of_200(server, owner, settings, args)
+
+
+async def one_table_of_200(server, owner: str, settings, args: dict) -> None:
+    """One table of 200: the resource reads that table only."""
+    from mcp import Client
+
+    from schema_architect.server.app import create_server
+
+    admin = server.get_uri()
     with psycopg.connect(owner, autocommit=True) as c:
         for i in range(200):
             c.execute(f"CREATE TABLE bench_t{i} (id serial PRIMARY KEY, user_id text REFERENCES users(id), "
