@@ -1,4 +1,4 @@
-"""Figures for run_scoped_query (no pass/fail). Run: /work/venv/bin/python bench/bench_scoped_query.py
+"""Figures for run_scoped_query (no pass/fail). Run: .venv/bin/python bench/bench_scoped_query.py
 
 Starts a private embedded PostgreSQL, loads ../shared/attacks/fixture.sql and prints:
 parse+rewrite overhead per call (uncached, and through the rewrite LRU cold and hit), a whole call
