@@ -49,8 +49,10 @@ async def tools_list(client: Client) -> None:
 async def result(client: Client, label: str, tool: str, args: dict, against: int | None = None) -> None:
     """One call's bytes; for a paged result, every page followed to the end (count, largest, total)."""
     pages, cursor, started = [], None, time.perf_counter()
+    first_ms = None
     while True:
         r = await client.call_tool(tool, {**args, **({"cursor": cursor} if cursor else {})})
+        first_ms = first_ms if first_ms is not None else (time.perf_counter() - started) * 1000
         text = sum(len(c.text.encode()) for c in r.content if getattr(c, "text", None) is not None)
         structured = size(r.structured_content) if r.structured_content is not None else 0
         pages.append((structured, text))
@@ -64,7 +66,8 @@ async def result(client: Client, label: str, tool: str, args: dict, against: int
     print(f"  {label:44} structured {structured:8}  text {text:8}  ~{max(text, structured) // 4:6} tokens{ratio}{flag}")
     if len(pages) > 1:
         print(f"  {'':44} {len(pages)} pages, largest {max(s for s, _ in pages)} B, all {sum(s for s, _ in pages)} B, "
-              f"{elapsed:.0f} ms to follow")
+              f"{elapsed:.0f} ms to follow: the first {first_ms:.0f} ms, "
+              f"the other pages {(elapsed - first_ms) / (len(pages) - 1):.1f} ms each")
 
 
 def project(root: Path, spec_text: str, models: bool) -> Path:

@@ -94,17 +94,18 @@ async def answer_paged(tool: str, app: AppContext, arguments: dict, detail: Deta
     while it is kept, so following a long result computes it once."""
     shape, budget = SHAPES[tool][1], app.settings.page_bytes
     key = (tool, detail, results.dumps(arguments))
-    data = app.snapshots.get(key) if cursor else None
+    kept = app.snapshots.get(key) if cursor else None
+    data, plan = kept or (None, None)
     if data is None:
         with agent_errors():
             data = results.compact(await compute(), detail, shape)
     try:
-        shown = results.page(data, shape, cursor, budget=budget or len(results.dumps(data)) + 1) \
-            if budget or cursor else data
+        shown, plan = results.page(data, shape, cursor, budget=budget or len(results.dumps(data)) + 1, plan=plan) \
+            if budget or cursor else (data, None)
     except CursorError as exc:
         raise ToolError(str(exc)) from None
     if "next_cursor" in shown.get("page", {}):
-        app.snapshots.put(key, data)
+        app.snapshots.put(key, data, plan)
     return results.tool_result(shown)
 
 

@@ -124,14 +124,19 @@ def size(data: Any) -> int:
     return len(dumps(data).encode())
 
 
-def page(data: dict[str, Any], shape: Shape, cursor: str | None = None, budget: int = PAGE_BYTES) -> dict[str, Any]:
-    """``data`` whole when it fits in ``budget`` bytes; otherwise the page of tables ``cursor`` points at.
+@dataclass(frozen=True)
+class Layout:
+    """Where a paged result's tables fall: their order, each one's bytes, and the tag its cursors carry.
 
-    A page holds whole tables (at least one, even a table larger than the budget) and says
-    ``page: {tables, of, next_cursor}``; the last page has no next_cursor.
-    """
-    if not shape.per_table or (cursor is None and size(data) <= budget):
-        return data
+    Worked out once per result and kept with its snapshot, so a later page does not measure every
+    item again."""
+
+    order: list[str]
+    cost: dict[str | None, int]
+    tag: str
+
+
+def layout(data: dict[str, Any], shape: Shape) -> Layout:
     order: list[str] = []  # tables in the order the result first names them
     cost: dict[str | None, int] = {}
     for name, table_of in shape.per_table.items():
@@ -140,7 +145,21 @@ def page(data: dict[str, Any], shape: Shape, cursor: str | None = None, budget: 
             if table is not None and table not in cost:
                 order.append(table)
             cost[table] = cost.get(table, 0) + size(item) + 1
-    tag = hashlib.sha256("\n".join(order).encode()).hexdigest()[:12]
+    return Layout(order, cost, hashlib.sha256("\n".join(order).encode()).hexdigest()[:12])
+
+
+def page(data: dict[str, Any], shape: Shape, cursor: str | None = None, budget: int = PAGE_BYTES,
+         plan: Layout | None = None) -> tuple[dict[str, Any], Layout | None]:
+    """``data`` whole when it fits in ``budget`` bytes; otherwise the page of tables ``cursor`` points at.
+
+    A page holds whole tables (at least one, even a table larger than the budget) and says
+    ``page: {tables, of, next_cursor}``; the last page has no next_cursor. Returns the page and the
+    :class:`Layout` it was cut by (None when whole), which the next page may be given as ``plan``.
+    """
+    if not shape.per_table or (cursor is None and plan is None and size(data) <= budget):
+        return data, None
+    plan = plan or layout(data, shape)
+    order, cost, tag = plan.order, plan.cost, plan.tag
     start = _decode(cursor, tag) if cursor else 0
     if start > len(order):
         raise CursorError("That cursor points past the last table: the listing is complete.")
@@ -164,7 +183,7 @@ def page(data: dict[str, Any], shape: Shape, cursor: str | None = None, budget: 
     if end < len(order):
         info["next_cursor"] = _encode(end, tag)
     out["page"] = info
-    return out
+    return out, plan
 
 
 def _encode(offset: int, tag: str) -> str:
@@ -185,21 +204,23 @@ def _decode(cursor: str, tag: str) -> int:
 
 
 class Snapshots:
-    """The last few paged results, kept so that following a cursor reads the same result, not a new one."""
+    """The last few paged results, kept so that following a cursor reads the same result, not a new one.
+
+    Each is kept with its :class:`Layout`, so the next page is only a selection."""
 
     def __init__(self, size: int = 4, ttl_s: float = 300.0) -> None:
-        self._entries: OrderedDict[Hashable, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, tuple[dict[str, Any], Layout]]] = OrderedDict()
         self._size, self._ttl_s = size, ttl_s
 
-    def get(self, key: Hashable) -> dict[str, Any] | None:
+    def get(self, key: Hashable) -> tuple[dict[str, Any], Layout] | None:
         entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry[0] > self._ttl_s:
             self._entries.pop(key, None)
             return None
         return entry[1]
 
-    def put(self, key: Hashable, data: dict[str, Any]) -> None:
-        self._entries[key] = (time.monotonic(), data)
+    def put(self, key: Hashable, data: dict[str, Any], plan: Layout) -> None:
+        self._entries[key] = (time.monotonic(), (data, plan))
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
