@@ -85,3 +85,11 @@ async def test_a_busy_connection_is_refused(pg_url: str) -> None:
         await conn.execute("SELECT 1")
         with pytest.raises(ValueError, match="idle connection"):
             await run_batch(conn, [("SELECT 1", ())])
+
+
+async def test_a_value_psycopg_cannot_adapt_is_refused_before_anything_is_sent(conn) -> None:
+    with pytest.raises(psycopg.ProgrammingError):
+        await run_batch(conn, [("SELECT 1", ()), ("SELECT $1", [object()])])
+    assert not conn.closed
+    (again,) = await run_batch(conn, [("SELECT 1", ())])
+    assert again.rows == [(1,)]

@@ -51,14 +51,20 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
         raise ValueError("run_batch needs an idle connection")
     encoding = conn.info.encoding
     transformer = Transformer(conn)
+    # Adapted before anything is sent: a value psycopg cannot adapt raises here, the connection untouched.
+    messages = []
+    for sql, params in statements:
+        if params:
+            values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
+            messages.append((sql.encode(encoding), values, transformer.types, transformer.formats))
+        else:
+            messages.append((sql.encode(encoding), None, None, None))
     results: list[StatementResult] = []
     finished = False
     pgconn.enter_pipeline_mode()
     try:
-        for sql, params in statements:
-            values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params)) if params else None
-            pgconn.send_query_params(sql.encode(encoding), values, param_types=transformer.types if params else None,
-                                     param_formats=transformer.formats if params else None)
+        for sql_bytes, values, types, formats in messages:
+            pgconn.send_query_params(sql_bytes, values, param_types=types, param_formats=formats)
         pgconn.pipeline_sync()
         while pgconn.flush():  # 1: some bytes are still to go
             await anyio.wait_writable(pgconn.socket)
