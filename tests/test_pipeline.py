@@ -93,3 +93,9 @@ async def test_a_value_psycopg_cannot_adapt_is_refused_before_anything_is_sent(c
     assert not conn.closed
     (again,) = await run_batch(conn, [("SELECT 1", ())])
     assert again.rows == [(1,)]
+
+
+async def test_copy_is_refused_and_gives_the_connection_up(conn) -> None:
+    with anyio.fail_after(5), pytest.raises(psycopg.OperationalError, match="COPY"):
+        await run_batch(conn, [("COPY (SELECT 1) TO STDOUT", ()), ("SELECT 1", ())])
+    assert conn.closed

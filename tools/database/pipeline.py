@@ -80,6 +80,9 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
                 pending = []
             elif res.status == pq.ExecStatus.PIPELINE_SYNC:
                 break
+            elif res.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+                # it would wait for data we never send or read: give the connection up
+                raise OperationalError("COPY is not supported in a batch")
             else:
                 pending.append(res)
         pgconn.exit_pipeline_mode()
