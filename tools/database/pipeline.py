@@ -44,7 +44,6 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
     """
     from psycopg import OperationalError, pq
     from psycopg.adapt import PyFormat, Transformer
-    from psycopg.errors import error_from_result
 
     pgconn = conn.pgconn
     if pgconn.transaction_status != pq.TransactionStatus.IDLE:
@@ -76,7 +75,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
                 pgconn.consume_input()
             res = pgconn.get_result()
             if res is None:  # the end of one statement's results
-                results.append(_result(pending, transformer, encoding, max_rows, error_from_result))
+                results.append(_result(pending, transformer, encoding, max_rows))
                 pending = []
             elif res.status == pq.ExecStatus.PIPELINE_SYNC:
                 break
@@ -95,8 +94,9 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
     return results
 
 
-def _result(pending: list, transformer, encoding: str, max_rows: int | None, error_from_result) -> StatementResult:
+def _result(pending: list, transformer, encoding: str, max_rows: int | None) -> StatementResult:
     from psycopg import pq
+    from psycopg.errors import error_from_result
 
     out = StatementResult()
     for res in pending:

@@ -326,7 +326,7 @@ async def run_scoped_query(
     for attempt in range(2):  # a second time only when the catalog changed under the cached map
         prep, data = await _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_column,
                                     shared_tables, caller_setting)
-        described, rows, version = await _execute(conn, sql, user_id, params, limit, prep, data, caller_param,
+        described, rows, version = await _execute(conn, sql, user_id, params, prep, data, caller_param,
                                                     row_cap, statement_timeout_ms, role, caller_setting,
                                                     may_rerun=not attempt)
         if version == _versions(data, prep) or attempt:
@@ -383,7 +383,7 @@ async def _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_
     return prep, data
 
 
-async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, row_cap, statement_timeout_ms,
+async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap, statement_timeout_ms,
                    role, caller_setting, may_rerun):
     """Run ``prep`` in one round trip; return (columns as (name, type oid), rows, the catalog version seen).
 
@@ -409,7 +409,7 @@ async def _execute(conn, sql, user_id, params, limit, prep, data, caller_param, 
         (ctx_sql, ctx_params),
         (prep.sql, params + [user_id] if prep.scoped else params),
         ("ROLLBACK", ()),
-    ], max_rows=limit + 1)
+    ], max_rows=row_cap)
     version = context.rows[0][0] if context.rows else None
     error = context.error or query.error
     if error is None:
