@@ -306,10 +306,15 @@ def create_server(settings: Settings) -> MCPServer:
         async def progress(message: str) -> None:
             await ctx.report_progress(0, None, message)
 
+        if settings.jwt_jwks_url and source in ("database", "both"):
+            raise ToolError("explain_indexes reads the spec only here: with identity binding on, callers are "
+                            "bound to their own rows, and the database's index evidence (row counts, scans, "
+                            "estimates) is made of every user's rows. Pass source='spec' or leave it out.")
+
         async def compute():
             spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
             db = app.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
-            if source == "spec" or not db.configured:
+            if source == "spec" or not db.configured or settings.jwt_jwks_url:
                 return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
                                      hypothetical=hypothetical, owner_column=settings.owner_column,
                                      progress=progress)

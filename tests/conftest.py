@@ -25,6 +25,15 @@ def with_database(url: str, dbname: str) -> str:
     return re.sub(r"^(postgres(?:ql)?://[^/]*/)([^?]*)", lambda m: m.group(1) + dbname, url)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this run's own: pytest's shared default (/tmp/pytest-of-<user>) keeps the
+    three newest runs and deletes the rest, which pulls the data folder from under a concurrent run."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="schema-architect-tests-")
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A superuser URL of a running PostgreSQL server for the whole test run."""

@@ -109,6 +109,7 @@ async def explain_indexes(
     db_schema: Schema | None = None
     stats: dict[str, IndexStats] = {}
     if conn is not None and chosen_source != "spec":
+        await _check_callers_queries(run, parsed)
         schemas = sorted({"public"} | {t.schema_name for t in (spec.tables if spec else [])}
                          | ({table.rpartition(".")[0]} if table and "." in table else set()))
         db_schema, stats = await _read_live(run, schemas, hypothetical)
@@ -160,6 +161,29 @@ async def explain_indexes(
         problems=_sorted(problems), recommendations=recommendations, evidence=evidence, notes=notes,
         statements=run.statements, round_trips=run.round_trips,
     )
+
+
+async def _check_callers_queries(run: _Run, parsed: list) -> None:
+    """The caller's queries reach the planner, whose estimates evaluate stable functions
+    (``current_setting('app.settings.jwt_secret')::int`` would print the secret in an error): they
+    pass run_scoped_query's allowlist, as PostgreSQL itself resolves them, first (one round trip)."""
+    from ..database.pipeline import run_batch
+    from ..sqlsafe import QueryRefused
+    from ..sqlsafe.resolved import ResolutionFailed, resolve
+
+    if not parsed:
+        return
+    run.round_trips += 1
+    run.statements += len(parsed) + 4
+    try:
+        await resolve(run.conn, [(q.sql, [0] * q.params) for q in parsed], run_batch=run_batch, caller_setting="",
+                      timeout_ms=max(run.lock_timeout_ms, 2000))
+    except ResolutionFailed as exc:
+        raise ExplainError(f"The query {parsed[exc.index].sql!r} cannot be planned on this database: "
+                           f"{getattr(getattr(exc.error, 'diag', None), 'message_primary', None) or exc.error}. "
+                           "Pass queries the app really runs against this schema.") from None
+    except QueryRefused as exc:
+        raise ExplainError(f"A query was refused: {exc.finding.message} {exc.finding.fix or ''}".strip()) from None
 
 
 def _check_source(source: str | None, spec: Schema | None, conn: psycopg.AsyncConnection | None) -> Source:

@@ -59,6 +59,15 @@ def _parse_query(sql: str) -> _Query:
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
         raise ExplainError(f"The query {sql!r} must be exactly one SELECT statement; explain_indexes plans reads "
                            "only (write the WHERE of an UPDATE/DELETE as a SELECT).")
+    # The planner evaluates what it can while estimating: the same allowlist as run_scoped_query's
+    # (side-effect-free built-ins, no catalogs), here on the text; explain_indexes checks the rest
+    # by PostgreSQL's own analysis before any plan.
+    from ..sqlsafe import QueryRefused, check_sql
+
+    try:
+        check_sql(sql, invented_names=False)
+    except QueryRefused as exc:
+        raise ExplainError(f"The query {sql!r} was refused: {exc.finding.message} {exc.finding.fix or ''}".strip()) from None
     refs = _Refs(statements[0].stmt)
     if not refs.tables:
         raise ExplainError(f"The query {sql!r} reads no table; nothing to explain.")

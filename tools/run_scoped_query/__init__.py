@@ -52,6 +52,7 @@ from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
 from ..sqlsafe.classify import versions_sql
 from ..sqlsafe.errors import line_col
+from ..sqlsafe.resolved import ResolutionFailed, param_types, resolve
 from ..sqlsafe.redact import literal_values, names_in, redact_db_message, source_location
 
 MAX_LIMIT = 1000
@@ -170,8 +171,9 @@ def redact(message: str, sql: str, sqlstate: str = "") -> str:
     return redact_db_message(message, sqlstate, plain, [*other, *literal_values(tree)])
 
 
-def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None) -> QueryFailed:
-    """``ran``: the :class:`sqlsafe.Rewritten` that was executed (its tree maps error positions)."""
+def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None, shift: int = 0) -> QueryFailed:
+    """``ran``: the :class:`sqlsafe.Rewritten` that was executed (its tree maps error positions);
+    ``shift``: characters sent before ``ran.sql`` in the failing statement."""
     import psycopg.errors as E
     from pglast import parse_sql
 
@@ -191,7 +193,7 @@ def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None) -> QueryFaile
         position = getattr(diag, "statement_position", None) if diag is not None else None
         if position and str(position).isdigit():
             try:
-                loc = source_location(ran.tree, parse_sql(ran.sql)[0].stmt, int(position) - 1)
+                loc = source_location(ran.tree, parse_sql(ran.sql)[0].stmt, int(position) - 1 - shift)
             except Exception:  # noqa: BLE001 - no position is better than no error
                 loc = None
             if loc is not None:
@@ -326,6 +328,11 @@ async def run_scoped_query(
     for attempt in range(2):  # a second time only when the catalog changed under the cached map
         prep, data = await _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_column,
                                     shared_tables, caller_setting)
+        args = params + [user_id] if prep.scoped else params
+        if not await _resolved(conn, sql, prep, args, data, caller_setting, statement_timeout_ms,
+                               may_rerun=not attempt):
+            data = await cache.get(conn, owner_column, shared_tables, refresh=True)
+            continue  # the analysis failed on a stale map (a renamed column?): rewrite from a fresh one
         described, rows, version = await _execute(conn, sql, user_id, params, prep, data, caller_param,
                                                     row_cap, statement_timeout_ms, role, caller_setting,
                                                     may_rerun=not attempt)
@@ -381,6 +388,32 @@ async def _prepare(conn, cache, sql, params, data, caller_param, row_cap, owner_
                            f"The query uses ${prep.max_param} but {len(params)} params were given.",
                            f"Pass {prep.max_param} values in params.")
     return prep, data
+
+
+async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may_rerun) -> bool:
+    """Check ``prep`` by PostgreSQL's own analysis (sqlsafe/resolved.py), once per shape and map.
+
+    Returns False when the analysis failed and the map is stale for what the query reads (the caller
+    re-reads it and prepares again); raises QueryRefused, or QueryFailed with the analysis's error.
+    """
+    oids = param_types(conn, args)
+    key = (prep.sql, oids, caller_setting)
+    if data.resolved.get(key):
+        return True
+    try:
+        await resolve(conn, [(prep.sql, oids)], run_batch=run_batch, caller_setting=caller_setting, timeout_ms=timeout_ms)
+    except ResolutionFailed as exc:
+        if may_rerun and await _stale(conn, data, data.reads(prep.scoped + prep.shared)):
+            return False
+        try:
+            ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, prep.caller_param)
+            ran.tree = ran.tree.query if prep.is_explain else ran.tree
+            ran.sql = exc.printed
+        except Exception:  # noqa: BLE001 - no position is better than no error
+            ran = None
+        raise _db_error(exc.error, sql, timeout_ms, ran, shift=exc.shift) from None
+    data.resolved.put(key, True)
+    return True
 
 
 async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap, statement_timeout_ms,

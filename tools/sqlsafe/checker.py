@@ -78,10 +78,11 @@ def function_name(node: ast.FuncCall) -> tuple[str | None, str]:
 class StaticChecks(Visitor):
     """Refuses constructs and functions that are not plain, side-effect-free reads."""
 
-    def __init__(self, sql: str, caller_setting: str = CALLER_SETTING) -> None:
+    def __init__(self, sql: str, caller_setting: str = CALLER_SETTING, invented_names: bool = True) -> None:
         super().__init__()
         self.sql = sql
         self.caller_setting = caller_setting
+        self.invented_names = invented_names
         self.max_param = 0
 
     def refuse(self, node, rule, message, fix, obj=None):
@@ -114,6 +115,8 @@ class StaticChecks(Visitor):
     # Names the agent invents come back as result column names and in rewritten_sql; a quoted
     # name can hold any text (a copied value, an email), so invented names must be plain.
     def _invented(self, node, *names) -> None:
+        if not self.invented_names:
+            return
         for name in names:
             values = [n.sval if isinstance(n, ast.String) else n for n in name] \
                 if isinstance(name, (list, tuple)) else [name]
@@ -293,8 +296,11 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
                      "Send a single SELECT (or EXPLAIN SELECT); this tool is read-only.")
 
 
-def check_sql(sql: str, *, caller_setting: str = CALLER_SETTING) -> CheckedQuery:
+def check_sql(sql: str, *, caller_setting: str = CALLER_SETTING, invented_names: bool = True) -> CheckedQuery:
     """Parse and check one query; raise :class:`QueryRefused` saying why it cannot run.
+
+    ``invented_names=False`` lets aliases be any quoted name (explain_indexes echoes the app's query
+    anyway; run_scoped_query echoes names in its results, so it keeps them plain).
 
     >>> check_sql("SELECT 1").is_explain
     False
@@ -303,7 +309,7 @@ def check_sql(sql: str, *, caller_setting: str = CALLER_SETTING) -> CheckedQuery
         raise QueryRefused("sql-empty", "No SQL was given.", "Pass one SELECT statement.")
     stmt = _parse_one(sql)
     is_explain = _check_statement(sql, stmt)
-    checks = StaticChecks(sql, caller_setting)
+    checks = StaticChecks(sql, caller_setting, invented_names)
     try:
         checks(stmt.query if is_explain else stmt)
     except RecursionError:

@@ -120,7 +120,14 @@ CATALOG_VERSION_SQL = """(WITH ns AS (SELECT oid, xmin FROM pg_catalog.pg_namesp
       WHERE r.ev_class IN (SELECT oid FROM rel)),
     (SELECT count(*) || ':' || coalesce(sum(t.xmin::text::bigint), 0) FROM pg_catalog.pg_type t
       WHERE t.typnamespace IN (SELECT oid FROM ns)),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM ns)))"""
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM ns),
+    -- functions, operators and casts a query can be resolved to (verdicts of sqlsafe/resolved.py)
+    (SELECT count(*) || ':' || coalesce(sum(p.xmin::text::bigint), 0) FROM pg_catalog.pg_proc p
+      WHERE p.pronamespace IN (SELECT oid FROM ns)),
+    (SELECT count(*) || ':' || coalesce(sum(o.xmin::text::bigint), 0) FROM pg_catalog.pg_operator o
+      WHERE o.oprnamespace IN (SELECT oid FROM ns)),
+    (SELECT count(*) || ':' || coalesce(sum(c.xmin::text::bigint), 0) FROM pg_catalog.pg_cast c
+      WHERE c.oid >= 16384)))"""
 CLASSIFY_SQL = CLASSIFY_SQL.replace("SELECT current_database() AS db,",
                                     f"SELECT current_database() AS db, {CATALOG_VERSION_SQL} AS catalog_version,", 1
                                     ).replace("{REL_VERSION_SQL}", REL_VERSION_SQL)
@@ -194,8 +201,9 @@ _VERSIONS = itertools.count(1)
 class UserDataMap:
     """The classification of every relation in one database. Not changed after it is built.
 
-    ``rewrites`` caches rewritten queries computed from this map (see ``rewriter.prepare``); a
-    reloaded catalog is a new map with a new ``version`` and an empty cache.
+    ``rewrites`` caches rewritten queries computed from this map (see ``rewriter.prepare``) and
+    ``resolved`` the ones PostgreSQL's analysis cleared (see ``resolved``); a reloaded catalog is a
+    new map with a new ``version`` and empty caches.
     """
 
     database: str
@@ -208,6 +216,8 @@ class UserDataMap:
     version: int = field(default_factory=lambda: next(_VERSIONS))
     rewrites: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
     _reads: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    #: (rewritten SQL, parameter types, caller setting) that PostgreSQL's analysis cleared (resolved.py)
+    resolved: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
         """The relation a (possibly unqualified) name refers to, searching the search path."""

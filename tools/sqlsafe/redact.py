@@ -227,6 +227,9 @@ def _pairs(a, b):
         if not isinstance(x, ast.Node):
             continue
         if type(x) is not type(y):
+            if isinstance(x, ast.ParamRef):  # printed as a typed NULL for PostgreSQL's analysis (resolved.py)
+                yield x, y
+                continue
             raise ValueError("shape")
         yield x, y
         for attr in type(x).__slots__:

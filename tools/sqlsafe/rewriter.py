@@ -194,6 +194,13 @@ def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
     )
 
 
+def _without_costs(options) -> tuple:
+    """EXPLAIN options with COSTS OFF: estimates come from statistics over every user's rows (how many
+    rows ``user_id = 'u_bob'`` matches), so a caller bound to one user sees the plan's shape only."""
+    kept = [o for o in options or () if o.defname != "costs"]
+    return (*kept, ast.DefElem(defname="costs", arg=_s("off"), defaction=enums.DefElemAction.DEFELEM_UNSPEC))
+
+
 def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap: int | None = None) -> Rewritten:
     """Scope ``checked`` to the caller (``$caller_param``); raise QueryRefused / UnknownRelation.
 
@@ -209,6 +216,7 @@ def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap
         select = _cap_rows(select, row_cap)
     if checked.is_explain:
         stmt.query = select
+        stmt.options = _without_costs(stmt.options)
     else:
         stmt = select
     out.sql = RawStream()(stmt)

@@ -16,7 +16,7 @@ SELECT * FROM (SELECT u.email, pg_catalog.lower(c.name) FROM (SELECT * FROM publ
 
 EXPLAIN SELECT * FROM ONLY U&"t\0061sks"
 =
-EXPLAIN SELECT * FROM (SELECT * FROM ONLY public.tasks AS _sa1 WHERE _sa1.user_id = CAST($1 AS pg_catalog.text) OFFSET 0) AS tasks
+EXPLAIN (costs off) SELECT * FROM (SELECT * FROM ONLY public.tasks AS _sa1 WHERE _sa1.user_id = CAST($1 AS pg_catalog.text) OFFSET 0) AS tasks
 
 SELECT (WITH tasks AS (SELECT 1 AS title) SELECT count(*) FROM tasks), (SELECT count(*) FROM tasks)
 =

@@ -1,0 +1,276 @@
+"""Layer 1b: what PostgreSQL itself resolves a query to, checked before any of it runs.
+
+The raw tree does not show every call. PostgreSQL reads ``(x).f`` and ``t.f`` as ``f(x)`` when ``f``
+is not a field, an operator or a cast may be a user's function, and an unqualified name may resolve to
+a function in ``public`` that fits the argument types better than the built-in. So the static checks
+(:mod:`.checker`) are followed by PostgreSQL's own analysis of the query exactly as it will run:
+
+* The rewritten query, with each ``$n`` replaced by a NULL of the type its value is sent as, becomes a
+  temporary view inside a transaction that is always rolled back. A view is parsed and analysed,
+  never planned or executed: nothing in it runs, and the planner's estimates (which evaluate stable
+  functions) are never reached.
+* In the same round trip come back ``pg_get_viewdef`` (the analysed query printed back, every call
+  spelled ``f(args)`` and every cast ``::type``) and the view's ``pg_depend`` rows. Built-in objects
+  are pinned and never recorded there, so every function, operator or domain that shows up in
+  ``pg_depend`` is a user's or an extension's.
+
+Both are then checked: every function in the printed query must be on the allowlist (and
+``current_setting`` only of a literal, readable name), no cast may look names up in the catalog
+(``::regclass`` and friends), and ``pg_depend`` may name no function or operator outside an extension
+on :data:`SAFE_EXTENSIONS`, and no domain whose CHECK calls one.
+
+A verdict is kept per (rewritten SQL, parameter types) on the :class:`~.classify.UserDataMap`, so a
+repeated query costs nothing more; a new one costs one round trip. The map is re-read at least every
+minute, and its verdicts with it: a function created in ``public`` since is seen within that time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pglast import ast, parse_sql
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
+
+from .errors import QueryRefused
+from .functions import READABLE_SETTINGS, is_allowed
+from .redact import shown
+
+# Extensions whose functions and operators are pure computations on their arguments (text similarity,
+# vectors, case-insensitive text, ...). Their operators are used in ordinary queries (citext's =,
+# pgvector's <->); nothing here reads other data, sleeps, locks or runs SQL held in a string.
+SAFE_EXTENSIONS: tuple[str, ...] = (
+    "btree_gin", "btree_gist", "citext", "cube", "earthdistance", "fuzzystrmatch", "hstore", "intarray",
+    "isn", "ltree", "pg_trgm", "unaccent", "vector",
+)
+
+# Casts to these types look a name up in the catalog: they reveal which objects exist, and the error
+# for a name that does not exist repeats the text (a row's value) outside the fence.
+LOOKUP_TYPES = frozenset({
+    "regclass", "regcollation", "regdictionary", "regnamespace", "regoper", "regoperator", "regproc",
+    "regprocedure", "regrole", "regtype",
+})
+
+VIEW_PREFIX = "schema_architect_resolve_"
+
+# One statement. $1: the safe extensions, $2: the view names. For each view: the analysed query printed
+# back, and the objects it depends on that a query may not use (pinned built-ins are never in pg_depend).
+RESOLVE_SQL = """
+SELECT v.name, pg_catalog.pg_get_viewdef(c.oid),
+  (SELECT coalesce(pg_catalog.json_agg(DISTINCT pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)),
+                   '[]')
+     FROM pg_catalog.pg_depend d
+     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    WHERE r.ev_class = c.oid
+      AND ((d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)
+            AND NOT EXISTS (
+              SELECT 1 FROM pg_catalog.pg_depend e
+                JOIN pg_catalog.pg_extension x ON x.oid = e.refobjid
+               WHERE e.classid = d.refclassid AND e.objid = d.refobjid AND e.deptype = 'e'
+                 AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND x.extname = ANY($1)))
+        OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (
+              SELECT 1 FROM pg_catalog.pg_constraint k
+                JOIN pg_catalog.pg_depend kd ON kd.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                 AND kd.objid = k.oid AND kd.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+               WHERE k.contypid = d.refobjid))))
+FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS v(name, n)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass('pg_temp.' || v.name)
+ORDER BY v.n
+"""
+
+_SETTINGS_SQL = ("SELECT pg_catalog.set_config('client_min_messages', 'error', true), "
+                 "pg_catalog.set_config('statement_timeout', $1, true), "
+                 "pg_catalog.set_config('lock_timeout', $1, true), "
+                 "pg_catalog.set_config('search_path', 'pg_catalog, public', true)")
+
+# SQLSTATEs meaning "this database cannot analyse here" rather than "the query is wrong": no TEMP
+# privilege (42501), a read-only standby (25006).
+_UNAVAILABLE = {"42501", "25006"}
+
+
+class ResolutionFailed(Exception):
+    """PostgreSQL rejected the query while analysing it: ``error`` is its psycopg error, ``index`` which
+    query (for a batch); the caller reports it as it would the query's own error."""
+
+    def __init__(self, error: Exception, index: int, printed: str, shift: int) -> None:
+        super().__init__(str(error))
+        self.error, self.index = error, index
+        #: the query's SELECT as PostgreSQL received it; the error position, less ``shift``, points into it
+        self.printed, self.shift = printed, shift
+
+
+def param_types(conn, params: Sequence[Any]) -> tuple[int, ...]:
+    """The type oid each value is sent as (0: unknown, PostgreSQL infers it), as run_batch sends them."""
+    if not params:
+        return ()
+    from psycopg.adapt import PyFormat, Transformer
+
+    transformer = Transformer(conn)
+    transformer.dump_sequence(list(params), [PyFormat.AUTO] * len(params))
+    return tuple(transformer.types or ())
+
+
+class _TypedNulls(Visitor):
+    """Replaces ``$n`` with ``NULL::type``, the type its value is sent as (a view has no parameters)."""
+
+    def __init__(self, names: dict[int, tuple[str, bool] | None]) -> None:
+        super().__init__()
+        self.names = names
+
+    def visit_ParamRef(self, ancestors, node):
+        null = ast.A_Const(isnull=True)
+        named = self.names.get(node.number)
+        if named is None:
+            return null
+        name, is_array = named
+        return ast.TypeCast(arg=null, typeName=ast.TypeName(
+            names=(ast.String(sval="pg_catalog"), ast.String(sval=name)), typemod=-1,
+            arrayBounds=(ast.Integer(ival=-1),) if is_array else None))
+
+
+def _type_names(conn, oids: Sequence[int]) -> dict[int, tuple[str, bool] | None]:
+    out: dict[int, tuple[str, bool] | None] = {}
+    for number, oid in enumerate(oids, 1):
+        info = conn.adapters.types.get(oid) if oid else None
+        if info is None:
+            out[number] = None
+        else:
+            out[number] = (info.name, getattr(info, "array_oid", None) == oid and oid != info.oid)
+    return out
+
+
+def view_sql(sql: str, conn, oids: Sequence[int], name: str) -> tuple[str, str]:
+    """``CREATE TEMP VIEW`` of ``sql``'s SELECT (of an EXPLAIN, its query), ``$n`` as typed NULLs;
+    and that SELECT as printed in it (error positions point into it, after :func:`view_prefix`).
+
+    Wrapped as ``SELECT 1 FROM (query) AS q``: a view needs distinct column names, a subquery does not.
+    """
+    stmt = parse_sql(sql)[0].stmt
+    select = stmt.query if isinstance(stmt, ast.ExplainStmt) else stmt
+    _TypedNulls(_type_names(conn, oids))(select)
+    inner = RawStream()(select)
+    return f"{view_prefix(name)}{inner}) AS q", inner
+
+
+def view_prefix(name: str) -> str:
+    return f"CREATE TEMPORARY VIEW {name} AS SELECT 1 FROM ("
+
+
+class ResolvedCalls(Visitor):
+    """Checks the query as PostgreSQL printed it back: every call and cast it really makes."""
+
+    def __init__(self, caller_setting: str) -> None:
+        super().__init__()
+        self.caller_setting = caller_setting
+
+    def visit_FuncCall(self, ancestors, node):
+        parts = [p.sval for p in node.funcname]
+        name = parts[-1]
+        schema = parts[-2] if len(parts) > 1 else None
+        if schema not in (None, "pg_catalog") or len(parts) > 2:
+            _refuse_call(f"{schema}.{name}")
+        if name == "current_setting":
+            value = _literal_text(node.args[0]) if node.args else None
+            if value is None or value.lower() not in READABLE_SETTINGS | {self.caller_setting}:
+                raise QueryRefused(
+                    "sql-function-not-allowed",
+                    "The query calls current_setting() of a setting that is not a literal, readable name "
+                    "(written as (x).current_setting or x.current_setting, it is still a call): custom "
+                    "settings can hold secrets.",
+                    f"Remove it; the caller's id is current_setting('{self.caller_setting}').", obj="current_setting")
+        elif not is_allowed(name):
+            _refuse_call(name)
+
+    def visit_TypeCast(self, ancestors, node):
+        type_name = node.typeName.names[-1].sval if node.typeName and node.typeName.names else ""
+        if type_name in LOOKUP_TYPES:
+            raise QueryRefused(
+                "sql-function-not-allowed",
+                f"A cast to {type_name} looks names up in the system catalog: it shows which objects exist, "
+                "and its error repeats the text being cast.",
+                "Compare text with text instead of casting to a catalog type.", obj=type_name)
+
+
+def _literal_text(node) -> str | None:
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+        return node.val.sval
+    return None
+
+
+def _refuse_call(name: str) -> None:
+    what = shown(name, "function")
+    raise QueryRefused(
+        "sql-function-not-allowed",
+        f"PostgreSQL resolves this query to a call of {what}(), which is not on the allowlist of "
+        "side-effect-free built-ins. Attribute notation calls functions too: (x).f and t.f mean f(x) "
+        "when f is not a column.",
+        "Select real columns and call only ordinary built-in functions.", obj=what)
+
+
+def check_printed(viewdef: str, unsafe: list[str], caller_setting: str) -> None:
+    """Raise :class:`QueryRefused` unless PostgreSQL's analysis shows only allowed calls."""
+    if unsafe:
+        objects = ", ".join(shown(o, "object") for o in sorted(unsafe)[:5])
+        raise QueryRefused(
+            "sql-function-not-allowed",
+            f"PostgreSQL resolves this query to objects defined in the database, not built in: {objects}. "
+            "A user-defined function or operator can read other users' rows or change state (attribute "
+            "notation (x).f, an operator or an implicit cast can call one).",
+            "Use built-in functions and operators only.")
+    stmt = parse_sql(viewdef)[0].stmt
+    ResolvedCalls(caller_setting)(stmt)
+
+
+async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch, caller_setting: str,
+                  timeout_ms: int) -> None:
+    """Check each (SQL, parameter type oids) by PostgreSQL's analysis, in one round trip.
+
+    Raises QueryRefused (a disallowed call, or this database cannot analyse here) or
+    :class:`ResolutionFailed` (PostgreSQL rejected the query itself: its own error, to be reported).
+    ``conn`` must be idle; it is returned idle, with nothing left behind (the transaction is rolled back).
+    ``run_batch`` is :func:`tools.database.pipeline.run_batch` (passed in: both are layer 1).
+    """
+    names = [f"{VIEW_PREFIX}{i}" for i in range(1, len(sqls) + 1)]
+    timeout = f"{int(timeout_ms)}ms"
+    views = [view_sql(sql, conn, oids, name) for (sql, oids), name in zip(sqls, names)]
+    statements: list[tuple[str, Sequence[Any]]] = [
+        # A read-only default (the scoped role's) would refuse the view; a standby refuses this line.
+        # A plain SET, not SET TRANSACTION: that one warns (into the server's log) outside BEGIN, and the
+        # next transaction starts from default_transaction_read_only again whatever is set here.
+        ("SET transaction_read_only = off", ()),
+        (_SETTINGS_SQL, [timeout]),
+        *[(view, ()) for view, _ in views],
+        (RESOLVE_SQL, [list(SAFE_EXTENSIONS), names]),
+        ("ROLLBACK", ()),
+    ]
+    results = await run_batch(conn, statements)
+    for index, result in enumerate(results):
+        if result.error is None:
+            continue
+        state = getattr(result.error, "sqlstate", "") or ""
+        in_view = 2 <= index < 2 + len(sqls)
+        if state in _UNAVAILABLE and (not in_view or "temporary" in str(result.error)):
+            raise QueryRefused(
+                "sql-resolution-unavailable",
+                "The query could not be checked: PostgreSQL's analysis of it needs a temporary view in a "
+                "rolled-back transaction, and this connection may not create one (SQLSTATE "
+                f"{state}: no TEMPORARY privilege on the database, or a read-only standby).",
+                "Connect to the primary as a role with TEMPORARY on the database (GRANT TEMPORARY ON "
+                "DATABASE ... TO the role), as PostgreSQL grants every role by default.")
+        if in_view:
+            i = index - 2
+            raise ResolutionFailed(result.error, i, views[i][1], len(view_prefix(names[i])))
+        raise QueryRefused("sql-resolution-unavailable",
+                           f"The query could not be checked: the analysis failed (SQLSTATE {state}).",
+                           "Retry; if it persists, report it with the SQLSTATE.")
+    rows = results[-2].rows
+    if len(rows) != len(sqls):
+        raise QueryRefused("sql-resolution-unavailable", "The query could not be checked: the analysis "
+                           "returned no result.", "Retry; if it persists, report it.")
+    for _name, viewdef, unsafe in rows:
+        check_printed(viewdef, unsafe if isinstance(unsafe, list) else json.loads(unsafe or "[]"),
+                      caller_setting)
