@@ -141,6 +141,19 @@ EXTRA = [
     {"id": "own-echo-212", "expect": "reject", "sql": "SELECT \"BOB_s\".lower('x')"},
     {"id": "own-echo-213", "expect": "reject", "sql": "SELECT current_setting('CANARY.bob@x')"},
     {"id": "own-echo-214", "expect": "reject", "sql": "SELECT * FROM tasks WHERE title = 'BOB_' AND id = $1"},
+    # Calls the raw tree hides: attribute notation (x).f / t.f is f(x) (issue 25, class 1)
+    {"id": "own-attr-001", "expect": "reject", "sql": "SELECT ('u_bob'::text).task_titles_for AS t"},
+    {"id": "own-attr-002", "expect": "reject", "sql": "SELECT ('app.settings.jwt_secret'::text).current_setting AS s"},
+    {"id": "own-attr-003", "expect": "reject", "sql": "SELECT (u.id).task_titles_for AS t FROM users u"},
+    {"id": "own-attr-004", "expect": "reject", "sql": "SELECT ((4242)::bigint).pg_advisory_lock AS l"},
+    {"id": "own-attr-005", "expect": "reject", "sql": "SELECT ((0.25)::float8).setseed AS s"},
+    {"id": "own-attr-006", "expect": "reject", "sql": "SELECT (NULL::int).pg_stat_get_activity AS a"},
+    {"id": "own-attr-007", "expect": "reject", "sql": "SELECT ((1)::int).pg_cancel_backend AS c"},
+    {"id": "own-attr-008", "expect": "reject", "sql": "SELECT ('SELECT to_tsvector(title) FROM public.tasks'::text).ts_stat AS s"},
+    {"id": "own-attr-009", "expect": "reject", "sql": "SELECT (t.title || '').current_setting AS s FROM tasks t"},
+    {"id": "own-attr-010", "expect": "reject", "sql": "SELECT (title || '.z')::regclass AS r FROM tasks"},
+    {"id": "own-attr-011", "expect": "reject", "sql": "SELECT (t.user_id::varchar).task_titles_for AS x FROM tasks t"},
+    {"id": "own-attr-012", "expect": "scoped", "sql": "SELECT (t).title, (t.*).id FROM tasks t WHERE (t).title LIKE 'BOB%'"},
 ]
 for _c in EXTRA:
     _c.setdefault("acceptable", {"reject": ["static_reject"], "scoped": ["scoped_result", "static_reject"],
@@ -253,8 +266,9 @@ async def _run_case(conn, case: dict, cache: ClassificationCache, oracles: dict)
             return "static_reject", f"refusal text leaks {leaks}"
         if "static_reject" not in case["acceptable"]:
             return "static_reject", f"refused: {exc.finding.rule}: {exc}"
-        # Nothing was sent: with the catalog map warm, the refusal needs no connection at all.
-        if conn.autocommit:
+        # Nothing was sent: with the catalog map warm, the refusal needs no connection at all. A refusal
+        # from PostgreSQL's analysis (a hidden call) needs it by design: the query was analysed, never run.
+        if conn.autocommit and not exc.analysed:
             try:
                 await run_scoped_query(_CLOSED, case["sql"], _user(case), case.get("params"), limit, cache=_Warm(cache, conn))
                 return "static_reject", "ran on a closed connection?"

@@ -17,6 +17,9 @@ class QueryRefused(Exception):
 
     #: True when none of the agent's SQL was sent to the database.
     static = True
+    #: True when the refusal came from PostgreSQL's analysis of the query (sent as a temporary view
+    #: definition, analysed and never run: sqlsafe/resolved.py).
+    analysed = False
 
     def __init__(self, rule: str, message: str, fix: str | None = None, *, obj: str | None = None,
                  line: int | None = None) -> None:

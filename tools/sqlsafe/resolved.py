@@ -212,7 +212,18 @@ def _refuse_call(name: str) -> None:
 
 
 def check_printed(viewdef: str, unsafe: list[str], caller_setting: str) -> None:
-    """Raise :class:`QueryRefused` unless PostgreSQL's analysis shows only allowed calls."""
+    """Raise :class:`QueryRefused` unless PostgreSQL's analysis shows only allowed calls.
+
+    Its ``analysed`` is True: the query reached PostgreSQL as a view definition, and nothing of it ran.
+    """
+    try:
+        _check_printed(viewdef, unsafe, caller_setting)
+    except QueryRefused as exc:
+        exc.analysed = True
+        raise
+
+
+def _check_printed(viewdef: str, unsafe: list[str], caller_setting: str) -> None:
     if unsafe:
         objects = ", ".join(shown(o, "object") for o in sorted(unsafe)[:5])
         raise QueryRefused(
