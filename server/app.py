@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
-from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver import (AcceptedElicitation, CancelledElicitation, Context, Elicit, ElicitationResult,
+                                  MCPServer, Resolve)
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
@@ -28,7 +29,8 @@ from ..prompts.loader import register_prompts
 from ..tools.diff_models_vs_spec import DiffModelsVsSpecResult, diff_project
 from ..tools.explain_indexes import ExplainError, ExplainIndexesResult, explain_indexes as explain
 from ..tools.propose_table.design import ProposalError, ProposedColumn
-from ..tools.propose_table import ConfirmBreaking, ProposeTableResult, propose_table as propose, spec_has_table
+from ..tools.propose_table import ConfirmBreaking, DeclinedChanges, ProposeTableResult, replace_plan
+from ..tools.propose_table import propose_table as propose
 from ..tools.read_schema_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.run_scoped_query import ScopedQueryResult
 from ..tools.spec.file import SpecFileError, read_spec_bytes
@@ -119,6 +121,8 @@ class AppContext:
     role_report: RoleReport | None = None
     #: Paged results being followed: the next page comes from the same reading.
     snapshots: results.Snapshots = field(default_factory=results.Snapshots)
+    #: Replacements the person declined; kept by the server across sessions (see confirm_replace).
+    declined: DeclinedChanges = field(default_factory=DeclinedChanges)
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
@@ -135,19 +139,81 @@ def agent_errors() -> Iterator[None]:
         raise ToolError(redact_url(str(exc))) from None
 
 
-async def confirm_replace(name: str, ctx: Context[AppContext], replace: bool = False, apply: bool = False,
-                          confirm_breaking: bool = False) -> Elicit[ConfirmBreaking] | ConfirmBreaking:
-    """Ask the user before a proposal replaces an existing table's section (a breaking change)."""
-    if not (replace and apply) or confirm_breaking:
-        return ConfirmBreaking(confirm=confirm_breaking, asked=False)
-    app = ctx.request_context.lifespan_context
-    if not await anyio.to_thread.run_sync(spec_has_table, app.settings.project, app.settings.spec_path, name):
-        return ConfirmBreaking(confirm=False, asked=False)  # nothing to replace: not breaking
+#: What identifies a proposed change (the declined-changes memory keys on these arguments' values).
+CHANGE_ARGUMENTS = ("purpose", "columns", "user_owned", "references", "query_patterns")
+
+
+@dataclass
+class NotAsked:
+    """confirm_replace's outcome when nobody was asked: why, and the remembered answer if any."""
+
+    reason: Literal["not-breaking", "cannot-ask", "declined-before", "stale-spec"]
+    answer: str | None = None
+
+
+def can_ask_user(ctx: Context) -> bool:
+    """Whether this client can be asked a question (form elicitation) on this connection."""
     caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
-        return ConfirmBreaking(confirm=False, asked=False)
-    return Elicit(f"Replace the spec section of table {name!r}? This is a breaking change: code and "
-                  "migrations that follow the old section will need changes.", ConfirmBreaking)
+    elicitation = caps.elicitation if caps is not None else None
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return False
+    modern = (ctx.protocol_version or "") >= "2026-07-28"  # asks through an input-required round trip
+    return modern or ctx.session.can_send_request
+
+
+def change_key(name: str, arguments: dict) -> str:
+    """The proposed change's identity: the table and the arguments that make its section."""
+    content = {k: v for k, v in arguments.items() if k in CHANGE_ARGUMENTS}
+    content["columns"] = [ProposedColumn.model_validate(c).model_dump() for c in content.get("columns") or []]
+    return DeclinedChanges.key(name, content)
+
+
+async def confirm_replace(
+    name: str, ctx: Context[AppContext], replace: bool = False, apply: bool = False,
+    expected_spec_hash: str | None = None, purpose: str = "", columns: list[ProposedColumn] = [],  # noqa: B006
+    user_owned: bool = True, references: list[str] | None = None, query_patterns: list[str] | None = None,
+) -> Elicit[ConfirmBreaking] | NotAsked:
+    """Ask the person before a proposal replaces an existing table's section (a breaking change).
+
+    Where the client can ask, the person decides: the agent's confirm_breaking is no substitute. A no
+    (or a cancel) is remembered for this change, so a retry is refused without asking again."""
+    if not (replace and apply):
+        return NotAsked("not-breaking")
+    app = ctx.request_context.lifespan_context
+    key = change_key(name, {"purpose": purpose, "columns": columns, "user_owned": user_owned,
+                            "references": references, "query_patterns": query_patterns})
+    if answer := app.declined.answer(key):
+        return NotAsked("declined-before", answer)
+    found = await anyio.to_thread.run_sync(replace_plan, app.settings.project, app.settings.spec_path, name)
+    if found is None:
+        return NotAsked("not-breaking")  # nothing to replace (or the write is refused anyway)
+    plan, digest = found
+    if expected_spec_hash != digest:
+        return NotAsked("stale-spec")  # the write will be refused: do not ask about another version
+    if not can_ask_user(ctx):
+        return NotAsked("cannot-ask")
+    return Elicit(f"Replace the spec section of table {plan.table!r}? This is a breaking change: code and "
+                  f"migrations that follow the old section will need changes. {plan.describe()}", ConfirmBreaking)
+
+
+def confirmation_outcome(app: AppContext, name: str, arguments: dict, confirmation, confirm_breaking: bool) -> bool:
+    """Whether the replace is confirmed, from confirm_replace's outcome; a no is remembered and refused here.
+    confirm_breaking counts only where the client could not be asked."""
+    key = change_key(name, arguments)
+    if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, NotAsked):
+        outcome = confirmation.data
+        if outcome.reason == "declined-before":
+            raise ToolError(
+                f"Not written: the user already {outcome.answer} replacing the section of {name} with this "
+                "proposal, and that answer stands. Do not retry it; ask the user what they want instead.")
+        return outcome.reason == "cannot-ask" and confirm_breaking
+    if isinstance(confirmation, AcceptedElicitation) and confirmation.data.confirm:
+        return True
+    answer = "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
+    app.declined.remember(key, answer)
+    raise ToolError(
+        f"Not written: the user {answer} replacing the section of {name}. The spec is unchanged, and this "
+        "answer stands for this proposal: do not retry it. Ask the user what they want instead.")
 
 
 def open_database(settings: Settings) -> Database:
@@ -193,6 +259,8 @@ def caller(settings: Settings, user_id: str | None) -> tuple[str | None, bool]:
 
 
 def create_server(settings: Settings) -> MCPServer:
+    declined = DeclinedChanges()  # outlives each session's lifespan: a no holds for the whole server
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         db = open_database(settings)
@@ -201,7 +269,7 @@ def create_server(settings: Settings) -> MCPServer:
             direct_db = Database(settings.direct_database_url.get_secret_value(), project=settings.project,
                                  embedded=False, max_size=2, connect_timeout_s=settings.connect_timeout_s)
         try:
-            yield AppContext(settings=settings, db=db, direct_db=direct_db)
+            yield AppContext(settings=settings, db=db, direct_db=direct_db, declined=declined)
         finally:
             await db.close()
             if direct_db is not db:
@@ -385,21 +453,25 @@ def create_server(settings: Settings) -> MCPServer:
             description="With apply: read_schema_spec's content_hash; refused if the spec changed")] = None,
         replace: Annotated[bool, Field(description="Replace an existing table's section (breaking)")] = False,
         confirm_breaking: Annotated[bool, Field(
-            description="Confirms replace when the client cannot ask the user")] = False,
+            description="Only for a client that cannot ask the user: the user said yes in the conversation. "
+            "Ignored where the server can ask; never overrides a no")] = False,
         detail: DetailArg = "summary",
     ) -> CallToolResult:
         """Design a table by the house conventions (id, owner user_id, timestamps, lengths, CHECKs, indexes
         from query patterns; each rule says what it added) and prove it: DDL run and rolled back, SQLModel
         code imported and diffed. Returns spec section, code, DDL, lint, migration note. apply=true writes
-        the section if the spec still has expected_spec_hash.
+        the section if the spec still has expected_spec_hash; nothing outside that section changes.
+        replace=true needs the user's yes: the server asks them where the client can, and a no stands.
         """
         app = ctx.request_context.lifespan_context
+        confirmed = confirmation_outcome(
+            app, name, {"purpose": purpose, "columns": columns, "user_owned": user_owned, "references": references,
+                        "query_patterns": query_patterns}, confirmation, confirm_breaking)
         with agent_errors():
             result = await propose(
                 project=app.settings.project, spec_path=app.settings.spec_path, name=name, purpose=purpose, columns=columns,
                 user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
-                expected_spec_hash=expected_spec_hash, replace=replace,
-                confirmed=isinstance(confirmation, AcceptedElicitation) and confirmation.data.confirm,
+                expected_spec_hash=expected_spec_hash, replace=replace, confirmed=confirmed, can_ask=can_ask_user(ctx),
                 owner_column=app.settings.owner_column, models_timeout=app.settings.models_timeout_s,
                 database=app.direct_db.connection if app.direct_db.configured else None,
                 database_name=app.direct_db.describe,

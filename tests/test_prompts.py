@@ -7,6 +7,7 @@ the subagents' front matter and tool grants, and the prompts served over MCP.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -141,14 +142,16 @@ def test_front_matter_errors_name_file_and_line() -> None:
 # --- prompt files -----------------------------------------------------------------------------------
 
 def prompt_text(arguments: str = "", body: str = "Do {{task}}.", extra: str = "") -> str:
-    arguments = arguments or ("arguments:\n  - name: task\n    description: The task\n    required: true\n")
+    arguments = arguments or ("arguments:\n  - name: task\n    description: The task\n    required: true\n"
+                              "    shape: table\n")
     return f"---\nname: sample\ntitle: Sample\ndescription: A sample\n{extra}{arguments}---\n{body}\n"
 
 
 def test_parse_prompt_reads_fields_and_template() -> None:
     prompt = parse_prompt(prompt_text(
-        arguments="arguments:\n  - name: task\n    description: The task\n    required: true\n"
-                  "  - name: scope\n    description: Where\n    required: false\n    default: everywhere\n",
+        arguments="arguments:\n  - name: task\n    description: The task\n    required: true\n    shape: table\n"
+                  "  - name: scope\n    description: Where\n    required: false\n    default: everywhere\n"
+                  "    shape: path\n",
         body="\n\nDo {{task}} in {{scope}}; then {{task}} again.\n\n"))
     assert prompt.name == "sample" and prompt.title == "Sample" and prompt.description == "A sample"
     assert [(a.name, a.required, a.default) for a in prompt.arguments] == [
@@ -220,7 +223,9 @@ def test_shipped_prompts_load() -> None:
 
 
 def sample_arguments(prompt: PromptDef, *, optional: bool = True) -> dict[str, str]:
-    return {a.name: f"<{a.name.upper()} VALUE>" for a in prompt.arguments if a.required or optional}
+    """Free text may hold anything; an identifier must have its shape (tests/test_prompt_arguments.py)."""
+    return {a.name: f"<{a.name.upper()} VALUE>" if a.shape == "text" else f"{a.name}_value"
+            for a in prompt.arguments if a.required or optional}
 
 
 def test_the_five_roles_are_listed_once_each() -> None:
@@ -234,7 +239,8 @@ def test_the_five_roles_are_listed_once_each() -> None:
 
 @pytest.mark.parametrize("prompt", PROMPTS, ids=lambda p: p.name)
 def test_every_placeholder_is_a_declared_argument(prompt: PromptDef) -> None:
-    assert set(placeholders(prompt.template)) == {a.name for a in prompt.arguments}
+    # identifiers are placed in the text; free text is only ever quoted in the request fence below it
+    assert set(placeholders(prompt.template)) == {a.name for a in prompt.arguments if a.shape != "text"}
     leftover = re.sub(r"\{\{[a-z][a-z0-9_]*\}\}", "", prompt.template)
     assert "{{" not in leftover and "}}" not in leftover
 
@@ -284,7 +290,7 @@ def test_unknown_or_non_text_argument_is_an_error() -> None:
 def test_values_are_inserted_literally_never_expanded() -> None:
     prompt = BY_NAME["database-architect"]
     text = render(prompt, {"task": "add {{tables}} and \\1 and $0"})
-    assert "add {{tables}} and \\1 and $0" in text
+    assert json.dumps("add {{tables}} and \\1 and $0") in text  # quoted as JSON, inside the fence
     assert text.count("{{") == 1
 
 
@@ -423,8 +429,9 @@ async def test_prompts_over_mcp(prompt_server) -> None:
             ("user_id", True), ("symptom", True), ("app_query", False)]
         result = await client.get_prompt("data-inspector", {"user_id": "u-42", "symptom": "empty list"})
         assert len(result.messages) == 1 and result.messages[0].role == "user"
-        assert result.messages[0].content.text == render(
-            BY_NAME["data-inspector"], {"user_id": "u-42", "symptom": "empty list"})
+        text = result.messages[0].content.text
+        boundary = re.search(r"<(request-[0-9a-f]{16})>", text).group(1)  # random per call
+        assert text == render(BY_NAME["data-inspector"], {"user_id": "u-42", "symptom": "empty list"}, boundary)
 
 
 @pytest.mark.anyio

@@ -6,6 +6,9 @@ replace; replacing an existing table's section needs an explicit confirmation.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -16,15 +19,16 @@ from pydantic import BaseModel, Field
 from .design import ProposalError, ProposedColumn, TableDesign, design_table
 from .proof import DryRun, dry_run
 from ..schema.model import Schema
-from ..spec.file import SpecFileError, display_path, read_spec_bytes, resolve_spec_path, \
-    write_spec_atomically
+from ..spec.file import SpecFileError, display_path, read_spec_bytes, resolve_spec_path, update_spec
 from ..spec.reader import parse_spec
-from ..spec.writer import upsert_table_section
+from ..spec.sections import SectionPlan, SpecWriteError, plan_table_write, table_exists
+from ..spec.writer import write_table_section
 
 
 class ConfirmBreaking(BaseModel):
-    confirm: bool = Field(description="Yes, replace the existing section")
-    asked: bool = Field(True, description="Whether the user was asked (set by the server)")
+    """What the person is asked before a proposal replaces a table's section (the elicitation form)."""
+
+    confirm: bool = Field(description="Yes, replace the section as described")
 
 
 class ProposeTableResult(TableDesign):
@@ -35,18 +39,56 @@ class ProposeTableResult(TableDesign):
     message: str = Field(description="What happened, in one paragraph")
 
 
+def replace_plan(project: Path, spec_path: str | None, name: str) -> tuple[SectionPlan, str] | None:
+    """What replacing ``name``'s section would do to the spec as it is now, and the spec's hash; None when
+    there is nothing to replace (no spec, no such table) or the write would be refused anyway."""
+    try:
+        _, text, digest = read_spec_bytes(project, spec_path)
+        plan = plan_table_write(text, name, replace=True)
+    except (SpecFileError, SpecWriteError):
+        return None
+    return (plan, digest) if plan.exists else None
+
+
 def spec_has_table(project: Path, spec_path: str | None, name: str) -> bool:
     try:
         _, text, _ = read_spec_bytes(project, spec_path)
     except SpecFileError:
         return False
-    return parse_spec(text).schema.table(name.strip().lower()) is not None
+    return table_exists(text, name)
+
+
+class DeclinedChanges:
+    """Changes a person said no to, remembered for ``ttl_s`` (in this server's memory) so that a retry of
+    the same change is refused without asking again, whatever the agent passes."""
+
+    def __init__(self, ttl_s: float = 15 * 60) -> None:
+        self.ttl_s = ttl_s
+        self._until: dict[str, tuple[float, str]] = {}
+
+    @staticmethod
+    def key(name: str, content: dict) -> str:
+        """The change's identity: the table and what the agent proposed for it (canonical JSON)."""
+        blob = json.dumps({"name": name.strip().lower(), **content}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def remember(self, key: str, answer: str) -> None:
+        self._until[key] = (time.monotonic() + self.ttl_s, answer)
+
+    def answer(self, key: str) -> str | None:
+        """The person's answer ("declined", "cancelled"...) while it is remembered, else None."""
+        now = time.monotonic()
+        for stale in [k for k, (until, _) in self._until.items() if until <= now]:
+            del self._until[stale]
+        found = self._until.get(key)
+        return found[1] if found else None
 
 
 async def propose_table(
     *, project: Path, spec_path: str | None, name: str, purpose: str, columns: list[ProposedColumn],
     user_owned: bool = True, references: list[str] | None = None, query_patterns: list[str] | None = None,
     apply: bool = False, expected_spec_hash: str | None = None, replace: bool = False, confirmed: bool = False,
+    can_ask: bool = False,
     owner_column: str = "user_id", models_timeout: float = 30.0,
     database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
 ) -> ProposeTableResult:
@@ -88,18 +130,57 @@ async def propose_table(
                      "embedded PostgreSQL).")
 
     if apply:
-        _refuse_unsafe_apply(result, spec_file, text, expected_spec_hash, replace, confirmed, design)
-        new_text = upsert_table_section(text if text is not None else f"# Database schema\n", design.table)
-        result.spec_hash = await anyio.to_thread.run_sync(write_spec_atomically, spec_file, new_text,
-                                                          expected_spec_hash if text is not None else None)
+        _refuse_unsafe_apply(result, text, digest, expected_spec_hash)
+        plan = _plan(text, design.table.name, replace)
+        if plan is not None and plan.exists and not confirmed:
+            raise ProposalError(_unconfirmed(design.table.name, plan, can_ask))
+
+        def change(current: str) -> str:
+            try:
+                new_text, written = write_table_section(current or "# Database schema\n", design.table,
+                                                        replace=replace)
+            except SpecWriteError as exc:
+                raise ProposalError(str(exc)) from None
+            plans.append(written)
+            return new_text
+
+        plans: list[SectionPlan] = []
+        result.spec_hash = await anyio.to_thread.run_sync(
+            update_spec, spec_file, expected_spec_hash if text is not None else None, change)
         result.applied = True
-        notes.append(f"Wrote the {design.table.name} section into {shown}.")
+        written = plans[-1]
+        if written.start is None:
+            notes.append(f"Added the {design.table.name} section to {shown}.")
+        else:
+            notes.append(f"Replaced the {design.table.name} section of {shown} (was lines {written.first_line}-"
+                         f"{written.last_line}).")
+            notes += [f"Kept the nested section of {kept[0]} as it was." for kept in written.kept]
+            if written.elsewhere:
+                notes.append(f"The spec also states {design.table.name} outside its section "
+                             f"({'; '.join(written.elsewhere)}): update that to match.")
     result.message = " ".join(notes + [_summary(result)])
     return result
 
 
-def _refuse_unsafe_apply(result: ProposeTableResult, spec_file: Path, text: str | None, expected_hash: str | None,
-                         replace: bool, confirmed: bool, design: TableDesign) -> None:
+def _plan(text: str | None, name: str, replace: bool) -> SectionPlan | None:
+    if text is None:
+        return None
+    try:
+        return plan_table_write(text, name, replace=replace)
+    except SpecWriteError as exc:
+        raise ProposalError(str(exc)) from None
+
+
+def _unconfirmed(name: str, plan: SectionPlan, can_ask: bool) -> str:
+    what = f"Replacing the section of {name} is a breaking change. {plan.describe()}"
+    if can_ask:
+        return f"Not written: the user did not confirm it. {what}"
+    return (f"Not written: {what} This client cannot ask the user directly: tell them exactly that, and only if "
+            "they say yes in the conversation, call again with confirm_breaking=true.")
+
+
+def _refuse_unsafe_apply(result: ProposeTableResult, text: str | None, digest: str | None,
+                         expected_hash: str | None) -> None:
     if result.dry_run is not None and not result.dry_run.ok:
         raise ProposalError(
             "Not written: the dry run failed "
@@ -110,11 +191,10 @@ def _refuse_unsafe_apply(result: ProposeTableResult, spec_file: Path, text: str 
             "apply=true needs expected_spec_hash: call read_schema_spec, review the spec, and pass its "
             "content_hash, so a spec changed in the meantime is never overwritten."
         )
-    if replace and text is not None and parse_spec(text).schema.table(design.table.name) is not None and not confirmed:
-        raise ProposalError(
-            f"Replacing the section of {design.table.name} is a breaking change and was not confirmed. Ask the "
-            "user, then call again with confirm_breaking=true (clients that support elicitation are asked "
-            "directly)."
+    if text is not None and digest != expected_hash:
+        raise SpecFileError(
+            "The spec changed since you read it (its content hash differs from expected_spec_hash). "
+            "Call read_schema_spec again, review the change, and pass the new hash."
         )
 
 
@@ -129,4 +209,5 @@ def _summary(result: ProposeTableResult) -> str:
             f"indexes, {len(result.lint)} lint finding(s). Dry run: {proof}.")
 
 
-__all__ = ["ConfirmBreaking", "ProposeTableResult", "propose_table", "spec_has_table"]
+__all__ = ["ConfirmBreaking", "DeclinedChanges", "ProposeTableResult", "propose_table", "replace_plan",
+           "spec_has_table"]

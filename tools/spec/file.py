@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_SPEC_PATH = "specs/database/schema.md"
@@ -76,20 +79,82 @@ def display_path(project_root: Path, path: Path) -> str:
         return str(path)
 
 
-def write_spec_atomically(spec_path: Path, text: str, expected_hash: str | None) -> str:
-    """Write ``text`` over the spec only if its current content still hashes to ``expected_hash``.
+BOM = b"\xef\xbb\xbf"
 
-    The new content goes to a temporary file in the same folder, is flushed to disk and then renamed
-    over the spec, so a crash at any point leaves either the old or the new file, never half of one.
-    Returns the new content hash.
-    """
-    current = spec_path.read_bytes() if spec_path.exists() else b""
+
+@contextmanager
+def spec_lock(spec_path: Path, timeout_s: float = 10.0) -> Iterator[None]:
+    """Hold the advisory write lock of ``spec_path`` (``flock`` on its folder, so no lock file is left in
+    the project): every writer through this module reads, compares and replaces under it, so two writers
+    holding the same hash cannot both succeed. Waits up to ``timeout_s``, then says who to wait for."""
+    import fcntl
+
+    folder = spec_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SpecFileError(
+                        f"Another write to {spec_path.name} has held its lock for over {timeout_s:.0f} s. Try "
+                        "again in a moment; if it persists, look for a stuck schema-architect process."
+                    ) from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def update_spec(spec_path: Path, expected_hash: str | None, change: Callable[[str], str]) -> str:
+    """Read the spec, check it still hashes to ``expected_hash``, apply ``change`` to its text and write the
+    result atomically: all of it under :func:`spec_lock`. The file's own encoding details survive (a
+    UTF-8 byte-order mark stays; line ends are ``change``'s to keep). ``expected_hash`` None means the
+    spec must not exist yet. Returns the new content hash."""
+    with spec_lock(spec_path):
+        current = spec_path.read_bytes() if spec_path.exists() else None
+        if expected_hash is None and current is not None:
+            raise SpecFileError(
+                f"{spec_path.name} was created since you looked (it did not exist then). Call read_schema_spec, "
+                "review it, and pass its content_hash as expected_spec_hash."
+            )
+        _check_hash(current or b"", expected_hash)
+        bom = current is not None and current.startswith(BOM)
+        text = current[len(BOM) if bom else 0:].decode("utf-8") if current is not None else ""
+        data = change(text).encode("utf-8")
+        return _replace_file(spec_path, (BOM if bom else b"") + data)
+
+
+def _check_hash(current: bytes, expected_hash: str | None) -> None:
     if expected_hash is not None and content_hash(current) != expected_hash:
         raise SpecFileError(
             "The spec changed since you read it (its content hash differs from expected_spec_hash). "
             "Call read_schema_spec again, review the change, and pass the new hash."
         )
-    data = text.encode("utf-8")
+
+
+def write_spec_atomically(spec_path: Path, text: str, expected_hash: str | None) -> str:
+    """Write ``text`` over the spec only if its current content still hashes to ``expected_hash``
+    (checked and written under :func:`spec_lock`).
+
+    The new content goes to a temporary file in the same folder, is flushed to disk and then renamed
+    over the spec, so a crash at any point leaves either the old or the new file, never half of one.
+    Returns the new content hash.
+    """
+    with spec_lock(spec_path):
+        current = spec_path.read_bytes() if spec_path.exists() else b""
+        _check_hash(current, expected_hash)
+        return _replace_file(spec_path, text.encode("utf-8"))
+
+
+def _replace_file(spec_path: Path, data: bytes) -> str:
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec_path.name}.", suffix=".tmp", dir=spec_path.parent)
     try:

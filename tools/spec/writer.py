@@ -26,8 +26,10 @@ from __future__ import annotations
 import re
 
 from ..schema.model import Check, Column, ForeignKey, Index, QueryPattern, Schema, Table
+from .sections import SectionPlan, SpecWriteError, plan_table_write
 
-__all__ = ["render_spec", "render_table_section", "upsert_table_section"]
+__all__ = ["SectionPlan", "SpecWriteError", "render_spec", "render_table_section", "upsert_table_section",
+           "write_table_section"]
 
 _SERIAL_TYPES = {"serial": "serial", "bigserial": "bigserial", "smallserial": "smallserial"}
 
@@ -187,47 +189,88 @@ def render_spec(schema: Schema, title: str = "Database schema") -> str:
     return text
 
 
-_SECTION_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+def _newline(text: str) -> str:
+    """The spec's own line end: the first one it uses (LF for a spec without any)."""
+    m = re.search(r"\r\n|\r|\n", text)
+    return m.group() if m else "\n"
+
+
+def write_table_section(spec_text: str, table: Table, *, replace: bool) -> tuple[str, SectionPlan]:
+    """``spec_text`` with ``table``'s section written in: replaced where the reader finds the table's own
+    section (with ``replace``), else appended. Every byte outside that section stays as it was, nested
+    table sections inside it are kept, and the result is read back to prove that no other table changed.
+
+    Raises SpecWriteError (naming what is in the way) when that cannot be done safely."""
+    plan = plan_table_write(spec_text, table.name, replace=replace)
+    newline = _newline(spec_text)
+    section = _at_level(render_table_section(table), plan.level).replace("\n", newline)
+    if plan.start is None:
+        if not spec_text:
+            new_text = section
+        else:
+            ends = spec_text.endswith(("\n", "\r"))
+            blank = re.search(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n)\Z", spec_text)  # already a blank line
+            new_text = spec_text + ("" if blank else newline if ends else newline * 2) + section
+    else:
+        kept = "".join(spec_text[start:stop] for _, start, stop, _ in plan.kept)
+        body = section + (newline + kept if kept else "")
+        after = spec_text[plan.end:]
+        if after and not body.endswith(newline * 2):
+            body += newline  # one blank line before what follows
+        new_text = spec_text[:plan.start] + body + after
+    _check_read_back(spec_text, new_text, table, plan)
+    return new_text, plan
+
+
+def _at_level(section: str, level: int) -> str:
+    """A rendered section (``##`` heading, ``###`` subsections) moved to ``level``, so that it sits in the
+    spec's outline where the old one did and does not swallow the sibling sections after it."""
+    if level == 2:
+        return section
+    if level >= 6:
+        raise SpecWriteError("The section to replace is a level-6 heading: its subsections (indexes, "
+                             "relationships) would have no deeper level to go to. Raise the heading first.")
+    return re.sub(r"^(#{2,3}) ", lambda m: "#" * (len(m.group(1)) - 2 + level) + " ", section, flags=re.M)
 
 
 def upsert_table_section(spec_text: str, table: Table) -> str:
-    """Replace the section of ``table`` (found with the lenient reader's heading rules) by its
-    canonical rendering, or append it; every byte outside that section is left as it was."""
-    from .reader.headings import table_name_from_heading
+    """``table``'s section replaced (or appended) in ``spec_text``: :func:`write_table_section` with replace."""
+    return write_table_section(spec_text, table, replace=True)[0]
 
-    lines = spec_text.splitlines(keepends=True)
-    newline = "\r\n" if "\r\n" in spec_text else "\n"
-    section = render_table_section(table).replace("\n", newline)
-    start = end = None
-    level = 0
-    in_fence: str | None = None
-    for i, line in enumerate(lines):
-        if m := _FENCE.match(line):
-            marker = m.group(1)
-            if in_fence is None:
-                in_fence = marker[0]
-            elif marker[0] == in_fence and line.strip() == line.strip()[0] * len(line.strip()):
-                in_fence = None
-            continue
-        if in_fence:
-            continue
-        m = _SECTION_HEADING.match(line.rstrip("\r\n"))
-        if not m:
-            continue
-        if start is None:
-            named = table_name_from_heading(m.group(2))
-            if named and named[1] == table.name and named[0] == table.schema_name:
-                start, level = i, len(m.group(1))
-        elif len(m.group(1)) <= level:
-            end = i
-            break
-    if start is None:
-        if not spec_text:
-            return section
-        separator = "" if spec_text.endswith(newline * 2) else (newline if spec_text.endswith(("\n", "\r")) else newline * 2)
-        return spec_text + separator + section
-    end = len(lines) if end is None else end
-    before, after = "".join(lines[:start]), "".join(lines[end:])
-    # Keep one blank line between this section and the next one.
-    return before + section + (newline if after else "") + after
+
+def _comparable(table: Table) -> dict:
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("location", "query_patterns")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    return strip(table.model_dump())
+
+
+def _check_read_back(old_text: str, new_text: str, table: Table, plan: SectionPlan) -> None:
+    """The written spec must read as the old one with only ``table`` changed."""
+    from .reader import parse_spec
+
+    before = {t.name: t for t in parse_spec(old_text).schema.tables}
+    after = {t.name: t for t in parse_spec(new_text).schema.tables}
+    written = after.get(table.name)
+    problems = []
+    if written is None:
+        problems.append(f"the new section of {table.name} would not be read as a table (is the end of the spec "
+                        "inside an unclosed code fence, or under a section the reader skips?)")
+    elif [c.name for c in written.columns] != [c.name for c in table.columns]:
+        problems.append(f"{table.name} would read back with the columns {[c.name for c in written.columns]}, "
+                        "not the proposed ones (text around the section adds to it)")
+    lost = sorted(set(before) - set(after) - {table.name})
+    if lost:
+        problems.append(f"table(s) {', '.join(lost)} would disappear")
+    changed = sorted(n for n in set(before) & set(after) - {table.name}
+                     if _comparable(before[n]) != _comparable(after[n]))
+    if changed:
+        problems.append(f"table(s) {', '.join(changed)} would read differently")
+    if problems:
+        where = f"replacing lines {plan.first_line}-{plan.last_line}" if plan.start is not None else "appending it"
+        raise SpecWriteError(f"Not written: {where} would change more than the section of {table.name}: "
+                             + "; ".join(problems) + ". Edit the spec by hand, or tidy it so the table has a "
+                             "section of its own, then call again.")
