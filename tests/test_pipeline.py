@@ -99,3 +99,49 @@ async def test_copy_is_refused_and_gives_the_connection_up(conn) -> None:
     with anyio.fail_after(5), pytest.raises(psycopg.OperationalError, match="COPY"):
         await run_batch(conn, [("COPY (SELECT 1) TO STDOUT", ()), ("SELECT 1", ())])
     assert conn.closed
+
+
+async def test_streamed_rows_stop_at_the_byte_budget_and_give_the_connection_up(conn) -> None:
+    """Reading stops once more than max_bytes arrived: the rows so far, ``cut``, the rest never awaited."""
+    with anyio.fail_after(10):
+        first, big, after = await run_batch(conn, [
+            ("SELECT 1", ()),
+            ("SELECT g, repeat('x', 100000) FROM generate_series(1, 1000) g", ()),  # 100 MB
+            ("SELECT 2", ()),
+        ], max_bytes=1_000_000)
+    assert first.rows == [(1,)] and not first.cut
+    assert big.cut and len(big.rows) < 20 and [r[0] for r in big.rows] == list(range(1, len(big.rows) + 1))
+    assert after.aborted
+    assert conn.closed  # what was still coming could only be drained by reading it
+
+
+async def test_a_single_value_larger_than_the_budget_is_not_awaited_whole(conn) -> None:
+    with anyio.fail_after(10):
+        (huge,) = await run_batch(conn, [("SELECT repeat('x', 300000000)", ())], max_bytes=1_000_000)
+    assert huge.cut and huge.rows == [] and huge.columns == []
+
+
+async def test_streaming_within_the_budget_gives_what_loading_gives(conn) -> None:
+    capped, typed, _ = await run_batch(conn, [
+        ("SELECT g FROM generate_series(1, 10000) g", ()),
+        ("SELECT $1::numeric AS d, $2::int[] AS ids", [Decimal("1.50"), [1, 2]]),
+        ("ROLLBACK", ()),
+    ], max_rows=250, max_bytes=1_000_000)
+    assert capped.rows == [(g,) for g in range(1, 251)] and not capped.cut  # past max_rows: dropped, not cut
+    assert typed.columns == [("d", 1700), ("ids", 1007)] and typed.rows == [(Decimal("1.50"), [1, 2])]
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not conn.closed
+    failed, aborted = await run_batch(conn, [("SELECT 1 / g FROM generate_series(3, -3, -1) g", ()),
+                                             ("SELECT 2", ())], max_bytes=1_000_000)
+    assert isinstance(failed.error, psycopg.errors.DivisionByZero) and aborted.aborted
+    assert not conn.closed
+
+
+async def test_the_client_deadline_ends_a_statement_the_server_cannot_interrupt(conn) -> None:
+    """PostgreSQL's own timeout cannot stop a step in the middle; past ``timeout`` the client stops waiting."""
+    started = anyio.current_time()
+    ok, slow = await run_batch(conn, [("SELECT 1", ()), ("SELECT pg_sleep(5)", ())], timeout=0.5)
+    assert anyio.current_time() - started < 1.5
+    # PostgreSQL holds the first result until the Sync (or a full buffer): nothing had arrived, so the
+    # statement being read, the first, fails and the rest never ran.
+    assert isinstance(ok.error, psycopg.errors.QueryCanceled) and slow.aborted
+    assert conn.closed

@@ -11,15 +11,48 @@ types as through a cursor.
 The connection must be the caller's alone (a pooled one) and idle. If anything interrupts the exchange
 (the connection drops, the call is cancelled), the connection is closed: it could not be reused in a
 known state, and the pool drops a closed connection.
+
+Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while the results arrive:
+
+* Rows are streamed (libpq's chunked rows mode, ``_CHUNK_ROWS`` at a time), and reading stops once the
+  batch has received more than ``max_bytes``: the statement being read comes back ``cut`` with the rows
+  that arrived in time, the rest ``aborted``, and the connection is closed (what is still on its way
+  could only be drained by reading it). Rows past ``max_rows`` are received and dropped, never loaded.
+  Bytes received are counted at the socket, so a single value larger than the budget is not awaited
+  whole either: libpq holds a row until it is complete, and a 100 MB cell would otherwise sit in its
+  buffer (and again as a PGresult and as a Python str) before anything could look at it. On TCP (Linux)
+  the count is the kernel's own (``tcpi_bytes_received``); elsewhere it is the socket queue before and
+  after each read plus the bytes of the rows loaded, which can miss what arrives during one read (a few
+  MB on a local Unix socket: bench/bench_scoped_memory.py). Closing costs the next call a new connection
+  (bench/figures.md); it happens only past the budget.
+* ``timeout`` (seconds) bounds the whole exchange on the client: PostgreSQL checks its statement
+  timeout only between steps, and one step can be long (concatenating a 500 MB string, freeing a
+  large hash table), so a query could end seconds after its timeout. Past ``timeout`` the statement
+  being read gets a ``QueryCanceled`` error and the connection is closed; the server has given up on
+  the statement already and ends it at its next interrupt check.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+
+#: Rows libpq hands over at a time while streaming: large enough that a 100-row result is one PGresult,
+#: small enough that the rows held before the byte count is checked stay few.
+_CHUNK_ROWS = 100
+
+
+class Rows(list):
+    """A statement's rows; ``cut`` is True when reading stopped at the byte budget (rows are missing)."""
+
+    cut: bool = False
 
 
 @dataclass
@@ -27,20 +60,27 @@ class StatementResult:
     """One statement's outcome: its columns (name, type oid) and rows, or the error it raised."""
 
     columns: list[tuple[str, int]] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
     #: The statement's own error (a ``psycopg.errors`` class, with its diagnostics).
     error: Exception | None = None
     #: Not run: an earlier statement of the batch failed, which aborted the rest.
     aborted: bool = False
 
+    @property
+    def cut(self) -> bool:
+        """Reading stopped at ``max_bytes``: the rows are the leading ones, the connection is closed."""
+        return self.rows.cut
 
-async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
-                    max_rows: int | None = None) -> list[StatementResult]:
+
+async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, max_rows: int | None = None,
+                    max_bytes: int | None = None, timeout: float | None = None) -> list[StatementResult]:
     """Run ``statements`` ((SQL with $1 placeholders, params), ...) in one implicit transaction.
 
     Nothing is prepared server-side. At most ``max_rows`` rows of each result are loaded. A statement
     that fails is reported in its result, and the ones after it come back ``aborted``; a lost
-    connection raises ``psycopg.OperationalError``.
+    connection raises ``psycopg.OperationalError``. With ``max_bytes``, rows are streamed and reading
+    stops past that many bytes received (``cut``); past ``timeout`` seconds the running statement fails
+    with ``QueryCanceled``. Either closes the connection (see the module docstring).
     """
     from psycopg import OperationalError, pq
     from psycopg.adapt import PyFormat, Transformer
@@ -59,34 +99,53 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
         else:
             messages.append((sql.encode(encoding), None, None, None))
     results: list[StatementResult] = []
-    finished = False
+    meter = _Meter(pgconn.socket) if max_bytes is not None else None
+    current = _Collector(transformer, encoding, max_rows, meter)
+    finished = stopped = False
     pgconn.enter_pipeline_mode()
     try:
         for sql_bytes, values, types, formats in messages:
             pgconn.send_query_params(sql_bytes, values, param_types=types, param_formats=formats)
         pgconn.pipeline_sync()
-        while pgconn.flush():  # 1: some bytes are still to go
-            await anyio.wait_writable(pgconn.socket)
-
-        pending: list = []
-        while True:
-            while pgconn.is_busy():
-                await anyio.wait_readable(pgconn.socket)
-                pgconn.consume_input()
-            res = pgconn.get_result()
-            if res is None:  # the end of one statement's results
-                results.append(_result(pending, transformer, encoding, max_rows))
-                pending = []
-            elif res.status == pq.ExecStatus.PIPELINE_SYNC:
-                break
-            elif res.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
-                # it would wait for data we never send or read: give the connection up
-                raise OperationalError("COPY is not supported in a batch")
-            else:
-                pending.append(res)
+        if meter is not None:
+            _stream(pgconn)  # the first statement's rows; the others' as their turn comes
+        with anyio.move_on_after(math.inf if timeout is None else timeout) as deadline:
+            while pgconn.flush():  # 1: some bytes are still to go
+                await anyio.wait_writable(pgconn.socket)
+            while True:
+                while pgconn.is_busy():
+                    await anyio.wait_readable(pgconn.socket)
+                    if meter is None:
+                        pgconn.consume_input()
+                    elif meter.consume(pgconn) > max_bytes:
+                        stopped = True
+                        break
+                if stopped:
+                    break
+                res = pgconn.get_result()
+                if res is None:  # the end of one statement's results
+                    results.append(current.result())
+                    current = _Collector(transformer, encoding, max_rows, meter)
+                    if meter is not None and len(results) < len(statements):
+                        _stream(pgconn)
+                elif res.status == pq.ExecStatus.PIPELINE_SYNC:
+                    break
+                elif res.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+                    # it would wait for data we never send or read: give the connection up
+                    raise OperationalError("COPY is not supported in a batch")
+                else:
+                    current.add(res)
+                    if meter is not None and meter.received > max_bytes:
+                        stopped = True
+                        break
+        if deadline.cancelled_caught or stopped:
+            _give_up(results, current, len(statements), timed_out=not stopped)
+            return results  # the connection is closed below
         pgconn.exit_pipeline_mode()
         finished = True
     finally:
+        if meter is not None:
+            meter.close()
         if not finished:
             pgconn.finish()  # half-read: unusable; closed, so the pool drops it
     if len(results) != len(statements):
@@ -94,19 +153,121 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *,
     return results
 
 
-def _result(pending: list, transformer, encoding: str, max_rows: int | None) -> StatementResult:
-    from psycopg import pq
-    from psycopg.errors import error_from_result
+def _stream(pgconn) -> None:
+    """Have libpq hand over the next statement's rows in chunks (a statement the pipeline aborted, or
+    one whose results have begun, cannot change mode: nothing to stream then)."""
+    from psycopg import OperationalError
 
-    out = StatementResult()
-    for res in pending:
-        if res.status == pq.ExecStatus.PIPELINE_ABORTED:
+    try:
+        pgconn.set_chunked_rows_mode(_CHUNK_ROWS)
+    except OperationalError:
+        pass
+
+
+def _give_up(results: list, current: "_Collector", total: int, *, timed_out: bool) -> None:
+    """Stop reading: the running statement keeps its rows (cut) or fails (timed out), the rest never ran."""
+    from psycopg.errors import QueryCanceled
+
+    out = current.result()
+    if timed_out:
+        out.error = out.error or QueryCanceled("the query ran past its time limit; the client stopped waiting")
+    else:
+        out.rows.cut = True
+    results.append(out)
+    results.extend(StatementResult(aborted=True) for _ in range(total - len(results)))
+
+
+class _Collector:
+    """One statement's results as they arrive: rows loaded up to ``max_rows``, then dropped."""
+
+    def __init__(self, transformer, encoding: str, max_rows: int | None, meter: "_Meter | None") -> None:
+        self.transformer, self.encoding, self.max_rows, self.meter = transformer, encoding, max_rows, meter
+        self.out = StatementResult()
+
+    def add(self, res) -> None:
+        from psycopg import pq
+        from psycopg.errors import error_from_result
+
+        out = self.out
+        status = res.status
+        if status == pq.ExecStatus.PIPELINE_ABORTED:
             out.aborted = True
-        elif res.status == pq.ExecStatus.FATAL_ERROR:
-            out.error = error_from_result(res, encoding=encoding)
-        elif res.status == pq.ExecStatus.TUPLES_OK:
-            transformer.set_pgresult(res)
-            out.columns = [(res.fname(i).decode(encoding), res.ftype(i)) for i in range(res.nfields)]
-            count = res.ntuples if max_rows is None else min(res.ntuples, max_rows)
-            out.rows = transformer.load_rows(0, count, tuple) if count else []
-    return out
+        elif status == pq.ExecStatus.FATAL_ERROR:
+            out.error = error_from_result(res, encoding=self.encoding)
+        elif status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.TUPLES_CHUNK, pq.ExecStatus.SINGLE_TUPLE):
+            if not out.columns and res.nfields:
+                out.columns = [(res.fname(i).decode(self.encoding), res.ftype(i)) for i in range(res.nfields)]
+            room = res.ntuples if self.max_rows is None else min(res.ntuples, self.max_rows - len(out.rows))
+            if room > 0:
+                self.transformer.set_pgresult(res)
+                rows = self.transformer.load_rows(0, room, tuple)
+                out.rows.extend(rows)
+                if self.meter is not None and not self.meter.exact:  # a floor for an inexact count
+                    self.meter.loaded += sum(len(v) if isinstance(v, (str, bytes)) else 8 for row in rows for v in row)
+            res.clear()  # the rows are Python objects now (an error's result stays: its diagnostics read it)
+
+    def result(self) -> StatementResult:
+        return self.out
+
+
+class _Meter:
+    """Bytes received on the connection's socket since the batch began, counted as libpq reads."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.count = 0  # counted at the socket
+        self.loaded = 0  # bytes of the values loaded: a floor where the socket count may miss some
+        self._tcp: socket.socket | None = None
+        self._base = 0
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_INFO"):
+            try:
+                self._base = self._tcp_received(sock)
+                self._tcp = sock
+                return
+            except (OSError, struct.error):
+                pass
+        sock.close()
+
+    @property
+    def exact(self) -> bool:
+        return self._tcp is not None
+
+    @property
+    def received(self) -> int:
+        return max(self.count, self.loaded)
+
+    @staticmethod
+    def _tcp_received(sock: socket.socket) -> int:
+        # struct tcp_info (Linux >= 4.1): u64 tcpi_bytes_received at offset 128
+        return struct.unpack_from("=Q", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136), 128)[0]
+
+    def _queued(self) -> int:
+        try:
+            import array
+            import fcntl
+            import termios
+
+            buf = array.array("i", [0])
+            fcntl.ioctl(self.fd, termios.FIONREAD, buf)
+            return buf[0]
+        except (ImportError, OSError):
+            return 0
+
+    def consume(self, pgconn) -> int:
+        """``pgconn.consume_input()``; return the bytes received so far."""
+        if self._tcp is not None:
+            pgconn.consume_input()
+            self.count = self._tcp_received(self._tcp) - self._base
+            return self.count
+        before = self._queued()
+        pgconn.consume_input()
+        self.count += max(0, before - self._queued())
+        return self.received
+
+    def close(self) -> None:
+        if self._tcp is not None:
+            self._tcp.close()

@@ -52,11 +52,22 @@ from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
 from ..sqlsafe.classify import versions_sql
 from ..sqlsafe.errors import line_col
+from ..sqlsafe.redact import escape_invisible, generic_db_message, has_invisible, literal_values, names_in
+from ..sqlsafe.redact import nesting_depth, redact_db_message, source_location
 from ..sqlsafe.resolved import ResolutionFailed, param_types, resolve
-from ..sqlsafe.redact import literal_values, names_in, redact_db_message, source_location
 
 MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
+#: Bytes of rows a call reads from the database at most (database/pipeline.py: reading stops there, before
+#: the rest is in memory). Far above what is shown (max_bytes, ~54 KB through MCP), so that a first row too
+#: large to show whole still arrives to be shortened; a row larger than this comes back as no row, cut.
+MAX_RESULT_BYTES = 4 * 2**20
+#: How long past the statement timeout the client waits before it gives the connection up: PostgreSQL
+#: checks the timeout between steps of a query, and one step (a 500 MB concatenation) can be long.
+DEADLINE_MARGIN_S = 0.5
+#: Deepest syntax a query may have (sqlsafe.redact.nesting_depth): pglast's printer recurses once or
+#: more per level and runs out of Python stack at ~150 nested subqueries.
+MAX_NESTING = 64
 
 # One statement, every value bound. set_config(name, value, is_local=true) lasts until ROLLBACK; the
 # transaction is read-only from here on (before any of the agent's SQL runs). After SELECT goes the
@@ -186,25 +197,28 @@ def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None, shift: int = 
     diag = getattr(exc, "diag", None)
     primary = (diag.message_primary if diag is not None else None) or type(exc).__name__
     state = getattr(exc, "sqlstate", None) or ""
+    position = getattr(diag, "statement_position", None) if diag is not None else None
     where, line = "", None
-    if ran is not None and ran.tree is not None:
+    if not (position and str(position).isdigit()):
+        # Raised while the query ran, on a value (no place in the query to point at): the message may
+        # print a row's value, quoted or not (a regclass cast). Only the condition is said.
+        message = generic_db_message(state)
+    elif ran is not None and ran.tree is not None:
         plain, other = names_in(ran.tree)
         message = redact_db_message(primary, state, plain, [*other, *literal_values(ran.tree)])
-        position = getattr(diag, "statement_position", None) if diag is not None else None
-        if position and str(position).isdigit():
-            try:
-                loc = source_location(ran.tree, parse_sql(ran.sql)[0].stmt, int(position) - 1 - shift)
-            except Exception:  # noqa: BLE001 - no position is better than no error
-                loc = None
-            if loc is not None:
-                line, col = line_col(sql, loc)
-                where = f", at line {line}, column {col} of the query"
+        try:
+            loc = source_location(ran.tree, parse_sql(ran.sql)[0].stmt, int(position) - 1 - shift)
+        except Exception:  # noqa: BLE001 - no position is better than no error
+            loc = None
+        if loc is not None:
+            line, col = line_col(sql, loc)
+            where = f", at line {line}, column {col} of the query"
     else:
         message = redact(primary, sql, state)
     return QueryFailed("sql-runtime-error",
-                       f"The database rejected the query: {message} (SQLSTATE {state}{where}).",
-                       "Fix the query; values, string literals and quoted names are redacted from "
-                       "this message.", line=line)
+                       f"The database rejected the query: {escape_invisible(message)} (SQLSTATE {state}{where}).",
+                       "Fix the query; values, string literals and quoted names are redacted from this message, "
+                       "and an error raised on a row's value is named by its condition only.", line=line)
 
 
 def _type_name(conn, oid: int, user_types: dict[int, str]) -> str:
@@ -214,14 +228,10 @@ def _type_name(conn, oid: int, user_types: dict[int, str]) -> str:
     return user_types.get(oid, f"oid:{oid}")
 
 
-# Characters that change how text reads without being seen: C1 controls, bidi overrides and isolates,
-# line and paragraph separators. json.dumps escapes C0 controls only; these go as \\uXXXX too (still
-# valid JSON: json.loads gives back the same value).
-_INVISIBLE = re.compile("[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-
-
-def _escape_invisible(text: str) -> str:
-    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+# Characters that change how text reads without being seen, by Unicode property (sqlsafe/redact.py:
+# INVISIBLE_RANGES: Default_Ignorable_Code_Point, Cc, Cf, Co, Cs, Zl, Zp, tags). json.dumps escapes C0
+# controls only; these go as \\uXXXX too (still valid JSON: json.loads gives back the same value).
+_escape_invisible = escape_invisible
 
 
 def _wrap(rows: list[list[Any]], columns: list[Column]) -> tuple[str, str]:
@@ -252,10 +262,17 @@ def _fit(rows: list[list[Any]], max_bytes: int) -> tuple[list[list[Any]], bool]:
     return kept, False
 
 
-def _validate_args(user_id: Any, params: Any, limit: Any) -> tuple[list, int]:
-    if not isinstance(user_id, str) or not user_id or "\x00" in user_id or len(user_id) > 256:
-        raise QueryRefused("sql-bad-argument", "user_id must be a non-empty string (at most 256 characters).",
+def _validate_args(user_id: Any, params: Any, limit: Any, sql: Any = None) -> tuple[list, int]:
+    # user_id is echoed in the result: one line of visible text, or refused (never quoted back).
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 256 or not user_id.isprintable() \
+            or has_invisible(user_id):
+        raise QueryRefused("sql-bad-argument", "user_id must be a non-empty string of at most 256 visible "
+                           "characters: no control, format or other invisible characters, no line breaks.",
                            "Pass the id of the user whose data the query should see.")
+    if isinstance(sql, str) and (depth := nesting_depth(sql)) > MAX_NESTING:
+        raise QueryRefused("sql-too-deep", f"The query nests {depth} levels deep (subqueries, brackets, CASE "
+                           f"and chained operators); at most {MAX_NESTING} are accepted.",
+                           "Flatten it: use a CTE (WITH) or a join instead of nesting subqueries.")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         got = "a number below 1" if isinstance(limit, int) and not isinstance(limit, bool) \
             else f"a {type(limit).__name__}"  # never the value: it is the agent's text
@@ -269,7 +286,25 @@ def _validate_args(user_id: Any, params: Any, limit: Any) -> tuple[list, int]:
     for number, value in enumerate(params, 1):
         if isinstance(value, list):
             _check_array(number, value)
+        if _has_nul(value):
+            raise QueryRefused("sql-bad-argument", f"params[{number - 1}] (${number}) contains a NUL character "
+                               "(\\u0000), which PostgreSQL text cannot hold.",
+                               "Remove the NUL; pass binary data as a hex string and decode it in SQL.")
     return list(params), min(limit, MAX_LIMIT)
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str) and "\x00" in v:
+            return True
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+    return False
 
 
 def _check_array(number: int, value: list) -> None:
@@ -318,7 +353,7 @@ async def run_scoped_query(
     larger than it alone has its long values shortened.
     """
     started = time.perf_counter()
-    params, limit = _validate_args(user_id, params, limit)
+    params, limit = _validate_args(user_id, params, limit, sql)
     if not isinstance(sql, str):
         check_sql(sql)  # refuses: not text
     cache = cache or DEFAULT_CACHE
@@ -346,9 +381,10 @@ async def run_scoped_query(
     safe_rows = [[json_safe(v) for v in row] for row in rows[:limit]]
     if prep.is_explain:
         safe_rows = elide_plan(safe_rows)
-    cut = False
+    cut = getattr(rows, "cut", False)  # reading stopped at MAX_RESULT_BYTES (database/pipeline.py)
     if max_bytes:
-        safe_rows, cut = _fit(safe_rows, max_bytes)
+        safe_rows, fit_cut = _fit(safe_rows, max_bytes)
+        cut = cut or fit_cut
     notice, wrapped = _wrap(safe_rows, columns)
     return ScopedQueryResult(
         user_id=user_id, columns=columns, rows=safe_rows, row_count=len(safe_rows), truncated=truncated or cut,
@@ -442,7 +478,7 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
         (ctx_sql, ctx_params),
         (prep.sql, params + [user_id] if prep.scoped else params),
         ("ROLLBACK", ()),
-    ], max_rows=row_cap)
+    ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S)
     version = context.rows[0][0] if context.rows else None
     error = context.error or query.error
     if error is None:

@@ -10,7 +10,14 @@ text the agent typed from data the query read, so neither is echoed:
 * Database errors keep their kind, SQLSTATE and position; a quoted fragment survives only if it is
   a *plain* identifier (what an unquoted name folds to: ``[a-z_][a-z0-9_$]*``) that the executed
   query itself names (:func:`redact_db_message`). Data exceptions (SQLSTATE class 22) quote
-  values, so everything between their first and last quote goes.
+  values, so everything between their first and last quote goes. A message PostgreSQL does not tie
+  to a place in the query (no statement position) was raised while running it, on a value, and
+  may print that value unquoted (``'a.b.c.d'::regclass``: ``improper relation name (too many
+  dotted names): a.b.c.d``): only its SQLSTATE and the condition's name are kept
+  (:func:`generic_db_message`).
+* Text that reaches the agent has its invisible characters escaped (:func:`escape_invisible`), by
+  Unicode property: Default_Ignorable_Code_Point, general categories Cc, Cf, Co, Cs, Zl, Zp, and the
+  tag characters.
 * Refusals name objects only through :func:`shown`, which prints a name only if it is plain.
 * Names the agent invents (column and table aliases, CTE names...) must be plain: they come back
   as result column names, so a quoted ``"any text"`` alias is refused by the checker.
@@ -167,11 +174,15 @@ def names_in(node) -> tuple[set[str], set[str]]:
     return plain, other
 
 
-_STRING_TOKENS = frozenset({"SCONST", "USCONST"})
+# Every string-like literal: '...', E'...', $$...$$ and $tag$...$tag$ (SCONST), U&'...' (USCONST),
+# X'...' and B'...' bit strings (XCONST, BCONST). Numbers stay: they carry no text, and the LIMIT the
+# rewriter adds is part of what the caller should see.
+_STRING_TOKENS = frozenset({"SCONST", "USCONST", "XCONST", "BCONST"})
 
 
 def elide_sql_literals(sql: str) -> str:
-    """``sql`` with every string literal token replaced by ``'…'``, found by PostgreSQL's own lexer.
+    """``sql`` with every string or bit-string literal token replaced by ``'…'``, found by PostgreSQL's
+    own lexer, and invisible characters (in a quoted name) escaped.
 
     Used on the printed, executed SQL: the same result as printing the tree under
     :class:`elided_literals`, for a twentieth of the cost (a second ``RawStream`` print costs as much
@@ -186,9 +197,9 @@ def elide_sql_literals(sql: str) -> str:
             out.append(f"'{ELIDED}'")
             last = token.end + 1
     if not out:
-        return sql
+        return escape_invisible(sql)
     out.append(sql[last:])
-    return "".join(out)
+    return escape_invisible("".join(out))
 
 
 class elided_literals:
@@ -259,3 +270,118 @@ def source_location(rewritten, printed_tree, position: int) -> int | None:
     except ValueError:
         return None
     return best[1] if best else None
+
+
+def generic_db_message(sqlstate: str) -> str:
+    """The name of ``sqlstate``'s condition (``invalid text representation``), with no text of the error."""
+    from psycopg import errors
+
+    try:
+        name = errors.lookup(sqlstate).__name__
+    except (KeyError, ValueError):
+        return "error"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
+
+
+# Invisible characters, by Unicode property (tools/run_scoped_query's fence, error messages, the SQL
+# shown): general categories Cc, Cf, Co, Cs, Zl, Zp, the tag characters E0000..E007F, and
+# Default_Ignorable_Code_Point, which DerivedCoreProperties.txt defines as Other_Default_Ignorable_Code_Point
+# + Cf + Variation_Selector - White_Space - FFF9..FFFB - 13430..1343F - Prepended_Concatenation_Mark (the
+# subtracted ones are Cf, escaped anyway, and no White_Space is Cf). From PropList.txt (Unicode 15.1):
+# Other_Default_Ignorable_Code_Point = 034F, 115F..1160, 17B4..17B5, 2065, 3164, FFA0, FFF0..FFF8,
+# E0000, E0002..E001F, E0080..E00FF, E01F0..E0FFF; Variation_Selector = 180B..180D, 180F, FE00..FE0F,
+# E0100..E01EF. The ranges below are that union, computed from unicodedata (Unicode 14 in Python 3.11)
+# plus 13439..1343F (Cf since Unicode 15); tests/test_fence.py derives it again from the running
+# Python's unicodedata and fails if a character is missing (regenerate with `python -m
+# schema_architect.tools.sqlsafe.redact`). A table, not a scan at import: scanning every code point
+# costs 0.2 s of start-up.
+INVISIBLE_RANGES = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x034F, 0x034F), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xD800, 0xF8FF),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+    (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)
+_INVISIBLE = re.compile("[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "")
+                                      for a, b in INVISIBLE_RANGES) + "]")
+
+
+def _escaped(m: re.Match) -> str:
+    code = ord(m.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # as JSON writes it: a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def escape_invisible(text: str) -> str:
+    """``text`` with every invisible character written ``\\uXXXX`` (two for one past U+FFFF), as JSON
+    would: JSON text stays valid and decodes to the same value."""
+    return _INVISIBLE.sub(_escaped, text)
+
+
+def has_invisible(text: str) -> bool:
+    return _INVISIBLE.search(text) is not None
+
+
+def derive_invisible() -> set[int]:
+    """The invisible set computed from the running Python's unicodedata (slow: every code point)."""
+    import sys
+    import unicodedata
+
+    extra = [(0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x2065, 0x2065), (0x3164, 0x3164),
+             (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xE0000, 0xE0000), (0xE0002, 0xE001F), (0xE0080, 0xE00FF),
+             (0xE01F0, 0xE0FFF),  # Other_Default_Ignorable_Code_Point
+             (0x180B, 0x180D), (0x180F, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF),  # Variation_Selector
+             (0xE0000, 0xE007F)]  # tags
+    out = {c for c in range(sys.maxunicode + 1)
+           if unicodedata.category(chr(c)) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp")}
+    for a, b in extra:
+        out.update(range(a, b + 1))
+    return out
+
+
+_OPEN = frozenset({"ASCII_40", "ASCII_91", "CASE"})  # ( [ CASE
+_CLOSE = frozenset({"ASCII_41", "ASCII_93", "END_P"})
+# Tokens that end an operand chain: a, b ... / AND / OR / WHEN ... THEN ... ELSE and clause keywords.
+_SEPARATORS = frozenset({"ASCII_44", "AND", "OR", "WHEN", "THEN", "ELSE", "SELECT", "FROM", "WHERE", "ON",
+                         "GROUP_P", "ORDER", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT",
+                         "AS", "BY", "JOIN", "ASCII_59"})
+
+
+def nesting_depth(sql: str) -> int:
+    """How deep ``sql``'s syntax tree can be, from PostgreSQL's lexer (no parse, no recursion): brackets
+    and CASE open a level, and each operator chained at one level (``1 + 1 + 1``) may nest once more."""
+    from pglast.parser import scan
+
+    try:
+        tokens = scan(sql)
+    except Exception:  # noqa: BLE001 - not lexable: the parser will say why
+        return 0
+    chain = [0]
+    deepest = 0
+    for token in tokens:
+        name = token.name
+        if name in _OPEN:
+            chain.append(0)
+        elif name in _CLOSE:
+            if len(chain) > 1:
+                chain.pop()
+        elif name in _SEPARATORS:
+            chain[-1] = 0
+        elif name.startswith("ASCII_") or name in ("Op", "TYPECAST", "NOT", "LESS_EQUALS", "GREATER_EQUALS",
+                                                     "NOT_EQUALS", "IS", "LIKE", "ILIKE", "IN_P", "BETWEEN"):
+            chain[-1] += 1
+        deepest = max(deepest, len(chain) + sum(chain))
+    return deepest
+
+
+if __name__ == "__main__":  # print INVISIBLE_RANGES for the running Python
+    ranges: list[list[int]] = []
+    for c in sorted(derive_invisible()):
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    print(", ".join(f"(0x{a:04X}, 0x{b:04X})" for a, b in ranges))
