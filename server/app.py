@@ -12,6 +12,7 @@ SDK hides its text from the agent and logs the traceback to stderr.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -425,10 +426,13 @@ def create_server(settings: Settings) -> MCPServer:
                         f"{'; '.join(report.problems[:2])}. Row security would not bind it, and the server is "
                         "set to refuse that (refuse_owner_role). Connect as a least-privilege role, or set "
                         "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.")
+                sensitive = [*settings.sensitive_columns,
+                             *await anyio.to_thread.run_sync(_spec_sensitive_columns, settings)]
                 result = await run(
                     conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                     shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
                     role=settings.scoped_role, max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
+                    sensitive_columns=sensitive,
                 )
         result.database = app.db.describe()
         result.verified = verified
@@ -535,6 +539,29 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
         if found is None:
             raise ResourceNotFoundError(f"No table {table!r} in {app.db.describe()}.")
         return found.model_dump_json(indent=2, exclude_none=True)
+
+
+_SENSITIVE_WORDS = re.compile(r"\b(sensitive|secret|credentials?|confidential)\b", re.IGNORECASE)
+_spec_sensitive_cache: dict[tuple, list[str]] = {}
+
+
+def _spec_sensitive_columns(settings: Settings) -> list[str]:
+    """``table.column`` of every column the spec calls sensitive or secret (its description), read again
+    only when the spec file changes."""
+    from ..tools.spec.file import resolve_spec_path
+
+    try:
+        path = resolve_spec_path(settings.project, settings.spec_path)
+        stat = path.stat()
+    except (OSError, SpecFileError):
+        return []
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _spec_sensitive_cache:
+        spec = _spec_or_none(settings)
+        _spec_sensitive_cache.clear()
+        _spec_sensitive_cache[key] = [f"{t.name}.{c.name}" for t in (spec.tables if spec else [])
+                                      for c in t.columns if c.description and _SENSITIVE_WORDS.search(c.description)]
+    return _spec_sensitive_cache[key]
 
 
 def _spec_or_none(settings: Settings):

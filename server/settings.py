@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         description="Tables without an owner that run_scoped_query may read (comma-separated in the "
         "environment). Only list tables that hold nothing secret.",
     )
+    sensitive_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Columns run_scoped_query shows masked (present, and their length) and refuses in "
+        "filters, as `table.column` or `schema.table.column` patterns with * and ? (comma-separated in the "
+        "environment). Better Auth's credential columns, and columns the spec calls sensitive or secret, "
+        "are masked anyway.",
+    )
     scoped_role: str | None = Field(
         None, description="A non-owner role run_scoped_query switches to (SET LOCAL ROLE). "
         "`schema-architect scoped-role` prints the DDL to create one."
@@ -90,7 +97,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["EdDSA", "ES256", "RS256"],
         description="With jwt_jwks_url: the signature algorithms accepted (comma-separated; asymmetric only).")
 
-    @field_validator("shared_tables", "allowed_hosts", "jwt_algorithms", mode="before")
+    @field_validator("shared_tables", "sensitive_columns", "allowed_hosts", "jwt_algorithms", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .credentials import masked_columns
+
 Scope = Literal["owner", "auth-users", "parent", "shared", "refused"]
 
 # One round trip. Relations outside the system schemas, with their owner-column type, the type of
@@ -57,6 +59,8 @@ SELECT current_database() AS db, current_schemas(false) AS search_path,
               FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid
               JOIN pg_namespace rn ON rn.oid = rc.relnamespace
               WHERE con.conrelid = c.oid AND con.contype = 'f'),
+      'columns', (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_attribute a
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
       'reads', (SELECT coalesce(json_agg(DISTINCT json_build_array(dn.nspname, dc.relname)::text), '[]')
                 FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
                 JOIN pg_class dc ON dc.oid = d.refobjid AND d.refclassid = 'pg_class'::regclass
@@ -157,6 +161,8 @@ class Relation:
     reason: str | None = None  # why refused
     oid: int | None = None
     version: tuple[int, int] = (0, 0)  # REL_VERSION_SQL (rows, sum of xmin) when the map was read
+    columns: tuple[str, ...] = ()  # in table order
+    masked: tuple[str, ...] = ()  # credential columns, shown masked (credentials.py)
 
     @property
     def qualified(self) -> str:
@@ -274,8 +280,9 @@ def _shared_keys(shared: Sequence[str], search_path: Sequence[str]) -> set[tuple
     return keys
 
 
-def build_map(row: dict, owner_column: str, shared_tables: Sequence[str]) -> UserDataMap:
-    """Classify catalog rows (the output of :data:`CLASSIFY_SQL`) into a :class:`UserDataMap`."""
+def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> UserDataMap:
+    """Classify catalog rows (the output of :data:`CLASSIFY_SQL`) into a :class:`UserDataMap`;
+    ``sensitive``: ``table.column`` patterns masked besides Better Auth's credentials."""
     search_path = tuple(row["search_path"] or ())
     raw = {(r["schema"], r["name"]): r for r in row["relations"]}
     shared = _shared_keys(shared_tables, search_path)
@@ -340,13 +347,16 @@ def build_map(row: dict, owner_column: str, shared_tables: Sequence[str]) -> Use
             reason = (f"it is a {what} without a {owner_column} column or a foreign key to user data, "
                       "and it is not listed in the shared_tables setting (it may hold secrets)")
             out[key] = Relation(key[0], key[1], kind, "refused", reason=reason)
-    out = {k: replace(r, oid=raw[k].get("oid"), version=tuple(raw[k].get("version") or (0, 0)))
+    out = {k: replace(r, oid=raw[k].get("oid"), version=tuple(raw[k].get("version") or (0, 0)),
+                      columns=tuple(raw[k].get("columns") or ()),
+                      masked=masked_columns(k[0], k[1], raw[k].get("columns") or (), sensitive))
            for k, r in out.items()}
     types = {int(k): v for k, v in (row.get("types") or {}).items()}
     return UserDataMap(row["db"], search_path, out, types, owner_column, row.get("catalog_version") or "")
 
 
-async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[str] = ()) -> UserDataMap:
+async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
+                   sensitive: Sequence[str] = ()) -> UserDataMap:
     """Read the catalog (one query) and classify it. Leaves no transaction open if it opened one."""
     from psycopg.rows import dict_row
 
@@ -356,7 +366,7 @@ async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[
         row = await cur.fetchone()
     if was_idle and not conn.autocommit:
         await conn.rollback()
-    return build_map(row, owner_column, shared_tables)
+    return build_map(row, owner_column, shared_tables, sensitive)
 
 
 async def read_catalog_version(conn) -> str:
@@ -386,19 +396,21 @@ class ClassificationCache:
         self._maps: dict[tuple, UserDataMap] = {}
 
     @staticmethod
-    def key(conn, owner_column: str, shared_tables: Sequence[str]) -> tuple:
+    def key(conn, owner_column: str, shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> tuple:
         info = conn.info
-        return (info.host, info.port, info.dbname, owner_column, tuple(sorted(shared_tables)))
+        return (info.host, info.port, info.dbname, owner_column, tuple(sorted(shared_tables)),
+                tuple(sorted(sensitive)))
 
-    def peek(self, conn, owner_column: str, shared_tables: Sequence[str]) -> UserDataMap | None:
-        m = self._maps.get(self.key(conn, owner_column, shared_tables))
+    def peek(self, conn, owner_column: str, shared_tables: Sequence[str],
+             sensitive: Sequence[str] = ()) -> UserDataMap | None:
+        m = self._maps.get(self.key(conn, owner_column, shared_tables, sensitive))
         if m is not None and time.monotonic() - m.loaded_at < self.ttl:
             return m
         return None
 
     async def get(self, conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
-                  *, refresh: bool = False) -> UserDataMap:
-        key = self.key(conn, owner_column, shared_tables)
+                  *, refresh: bool = False, sensitive: Sequence[str] = ()) -> UserDataMap:
+        key = self.key(conn, owner_column, shared_tables, sensitive)
         m = self._maps.get(key)
         now = time.monotonic()
         if m is not None and not refresh and now - m.loaded_at < self.ttl:
@@ -406,7 +418,7 @@ class ClassificationCache:
         if m is not None and await read_catalog_version(conn) == m.catalog_version:
             m.loaded_at = now  # unchanged: keep the map and its rewrite cache
             return m
-        m = await load_map(conn, owner_column, shared_tables)
+        m = await load_map(conn, owner_column, shared_tables, sensitive)
         self._maps[key] = m
         return m
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
+from pglast.visitors import Visitor
 
 from .checker import CALLER_SETTING, CheckedQuery, CteScopedVisitor, _refuse_at, check_sql
 from .classify import Relation, UserDataMap
@@ -58,6 +59,7 @@ class Rewritten:
     scoped: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
     shown_sql: str = ""  # the same with string literals elided: what the caller is shown
+    masked: list[str] = field(default_factory=list)  # schema.table.column shown masked
     tree: ast.Node | None = field(default=None, repr=False, compare=False)  # for error positions
 
 
@@ -72,6 +74,7 @@ class Prepared:
     is_explain: bool
     scoped: tuple[str, ...]
     shared: tuple[str, ...]
+    masked: tuple[str, ...] = ()
 
 
 def _s(value: str) -> ast.String:
@@ -90,11 +93,33 @@ def _and(args: list[ast.Node]) -> ast.Node:
     return args[0] if len(args) == 1 else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=tuple(args))
 
 
-def _select(rel: Relation, alias: str, where: ast.Node, *, star: bool, inh: bool = True,
+def _masked_value(alias: str, column: str) -> ast.Node:
+    """``CASE WHEN c IS NULL THEN NULL ELSE concat('<masked: ', length(c::text), ' characters>') END``:
+    that a credential is there, and its length, never its value."""
+    value = _col(alias, column)
+    as_text = ast.TypeCast(arg=_col(alias, column), typeName=ast.TypeName(names=(_s("pg_catalog"), _s("text")),
+                                                                          typemod=-1))
+    note = ast.FuncCall(funcname=(_s("pg_catalog"), _s("concat")), args=(
+        ast.A_Const(val=_s("<masked: ")),
+        ast.FuncCall(funcname=(_s("pg_catalog"), _s("length")), args=(as_text,), funcformat=0),
+        ast.A_Const(val=_s(" characters>"))), funcformat=0)
+    return ast.CaseExpr(args=(ast.CaseWhen(expr=ast.NullTest(arg=value, nulltesttype=enums.NullTestType.IS_NULL),
+                                           result=ast.A_Const(isnull=True)),), defresult=note)
+
+
+def _projection(rel: Relation, alias: str) -> tuple[ast.ResTarget, ...]:
+    """``*``, or with credential columns masked, every column in table order."""
+    if not rel.masked:
+        return (ast.ResTarget(val=ast.ColumnRef(fields=(ast.A_Star(),))),)
+    return tuple(ast.ResTarget(name=c, val=_masked_value(alias, c) if c in rel.masked else _col(alias, c))
+                 for c in rel.columns)
+
+
+def _select(rel: Relation, alias: str, where: ast.Node | None, *, star: bool, inh: bool = True,
             fence: bool = False) -> ast.SelectStmt:
-    target = ast.ColumnRef(fields=(ast.A_Star(),)) if star else ast.A_Const(val=ast.Integer(ival=1))
+    targets = _projection(rel, alias) if star else (ast.ResTarget(val=ast.A_Const(val=ast.Integer(ival=1))),)
     return ast.SelectStmt(
-        targetList=(ast.ResTarget(val=target),),
+        targetList=targets,
         fromClause=(ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=inh, relpersistence="p",
                                  alias=ast.Alias(aliasname=alias)),),
         whereClause=where,
@@ -169,6 +194,13 @@ class _ScopeRewriter(CteScopedVisitor):
                              f"Query tables that belong to the caller (user tables: "
                              f"{', '.join(data.user_tables) or 'none found'}); a non-secret table "
                              "can be listed in the shared_tables setting.", rel.qualified)
+        self.out.masked.extend(f"{rel.qualified}.{c}" for c in rel.masked)
+        if rel.scope == "shared" and rel.masked:
+            self.out.shared.append(rel.qualified)
+            inner = self.scoper.alias()
+            sub = _select(rel, inner, None, star=True, inh=node.inh, fence=True)
+            alias = copy.copy(node.alias) if node.alias else ast.Alias(aliasname=node.relname)
+            return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
         if rel.scope == "shared":
             self.out.shared.append(rel.qualified)
             return ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=node.inh,
@@ -178,6 +210,62 @@ class _ScopeRewriter(CteScopedVisitor):
         sub = _select(rel, inner, self.scoper.predicate(rel, inner), star=True, inh=node.inh, fence=True)
         alias = copy.copy(node.alias) if node.alias else ast.Alias(aliasname=node.relname)
         return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
+
+
+class _ColumnNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[ast.ColumnRef] = []
+
+    def visit_ColumnRef(self, ancestors, node):
+        self.found.append(node)
+
+
+def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
+    """A credential column may be selected (it comes back masked), never filtered, joined, sorted or
+    grouped on: comparing it with guesses would tell its value without showing it."""
+    for select in _selects(parse_sql(checked.sql)[0].stmt):
+        clauses = [select.whereClause, select.havingClause, select.groupClause, select.sortClause,
+                   select.windowClause, *(_join_quals(select.fromClause))]
+        for clause in clauses:
+            if clause is None:
+                continue
+            names = _ColumnNames()
+            names(clause)
+            for ref in names.found:
+                last = ref.fields[-1]
+                if isinstance(last, ast.String) and last.sval in masked:
+                    raise _refuse_at(checked.sql, ref, "sql-masked-column",
+                                     f"The column {shown(last.sval, 'column')} holds credentials: it comes back "
+                                     "masked (present, and its length), and a query may not filter, join, sort "
+                                     "or group on it, since comparing it with guesses would reveal it.",
+                                     "Select it to see whether it is set; filter on other columns.",
+                                     shown(last.sval, "column"))
+
+
+def _selects(stmt):
+    class _All(Visitor):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def visit_SelectStmt(self, ancestors, node):
+            self.found.append(node)
+
+    found = _All()
+    found(stmt.query if isinstance(stmt, ast.ExplainStmt) else stmt)
+    return found.found
+
+
+def _join_quals(from_clause) -> list:
+    out = []
+    stack = list(from_clause or ())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.JoinExpr):
+            out.append(item.quals)
+            stack += [item.larg, item.rarg]
+    return out
 
 
 def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
@@ -212,6 +300,8 @@ def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap
     scoper = _Scoper(data, caller_param)
     select = stmt.query if checked.is_explain else stmt
     _ScopeRewriter(checked, scoper, out)(select)
+    if out.masked:
+        _refuse_masked_filters(checked, {m.rsplit(".", 1)[1] for m in out.masked})
     if row_cap is not None and not checked.is_explain:
         select = _cap_rows(select, row_cap)
     if checked.is_explain:
@@ -240,7 +330,7 @@ def prepare(sql: str, data: UserDataMap, caller_param: int, row_cap: int | None 
     checked = check_sql(sql, caller_setting=caller_setting)
     out = rewrite(checked, data, caller_param, row_cap)
     prepared = Prepared(out.sql, out.shown_sql, caller_param, checked.max_param, checked.is_explain,
-                        tuple(out.scoped), tuple(out.shared))
+                        tuple(out.scoped), tuple(out.shared), tuple(sorted(set(out.masked))))
     if cacheable:
         data.rewrites.put(key, prepared)
     return prepared, False
