@@ -35,6 +35,7 @@ from ..tools.propose_table import propose_table as propose
 from ..tools.read_schema_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.run_scoped_query import ScopedQueryResult
 from ..tools.spec.file import SpecFileError, read_spec_bytes
+from ..tools.schema.paths import ProjectPathError
 from ..tools.sqlsafe import QueryRefused
 from . import results
 from .db import Database, DatabaseUnavailable, redact_url
@@ -128,7 +129,7 @@ class AppContext:
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent.
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError, ExplainError)
+    SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError, ExplainError, ProjectPathError)
 
 
 @contextmanager
@@ -316,7 +317,8 @@ def create_server(settings: Settings) -> MCPServer:
         spec: Annotated[str | None, Field(
             description="Spec file relative to the project root (default specs/database/schema.md)")] = None,
         models: Annotated[str | None, Field(
-            description="Models file, folder or dotted module (default: found under backend/ or models.py)")] = None,
+            description="Models file, folder or dotted module inside the project (default: found under backend/ "
+            "or models.py); it is imported, so its code runs, in a child process")] = None,
         include_database: Annotated[bool, Field(
             description="Also compare the live database (DATABASE_URL, or the embedded one)")] = False,
         tables: Annotated[list[str] | None, Field(description="Only these tables (default: all)")] = None,
@@ -329,7 +331,9 @@ def create_server(settings: Settings) -> MCPServer:
 
         Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic), what each side
         says with file:line, and fixes (spec patch, model code, migration SQL with lock notes, Alembic op).
-        What the spec leaves unstated is listed as unknown, not drift.
+        What the spec leaves unstated is listed as unknown, not drift. The models module is executed
+        (imported) in a child process with a time limit and without the server's secrets; paths outside
+        the project root are refused.
         """
         app = ctx.request_context.lifespan_context
 

@@ -38,7 +38,8 @@ def _system_python_lacks_sqlalchemy() -> bool:
 
 @pytest.fixture(scope="module")
 def helper_pid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pid") / "helper.pid"
+    # the child sees only a few variables (never the server's secrets); TMPDIR is one of them
+    return tmp_path_factory.mktemp("models-pid", numbered=False) / "helper.pid"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def reads(tmp_path_factory: pytest.TempPathFactory, helper_pid_file: Path) -> di
         jobs["venv_without_sqlalchemy"] = lambda: read_models(venv_project)
     order = ["loops", "stubborn", *(k for k in jobs if k not in ("loops", "stubborn"))]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MODELS_TEST_PID_FILE", str(helper_pid_file))
+        mp.setenv("TMPDIR", str(helper_pid_file.parent))
         with ThreadPoolExecutor(max_workers=3) as pool:
             futures = {name: pool.submit(jobs[name]) for name in order}
             return {name: f.result() for name, f in futures.items()}

@@ -3,6 +3,13 @@
 The one place SQL for a schema element is written: applying a spec to an empty database, dry-running a
 proposed table, and the migration SQL of the drift engine (:mod:`tools.diff`) all render through here.
 Identifiers are quoted only when PostgreSQL needs it, so the output reads like hand-written DDL.
+
+Nothing is pasted: identifiers are quoted by :func:`ident`, literals by :func:`literal`, and every
+expression (defaults, CHECKs, index expressions and predicates) and non-builtin type is parsed as exactly
+one expression and re-printed from the parse tree (:func:`tools.database.expressions.sql_expression`);
+text that is not one expression raises :class:`ExpressionError`. :func:`execute_ddl` then sends only
+statements that parse as one DDL statement of a kind we build, each on its own (extended protocol: the
+server refuses a string holding several statements).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import re
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 from ..schema.model import Column, Enum, ForeignKey, Index, Schema, Table
-from .expressions import value_set_of
+from .expressions import ExpressionError, sql_expression, sql_type, value_set_of
 from .types import try_normalize_type
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
@@ -34,7 +41,21 @@ def qualified(table: Table) -> str:
 
 
 def literal(value: str) -> str:
+    """A string literal (standard_conforming_strings, PostgreSQL's default since 9.1: backslashes are
+    plain characters). NUL cannot be in a PostgreSQL string, so it is refused rather than sent."""
+    if "\x00" in value:
+        raise ExpressionError(f"The value {value!r} contains a NUL byte, which PostgreSQL text cannot hold.")
     return "'" + value.replace("'", "''") + "'"
+
+
+_FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
+_METHOD = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _fk_action(action: str) -> str:
+    if action not in _FK_ACTIONS:
+        raise ExpressionError(f"The foreign-key action {action!r} is not one of {', '.join(_FK_ACTIONS)}.")
+    return action
 
 
 def _column_list(names: list[str]) -> str:
@@ -79,8 +100,10 @@ def type_sql(column: Column) -> str:
         return _SERIAL_BY_TYPE[t]
     if column.identity in ("identity always", "identity by default"):
         return f"{t} GENERATED {column.identity.removeprefix('identity ').upper()} AS IDENTITY"
-    if try_normalize_type(column.type) or re.search(r"[(.\[]", t):
+    if try_normalize_type(column.type):
         return t
+    if re.search(r"[(.\[]", t):
+        return sql_type(t, f"type of {column.name}")  # vector(1536), public.mood, mood[]: re-printed
     return ident(t)
 
 
@@ -92,7 +115,7 @@ def column_sql(table: Table, column: Column, *, inline_pk: bool = False) -> str:
     elif not nullable(table, column):
         parts.append("NOT NULL")
     if column.default and identity(column) is None:  # serial / identity generate the value themselves
-        parts.append(f"DEFAULT {column.default}")
+        parts.append(f"DEFAULT {sql_expression(column.default, f'default of {table.name}.{column.name}')}")
     return " ".join(parts)
 
 
@@ -103,9 +126,9 @@ def fk_sql(fk: ForeignKey) -> str:
         f"{ident(fk.ref_schema)}.{ident(fk.ref_table)}")
     s = f"FOREIGN KEY ({_column_list(fk.columns)}) REFERENCES {target} ({_column_list(fk.ref_columns)})"
     if fk.on_delete and fk.on_delete != "NO ACTION":
-        s += f" ON DELETE {fk.on_delete}"
+        s += f" ON DELETE {_fk_action(fk.on_delete)}"
     if fk.on_update and fk.on_update != "NO ACTION":
-        s += f" ON UPDATE {fk.on_update}"
+        s += f" ON UPDATE {_fk_action(fk.on_update)}"
     return s
 
 
@@ -122,6 +145,12 @@ def _constraint(name: str | None, body: str) -> str:
     return f"CONSTRAINT {ident(name)} {body}" if name else body
 
 
+def check_sql(table: Table, expression: str, name: str | None = None) -> str:
+    """A CHECK's expression, parsed and re-printed (ExpressionError when it is not one expression)."""
+    return sql_expression(expression, f"CHECK {name or ''} on {table.name}".replace("  ", " "),
+                          example="status IN ('todo', 'done') or length(title) > 0")
+
+
 def create_table_sql(table: Table) -> str:
     """One CREATE TABLE with columns, keys, foreign keys, unique constraints and checks.
 
@@ -135,7 +164,7 @@ def create_table_sql(table: Table) -> str:
     lines += [f"UNIQUE ({ident(c.name)})" for c in table.columns if c.unique and [c.name] != pk]
     lines += [_constraint(u.name, f"UNIQUE ({_column_list(u.columns)})") for u in table.unique_constraints]
     lines += [_constraint(fk.name, fk_sql(fk)) for fk in table.foreign_keys]
-    lines += [_constraint(ck.name, f"CHECK ({ck.expression})") for ck in table.checks]
+    lines += [_constraint(ck.name, f"CHECK ({check_sql(table, ck.expression, ck.name)})") for ck in table.checks]
     lines += [f"CHECK ({in_list_sql(c.name, c.allowed_values)})" for c in table.columns
               if c.allowed_values and try_normalize_type(c.type) and not _value_set_checked(table, c.name)]
     body = ",\n    ".join(lines)
@@ -159,7 +188,8 @@ def index_columns_sql(index: Index) -> str:
     """The key list: expressions parenthesised, NULLS FIRST/LAST only where it is not the direction's default."""
     keys = []
     for column in index.columns:
-        key = f"({column.name})" if column.is_expression else ident(column.name)
+        key = (f"({sql_expression(column.name, 'index expression', example='lower(email)')})"
+               if column.is_expression else ident(column.name))
         if column.descending:
             key += " DESC"
         if column.nulls_first is not None and column.nulls_first != column.descending:
@@ -177,12 +207,15 @@ def create_index_sql(table: Table, index: Index, *, concurrently: bool = False,
         sql += " IF NOT EXISTS"
     sql += f" {ident(index_name(table, index))} ON {qualified(table)}"
     if index.method and index.method.lower() != "btree":
+        if not _METHOD.fullmatch(index.method.lower()):
+            raise ExpressionError(f"The index method {index.method!r} is not a name; use btree, gin, gist, "
+                                  "brin, hash or spgist.")
         sql += f" USING {index.method.lower()}"
     sql += f" ({index_columns_sql(index)})"
     if index.include:
         sql += f" INCLUDE ({_column_list(index.include)})"
     if index.where:
-        sql += f" WHERE {index.where}"
+        sql += f" WHERE {sql_expression(index.where, 'index predicate (WHERE)', example='deleted_at IS NULL')}"
     return sql + ";"
 
 
@@ -247,3 +280,44 @@ def dependency_order(tables: list[Table]) -> list[Table]:
     for table in tables:
         visit(table)
     return ordered
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sending DDL: only what we built, one statement at a time
+
+#: The statements this module builds; anything else (COMMIT, DELETE, SET ROLE...) is never sent.
+_DDL_KINDS = ("CreateStmt", "IndexStmt", "CreateEnumStmt", "CreateFunctionStmt", "CreateTrigStmt")
+
+
+class DDLRefused(ValueError):
+    """A statement about to be sent is not one DDL statement of a kind we build (a bug or an injection)."""
+
+
+def check_ddl(statement: str) -> str:
+    """The statement itself if it parses as exactly one CREATE TABLE / INDEX / TYPE / FUNCTION / TRIGGER;
+    DDLRefused otherwise (several statements, transaction control such as COMMIT, anything else)."""
+    from pglast import parse_sql
+
+    try:
+        parsed = parse_sql(statement)
+    except Exception as exc:  # pglast.parser.ParseError
+        raise DDLRefused(f"Refused to send DDL that does not parse ({exc}): {statement[:200]!r}") from None
+    kinds = [type(s.stmt).__name__ for s in parsed]
+    if len(kinds) != 1 or kinds[0] not in _DDL_KINDS:
+        raise DDLRefused(f"Refused to send {statement[:200]!r}: it is {', '.join(kinds) or 'empty'}, not one "
+                         f"statement of {', '.join(_DDL_KINDS)}.")
+    return statement
+
+
+async def execute_ddl(conn, statements: list[str], on_sent=None) -> None:
+    """Send each statement on its own, checked first (all of them before the first is sent).
+
+    Each goes through the extended query protocol (``binary=True`` makes psycopg use it; ``prepare=False``
+    keeps it out of the prepared-statement cache), in which PostgreSQL refuses a string holding more than
+    one statement, so even a statement that slipped past :func:`check_ddl` could not smuggle a second."""
+    for statement in statements:
+        check_ddl(statement)
+    for statement in statements:
+        if on_sent is not None:
+            on_sent(statement)
+        await conn.execute(statement, prepare=False, binary=True)

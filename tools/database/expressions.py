@@ -1,4 +1,9 @@
-"""SQL expressions normalised with PostgreSQL's parser: CHECKs, predicates, defaults, value sets."""
+"""SQL expressions normalised with PostgreSQL's parser: CHECKs, predicates, defaults, value sets.
+
+Also the gate for every expression that goes into DDL (:func:`sql_expression`, :func:`sql_type`): the
+text is parsed as exactly one expression and re-printed from the parse tree, so what reaches the database
+is an expression we built, never text we pasted (no second statement, no comment, no subquery).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,85 @@ from pglast import ast as pg
 from pglast import parse_sql
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
+
+
+class ExpressionError(ValueError):
+    """Text given as an SQL expression (a default, a CHECK, an index expression or predicate, a type) is
+    not exactly one expression; the message says what was wrong and what to pass instead."""
+
+
+_SELECT_EXTRAS = ("distinctClause", "intoClause", "fromClause", "whereClause", "groupClause", "havingClause",
+                  "windowClause", "valuesLists", "sortClause", "limitOffset", "limitCount", "lockingClause",
+                  "withClause", "larg", "rarg")
+
+
+class _Refused(Visitor):
+    """Nodes an expression in DDL never needs: subqueries (PostgreSQL refuses them in DEFAULT, CHECK and
+    index expressions anyway; refusing them here gives a clear message before anything runs)."""
+
+    def __init__(self):
+        self.found: str | None = None
+
+    def visit_SubLink(self, ancestors, node):  # noqa: N802
+        self.found = self.found or "a subquery"
+
+    def visit_ParamRef(self, ancestors, node):  # noqa: N802
+        self.found = self.found or "a $n parameter"
+
+
+def _single_target(text: str, what: str, example: str, prefix: str = ""):
+    """The one target of ``SELECT <prefix><text>``, or ExpressionError saying why not."""
+    shown = text if len(text) <= 120 else text[:117] + "..."
+    fix = f"Pass one SQL expression, e.g. {example}."
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(f"The {what} is empty. {fix}")
+    if "\x00" in text:
+        raise ExpressionError(f"The {what} contains a NUL byte. {fix}")
+    try:
+        statements = parse_sql(f"SELECT {prefix}{text}")
+    except Exception as exc:  # pglast.parser.ParseError: not SQL at all
+        raise ExpressionError(f"The {what} {shown!r} is not one SQL expression ({exc}). {fix}") from None
+    if len(statements) != 1:
+        raise ExpressionError(f"The {what} {shown!r} holds {len(statements)} statements; a {what} is one "
+                              f"expression, never a statement list (no ';'). {fix}")
+    stmt = statements[0].stmt
+    if not isinstance(stmt, pg.SelectStmt) or any(getattr(stmt, f, None) for f in _SELECT_EXTRAS) \
+            or (stmt.op is not None and stmt.op.name != "SETOP_NONE") or len(stmt.targetList or ()) != 1 \
+            or stmt.targetList[0].name is not None:
+        raise ExpressionError(f"The {what} {shown!r} is more than one expression (a list, a clause such as "
+                              f"FROM or WHERE, or an alias after it). {fix}")
+    return stmt.targetList[0].val
+
+
+def sql_expression(text: str, what: str = "expression", *, example: str = "now(), 'todo', 0 or lower(title)") -> str:
+    """``text`` as exactly one SQL expression, re-printed from PostgreSQL's parse tree.
+
+    Refuses (ExpressionError) anything else: several statements (``'x'); COMMIT; ...``), a statement
+    list, clauses, aliases, subqueries, parameters. Comments and spacing do not survive the re-print."""
+    node = _single_target(text, what, example)
+    refused = _Refused()
+    refused(node)
+    if refused.found:
+        raise ExpressionError(f"The {what} {text!r} contains {refused.found}; DDL expressions may not. Pass a "
+                              f"plain expression, e.g. {example}.")
+    printed = RawStream()(node)
+    if RawStream()(_single_target(printed, what, example)) != printed:  # the re-print reads back as itself
+        raise ExpressionError(f"The {what} {text!r} could not be re-printed faithfully. Pass a simpler "
+                              f"expression, e.g. {example}.")
+    return printed
+
+
+def sql_type(text: str, what: str = "type") -> str:
+    """A type name (``vector(1536)``, ``public.my_enum``, ``text[]``) re-printed from the parse tree."""
+    example = "text, varchar(200), numeric(10,2), vector(1536) or a type's name"
+    node = _single_target(text, what, example, prefix="NULL::")
+    if not isinstance(node, pg.TypeCast) or not isinstance(node.arg, pg.A_Const) or not node.arg.isnull:
+        raise ExpressionError(f"The {what} {text!r} is not a type name. Pass one, e.g. {example}.")
+    refused = _Refused()
+    refused(node)
+    if refused.found:
+        raise ExpressionError(f"The {what} {text!r} contains {refused.found}. Pass a type name, e.g. {example}.")
+    return RawStream()(node.typeName)
 
 
 class _StripCasts(Visitor):

@@ -3,10 +3,18 @@
 The generated class declares every index, unique constraint and check explicitly (with the same names
 the DDL uses), so the metadata it produces is the DDL's, exactly: propose_table proves that by importing
 the code in a child process and diffing the two.
+
+The code is built, never pasted: every string that comes from a name, a description, a default or an
+expression is a Python literal made by ``repr`` (so quotes, newlines and backslashes stay inside it), every
+attribute and class name is a checked identifier (a column whose name is not one gets a safe attribute and
+``sa_column_kwargs={"name": ...}``), and no comment is generated. :func:`verify_generated` then parses the
+module and refuses anything but imports, classes, literals and calls to the names we use.
 """
 
 from __future__ import annotations
 
+import ast
+import keyword
 import re
 
 from ..database.ddl import index_name
@@ -35,8 +43,23 @@ _TIMESTAMP_DEFAULTS = {"now()", "current_timestamp", "clock_timestamp()", "state
 
 
 def class_name(table_name: str) -> str:
-    """tasks -> Task, task_tags -> TaskTag, categories -> Category."""
-    return "".join(singular(part).capitalize() for part in table_name.split("_") if part)
+    """tasks -> Task, task_tags -> TaskTag, categories -> Category; always a plain Python identifier."""
+    name = "".join(singular(part).capitalize() for part in re.split(r"[^A-Za-z0-9]+", table_name) if part)
+    if not name or not name.isidentifier() or not name.isascii():
+        name = "Table" + name
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def attribute_name(column_name: str) -> str:
+    """The Python attribute for a column: its name when that is a plain identifier, else a safe spelling
+    (the column keeps its real name through ``sa_column_kwargs={"name": ...}``)."""
+    if column_name.isidentifier() and column_name.isascii() and not keyword.iskeyword(column_name) \
+            and not column_name.startswith("_"):
+        return column_name
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", column_name).strip("_") or "column"
+    if not name[0].isalpha():
+        name = "c_" + name
+    return name + "_" if keyword.iskeyword(name) or name == column_name else name
 
 
 class _Imports:
@@ -98,26 +121,31 @@ def _field_line(table: Table, column: Column, imports: _Imports) -> str:
     elif optional:
         kwargs = ["default=None", *kwargs]
     if fk:
-        kwargs.append(f'foreign_key="{fk.ref_table}.{fk.ref_columns[0]}"')
+        kwargs.append(f"foreign_key={f'{fk.ref_table}.{fk.ref_columns[0]}'!r}")
         if fk.on_delete:
-            kwargs.append(f'ondelete="{fk.on_delete}"')
+            kwargs.append(f"ondelete={fk.on_delete!r}")
     if column.unique and not column.primary_key:
         kwargs.append("unique=True")
     if column.primary_key and len(table.primary_key) > 1 and "primary_key=True" not in kwargs:
         kwargs.append("primary_key=True")
+    column_kwargs = []
+    if (attribute := attribute_name(column.name)) != column.name:
+        column_kwargs.append(f"'name': {column.name!r}")
     if column.default is not None and column.identity is None:
         imports.sqlalchemy.add("text")
         if column.default.lower() in _TIMESTAMP_DEFAULTS and annotation == "datetime":
             # the database fills it in; the Python side must not send a value of its own
             kwargs = [k for k in kwargs if k != "default=None"] + ["default=None"]
             optional = True
-        kwargs.append(f'sa_column_kwargs={{"server_default": text({column.default!r})}}')
+        column_kwargs.append(f"'server_default': text({column.default!r})")
+    if column_kwargs:
+        kwargs.append(f"sa_column_kwargs={{{', '.join(column_kwargs)}}}")
     if not column.nullable and not column.primary_key and optional:
         kwargs.append("nullable=False")
     if column.description:
         kwargs.append(f"description={column.description!r}")
     type_text = f"{annotation} | None" if optional and not (column.primary_key and not column.identity) else annotation
-    return f"    {column.name}: {type_text} = Field({', '.join(kwargs)})"
+    return f"    {attribute}: {type_text} = Field({', '.join(kwargs)})"
 
 
 def _single_column_fk(table: Table, column_name: str) -> ForeignKey | None:
@@ -172,8 +200,8 @@ def sqlmodel_code(table: Table, *, owner_column: str = "user_id") -> str:
     fields = [_field_line(table, c, imports) for c in table.columns]
     table_args = _table_args(table, imports)
     body = [f"class {name}(SQLModel, table=True):"]
-    if table.description:
-        body.append(f'    """{table.description.strip()}"""')
+    if table.description and table.description.strip():
+        body.append(f"    {_docstring(table.description.strip())}")
         body.append("")
     body.append(f"    __tablename__ = {table.name!r}")
     if table_args:
@@ -186,23 +214,84 @@ def sqlmodel_code(table: Table, *, owner_column: str = "user_id") -> str:
     client_columns = [c for c in table.columns
                       if c.name not in _SERVER_SET and c.name != owner_column and c.identity is None]
     create = [f"class {name}Create(SQLModel):",
-              f'    """What a client sends to create a {name}; {owner_column} comes from the session."""']
-    update = [f"class {name}Update(SQLModel):", '    """A partial update: every field optional."""']
+              f"    {_docstring(f'What a client sends to create a {name}; {owner_column} comes from the session.')}"]
+    update = [f"class {name}Update(SQLModel):", f"    {_docstring('A partial update: every field optional.')}"]
     for column in client_columns:
         annotation, kwargs = _python_type(column, imports)
         keep = [k for k in kwargs if k.startswith(("max_length", "max_digits", "decimal_places"))]
         required = not column.nullable and column.default is None
         default = [] if required else ["default=None"]
-        create.append(f"    {column.name}: {annotation}{'' if required else ' | None'} = Field({', '.join(default + keep)})")
-        update.append(f"    {column.name}: {annotation} | None = Field({', '.join(['default=None'] + keep)})")
+        attribute = attribute_name(column.name)
+        alias = [f"alias={column.name!r}"] if attribute != column.name else []  # the API keeps the column's name
+        create.append(f"    {attribute}: {annotation}{'' if required else ' | None'} = "
+                      f"Field({', '.join(default + keep + alias)})")
+        update.append(f"    {attribute}: {annotation} | None = Field({', '.join(['default=None'] + keep + alias)})")
     if not client_columns:
         create.append("    pass")
         update.append("    pass")
-    read = [f"class {name}Read(SQLModel):", f'    """A {name} as the API returns it."""']
+    read = [f"class {name}Read(SQLModel):", f"    {_docstring(f'A {name} as the API returns it.')}"]
     for column in table.columns:
         annotation, _ = _python_type(column, imports)
-        read.append(f"    {column.name}: {annotation}{' | None' if column.nullable else ''}")
+        attribute = attribute_name(column.name)
+        alias = f" = Field(alias={column.name!r})" if attribute != column.name else ""
+        read.append(f"    {attribute}: {annotation}{' | None' if column.nullable else ''}{alias}")
 
-    header = f'"""SQLModel code for the {table.name} table (generated by schema-architect)."""'
+    header = _docstring(f"SQLModel code for the {table.name} table (generated by schema-architect).")
     classes = ["\n".join(body), "\n".join(create), "\n".join(read), "\n".join(update)]
-    return f"{header}\n\n{imports.render()}\n\n\n" + "\n\n\n".join(classes) + "\n"
+    code = f"{header}\n\n{imports.render()}\n\n\n" + "\n\n\n".join(classes) + "\n"
+    verify_generated(code)
+    return code
+
+
+def _docstring(text: str) -> str:
+    """A docstring literal: the text in triple double quotes when that spells exactly the text (printable,
+    so one line; no double quote; no backslash), else ``repr(text)``. Never text that could end it."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"""' + text + '"""'
+    return repr(text)
+
+
+#: Names generated code may use: the imports above, builtins of the annotations, nothing else.
+_ALLOWED_NAMES = frozenset({
+    "SQLModel", "Field", "text", "Index", "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint",
+    "CHAR", "ARRAY", "Text", "Numeric", "BigInteger", "SmallInteger", "REAL", "DateTime", "JSONB", "JSON",
+    "Decimal", "uuid", "datetime", "date", "time", "Any", "str", "int", "float", "bool", "bytes", "dict", "list",
+})
+_ALLOWED_ATTRIBUTES = frozenset({("uuid", "UUID"), ("uuid", "uuid4")})
+
+
+class GeneratedCodeError(ValueError):
+    """The generated module holds something the generator never writes: a bug, never passed on."""
+
+
+def verify_generated(code: str) -> None:
+    """Refuse generated code that is more than imports, classes of fields, literals and calls to the
+    names of :data:`_ALLOWED_NAMES` (a second line of defence behind ``repr``: text that escaped a
+    literal would show up here as a statement, a call or a name we never write)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise GeneratedCodeError(f"generated code does not parse: {exc}") from None
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if not isinstance(node, ast.ClassDef) or node.decorator_list or \
+                [b.id for b in node.bases if isinstance(b, ast.Name)] != ["SQLModel"] or len(node.bases) != 1:
+            raise GeneratedCodeError(f"unexpected top-level statement at line {node.lineno}")
+        for item in node.body:
+            if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant) or isinstance(item, ast.Pass):
+                continue
+            if not isinstance(item, (ast.Assign, ast.AnnAssign)):
+                raise GeneratedCodeError(f"unexpected statement in class {node.name} at line {item.lineno}")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom, ast.Starred,
+                             ast.comprehension, ast.JoinedStr, ast.FunctionDef, ast.AsyncFunctionDef)):
+            raise GeneratedCodeError(f"unexpected {type(node).__name__} at line {node.lineno}")
+        if isinstance(node, ast.Call) and not isinstance(node.func, (ast.Name, ast.Attribute)):
+            raise GeneratedCodeError(f"unexpected call at line {node.lineno}")
+        if isinstance(node, ast.Name) and node.id not in _ALLOWED_NAMES and isinstance(node.ctx, ast.Load):
+            raise GeneratedCodeError(f"unexpected name {node.id!r} at line {node.lineno}")
+        if isinstance(node, ast.Attribute) and (getattr(node.value, "id", None), node.attr) not in _ALLOWED_ATTRIBUTES:
+            raise GeneratedCodeError(f"unexpected attribute {node.attr!r} at line {node.lineno}")

@@ -34,12 +34,22 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ..schema.findings import Finding
+from ..schema.paths import inside_project
 from ..database.types import UnknownType, normalize_type
 from ..schema.model import (
     Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, Schema, Table, UniqueConstraint,
 )
 
 CHILD = Path(__file__).with_name("_child.py")
+REAPER = Path(__file__).with_name("_reaper.py")
+TIMED_OUT = 124  # the reaper's exit status when it killed the child for its time limit
+#: Time the reaper gets, after killing the child, to kill what the child left behind and exit.
+REAP_GRACE = 3.0
+
+#: The only environment variables the child sees: never the server's secrets (DATABASE_URL, tokens,
+#: SCHEMA_ARCHITECT_*): user code imported there has no business with them.
+CHILD_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TEMP",
+                     "TMP", "SYSTEMROOT", "VIRTUAL_ENV")
 
 #: Where real projects keep their models, in the order we look (specs_analysis.md §8).
 MODEL_BASES = ("backend", "backend/app", "backend/src", "", "app", "src")
@@ -87,8 +97,19 @@ class ImportPlan:
 
 
 def find_models(project_root: Path, models: str | None = None) -> ImportPlan:
-    """Locate the models: an explicit ``models`` (file, folder or dotted module) or the usual layouts."""
-    root = Path(project_root).resolve()
+    """Locate the models: an explicit ``models`` (file, folder or dotted module) or the usual layouts.
+
+    Everything it would import lies inside the project root (symlinks resolved): a ``models`` path that
+    resolves outside, or models that do, raise :class:`ProjectPathError` before anything runs."""
+    plan = _find_models(Path(project_root).resolve(), models)
+    for _, file, _ in plan.modules:
+        inside_project(plan.root, file, "models file", "backend/app/models")
+    if plan.import_root is not None:
+        inside_project(plan.root, plan.import_root, "models import root", "backend")
+    return plan
+
+
+def _find_models(root: Path, models: str | None) -> ImportPlan:
     plan = ImportPlan(root)
     if models:
         target = _explicit(root, models)
@@ -148,7 +169,12 @@ def _at_base(root: Path, base: Path) -> tuple[Path, Finding | None] | None:
 
 
 def _explicit(root: Path, models: str) -> tuple[Path, Path | None, str | None] | None:
-    path = Path(models) if Path(models).is_absolute() else root / models
+    dotted = re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", models) is not None
+    if not dotted or (root / models).exists() or (root / models).is_symlink():
+        # a path: checked before anything else is looked at (a dotted name is checked once found)
+        path = inside_project(root, models, "models path", "backend/app/models")
+    else:
+        path = root / models
     if path.is_file() or path.is_dir():
         return path.resolve(), None, None
     if path.with_suffix(".py").is_file():
@@ -319,6 +345,11 @@ def _source_fingerprint(plan: ImportPlan) -> tuple:
     return tuple(stats)
 
 
+def child_environment() -> dict[str, str]:
+    """What the child's environment holds: :data:`CHILD_ENVIRONMENT`, taken from ours."""
+    return {k: v for k in CHILD_ENVIRONMENT if (v := os.environ.get(k)) is not None}
+
+
 def _run_child(plan: ImportPlan, python: str, timeout: float) -> tuple[dict | None, str | None]:
     """Run the child; returns (result, None) or (None, what went wrong)."""
     with tempfile.TemporaryDirectory(prefix="schema-architect-models-") as tmp:
@@ -337,26 +368,36 @@ def _run_child(plan: ImportPlan, python: str, timeout: float) -> tuple[dict | No
                         for name, file, is_pkg in plan.modules],
         }))
         with open(Path(tmp, "stderr"), "w+b") as stderr:
+            kill_at = deadline + KILL_GRACE
             try:
+                # The reaper (our interpreter, standard library only) runs the child, kills it at kill_at and
+                # then every process it left behind, detached ones included (see _reaper.py).
                 proc = subprocess.Popen(
-                    [python, "-I", "-B", str(CHILD), str(request), str(result)],
+                    [sys.executable, "-I", "-B", str(REAPER), repr(kill_at), "--",
+                     python, "-I", "-B", str(CHILD), str(request), str(result)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                    cwd=plan.import_root, start_new_session=True,  # its own group: one kill ends all
+                    cwd=plan.import_root, start_new_session=True, env=child_environment(),
                 )
             except OSError as exc:
                 return None, f"cannot start it ({exc})"
             try:
-                proc.wait(timeout=max(0.0, deadline - time.time()) + KILL_GRACE)
-                killed = False
-            except subprocess.TimeoutExpired:
-                killed = True
+                proc.wait(timeout=max(0.0, kill_at - time.time()) + REAP_GRACE)
+            except subprocess.TimeoutExpired:  # the reaper itself is stuck: end it, then its group
+                proc.terminate()
+                try:
+                    proc.wait(timeout=REAP_GRACE)
+                except subprocess.TimeoutExpired:
+                    pass
             finally:
-                # Also reaps anything user code started at import (servers, pools, workers).
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
                 proc.wait()
+            killed = proc.returncode == TIMED_OUT
+            if proc.returncode == 126:  # the reaper could not start this interpreter
+                stderr.seek(0)
+                return None, "cannot start it (" + stderr.read().decode(errors="replace").strip()[-300:] + ")"
             if result.is_file():
                 return json.loads(result.read_text()), None
             stderr.seek(0)

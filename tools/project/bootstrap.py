@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..database.ddl import UPDATED_AT_FUNCTION, schema_ddl, updated_at_trigger_sql
+from ..database.ddl import UPDATED_AT_FUNCTION, DDLRefused, execute_ddl, schema_ddl, updated_at_trigger_sql
+from ..database.expressions import ExpressionError
 from ..spec.file import SpecFileError, read_spec_bytes
 from ..spec.reader import parse_spec
 
@@ -37,15 +38,18 @@ async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, sp
         log.info("embedded database left empty: %s", exc)
         return []
     schema = parse_spec(text).schema
-    statements = schema_ddl(schema)
+    try:
+        statements = schema_ddl(schema)
+    except ExpressionError as exc:  # the spec holds a default or CHECK that is not one expression
+        log.warning("embedded database left empty: %s", exc)
+        return []
     stamped = [t for t in schema.tables if t.column("updated_at") is not None and not t.managed_by]
     if stamped:
         statements += [UPDATED_AT_FUNCTION] + [updated_at_trigger_sql(t) for t in stamped]
     try:
         async with conn.transaction():
-            for statement in statements:
-                await conn.execute(statement)
-    except psycopg.Error as exc:
+            await execute_ddl(conn, statements)  # each statement checked, then sent on its own
+    except (psycopg.Error, DDLRefused) as exc:
         log.warning("could not apply the spec to the embedded database: %s", exc)
         return []
     log.info("applied the spec to the empty embedded database: %d statements", len(statements))

@@ -11,7 +11,8 @@ Two things are written into the project:
   version) and is "kept" unless ``force`` is given.
 
 Everything is checked before anything is written: an invalid ``.mcp.json`` (or a folder where a file
-should be) raises :class:`InitError` and leaves the project exactly as it was. Files are written
+should be, or a path that resolves outside the project, e.g. through a symlinked ``.claude/agents``)
+raises :class:`InitError` and leaves the project exactly as it was. Files are written
 atomically (a temporary file in the same folder, then a rename). Running it twice changes nothing the
 second time.
 """
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+from ..schema.paths import ProjectPathError, inside_project
 
 __all__ = ["SERVER_NAME", "FileResult", "InitError", "InitReport", "default_command", "init_project"]
 
@@ -103,7 +106,7 @@ def init_project(project: Path, *, command: list[str], force: bool = False) -> I
     report = InitReport(project=project)
 
     # 1. .mcp.json (read and checked first: a bad file stops everything before any write)
-    config_path = project / MCP_CONFIG
+    config_path = _inside(project, MCP_CONFIG)
     action, note, text = _plan_mcp_config(config_path, command, force)
     report.files.append(FileResult(MCP_CONFIG, action, note))
     if text is not None:
@@ -116,7 +119,7 @@ def init_project(project: Path, *, command: list[str], force: bool = False) -> I
             raise InitError(f"{parent} exists and is not a folder; move it away so the agents can be "
                             f"written into {AGENTS_DIR.as_posix()}/")
     for filename, ours in sorted(shipped_agents().items()):
-        target = agents_dir / filename
+        target = _inside(project, AGENTS_DIR / filename)
         shown = (AGENTS_DIR / filename).as_posix()
         if not target.exists() and not target.is_symlink():
             report.files.append(FileResult(shown, "created"))
@@ -136,11 +139,22 @@ def init_project(project: Path, *, command: list[str], force: bool = False) -> I
         else:
             report.files.append(FileResult(shown, "kept", KEPT_AGENT))
 
-    # 3. write
+    # 3. write (each target checked again just before: nothing is written outside the project)
     for path, text in writes:
+        _inside(project, path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _inside(project, path)
         _write_atomic(path, text)
     return report
+
+
+def _inside(project: Path, path: Path | str) -> Path:
+    """The path resolved (symlinks followed) if it is inside the project, else InitError."""
+    try:
+        return inside_project(project, path, "file to write")
+    except ProjectPathError as exc:
+        raise InitError(f"{exc} Remove or fix the symlink (or the path) and run init again. Nothing was "
+                        "changed.") from None
 
 
 def _plan_mcp_config(path: Path, command: list[str], force: bool) -> tuple[Action, str, str | None]:

@@ -14,8 +14,9 @@ from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 from pydantic import BaseModel, Field
 
 from ..database.ddl import UPDATED_AT_FUNCTION, index_name, literal, table_ddl, updated_at_trigger_sql
+from ..database.expressions import ExpressionError, sql_expression
 from ..database.types import UnknownType, normalize_type
-from ..models.codegen import sqlmodel_code
+from ..models.codegen import GeneratedCodeError, sqlmodel_code
 from ..schema.findings import Finding
 from ..schema.model import (
     BETTER_AUTH_TABLES,
@@ -50,7 +51,8 @@ class ProposedColumn(BaseModel):
     max_length: int | None = Field(None, ge=1, description="varchar(n)")
     unique: bool = False
     allowed_values: list[str] | None = Field(None, description="A value set: a CHECK")
-    default: str | None = Field(None, description="SQL, e.g. now()")
+    default: str | None = Field(None, description="One SQL expression, e.g. now() or 'todo' (parsed and "
+                                "re-printed; no ';', no subquery)")
     references: str | None = Field(None, description="FK target: table or table.column")
     on_delete: FkAction | None = Field(None, description="Default CASCADE")
 
@@ -149,13 +151,19 @@ def design_table(
                 if (f.object or "").split(".")[0] == name and f.rule != "updated-at-trigger"]
     referenced = sorted({fk.ref_table for fk in table.foreign_keys})
     try:
+        ddl = table_ddl(table)
+    except ExpressionError as exc:
+        raise ProposalError(str(exc)) from None
+    try:
         code = sqlmodel_code(table, owner_column=owner_column)
+    except GeneratedCodeError:
+        raise  # a bug in the generator, not the caller's to fix
     except ValueError as exc:
         raise ProposalError(f"{exc}. Use a type SQLModel maps directly (text, varchar(n), integer, bigint, "
                             "boolean, uuid, timestamptz, date, numeric(p,s), jsonb).") from None
     return TableDesign(
         table=table, rules_applied=rules, spec_section=render_table_section(table),
-        sqlmodel_code=code, ddl=table_ddl(table),
+        sqlmodel_code=code, ddl=ddl,
         updated_at_trigger=[UPDATED_AT_FUNCTION, updated_at_trigger_sql(table)] if table.column("updated_at") else [],
         lint=findings, migration_note=_migration_note(table, replace), referenced_tables=referenced,
     )
@@ -258,9 +266,11 @@ def _column(proposed: ProposedColumn, table: Table, existing: Schema, rules: lis
                                  why="No max length was given; text says so plainly (varchar without a "
                                      "length is the same thing with a misleading name)."))
     column = Column(name=name, type=column_type, identity=identity, nullable=not proposed.required,
-                    unique=proposed.unique, default=proposed.default, description=proposed.description)
+                    unique=proposed.unique, default=_default(proposed.default, name), description=proposed.description)
     if proposed.allowed_values:
         values = list(dict.fromkeys(proposed.allowed_values))
+        if not values or any("\x00" in v for v in values):
+            raise ProposalError(f"allowed_values of {name} must be a non-empty list of strings without NUL bytes.")
         if column_type in ("varchar", "text"):
             column.type = f"varchar({max(len(v) for v in values)})"
         column.allowed_values = values
@@ -292,6 +302,19 @@ def _column(proposed: ProposedColumn, table: Table, existing: Schema, rules: lis
                                      why="ON DELETE is always stated; a required reference goes with its "
                                          "parent, an optional one is cleared."))
     return column
+
+
+def _default(text: str | None, column: str) -> str | None:
+    """The default as one SQL expression, re-printed by PostgreSQL's parser (so the DDL, the spec and the
+    model's server_default all carry what was parsed, never the text as given)."""
+    if text is None:
+        return None
+    try:
+        return sql_expression(text, f"default of {column}",
+                              example="now(), 'todo', 0, false or gen_random_uuid() (the value only, no DEFAULT "
+                                      "keyword, no ';')")
+    except ExpressionError as exc:
+        raise ProposalError(str(exc)) from None
 
 
 def _add_timestamps(table: Table, rules: list[AppliedRule]) -> None:

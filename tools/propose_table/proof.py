@@ -1,6 +1,12 @@
 """Prove a proposed table: run its DDL on a real database inside a transaction that is always rolled
 back, read what PostgreSQL made of it, import the generated SQLModel code in a child process, and diff
 the two. Any difference is a bug in the generator, reported rather than hidden.
+
+The proof can never commit: the connection must be idle (so the transaction is a real BEGIN, not a
+savepoint inside someone else's transaction); every statement is checked to be one CREATE of a kind the
+renderer builds (never COMMIT, ROLLBACK, SAVEPOINT...) and sent on its own (extended protocol); after each
+one the transaction must still be open; after the rollback the table must not exist. The generated code
+is only ever imported in the child process (``python -I``), never in the server.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from ..database.ddl import UPDATED_AT_FUNCTION, dependency_order, table_ddl, updated_at_trigger_sql
+from ..database.ddl import (
+    UPDATED_AT_FUNCTION, DDLRefused, dependency_order, execute_ddl, qualified, table_ddl, updated_at_trigger_sql,
+)
+from ..database.expressions import ExpressionError
 from ..drift import Drift, diff_schemas
 from ..models.codegen import sqlmodel_code
 from ..models.reader import read_models
@@ -43,31 +52,53 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
     """Execute the table's DDL in a rolled-back transaction and prove the generated code matches it."""
     import psycopg  # here, not at import: the server starts without loading the driver
 
+    from psycopg.pq import TransactionStatus
+
     from ..database.catalog import read_catalog
 
     result = DryRun(ran=True, database=database, ok=False)
+    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+        result.ran, result.error = False, ("the connection was inside a transaction (or not in autocommit mode); "
+                                           "the dry run needs its own transaction so that it can always be rolled "
+                                           "back")
+        return result
     missing = await _missing_references(conn, table, spec)
     if isinstance(missing, str):
         result.ran, result.error = False, missing
         return result
     statements: list[str] = []
-    for dependency in missing:
-        statements += table_ddl(dependency)
-    own = table_ddl(table)
-    statements += own
+    try:
+        for dependency in missing:
+            statements += table_ddl(dependency)
+        statements += table_ddl(table)
+    except ExpressionError as exc:
+        result.ran, result.error = False, str(exc)
+        return result
     if table.column("updated_at"):
         statements += [UPDATED_AT_FUNCTION, updated_at_trigger_sql(table)]
+
+    def still_inside() -> None:
+        if conn.info.transaction_status != TransactionStatus.INTRANS:  # something ended our transaction
+            raise DDLRefused("the dry run's transaction ended before the DDL finished; nothing more was sent")
+
+    def sent(statement: str) -> None:
+        still_inside()
+        result.statements.append(statement)
+
+    existed = await _exists(conn, table)
     try:
         async with conn.transaction(force_rollback=True):
             await conn.execute("SELECT set_config('lock_timeout', '2s', true), "
-                               "set_config('statement_timeout', '15s', true)")
-            for statement in statements:
-                result.statements.append(statement)
-                await conn.execute(statement)
+                               "set_config('statement_timeout', '15s', true), "
+                               "set_config('standard_conforming_strings', 'on', true)")
+            await execute_ddl(conn, statements, on_sent=sent)
+            still_inside()  # the last statement left it open, too
             catalog = (await read_catalog(conn, [table.schema_name])).schema
-    except psycopg.Error as exc:
+    except (psycopg.Error, DDLRefused) as exc:
         result.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        await _check_rolled_back(conn, table, existed)
         return result
+    await _check_rolled_back(conn, table, existed)
     result.created_for_the_check = [t.name for t in missing]
     result.notes.append("Everything ran inside one transaction that was rolled back: the database is unchanged.")
 
@@ -82,6 +113,23 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
     result.code_matches_ddl = not diff.drifts
     result.ok = result.code_matches_ddl
     return result
+
+
+async def _exists(conn: "psycopg.AsyncConnection", table: Table) -> bool:
+    row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),))).fetchone()
+    return bool(row[0])
+
+
+async def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool) -> None:
+    """After the proof: the connection is idle again and the proposed table exists exactly when it did
+    before. Anything else means something committed, which must never pass silently."""
+    from psycopg.pq import TransactionStatus
+
+    status = conn.info.transaction_status
+    if status == TransactionStatus.IDLE and await _exists(conn, table) == existed:
+        return
+    raise RuntimeError(f"the dry run of {table.name} left the database changed (transaction status "
+                       f"{status.name}); this is a bug: report it")
 
 
 async def _missing_references(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> list[Table] | str:
