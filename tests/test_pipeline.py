@@ -145,3 +145,20 @@ async def test_the_client_deadline_ends_a_statement_the_server_cannot_interrupt(
     # statement being read, the first, fails and the rest never ran.
     assert isinstance(ok.error, psycopg.errors.QueryCanceled) and slow.aborted
     assert conn.closed
+
+
+async def test_reset_runs_after_a_failure_in_its_own_transaction_in_the_same_write(conn) -> None:
+    """The reset segment follows its own Sync: a failed statement aborts only the rest of its segment."""
+    first, _ = await run_batch(conn, [("SELECT pg_advisory_lock(99), 1 / (random() * 0)::int", ()), ("SELECT 1", ())],
+                               reset=("SELECT pg_advisory_unlock_all()",))
+    assert first.error is not None
+    cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    assert (await cur.fetchone())[0] == 0
+    if not conn.autocommit:
+        await conn.rollback()
+
+
+async def test_a_failing_reset_closes_the_connection(conn) -> None:
+    (ok,) = await run_batch(conn, [("SELECT 1", ())], reset=("SELECT 1 / 0",))
+    assert ok.rows == [(1,)]
+    assert conn.closed  # its state is unknown: the pool drops it

@@ -91,3 +91,29 @@ async def test_a_view_that_writes_is_stopped_by_the_read_only_transaction(db_url
             await conn.rollback()
     with psycopg.connect(db_url, autocommit=True) as check:
         assert check.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
+
+
+STATEFUL = """
+CREATE FUNCTION public.leave_state() RETURNS text LANGUAGE sql AS
+  $f$ SELECT pg_advisory_lock(4242)::text || setseed(0.25)::text $f$;
+CREATE VIEW notice_state AS SELECT n.body, public.leave_state() AS effect FROM public.notices n;
+"""
+
+
+async def test_nothing_a_call_did_survives_on_the_pooled_connection(db_url: str) -> None:
+    """A shared view's function runs as its owner and may take a session advisory lock or seed the
+    PRNG; the connection goes back reset (issue 25): no lock held, random() not the seeded sequence."""
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("DROP VIEW IF EXISTS notice_state; DROP FUNCTION IF EXISTS public.leave_state();" + STATEFUL)
+        seeded = admin.execute("SELECT setseed(0.25), random()").fetchone()[1]
+    for failing in (False, True):
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            sql = "SELECT body, effect FROM notice_state" + (" WHERE 1 / 0 = 1" if failing else "")
+            try:
+                await run_scoped_query(conn, sql, "alice", shared_tables=("notice_state",), cache=ClassificationCache())
+            except QueryFailed:
+                assert failing
+            cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+            assert (await cur.fetchone())[0] == 0
+            cur = await conn.execute("SELECT random()")
+            assert (await cur.fetchone())[0] != seeded

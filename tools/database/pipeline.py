@@ -73,7 +73,8 @@ class StatementResult:
 
 
 async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, max_rows: int | None = None,
-                    max_bytes: int | None = None, timeout: float | None = None) -> list[StatementResult]:
+                    max_bytes: int | None = None, timeout: float | None = None,
+                    reset: Sequence[str] = ()) -> list[StatementResult]:
     """Run ``statements`` ((SQL with $1 placeholders, params), ...) in one implicit transaction.
 
     Nothing is prepared server-side. At most ``max_rows`` rows of each result are loaded. A statement
@@ -81,6 +82,11 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     connection raises ``psycopg.OperationalError``. With ``max_bytes``, rows are streamed and reading
     stops past that many bytes received (``cut``); past ``timeout`` seconds the running statement fails
     with ``QueryCanceled``. Either closes the connection (see the module docstring).
+
+    ``reset``: statements (no parameters) sent in the same write after a Sync of their own, so they run
+    whatever became of ``statements`` (a failed statement aborts only the rest of its own segment): the
+    connection goes back to the pool reset. Their results are not returned; if one fails, the connection
+    is closed, since its state is then unknown.
     """
     from psycopg import OperationalError, pq
     from psycopg.adapt import PyFormat, Transformer
@@ -107,6 +113,12 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
         for sql_bytes, values, types, formats in messages:
             pgconn.send_query_params(sql_bytes, values, param_types=types, param_formats=formats)
         pgconn.pipeline_sync()
+        for sql in reset:
+            pgconn.send_query_params(sql.encode(encoding), None)
+        if reset:
+            pgconn.pipeline_sync()
+        syncs = 2 if reset else 1
+        reset_failed = False
         if meter is not None:
             _stream(pgconn)  # the first statement's rows; the others' as their turn comes
         with anyio.move_on_after(math.inf if timeout is None else timeout) as deadline:
@@ -123,13 +135,22 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                 if stopped:
                     break
                 res = pgconn.get_result()
+                if len(results) == len(statements) and res is not None \
+                        and res.status != pq.ExecStatus.PIPELINE_SYNC:  # the reset segment's results
+                    reset_failed = reset_failed or res.status in (pq.ExecStatus.FATAL_ERROR,
+                                                                  pq.ExecStatus.PIPELINE_ABORTED)
+                    continue
+                if res is None and len(results) == len(statements):
+                    continue  # the end of a reset statement
                 if res is None:  # the end of one statement's results
                     results.append(current.result())
                     current = _Collector(transformer, encoding, max_rows, meter)
                     if meter is not None and len(results) < len(statements):
                         _stream(pgconn)
                 elif res.status == pq.ExecStatus.PIPELINE_SYNC:
-                    break
+                    syncs -= 1
+                    if not syncs:
+                        break
                 elif res.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
                     # it would wait for data we never send or read: give the connection up
                     raise OperationalError("COPY is not supported in a batch")
@@ -142,7 +163,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
             _give_up(results, current, len(statements), timed_out=not stopped)
             return results  # the connection is closed below
         pgconn.exit_pipeline_mode()
-        finished = True
+        finished = not reset_failed
     finally:
         if meter is not None:
             meter.close()

@@ -82,6 +82,14 @@ _CONTEXT_SQL = (
 )
 _CONTEXT_ROLE_SQL = _CONTEXT_SQL + ", set_config('role', $6, true)"
 
+# After the call, in the same write but its own transaction (database/pipeline.py: reset): nothing a
+# call did may outlive it on the pooled connection. The allowlist keeps the agent's SQL from taking a
+# session lock or seeding the PRNG, but a shared view's function runs as its owner and could: advisory
+# locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
+# reset: set_config inside the rolled-back transaction is undone with it.
+RESET_SQL = ("SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.setseed(('x' || pg_catalog.substr("
+             "pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 8))::bit(32)::int4 / 2147483648.0)")
+
 
 class Column(BaseModel):
     name: str
@@ -485,7 +493,8 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
         (ctx_sql, ctx_params),
         (prep.sql, params + [user_id] if prep.scoped else params),
         ("ROLLBACK", ()),
-    ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S)
+    ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
+        reset=(RESET_SQL,))
     version = context.rows[0][0] if context.rows else None
     error = context.error or query.error
     if error is None:
