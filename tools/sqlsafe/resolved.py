@@ -247,7 +247,11 @@ async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch,
     """
     names = [f"{VIEW_PREFIX}{i}" for i in range(1, len(sqls) + 1)]
     timeout = f"{int(timeout_ms)}ms"
-    views = [view_sql(sql, conn, oids, name) for (sql, oids), name in zip(sqls, names)]
+    try:
+        views = [view_sql(sql, conn, oids, name) for (sql, oids), name in zip(sqls, names)]
+    except RecursionError:
+        raise QueryRefused("sql-too-deep", "The query nests too deeply to check.",
+                           "Flatten it: use a CTE (WITH) or a join instead of nesting subqueries.") from None
     statements: list[tuple[str, Sequence[Any]]] = [
         # A read-only default (the scoped role's) would refuse the view; a standby refuses this line.
         # A plain SET, not SET TRANSACTION: that one warns (into the server's log) outside BEGIN, and the

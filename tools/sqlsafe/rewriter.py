@@ -35,6 +35,7 @@ from pglast.visitors import Visitor
 
 from .checker import CALLER_SETTING, CheckedQuery, CteScopedVisitor, _refuse_at, check_sql
 from .classify import Relation, UserDataMap
+from .errors import QueryRefused
 from .redact import elide_sql_literals, shown
 
 
@@ -328,7 +329,11 @@ def prepare(sql: str, data: UserDataMap, caller_param: int, row_cap: int | None 
     if hit is not None:
         return hit, True
     checked = check_sql(sql, caller_setting=caller_setting)
-    out = rewrite(checked, data, caller_param, row_cap)
+    try:
+        out = rewrite(checked, data, caller_param, row_cap)
+    except RecursionError:  # printing walks the tree recursively: a shape the depth estimate missed
+        raise QueryRefused("sql-too-deep", "The query nests too deeply to rewrite.",
+                           "Flatten it: use a CTE (WITH) or a join instead of nesting subqueries.") from None
     prepared = Prepared(out.sql, out.shown_sql, caller_param, checked.max_param, checked.is_explain,
                         tuple(out.scoped), tuple(out.shared), tuple(sorted(set(out.masked))))
     if cacheable:
