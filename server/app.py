@@ -421,23 +421,28 @@ def create_server(settings: Settings) -> MCPServer:
         app = ctx.request_context.lifespan_context
         settings = app.settings
         user_id, verified = caller(settings, user_id)
+
+        async def work(conn):
+            report = await scoped_role_report(app, conn)
+            if settings.refuse_owner_role and report.owns_user_data:
+                raise ToolError(
+                    f"run_scoped_query is refused: the role it runs as ({report.role}) "
+                    f"{'; '.join(report.problems[:2])}. Row security would not bind it, and the server is "
+                    "set to refuse that (refuse_owner_role). Connect as a least-privilege role, or set "
+                    "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.")
+            sensitive = [*settings.sensitive_columns,
+                         *await anyio.to_thread.run_sync(_spec_sensitive_columns, settings)]
+            return await run(
+                conn, sql, user_id, params, limit, owner_column=settings.owner_column,
+                shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
+                role=settings.scoped_role, max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
+                sensitive_columns=sensitive,
+            )
+
         with agent_errors():
-            async with app.db.connection() as conn:
-                report = await scoped_role_report(app, conn)
-                if settings.refuse_owner_role and report.owns_user_data:
-                    raise ToolError(
-                        f"run_scoped_query is refused: the role it runs as ({report.role}) "
-                        f"{'; '.join(report.problems[:2])}. Row security would not bind it, and the server is "
-                        "set to refuse that (refuse_owner_role). Connect as a least-privilege role, or set "
-                        "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.")
-                sensitive = [*settings.sensitive_columns,
-                             *await anyio.to_thread.run_sync(_spec_sensitive_columns, settings)]
-                result = await run(
-                    conn, sql, user_id, params, limit, owner_column=settings.owner_column,
-                    shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
-                    role=settings.scoped_role, max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
-                    sensitive_columns=sensitive,
-                )
+            # No check before the call (a round trip after every pause); a dead connection is replaced and
+            # the call run again, which is safe: it is read-only and commits nothing.
+            result = await app.db.run_read_only(work)
         result.database = app.db.describe()
         result.verified = verified
         return answer("run_scoped_query", result)

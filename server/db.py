@@ -195,6 +195,11 @@ class _Pool:
         self.closed = False
 
     async def acquire(self) -> AsyncConnection:
+        return (await self.acquire_reused())[0]
+
+    async def acquire_reused(self, *, check_idle: bool = True) -> tuple[AsyncConnection, bool]:
+        """A connection, and whether it was an idle one reused. ``check_idle=False`` hands an idle
+        connection out unchecked, however long it sat: the caller retries if it turns out dead."""
         if self.closed:
             raise DatabaseUnavailable("The server is shutting down; its database connections are closed.")
         deadline = time.monotonic() + self._timeout
@@ -203,13 +208,19 @@ class _Pool:
         except anyio.WouldBlock:
             await self._wait_for_slot()
         try:
-            conn = await self._reuse(deadline)
-            if conn is None:
-                conn = await self._connect(deadline)
-            return conn
+            conn = await self._reuse(deadline, check_idle)
+            if conn is not None:
+                return conn, True
+            return await self._connect(deadline), False
         except BaseException:
             self._slots.release()
             raise
+
+    async def drop_idle(self) -> None:
+        """Close every idle connection (one was found dead: after a restart or a suspend, all are)."""
+        idle, self._idle = self._idle, []
+        for item in idle:
+            await self._discard(item.conn)
 
     async def _wait_for_slot(self) -> None:
         try:
@@ -221,14 +232,14 @@ class _Pool:
                 "Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
             ) from None
 
-    async def _reuse(self, deadline: float) -> AsyncConnection | None:
+    async def _reuse(self, deadline: float, check_idle: bool = True) -> AsyncConnection | None:
         while self._idle:
             item = self._idle.pop()
             now = time.monotonic()
             if now - item.since > MAX_IDLE_S or now - item.born > MAX_LIFETIME_S:
                 await self._discard(item.conn)
                 continue
-            if now - item.since > CHECK_AFTER_IDLE_S or _has_input(item.conn):
+            if (check_idle and now - item.since > CHECK_AFTER_IDLE_S) or _has_input(item.conn):
                 if not await self._check(item.conn, deadline):
                     log.info("dropped a connection to %s that the server closed", self._describe())
                     await self._discard(item.conn)
@@ -446,6 +457,35 @@ class Database:
             raise
         finally:
             await pool.release(conn)
+
+    async def run_read_only(self, work: Callable[[AsyncConnection], Awaitable]):
+        """``await work(conn)`` on a pooled connection handed out unchecked: no round trip before the
+        call, whatever the pause. If the connection turns out dead (the server restarted, a Neon compute
+        suspended, a pooler closed it), the idle ones are dropped and ``work`` runs once more on a new
+        connection. Only for work that commits nothing: a retry repeats it whole."""
+        import psycopg
+
+        pool = await self.pool()
+        for attempt in (1, 2):
+            conn, reused = await pool.acquire_reused(check_idle=False)
+            try:
+                return await work(conn)
+            except psycopg.OperationalError as exc:
+                if not (conn.closed or conn.broken):
+                    raise
+                if reused and attempt == 1:
+                    log.info("a pooled connection to %s was closed by the server; the call runs again on a "
+                             "new one", self.describe())
+                    await pool.drop_idle()
+                    continue
+                raise DatabaseUnavailable(
+                    f"The connection to {self.describe()} was lost during the call "
+                    f"({self.scrub(_first_line(exc))}); the database may have restarted or cut it. "
+                    "Call the tool again: a new connection is opened."
+                ) from None
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._pool is not None:

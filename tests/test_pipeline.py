@@ -162,3 +162,11 @@ async def test_a_failing_reset_closes_the_connection(conn) -> None:
     (ok,) = await run_batch(conn, [("SELECT 1", ())], reset=("SELECT 1 / 0",))
     assert ok.rows == [(1,)]
     assert conn.closed  # its state is unknown: the pool drops it
+
+
+async def test_a_deadline_during_the_reset_keeps_every_result(conn) -> None:
+    """The statements are done and only the reset is still running when the deadline comes: their
+    results stand (no extra one appended), and the connection, in an unknown state, is closed."""
+    (ok,) = await run_batch(conn, [("SELECT 1", ())], reset=("SELECT pg_sleep(2)",), timeout=0.5)
+    assert ok.rows == [(1,)] and ok.error is None
+    assert conn.closed

@@ -189,6 +189,8 @@ def _give_up(results: list, current: "_Collector", total: int, *, timed_out: boo
     """Stop reading: the running statement keeps its rows (cut) or fails (timed out), the rest never ran."""
     from psycopg.errors import QueryCanceled
 
+    if len(results) == total:  # every statement's result is in: it was the reset that was still running
+        return
     out = current.result()
     if timed_out:
         out.error = out.error or QueryCanceled("the query ran past its time limit; the client stopped waiting")

@@ -6,16 +6,17 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
 2. :func:`sqlsafe.rewrite`: every user table becomes a subquery filtered to the caller, whose id is
    a bound parameter; a row cap of ``limit + 1``. 1 and 2 go through :func:`sqlsafe.prepare`, an
    LRU (256 entries) kept on the catalog map, so a repeated query skips parsing altogether.
-3. Execution, in one libpq pipeline sent as one write (one round trip, three statements; see
-   database/pipeline.py for why not psycopg's): one ``SELECT set_config(...,
-   true)`` making the transaction READ ONLY and setting the caller id (``app.user_id``, for RLS
-   policies), statement/lock/idle timeouts, ``search_path`` and optionally the role; the query over
-   the extended protocol (one statement, never server-side prepared); ``ROLLBACK``. With no Sync
-   between them the three run in one implicit transaction, which the ROLLBACK aborts (PostgreSQL
-   warns that no transaction block is open, which the local ``client_min_messages`` keeps quiet), so
-   whatever anything run inside set, a view's function included, is undone as after BEGIN ...
-   ROLLBACK, one statement cheaper. Nothing survives the transaction, so this works through
-   PgBouncer in transaction mode.
+   Before it, once per query shape, :mod:`sqlsafe.resolved` checks every call as PostgreSQL itself
+   resolves it (one round trip, then cached).
+3. Execution, in one libpq pipeline sent as one write (one round trip; see database/pipeline.py for
+   why not psycopg's): ``BEGIN``; one ``SELECT set_config(..., true)`` making the transaction READ
+   ONLY and setting the caller id (``app.user_id``, for RLS policies), statement/lock/idle timeouts,
+   ``search_path`` and optionally the role; the query over the extended protocol (one statement, never
+   server-side prepared). Then, after a Sync of their own so that they run whatever became of the
+   query, ``ROLLBACK`` and the reset (advisory locks released, the PRNG reseeded): whatever anything
+   run inside set, a view's function included, is undone, and no ROLLBACK outside a block leaves a
+   warning in the server's log. Nothing survives the call, so this works through PgBouncer in
+   transaction mode (the open block keeps the server connection until the ROLLBACK).
    The set_config statement also returns the catalog version of the shared tables the query reads,
    the only relations whose rows the cached map's word alone scopes (a filtered relation's filter is
    in the SQL and cannot let another user's row through, whatever DDL happened since); if DDL
@@ -489,14 +490,15 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
         ctx_params.append(role)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
-    context, query, _ = await run_batch(conn, [
+    begin, context, query = await run_batch(conn, [
+        ("BEGIN", ()),
         (ctx_sql, ctx_params),
         (prep.sql, params + [user_id] if prep.scoped else params),
-        ("ROLLBACK", ()),
     ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
-        reset=(RESET_SQL,))
+        reset=("ROLLBACK", RESET_SQL))
     version = context.rows[0][0] if context.rows else None
-    error = context.error or query.error
+    # The server sends results only when the batch ends: a client-side deadline lands on the first one.
+    error = begin.error or context.error or query.error
     if error is None:
         return query.columns, query.rows, version
     if may_rerun and version is not None and (version != _versions(data, prep) or await _stale(conn, data, reads)):

@@ -254,15 +254,14 @@ async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch,
                            "Flatten it: use a CTE (WITH) or a join instead of nesting subqueries.") from None
     statements: list[tuple[str, Sequence[Any]]] = [
         # A read-only default (the scoped role's) would refuse the view; a standby refuses this line.
-        # A plain SET, not SET TRANSACTION: that one warns (into the server's log) outside BEGIN, and the
-        # next transaction starts from default_transaction_read_only again whatever is set here.
-        ("SET transaction_read_only = off", ()),
+        # The ROLLBACK goes in the reset segment (after a Sync of its own), so it ends the block even if
+        # a statement here failed, and no ROLLBACK outside a block warns into the server's log.
+        ("BEGIN READ WRITE", ()),
         (_SETTINGS_SQL, [timeout]),
         *[(view, ()) for view, _ in views],
         (RESOLVE_SQL, [list(SAFE_EXTENSIONS), names]),
-        ("ROLLBACK", ()),
     ]
-    results = await run_batch(conn, statements)
+    results = await run_batch(conn, statements, reset=("ROLLBACK",))
     for index, result in enumerate(results):
         if result.error is None:
             continue
@@ -282,7 +281,7 @@ async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch,
         raise QueryRefused("sql-resolution-unavailable",
                            f"The query could not be checked: the analysis failed (SQLSTATE {state}).",
                            "Retry; if it persists, report it with the SQLSTATE.")
-    rows = results[-2].rows
+    rows = results[-1].rows
     if len(rows) != len(sqls):
         raise QueryRefused("sql-resolution-unavailable", "The query could not be checked: the analysis "
                            "returned no result.", "Retry; if it persists, report it.")

@@ -1,0 +1,99 @@
+"""run_scoped_query at Neon's distance: one round trip per call whatever the pause, nothing in the
+server's log per call, a connection cut between calls costs no error (issue 31).
+
+The statements a call sends are counted from PostgreSQL's own log (``log_statement = all`` on this
+test's database), on the embedded server of the test run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+from mcp import Client
+from psycopg.conninfo import conninfo_to_dict
+
+from schema_architect.server.app import create_server
+from schema_architect.server.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+FIXTURE = """
+CREATE TABLE users (id text PRIMARY KEY);
+CREATE TABLE tasks (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), title text NOT NULL);
+INSERT INTO users VALUES ('u_alice'), ('u_bob');
+INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'a'), ('u_bob', 'b');
+"""
+
+
+@pytest.fixture(scope="module")
+def logged(make_database, pg_admin_url: str):
+    """(database URL, the server's log file); only on the embedded server, whose log file we know."""
+    if os.environ.get("SCHEMA_ARCHITECT_TEST_ADMIN_URL"):
+        pytest.skip("reads the embedded server's log file; this run uses another server")
+    url = make_database("round_trips", FIXTURE)
+    host = conninfo_to_dict(url).get("host") or ""
+    log = Path(host) / "log"
+    if not log.is_file():
+        pytest.skip(f"no server log at {log}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{conninfo_to_dict(url)['dbname']}\" SET log_statement = 'all'")
+    return url, log
+
+
+def _statements(text: str) -> list[str]:
+    return re.findall(r"LOG:  (?:statement|execute [^:]*): (.*)", text)
+
+
+async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_path: Path) -> None:
+    url, log = logged
+    settings = Settings(project=tmp_path, database_url=url, statement_timeout_ms=2000)
+    sql = "SELECT title FROM tasks"
+    async with Client(create_server(settings)) as client:
+        failing_sql = {"sql": "SELECT 1 / (id - id) FROM tasks", "user_id": "u_alice"}
+        first = await client.call_tool("run_scoped_query", {"sql": sql, "user_id": "u_alice"})
+        assert not first.is_error, first.content
+        await client.call_tool("run_scoped_query", failing_sql)  # both shapes checked once (resolved.py)
+        await anyio.sleep(2.5)  # longer than the old idle check's threshold (2 s)
+        start = log.stat().st_size
+        again = await client.call_tool("run_scoped_query", {"sql": sql, "user_id": "u_alice"})
+        await anyio.sleep(0.2)
+        middle = log.stat().st_size
+        failing = await client.call_tool("run_scoped_query", failing_sql)
+        await anyio.sleep(0.2)
+    assert not again.is_error and failing.is_error
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        text = f.read()
+    statements = _statements(text[:middle - start])
+    # BEGIN, the settings, the query, then ROLLBACK and the reset: one write, no check before it.
+    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
+    # A failed query is followed by one more statement (were the tables it reads changed?), no warning.
+    assert len(_statements(text[middle - start:])) == 6
+    assert "WARNING" not in text, text
+
+
+async def test_a_connection_cut_between_calls_costs_no_error(logged, tmp_path: Path) -> None:
+    url, _ = logged
+    settings = Settings(project=tmp_path, database_url=url, statement_timeout_ms=2000)
+    dbname = conninfo_to_dict(url)["dbname"]
+    async with Client(create_server(settings)) as client:
+        first = await client.call_tool("run_scoped_query", {"sql": "SELECT count(*) FROM tasks", "user_id": "u_alice"})
+        assert not first.is_error
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                          "AND pid <> pg_backend_pid()", [dbname])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # pg_terminate_backend only signals: wait until they are gone
+            with psycopg.connect(url, autocommit=True) as admin:
+                if admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                                 "pg_backend_pid()", [dbname]).fetchone()[0] == 0:
+                    break
+            await anyio.sleep(0.05)
+        second = await client.call_tool("run_scoped_query", {"sql": "SELECT count(*) FROM tasks", "user_id": "u_alice"})
+    assert not second.is_error, second.content
