@@ -49,6 +49,12 @@ Decisions, and why:
 * **Worth it** follows Dexter and pganalyze: the planner's cost of each pattern before and after; a
   candidate is recommended when it lowers the cost by at least :data:`MIN_GAIN`. A foreign key without
   an index is always recommended (the lint rule says why), with its lookup's costs shown.
+* **Per table, one set** (reading.py, workload.py): each query is read on every table it touches
+  (predicates, join keys, order, grouping; CTEs, subqueries, sublinks). The candidates worth adding are
+  then checked together on the whole workload and reduced (merged on a shared prefix, left out when the
+  others serve) while its cost stays within a few percent of the best set's.
+* **Never advise dropping what is needed**: no ``unused-index`` for an index covering a foreign key
+  (the owner's included) or chosen by a plan in the same result.
 * **Unused** means ``idx_scan = 0`` since ``stats_reset``; on Neon the counters restart when the compute
   suspends, so it reads "unused since <time>", never "never used". Unique and primary key indexes enforce
   constraints and are never called unused.
@@ -66,7 +72,7 @@ from ..database.catalog import IndexStats
 from ..schema.model import Schema
 from .entries import _attach, _entries
 from .evidence import _gather_evidence
-from .lints import _add_query_problems, _live_problems, _sorted, _spec_vs_database, _static_problems, _table_rows
+from .lints import _add_query_problems, _keep_needed, _live_problems, _sorted, _spec_vs_database, _static_problems, _table_rows
 from .model import (
     SMALL_TABLE_ROWS,
     ExplainError,
@@ -81,6 +87,7 @@ from .model import (
 )
 from .patterns import _parse_query, _patterns, _show, _tables_in_scope
 from .recommendations import _candidates, _check_candidates, _unchecked
+from .workload import _choose_set, _workload_queries
 from .session import _read_live, _Run
 
 __all__ = ["ExplainError", "ExplainIndexesResult", "IndexEntry", "PlanSummary", "QueryCost", "QueryEvidence",
@@ -132,19 +139,25 @@ async def explain_indexes(
 
     evidence: list[QueryEvidence] = []
     recommendations: list[Recommendation] = []
+    workload = None
     if db_schema is not None:
         rows = {t.qualified_name: _table_rows(t, stats) for t in tables}
         await run.note(f"planning {len(patterns)} queries")
-        evidence = await _gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed))
+        widths: dict[str, dict[str, int]] = {}
+        evidence = await _gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths)
         for t in tables:
             if rows[t.qualified_name] is not None and rows[t.qualified_name] < SMALL_TABLE_ROWS:
                 notes.append(f"{t.name} holds about {int(rows[t.qualified_name] or 0)} rows: at that size the "
                              "planner prefers a sequential scan whatever the indexes, so each plan is repeated "
                              "with enable_seqscan=off to show which index can serve it; costs are compared in "
                              "that mode.")
+        checked: list = []
         recommendations = await _check_candidates(run, candidates, evidence, rows, hypothetical,
-                                                  max_build_rows, notes)
+                                                  max_build_rows, notes, _workload_queries(patterns), checked)
+        recommendations, workload = await _choose_set(run, checked, patterns, evidence, rows, run.hypopg,
+                                                      max_build_rows, widths)
         _add_query_problems(evidence, recommendations, problems)
+        _keep_needed(problems, entries, tables, evidence, owner_column)
     else:
         # Without a database only the foreign keys are certain; a query pattern's index is a question of
         # data and costs, so it is named in the notes rather than recommended.
@@ -158,7 +171,7 @@ async def explain_indexes(
     return ExplainIndexesResult(
         source=chosen_source, database=db_schema.source if db_schema else None,
         server_version=run.server_version, tables=[t.qualified_name for t in tables], indexes=entries,
-        problems=_sorted(problems), recommendations=recommendations, evidence=evidence, notes=notes,
+        problems=_sorted(problems), recommendations=recommendations, workload=workload, evidence=evidence, notes=notes,
         statements=run.statements, round_trips=run.round_trips,
     )
 

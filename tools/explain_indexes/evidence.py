@@ -81,7 +81,8 @@ def _message(exc: psycopg.Error) -> str:
 
 
 async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, float | None],
-                           notes: list[str], raise_for_caller: bool) -> list[QueryEvidence]:
+                           notes: list[str], raise_for_caller: bool,
+                           widths: dict[str, dict[str, int]] | None = None) -> list[QueryEvidence]:
     """Plan every pattern in one READ ONLY transaction, sent as one pipeline: one round trip.
 
     First each pattern as the planner chooses, then (after ``enable_seqscan = off`` for the rest of the
@@ -104,8 +105,15 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
             "lock_timeout": f"{run.lock_timeout_ms}ms"}
     if not run.generic:
         base["plan_cache_mode"] = "force_generic_plan"
+    width_stmt: _Stmt | None = None
+    if widths is not None:  # the columns' average widths (pg_stats), for the WAL estimate of a new index
+        width_stmt = _Stmt("SELECT schemaname || '.' || tablename, attname, avg_width FROM pg_stats "
+                           "WHERE schemaname || '.' || tablename = ANY(%s)",
+                           [sorted({p.table.qualified_name for p in patterns})])
     while todo_chosen or todo_forced:
         body = [_settings(base)]
+        if width_stmt is not None and width_stmt.rows is None:
+            body.append(width_stmt)
         jobs: list[tuple[int, bool, int, int, str]] = []  # pattern, forced, first statement, plan statement, how
 
         def add(i: int, is_forced: bool) -> None:
@@ -146,6 +154,9 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
                 raise ExplainError(f"The query {patterns[i].sql!r} cannot be planned on this database: "
                                    f"{message}. Fix the SQL (table and column names as in the database).") from None
             failed[i] = message
+        if width_stmt is not None and width_stmt.rows is not None and widths is not None and not widths:
+            for table, column, width in width_stmt.rows:
+                widths.setdefault(table, {})[column] = int(width)
         todo_chosen = [i for i in todo_chosen if i not in chosen and i not in failed]
         todo_forced = [i for i in dict.fromkeys(todo_forced + want_forced)
                        if i not in forced and i not in failed and i not in todo_chosen]

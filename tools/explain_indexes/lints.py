@@ -130,3 +130,39 @@ def _table_rows(t: Table, stats: dict[str, IndexStats]) -> float | None:
     return st.table_rows if st else None
 
 
+
+
+def _keep_needed(problems: list[Finding], entries: list, tables: list[Table], evidence: list[QueryEvidence],
+                 owner: str) -> None:
+    """Never advise dropping an index the house rules need or the planner chose in this very result.
+
+    ``unused-index`` is not reported for an index covering a foreign key (the owner's included: every
+    per-user query and the ON DELETE CASCADE need it) nor for one a plan here uses (its scan counter
+    was reset, or the traffic has not reached it yet). Another rule's DROP advice for an index the
+    planner chose is replaced by a keep, naming the query.
+    """
+    chosen: dict[str, str] = {}
+    for ev in evidence:
+        for name in ev.chosen.indexes if ev.chosen else []:
+            chosen.setdefault(f"{ev.table.rpartition('.')[2]}.{name}", ev.query)
+    needed: dict[str, str] = {}
+    for t in tables:
+        for ix in t.indexes:
+            names = [c.name for c in ix.columns]
+            for fk in t.foreign_keys:
+                if ix.valid and ix.where is None and sorted(names[: len(fk.columns)]) == sorted(fk.columns):
+                    needed[f"{t.name}.{ix.name}"] = (
+                        f"it covers {owner}: every per-user query and the ON DELETE CASCADE from users use it"
+                        if fk.columns == [owner] else
+                        f"it covers the foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}")
+    keep: list[Finding] = []
+    for f in problems:
+        obj = f.object or ""
+        if f.rule == "unused-index" and (obj in needed or obj in chosen):
+            continue
+        if f.fix and "DROP INDEX" in f.fix and obj in chosen and f.rule != "invalid-index":
+            name = obj.partition(".")[2]
+            f = f.model_copy(update={"fix": f"Keep {name} for now: the planner chose it for {chosen[obj]!r} in this "
+                                            "result. Drop it only once the plans no longer use it."})
+        keep.append(f)
+    problems[:] = keep

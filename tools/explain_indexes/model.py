@@ -15,6 +15,11 @@ SMALL_TABLE_ROWS = 1000
 MIN_GAIN = 0.10
 #: Dexter's floor: a query whose estimated cost is below this is already cheap; no index is tried for it.
 MIN_COST = 100.0
+#: The recommended set is the smallest whose workload cost is within this share of the best set's.
+WORKLOAD_TOLERANCE = 0.05
+#: PostgreSQL 18's btree skip scan: an index also serves equality on a later key column when the
+#: columns before it have few distinct values.
+SKIP_SCAN_MIN_VERSION = 180000
 #: EXPLAIN (GENERIC_PLAN) arrived in PostgreSQL 16; older servers take the PREPARE path.
 GENERIC_PLAN_MIN_VERSION = 160000
 #: statement_timeout for one hypothetical build and for the evidence transaction.
@@ -105,7 +110,28 @@ class Recommendation(_Model):
     cost_basis: str | None = Field(None, description="Which plans the costs come from")
     checked_how: str = Field(description='"hypopg", "transaction" or "not checked: why"')
     queries: list[QueryCost] = Field(default_factory=list)
+    size_bytes: int | None = Field(None, description="Estimated size (hypopg's estimate, or the rolled-back build's)")
+    wal_bytes_per_insert: int | None = Field(
+        None, description="Estimated WAL each INSERT into the table writes for this index (one btree leaf "
+        "insert record; full-page images after a checkpoint come on top)")
+    workload_cost_without: float | None = Field(
+        None, description="The workload's cost with the rest of the recommended set but not this index")
     notes: list[str] = Field(default_factory=list)
+
+
+class WorkloadCost(_Model):
+    """The whole workload (every distinct query explained) before and after the recommended set."""
+
+    queries: list[QueryCost] = Field(description="Each distinct query (its SQL): cost now and with the set")
+    cost_before: float = Field(description="Sum of the queries' estimated costs with today's indexes")
+    cost_after: float | None = Field(None, description="The same with every recommended index added")
+    indexes: int = Field(0, description="How many indexes the recommended set adds")
+    size_bytes: int | None = Field(None, description="Their estimated total size")
+    wal_bytes_per_insert: dict[str, int] = Field(
+        default_factory=dict, description="Per table: estimated WAL bytes the set adds to each INSERT")
+    checked_how: str = Field(description='"hypopg", "transaction", "single index" or "not checked: why"')
+    considered: list[str] = Field(default_factory=list,
+                                  description="Sets tried and why the chosen one won (merges, indexes left out)")
 
 
 class ExplainIndexesResult(_Model):
@@ -117,6 +143,8 @@ class ExplainIndexesResult(_Model):
     problems: list[Finding] = Field(description="Missing, redundant, unused or invalid indexes, each with a fix")
     recommendations: list[Recommendation] = Field(
         description="Indexes to add, with DDL and the planner's cost before and after")
+    workload: WorkloadCost | None = Field(
+        None, description="The whole workload's cost before and after the recommended set, checked together")
     evidence: list[QueryEvidence] = Field(description="The plan of each query pattern: the planner's choice and cost")
     notes: list[str] = Field(description="Caveats: small tables, reset statistics, what was not checked")
     statements: int = Field(0, description="SQL statements sent to the database")

@@ -118,15 +118,13 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
     out: list[_Pattern] = []
     if caller:
         for q in caller:
-            target = main.table(q.tables[0])
+            target = next((t for n in q.tables if (t := main.table(n)) is not None), None)  # CTE names aside
             if target is None:
                 raise ExplainError(f"The query {q.sql!r} reads {q.tables[0]}, which is not a table here "
                                    f"(tables: {', '.join(sorted(t.name for t in main.tables))}).")
             if in_scope and not (set(q.tables) & in_scope):
                 continue
-            needs, eq = _needs(q.sql, target, owner)
-            out.append(_Pattern(target, _summary(q.sql, target, needs, eq), q.sql, "caller", None, needs, eq,
-                                q.params))
+            out += _per_table(q.sql, q.params, main, target, owner, "caller", None, None, in_scope, notes)
         return out + _fk_patterns(tables, main, owner)
     for t in tables:
         if t.managed_by == "better-auth" or t.name in BETTER_AUTH_TABLES:
@@ -147,10 +145,10 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
             except ExplainError as exc:
                 notes.append(f"{t.name}: the spec's query pattern is skipped: {exc}")
                 continue
-            needs, eq = _needs(sql, t, owner)
-            p = _Pattern(t, qp.description, parsed.sql, "spec", qp.location, needs, eq, parsed.params)
-            seen.add(p.key)
-            out.append(p)
+            for p in _per_table(parsed.sql, parsed.params, main, t, owner, "spec", qp.location, qp.description,
+                                {t.name}, notes):
+                seen.add(p.key)
+                out.append(p)
         for description, sql in _convention_sql(t, owner):
             needs, eq = _needs(sql, t, owner)
             p = _Pattern(t, description, sql, "convention", None, needs, eq, _parse_query(sql).params)
@@ -158,6 +156,51 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
                 seen.add(p.key)
                 out.append(p)
     return out + _fk_patterns(tables, main, owner)
+
+
+def _per_table(sql: str, params: int, main: Schema, first: Table, owner: str, origin: Any,
+               location: Location | None, description: str | None, in_scope: set[str],
+               notes: list[str]) -> list[_Pattern]:
+    """One pattern per table the query asks something of (reading.py); a query on one table alone keeps
+    the pattern reader shared with propose_table (spec/query_patterns.py)."""
+    from .reading import needs_per_table
+
+    try:
+        found = needs_per_table(sql, main, owner)
+    except Exception:  # noqa: BLE001 - a shape the reader does not know: the first table, as before
+        found = []
+    if len({n.table.qualified_name for n in found}) <= 1 and not any(n.others for n in found):
+        needs, eq = _needs(sql, first, owner)
+        found_here = [n for n in found if n.unindexable]
+        _unindexable_notes(found_here, sql, notes)
+        return [_Pattern(first, description or _summary(sql, first, needs, eq), sql, origin, location, needs, eq,
+                         params)]
+    _unindexable_notes(found, sql, notes)
+    out = []
+    for n in found:
+        if n.table.name not in in_scope and in_scope:
+            continue
+        if not n.columns or n.table.managed_by == "better-auth" or n.table.name in BETTER_AUTH_TABLES:
+            continue
+        via = (" (join key)" if n.kind == "join" else "") + (f", joined with {', '.join(n.others)}" if n.others else "")
+        what = _summary(sql, n.table, n.columns, n.equality) + via
+        out.append(_Pattern(n.table, f"{description}: {what}" if description else what, sql, origin, location,
+                            n.columns, n.equality, params))
+    if not out and first.name in in_scope | {first.name} and not in_scope or (not out and first.name in in_scope):
+        out.append(_Pattern(first, description or _summary(sql, first, [], 0), sql, origin, location, [], 0, params))
+    return out
+
+
+def _unindexable_notes(found: list, sql: str, notes: list[str]) -> None:
+    for n in found:
+        for what in n.unindexable:
+            col = what.split()[0]
+            note = (f"{n.table.name}.{what} in {sql!r}: a btree serves LIKE/ILIKE only for a fixed prefix (and "
+                    "ILIKE not at all); a leading wildcard needs a trigram index (CREATE EXTENSION pg_trgm; "
+                    f"CREATE INDEX ... ON {n.table.name} USING gin ({col} gin_trgm_ops)) if that search matters. "
+                    "Not recommended here: it is measured only with the extension created.")
+            if note not in notes:
+                notes.append(note)
 
 
 def _convention_sql(t: Table, owner: str) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import psycopg
 import psycopg.generators
 
-from ..database.ddl import create_index_sql
+from ..database.ddl import create_index_sql, ident
 from ..schema.model import BETTER_AUTH_TABLES, ForeignKey, Index, IndexColumn, Schema, Table
 from ..spec.lint import index_shapes
 from .entries import _purpose_for_pattern, _serves
@@ -113,7 +113,11 @@ _CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
 async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: list[QueryEvidence],
                             rows: dict[str, float | None], hypothetical: bool, max_build_rows: int,
-                            notes: list[str]) -> list[Recommendation]:
+                            notes: list[str], workload: list[tuple[str, int]] | None = None,
+                            checked: list[_Checked] | None = None) -> list[Recommendation]:
+    """Each candidate checked on its own (its patterns' costs before and after, and, in the same
+    transaction, every query of ``workload``); the ones worth it are returned, and listed in ``checked``
+    with what their check measured."""
     if not candidates:
         return []
     by_sql = {(e.table, e.sql): e for e in evidence}
@@ -157,9 +161,10 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
                                "Install hypopg (CREATE EXTENSION hypopg; Neon supports it) or test on a branch.")
         else:
             await run.note(f"checking {c.ddl(False)}")
-            to_check.append(_Trial(c, rec, small))
+            to_check.append(_Trial(c, rec, small, workload=list(workload or [])))
         decided.append((c, rec, None))
     await _check_all(run, to_check, hypopg)
+    trial_of = {id(t.rec): t for t in to_check}
     out: list[Recommendation] = []
     for c, rec, note in decided:
         if rec is None:
@@ -171,7 +176,20 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
                          f"-> {rec.cost_after:.1f} is not a gain of {MIN_GAIN:.0%}.")
             continue
         out.append(rec)
+        if checked is not None:
+            t = trial_of.get(id(rec))
+            checked.append(_Checked(c, rec, t.costs if t else None, t.small if t else False))
     return out
+
+
+@dataclass
+class _Checked:
+    """A candidate worth adding, its recommendation, and the workload's costs with it alone."""
+
+    c: _Candidate
+    rec: Recommendation
+    costs: dict[str, float] | None
+    small: bool
 
 
 def _cost(ev: QueryEvidence, small: bool) -> float:
@@ -191,6 +209,10 @@ class _Trial:
     trial: str = ""
     create_at: int = 0
     plans_at: list[int] = field(default_factory=list)
+    workload: list[tuple[str, int]] = field(default_factory=list)  # the workload's queries (sql, params)
+    workload_at: dict[str, int] = field(default_factory=dict)
+    size_at: int | None = None
+    costs: dict[str, float] | None = None  # the workload's cost per query with this index alone
 
 
 _HYPOPG_RESET = "SELECT hypopg_reset()"
@@ -208,10 +230,13 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
                          "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
     t.create_at = len(t.body)
     if use_hypopg:
-        t.body.append(_Stmt("SELECT indexname FROM hypopg_create_index(%s)", (build.rstrip(";"),),
-                            undo_after_failure=_HYPOPG_RESET))
+        t.body.append(_Stmt("SELECT indexname, hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
+                            (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
     else:
         t.body.append(_Stmt(build))
+        t.size_at = len(t.body)
+        t.body.append(_Stmt("SELECT pg_relation_size(%s::regclass)",
+                            (f"{ident(t.c.table.schema_name)}.{ident(t.trial)}",)))
     after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
                                                                else {"plan_cache_mode": "force_generic_plan"})
     if after:
@@ -220,6 +245,11 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
     for _q, p in zip(t.rec.queries, list(t.c.patterns), strict=False):
         stmts, at, _ = _plan_stmts(run, p.sql, p.params)
         t.plans_at.append(len(t.body) + at)
+        t.body.extend(stmts)
+    t.workload_at = {}
+    for sql, params in t.workload:
+        stmts, at, _ = _plan_stmts(run, sql, params)
+        t.workload_at[sql] = len(t.body) + at
         t.body.extend(stmts)
     if use_hypopg:
         t.body.append(_Stmt(_HYPOPG_RESET))
@@ -265,7 +295,10 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
         created = t.body[t.create_at].rows
         assert created is not None
         trial = created[0][0]
+        rec.size_bytes = int(created[0][1])
     else:
+        sized = t.body[t.size_at].rows if t.size_at is not None else None
+        rec.size_bytes = int(sized[0][0]) if sized else None
         rec.notes.append(f"Built for real inside a transaction that was rolled back: this held a SHARE lock "
                          f"on {t.c.table.name} (writes blocked, reads fine) for at most {elapsed_ms:.0f} ms "
                          "(build, plans and rollback); nothing was kept but the table's page and "
@@ -277,6 +310,11 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
         q.cost_after = plan.total_cost
         q.uses_new_index = any(trial in n for n in plan.indexes)
     rec.checked_how = "hypopg" if use_hypopg else "transaction"
+    t.costs = {}
+    for sql, at in t.workload_at.items():
+        plan_rows = t.body[at].rows
+        if plan_rows is not None:
+            t.costs[sql] = _summarize(json.loads(plan_rows[0][0])).total_cost
     after = [q.cost_after for q in rec.queries if q.cost_after is not None]
     rec.cost_after = sum(after) if after and len(after) == len(rec.queries) else None
     if rec.queries and not any(q.uses_new_index for q in rec.queries):
