@@ -323,13 +323,13 @@ def create_server(settings: Settings) -> MCPServer:
             description="Also compare the live database (DATABASE_URL, or the embedded one)")] = False,
         tables: Annotated[list[str] | None, Field(description="Only these tables (default: all)")] = None,
         include_managed: Annotated[bool, Field(
-            description="Also compare Better Auth's tables")] = False,
+            description="Also list the differences on Better Auth's tables that ours do not depend on (info)")] = False,
         detail: DetailArg = "summary",
         cursor: CursorArg = None,
     ) -> CallToolResult:
         """Find drift between the spec (the truth), the SQLModel models and optionally the live database.
 
-        Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic), what each side
+        Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic, info), what each side
         says with file:line, and fixes (spec patch, model code, migration SQL with lock notes, Alembic op).
         What the spec leaves unstated is listed as unknown, not drift. The models module is executed
         (imported) in a child process with a time limit and without the server's secrets; paths outside

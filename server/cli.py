@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 #: Drift severities, worst first (tools/drift/); kept here so `--help` needs no heavy import.
-SEVERITIES = ("breaking", "data-loss-risk", "degraded", "cosmetic")
+SEVERITIES = ("breaking", "data-loss-risk", "degraded", "cosmetic", "info")
 
 
 class UsageError(Exception):
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--models", default=None, help="the SQLModel models: a file, folder or module")
     check.add_argument("--database", action="store_true", help="also compare the live database")
     check.add_argument("--tables", default=None, help="comma-separated tables to compare (default: all)")
-    check.add_argument("--include-managed", action="store_true", help="also compare Better Auth's tables")
+    check.add_argument("--include-managed", action="store_true",
+                       help="also list the differences on Better Auth's tables that ours do not depend on (info)")
     check.add_argument("--fail-on", choices=SEVERITIES, default="degraded",
                        help="exit 1 when drift this severe or worse exists (default: degraded)")
     check.add_argument("--format", choices=["text", "json"], default="text")

@@ -191,7 +191,7 @@ def test_identical_schemas_are_clean(names):
     r = diff_schemas({n: s for n in names})
     assert r.drifts == [] and r.clean
     assert r.reference == names[0]
-    assert r.summary == {"breaking": 0, "data-loss-risk": 0, "degraded": 0, "cosmetic": 0}
+    assert r.summary == {"breaking": 0, "data-loss-risk": 0, "degraded": 0, "cosmetic": 0, "info": 0}
 
 
 def test_equivalent_spellings_are_clean_across_three_sides():
@@ -220,10 +220,14 @@ def test_a_spec_column_of_unknown_type_is_no_type_drift():
 
 def test_models_vs_database_without_spec_are_clean():
     r = diff_schemas({"models": models_schema(), "database": database_schema()})
-    # The models define user themselves, so it is compared (issue 14): varchar vs text is cosmetic.
-    assert r.reference == "models" and r.clean
-    assert [(d.object, d.severity) for d in r.drifts] == [("user.id", "cosmetic")]
-    assert r.better_auth["user"].startswith("compared: the models define user themselves")
+    # The models' user is a stub (its id only) that tasks.user_id references: Better Auth's table, not
+    # ours (issue 26). varchar vs text on its key is no difference our FKs depend on: info, listed only
+    # with include_managed.
+    assert r.reference == "models" and r.clean and r.drifts == []
+    assert r.better_auth["user"].startswith("our tables' owner column references user and the models have only "
+                                            "a stub of it")
+    r = diff_schemas({"models": models_schema(), "database": database_schema()}, include_managed=True)
+    assert [(d.object, d.severity) for d in r.drifts] == [("user.id", "info")] and r.clean
 
 
 def test_index_name_only_is_cosmetic_and_still_clean():

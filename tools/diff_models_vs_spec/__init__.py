@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel, Field
 
-from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas
+from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
 from ..schema.findings import Finding
 from ..models.pins import Pin, version_mismatches
 from ..models.reader import read_models
@@ -42,9 +42,10 @@ class DiffModelsVsSpecResult(BaseModel):
     reference: str = Field(description="The side treated as the source of truth")
     compared: list[str] = Field(description="The sides compared with the reference")
     drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
-    managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
+    managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours "
+                                         "depend on, never altered")
     better_auth: dict[str, str] = Field(default_factory=dict, description="For each table Better Auth could "
-                                        "own: the evidence that decided whether it was skipped or compared")
+                                        "own: the evidence that decided whether it is Better Auth's or ours")
     unstated: list[Unstated] = Field(default_factory=list, description="Aspects the spec does not state "
                                      "(nullability, default, type) where another side says something: not drift")
     sides: list[SideRead] = Field(description="What was read for each side")
@@ -71,6 +72,7 @@ async def diff_project(
     findings: list[Finding] = []
     spec_hash = None
     mention = None
+    claims: dict[str, str] = {}
 
     await step(0.0, "reading the spec")
     try:
@@ -79,6 +81,7 @@ async def diff_project(
         parsed = parse_spec(text, file=shown)
         sides["spec"] = parsed.schema
         mention = better_auth_mention(text, shown)
+        claims = spec_claims(text, shown, {t.name for t in parsed.schema.tables})
         findings += parsed.warnings
         read.append(SideRead(side="spec", source=shown, tables=len(parsed.schema.tables)))
     except SpecFileError as exc:
@@ -119,7 +122,8 @@ async def diff_project(
         )
     await step(0.75, f"comparing {', '.join(sides)}")
     result: DiffResult = diff_schemas(sides, tables=tables, include_managed=include_managed,
-                                      owner_column=owner_column, spec_mentions_better_auth=mention)
+                                      owner_column=owner_column, spec_mentions_better_auth=mention,
+                                      spec_claims=claims)
     if "models" in sides and mismatches:
         mark_version_dependent(result.drifts, mismatches)
     await step(1.0, "done")
@@ -139,7 +143,8 @@ def render_report(result: DiffResult, sides: list[SideRead]) -> str:
         lines.append(f"[{drift.severity}] {drift.object}: {drift.message}"
                      + (f" Caveat: {drift.caveat}" if drift.caveat else ""))
     if result.managed_elsewhere:
-        lines.append("Managed elsewhere (Better Auth, not compared): " + ", ".join(result.managed_elsewhere))
+        lines.append("Better Auth's (compared only for what our tables depend on, never altered): "
+                     + ", ".join(result.managed_elsewhere))
     for names, why in result.better_auth.items():
         lines.append(f"Better Auth? {names}: {why}.")
     if result.unstated:

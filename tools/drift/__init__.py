@@ -25,6 +25,8 @@ Severities, from worst to mildest:
   Added because "missing index" and "missing FK" are neither breaking nor cosmetic.
 * ``cosmetic``: names and spellings that change no behaviour (index names, text vs unbounded varchar,
   serial vs identity, a default that only lives in Python). ``clean`` ignores cosmetic drift.
+* ``info``: a difference on Better Auth's tables that none of ours depends on (:mod:`.dependent`); listed
+  only with ``include_managed``, and ignored by ``clean``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from ..schema.model import Schema
 # Importing the aspect modules registers their comparators, in this order.
 from . import columns, constraints, indexes, updated_at  # noqa: F401
 from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants
-from .managed import better_auth_decision
+from .dependent import compare_managed
+from .managed import better_auth_decision, spec_claims
 from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue, Unstated
 from .tables import compare_enums
 
@@ -43,11 +46,15 @@ from .tables import compare_enums
 
 
 def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, include_managed: bool = False,
-                 owner_column: str = "user_id", spec_mentions_better_auth: str | None = None) -> DiffResult:
+                 owner_column: str = "user_id", spec_mentions_better_auth: str | None = None,
+                 spec_claims: dict[str, str] | None = None) -> DiffResult:
     """Compare two or three schemas; the first of spec, models, database present is the reference.
 
-    ``spec_mentions_better_auth``: where the spec text names Better Auth (``schema.md:3``), one piece of
-    the evidence that decides whether a table is Better Auth's (see :mod:`.managed`)."""
+    ``spec_mentions_better_auth``: where the spec text names Better Auth (``schema.md:3``);
+    ``spec_claims``: the tables the spec's text says Better Auth manages (name -> ``schema.md:9``). Both
+    are evidence that a table is Better Auth's (see :mod:`.managed`). Better Auth's tables are compared
+    only for what our tables depend on; ``include_managed`` also lists their other differences (at info
+    severity). No fix ever alters them (see :mod:`.dependent`)."""
     unknown = set(sides) - set(SIDE_ORDER)
     if unknown or len(sides) < 2:
         raise ValueError(f"diff_schemas needs two or three of {', '.join(SIDE_ORDER)}; got "
@@ -58,18 +65,40 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     evidence: dict[str, str] = {}
     drifts: list[Drift] = []
     groups = align_tables(ctx)
-    decisions = {tg.key: better_auth_decision(tg.tables, spec_mentions_better_auth) for tg in groups}
+    claims = spec_claims or {}
+    owner_targets = {fk.ref_table for schema in sides.values() for t in schema.tables for fk in t.foreign_keys
+                     if fk.columns == [owner_column]}
+    decisions = {}
+    for tg in groups:
+        names = {t.name for t in tg.tables.values()} | {tg.key}
+        spellings = names | {v for n in names for v in name_variants(n)}
+        decisions[tg.key] = better_auth_decision(
+            tg.tables, spec_claim=next((claims[n.lower()] for n in sorted(names) if n.lower() in claims), None),
+            spec_mention=spec_mentions_better_auth, owner_target=bool(spellings & owner_targets))
+    shown: dict[str, str] = {}
     for tg in groups:
         if (decision := decisions[tg.key]) is not None:
-            evidence[" / ".join(sorted({t.name for t in tg.tables.values()}))] = decision[1]
+            shown[tg.key] = " / ".join(sorted({t.name for t in tg.tables.values()}))
+            evidence[shown[tg.key]] = decision[1]
             if decision[0] and not include_managed:
-                ctx.unaliased.add(tg.key)  # not compared: FK targets must say which spelling they use
+                ctx.unaliased.add(tg.key)  # FK targets must say which spelling they use
     for tg in groups:
         names = {t.name for t in tg.tables.values()} | {tg.key}
         if wanted and not names & wanted and not any(v in wanted for n in names for v in name_variants(n)):
             continue
-        if tg.key in ctx.unaliased:
+        if (decision := decisions[tg.key]) is not None and decision[0]:
             managed |= {t.name for t in tg.tables.values()}
+            unstated = len(ctx.unstated)
+            found = compare_managed(ctx, tg)
+            info = [d for d in found if d.severity == "info"]
+            if not include_managed:
+                del ctx.unstated[unstated:]  # what the spec leaves unsaid about Better Auth's table is no news
+                found = [d for d in found if d.severity != "info"]
+            if info:
+                evidence[shown[tg.key]] += (f"; {len(info)} difference(s) that our tables do not depend on, "
+                                            "at info severity"
+                                            + ("" if include_managed else ", listed with include_managed"))
+            drifts += found
             continue
         for tcmp in TABLE_COMPARATORS:
             drifts += tcmp(ctx, tg)
@@ -84,10 +113,10 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,  # type: ignore[arg-type]
                       managed_elsewhere=sorted(managed), better_auth=evidence, unstated=ctx.unstated,
                       summary=summary,
-                      clean=not any(d.severity != "cosmetic" for d in drifts))
+                      clean=not any(d.severity not in ("cosmetic", "info") for d in drifts))
 
 
 __all__ = [
     "DiffResult", "Drift", "DriftKind", "Fix", "SideValue", "Severity", "Unstated", "diff_schemas",
-    "differences",
+    "differences", "spec_claims",
 ]  # fmt: skip

@@ -143,6 +143,35 @@ def _length(t: str) -> float:
     return float(arg.split(",")[0]) if arg else float("inf")
 
 
+def rewrites(have: str, want: str, using: str = "") -> bool:
+    """Whether ``ALTER COLUMN ... TYPE want`` (from ``have``) rewrites the table and its indexes.
+
+    PostgreSQL skips the rewrite only for a binary-coercible change that cannot reject a value (measured
+    on PostgreSQL 18, by the table's relfilenode): text <-> unbounded varchar, dropping or widening a
+    varchar length, dropping or widening a numeric precision at the same scale. Anything else, and any
+    USING expression, rewrites it under the ACCESS EXCLUSIVE lock."""
+    have, want = canon_type(have), canon_type(want)
+    if have == want:
+        return False
+    if using:
+        return True
+    bh, bw = base_type(have), base_type(want)
+    if {bh, bw} <= {"text", "varchar"}:
+        return type_length(want) is not None and (bh == "text" or _length(have) > _length(want))
+    if bh == bw == "numeric":
+        if type_length(want) is None:
+            return False
+        if type_length(have) is None:
+            return True
+        (hp, _, hs), (wp, _, ws) = type_length(have).partition(","), type_length(want).partition(",")
+        return (hs or "0") != (ws or "0") or int(wp) < int(hp)
+    return True
+
+
+NO_REWRITE_NOTE = ("A catalog change, no rewrite: the new type is binary-coercible and rejects no value (a brief "
+                   "ACCESS EXCLUSIVE lock; the indexes are kept).")
+
+
 @column_comparator
 def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift]:
     obj = f"{tg.key}.{cg.key}"
@@ -168,7 +197,8 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
                 return "breaking" if side == "database" else "degraded"
             return "data-loss-risk"  # the fix narrows the column
         if {base_type(have), base_type(want)} == {"text", "varchar"}:
-            return "cosmetic"  # same storage and behaviour in PostgreSQL; ALTER is binary-coercible
+            # same storage and behaviour in PostgreSQL; never cosmetic if the fix would rewrite the table
+            return "degraded" if side == "database" and rewrites(have, want) else "cosmetic"
         if enumish and ({base_type(have), base_type(want)} & {"text", "varchar"}):
             return "degraded"  # a fixed value set as native enum vs text + CHECK
         return "breaking"
@@ -186,12 +216,11 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
         elif kinds[side] == "column-type" and not {base_type(have), base_type(want)} <= {"text", "varchar"}:
             using = f" USING {ident(cname)}::{type_sql(lead_c.model_copy(update={'identity': None}))}"
         target = type_sql(lead_c.model_copy(update={"identity": None}))
-        widening = kinds[side] == "column-length" and _length(have) < _length(want) and base_type(have) == base_type(want)
         check = ""
         if kinds[side] == "column-length" and _length(want) < _length(have) and base_type(want) in ("varchar", "char"):
             check = (f"-- check first: SELECT count(*) FROM {ident(tname)} WHERE length({ident(cname)}) > "
                      f"{int(_length(want))};\n")
-        locks = ("Widening a varchar is a catalog change: no rewrite." if widening else REWRITE_NOTE)
+        locks = NO_REWRITE_NOTE if not rewrites(have, want, using) else REWRITE_NOTE
         if kinds[side] == "timestamp-timezone":
             locks += " The values are reinterpreted in the zone given by USING: check it is UTC."
         model = model_field(lead_t, lead_c)

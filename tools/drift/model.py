@@ -11,8 +11,8 @@ from ..schema.model import Location
 
 SideName = Literal["spec", "models", "database"]
 SIDE_ORDER: tuple[str, ...] = ("spec", "models", "database")
-Severity = Literal["breaking", "data-loss-risk", "degraded", "cosmetic"]
-SEVERITIES: tuple[str, ...] = ("breaking", "data-loss-risk", "degraded", "cosmetic")
+Severity = Literal["breaking", "data-loss-risk", "degraded", "cosmetic", "info"]
+SEVERITIES: tuple[str, ...] = ("breaking", "data-loss-risk", "degraded", "cosmetic", "info")
 
 DriftKind = Literal[
     "missing-table", "extra-table", "table-name",
@@ -77,7 +77,8 @@ class DiffResult(_Model):
     reference: SideName = Field(description="The side treated as the source of truth")
     compared: list[SideName]
     drifts: list[Drift]
-    managed_elsewhere: list[str] = Field(description="Better Auth tables seen and skipped")
+    managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours depend "
+                                         "on, never altered")
     better_auth: dict[str, str] = Field(default_factory=dict, description="For each table that Better Auth "
                                         "could own: the evidence that decided whether it was skipped or compared")
     unstated: list[Unstated] = Field(default_factory=list, description="Aspects a side (usually the spec) "
