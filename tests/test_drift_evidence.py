@@ -281,20 +281,33 @@ class Task(SQLModel, table=True):
 '''
 
 
-async def test_updated_at_without_onupdate_or_trigger_is_drift(tmp_path: Path, make_database) -> None:
+def advice_on(data: dict, obj: str) -> list[dict]:
+    return [f for f in data["findings"] if f["object"] == obj and f["rule"] == "updated-at-not-maintained"]
+
+
+async def test_updated_at_without_onupdate_or_trigger_is_advice_unless_the_spec_says_a_trigger(
+        tmp_path: Path, make_database) -> None:
+    # Issue 29: only the app can know whether it sets updated_at itself, so this is advice, not drift ...
     project = make_project(tmp_path, STAMPED_SPEC, STAMPED_MODELS)
     data = await diff(project)
-    (drift,) = drifts_on(data, "tasks.updated_at", "updated-at-not-maintained")
-    assert drift["severity"] == "degraded"
-    assert drift["sides"]["models"]["value"] == "no onupdate"
-    assert "the database was not compared" in drift["message"]
+    assert drifts_on(data, "tasks.updated_at") == [] and data["clean"], data["drifts"]
+    (advice,) = advice_on(data, "tasks.updated_at")
+    assert advice["severity"] == "info" and "models: no onupdate" in advice["message"]
+    assert "the database was not compared" in advice["message"]
 
+    # ... unless the spec says the database keeps it current: then a database without the trigger drifts.
+    said = STAMPED_SPEC.replace("| Constraints |\n|---|---|---|", "| Constraints | Description |\n|---|---|---|---|"
+                                ).replace("| NOT NULL, DEFAULT now() |", "| NOT NULL, DEFAULT now() | Kept current by "
+                                          "a BEFORE UPDATE trigger |")
+    (project / "specs" / "database" / "schema.md").write_text(said)
     url = make_database("issue14_updated_at")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE tasks (id serial PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())")
     data = await diff(project, url)
     (drift,) = drifts_on(data, "tasks.updated_at", "updated-at-not-maintained")
+    assert drift["severity"] == "degraded"
     assert drift["sides"]["database"]["value"] == "no BEFORE UPDATE trigger"
+    assert advice_on(data, "tasks.updated_at") == []
     db_fix = next(f for f in drift["fixes"] if f["side"] == "database")
     with psycopg.connect(url, autocommit=True) as conn:  # the trigger the tool gives really keeps it current
         conn.execute(db_fix["migration_sql"])
@@ -303,10 +316,10 @@ async def test_updated_at_without_onupdate_or_trigger_is_drift(tmp_path: Path, m
         assert conn.execute("SELECT updated_at > '2001-01-01' FROM tasks").fetchone()[0]
     data = await diff(project, url)
     assert drifts_on(data, "tasks.updated_at") == [], data["drifts"]  # the trigger keeps it current
+    assert advice_on(data, "tasks.updated_at") == []
 
-    models_fix = STAMPED_MODELS.replace(
-        '    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"server_default": func.now()})\n',
-        "    " + next(f for f in drift["fixes"] if f["side"] == "models")["model_change"] + "\n")
-    (project / MODELS).write_text(models_fix)
+    (project / "specs" / "database" / "schema.md").write_text(STAMPED_SPEC)
+    (project / MODELS).write_text(STAMPED_MODELS.replace('{"server_default": func.now()}',
+                                                         '{"server_default": func.now(), "onupdate": func.now()}'))
     data = await diff(project)
-    assert drifts_on(data, "tasks.updated_at") == [], data["drifts"]
+    assert drifts_on(data, "tasks.updated_at") == [] and advice_on(data, "tasks.updated_at") == []

@@ -15,8 +15,9 @@ import anyio
 from pydantic import BaseModel, Field
 
 from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
+from ..drift.updated_at import updated_at_advice
 from ..schema.findings import Finding
-from ..models.pins import Pin, version_mismatches
+from ..models.pins import Pin, datetime_meaning, mapping_caveats, version_mismatches
 from ..models.reader import read_models
 from ..schema.model import Schema
 from ..spec.file import SpecFileError, display_path, read_spec_bytes
@@ -96,8 +97,12 @@ async def diff_project(
         sides["models"] = models_read.schema
         read.append(SideRead(side="models", source=", ".join(models_read.files), tables=len(models_read.schema.tables),
                              python=display_python(project, models_read.python), versions=models_read.versions))
-        mismatches = version_mismatches(project, models_read.versions)
-        findings += [versions_finding(project, models_read.python, pin, used) for pin, used in mismatches]
+        if "spec" in sides and (meaning := datetime_meaning(models_read.versions)) != "timestamptz":
+            # the spec's SQLModel classes mean what the project's SQLModel makes of them, as the models do
+            sides["spec"] = parse_spec(text, file=shown, datetime_type=meaning).schema
+        mismatches = version_mismatches(project, models_read.versions, near=models_read.files)
+        findings += [versions_finding(project, models_read.python, pin, used, bool(mapping_caveats([(pin, used)])))
+                     for pin, used in mismatches]
 
     if include_database:
         if database is None:
@@ -126,6 +131,8 @@ async def diff_project(
                                       spec_claims=claims)
     if "models" in sides and mismatches:
         mark_version_dependent(result.drifts, mismatches)
+    findings += updated_at_advice({s: sides[s].only(tables) for s in result.compared}, project,
+                                  skip=set(result.managed_elsewhere), owner_column=owner_column)
     await step(1.0, "done")
     return DiffModelsVsSpecResult(
         clean=result.clean, summary=result.summary, reference=result.reference, compared=result.compared,
@@ -170,14 +177,16 @@ def display_python(project: Path, python: str | None) -> str | None:
         return python
 
 
-def versions_finding(project: Path, python: str | None, pin: Pin, used: str) -> Finding:
+def versions_finding(project: Path, python: str | None, pin: Pin, used: str, matters: bool = True) -> Finding:
     where = ("the server's interpreter: no project virtualenv was found" if python == sys.executable
              else "the project's interpreter")
+    consequence = ("Type drift on the models side depends on it (SQLModel maps datetime to timestamptz only since "
+                   "0.0.45); the drifts it changes are marked with a caveat." if matters else
+                   "No type mapping we know of differs between these versions, so no drift depends on it.")
     return Finding(
-        rule="models-versions-differ", severity="warning", object=pin.package,
+        rule="models-versions-differ", severity="warning" if matters else "info", object=pin.package,
         message=f"The models were read with {pin.package} {used} ({where}, {python}), but the project pins "
-                f"{pin}. Type drift on the models side depends on it (SQLModel maps datetime to timestamptz "
-                "only since 0.0.45) and is marked with a caveat.",
+                f"{pin}. {consequence}",
         fix="Create the project's virtualenv with its pinned versions (.venv, e.g. `uv sync` or "
             "`python -m venv .venv && .venv/bin/pip install -r requirements.txt`), or run the server with "
             "VIRTUAL_ENV set to it.",
@@ -185,10 +194,11 @@ def versions_finding(project: Path, python: str | None, pin: Pin, used: str) -> 
 
 
 def mark_version_dependent(drifts: list[Drift], mismatches: list[tuple[Pin, str]]) -> None:
-    said = "; ".join(f"read with {pin.package} {used}, the project pins {pin}" for pin, used in mismatches)
+    """A caveat on the type drifts whose models-side type the pinned version maps differently (pins.py)."""
+    caveats = mapping_caveats(mismatches)
     for drift in drifts:
-        if drift.kind in VERSION_DEPENDENT and "models" in drift.sides:
-            drift.caveat = f"The models' type comes from the library version used: {said}."
+        if drift.kind in VERSION_DEPENDENT and (side := drift.sides.get("models")) and side.value in caveats:
+            drift.caveat = caveats[side.value]
 
 
 def better_auth_mention(text: str, file: str) -> str | None:

@@ -149,8 +149,9 @@ def updated_at_trigger(ctx: LintContext) -> Iterator[Hit]:
         col = t.column("updated_at")
         if col is None:
             continue
-        if any(_mentions(text, "trigger") for text in [t.description, col.description, *t.notes]):
-            continue
+        if (col.on_update or "").startswith("trigger") or any(
+                _mentions(text, "trigger") for text in [t.description, col.description, *t.notes]):
+            continue  # the spec's own BEFORE UPDATE trigger (its SQL), or words that say it has one
         names.append(t)
     if not names:
         return

@@ -18,6 +18,9 @@ from ...schema.findings import Finding, SpecConflict
 from ...schema.model import Location, Schema
 from .document import read_document
 from .merge import merge_tables
+from .python import DATETIME_TYPE
+from .triggers import mark_update_triggers
+from .values import apply_value_lists
 
 __all__ = ["ParsedSpec", "parse_spec"]
 
@@ -40,8 +43,12 @@ class ParsedSpec(BaseModel):
         return self.schema_
 
 
-def parse_spec(text: str, file: str = "specs/database/schema.md") -> ParsedSpec:
-    """Read a spec's text. Every table, column, index and foreign key carries ``Location(file, line)``."""
+def parse_spec(text: str, file: str = "specs/database/schema.md", *, datetime_type: str | None = None) -> ParsedSpec:
+    """Read a spec's text. Every table, column, index and foreign key carries ``Location(file, line)``.
+
+    ``datetime_type``: what a plain ``datetime`` in the spec's SQLModel classes creates with the project's
+    SQLModel (``timestamp`` before 0.0.45); by default the current meaning, ``timestamptz``."""
+    token = DATETIME_TYPE.set(datetime_type) if datetime_type else None
     try:
         return _parse(text, file)
     except Exception as error:  # the last line of defence: a reader bug is a warning, never a crash
@@ -50,6 +57,9 @@ def parse_spec(text: str, file: str = "specs/database/schema.md") -> ParsedSpec:
             message=f"The spec could not be read ({type(error).__name__}: {str(error)[:200]}).",
             fix="Write the tables in the canonical format described in specs/format.md.",
         )])
+    finally:
+        if token is not None:
+            DATETIME_TYPE.reset(token)
 
 
 def _parse(text: str, file: str) -> ParsedSpec:
@@ -59,6 +69,8 @@ def _parse(text: str, file: str) -> ParsedSpec:
     document = read_document(text, file)
     tables, merge_warnings, conflicts = merge_tables(document.drafts, document.enums,
                                                         document.mentioned_tables)
+    mark_update_triggers(text, tables)
+    value_warnings = apply_value_lists(document.value_lists, tables, document.enums, file)
     names = {t.name for t in tables}
     schema_patterns = []
     for pattern, mentioned in document.query_patterns:
@@ -67,7 +79,7 @@ def _parse(text: str, file: str) -> ParsedSpec:
             hits[0].query_patterns.append(pattern)
         else:
             schema_patterns.append(pattern)
-    warnings = document.warnings + merge_warnings
+    warnings = document.warnings + merge_warnings + value_warnings
     if not tables:
         warnings.append(Finding(
             rule="spec-no-tables", severity="warning", location=Location(file=file, line=1),

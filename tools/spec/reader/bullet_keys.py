@@ -6,21 +6,59 @@ from __future__ import annotations
 
 import re
 
-from ...schema.model import Column, ForeignKey
+from ...schema.model import Check, Column, ForeignKey, UniqueConstraint
 from .drafts import BULLETS, SECTION, ColumnDraft
 from .fields import column_for_constraint_name
-from .markdown import Code, Heading, MdTable
+from .markdown import Bullet, Code, Heading, MdTable
 from .phrases import _fk_target_words
-from .words import FK_ACTIONS, IDENT, clean, read_constraints
+from .words import FK_ACTIONS, IDENT, clean, expression_columns, normalize_expression, read_constraints
 
-_FK_LABEL = re.compile(r"^(?:foreign[\s_-]*keys?|fks?)(?:\s+constraints?)?\s*[:\-–—]\s*", re.I)
-ACTION_ONLY = re.compile(r"^on\s+(delete|update)\s*[:\-–—]?\s*"
-                         r"(cascade|set\s+null|set\s+default|restrict|no\s+action)\s*\.?$", re.I)
+_FK_LABEL = re.compile(r"^(?:foreign[\s_-]*keys?|fks?)(?:\s+constraints?)?\s*(?:[:\-–—]\s*|(?=\())", re.I)
+_ACTION = r"(cascade|set\s+null|set\s+default|restrict|no\s+action)"
+_AFTER = r"(?:\s*[.(\-–—:,;].*)?$"  # "ON DELETE CASCADE (a user's tasks go with the user)"
 
 
-def set_action(fk: ForeignKey, action: re.Match) -> None:
-    """Apply an ``ACTION_ONLY`` match (``ON DELETE CASCADE``) to a foreign key."""
-    setattr(fk, f"on_{action.group(1).lower()}", FK_ACTIONS[" ".join(action.group(2).lower().split())])
+class _ActionOnly:
+    """A bullet that is only a foreign key action, about the foreign key just above it: ``ON DELETE
+    CASCADE``, ``On delete: set null``, ``CASCADE on delete``, ``Cascade delete``."""
+
+    _FORMS = ((re.compile(rf"^on\s+(delete|update)\s*[:\-–—→=]?\s*{_ACTION}\b{_AFTER}", re.I), 1, 2),
+              (re.compile(rf"^{_ACTION}\s+on\s+(delete|update)\b{_AFTER}", re.I), 2, 1),
+              (re.compile(rf"^(?:cascad(?:e|es|ing)[\s-]+(delete)s?|(delete)s?\s*:?\s*(cascade)s?)\b{_AFTER}", re.I),
+               None, None))
+
+    def match(self, text: str) -> tuple[str, str] | None:
+        for form, event, action in self._FORMS:
+            if m := form.match(text.strip()):
+                return (m.group(event), m.group(action)) if event else ("delete", "cascade")
+        return None
+
+
+ACTION_ONLY = _ActionOnly()
+
+
+def set_action(fk: ForeignKey, action: tuple[str, str]) -> None:
+    """Apply an ``ACTION_ONLY`` match (``ON DELETE CASCADE``: ("delete", "cascade")) to a foreign key."""
+    setattr(fk, f"on_{action[0].lower()}", FK_ACTIONS[" ".join(action[1].lower().split())])
+
+
+_EMBEDDED = re.compile(rf"(?:^|(?<=[\s(:,]))({IDENT}\.{IDENT})\s*(?:→|->|=>|\breferences\b|\brefers\s+to\b|"
+                       r"(?:is\s+a\s+)?foreign\s+key\s+(?:to|references?|on)\b)\s*(.*)$", re.I)
+
+
+def _until_group_end(text: str, start: int, rest: str) -> str:
+    """``rest`` cut where the parenthesis open before ``start`` closes: ``users.id, ON DELETE CASCADE)``."""
+    depth = text[:start].count("(") - text[:start].count(")")
+    for i, ch in enumerate(rest):
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            return rest[:i]
+    return rest
+
+
+# A line that names a key's target (users.id, users(id)) with a key word: unread, it is worth a warning
+_SAYS_A_KEY = re.compile(rf"(?=.*(?:→|->|=>|\breferences?\b|\bforeign\s+key\b|\bFK\b))(?=.*\b{IDENT}(?:\.{IDENT}|\s*\(\s*{IDENT}\s*\)))",
+                         re.I)
 
 
 class FieldsAndKeys:
@@ -69,6 +107,10 @@ class FieldsAndKeys:
             # "`fk_tasks_owner`: REFERENCES users(id)": the column is in the constraint's name
             known = {c for d in self.result.drafts if d.name == found[1] and d.source != SECTION for c in d.columns}
             left_text, target_text = column_for_constraint_name(name, found[1], known), r.group(1)
+        if not left_text and (e := _EMBEDDED.search(text)):
+            # "One user has many tasks (`tasks.user_id` → `users.id`, ON DELETE CASCADE)": a dotted
+            # table.column and its target inside prose; what follows, up to the group's end, is about it
+            left_text, target_text = e.group(1), _until_group_end(text, e.start(), e.group(2))
         if not left_text:
             return False
         left = [p.strip() for p in left_text.split(",")]
@@ -92,3 +134,59 @@ class FieldsAndKeys:
         draft.foreign_keys.append(self.last_fk)
         return True
 
+    def relationship_bullet(self, block: Bullet) -> None:
+        before = sum(len(d.foreign_keys) + len(d.columns) + len(d.checks) for d in self.result.drafts)
+        self.constraint_bullet(block)  # a foreign key first, then the constraint forms
+        after = sum(len(d.foreign_keys) + len(d.columns) + len(d.checks) for d in self.result.drafts)
+        if after == before and not ACTION_ONLY.match(clean(block.text)) and _SAYS_A_KEY.search(block.text):
+            self.warn("spec-unread-relationship", block.line, f"Line {block.line}: this relationship line "
+                      f"was not read as a foreign key: {clean(block.text)[:120]!r}.",
+                      "Write it as `- tasks.user_id → users.id ON DELETE CASCADE`.", severity="info")
+
+    def constraint_bullet(self, block: Bullet) -> None:
+        if self.fk_bullet(block):
+            return
+        text = clean(block.text)
+        line = block.line
+        name = None
+        if m := re.match(rf"^({IDENT})\s*:\s*((?:PRIMARY\s+KEY|UNIQUE|CHECK)\b.*)$", text, re.I):
+            name, text = m.group(1), m.group(2)
+        # "PRIMARY KEY (a, b)" and the label form "Primary Key: id"
+        if m := re.match(rf"^PRIMARY\s+KEY\s*(?:\(\s*([^)]*)\)|[:=]\s*\(?\s*({IDENT}(?:\s*,\s*{IDENT})*)\s*\)?)\s*$",
+                         text, re.I):
+            if draft := self.section_draft(None, line):
+                draft.primary_key = [c.strip() for c in (m.group(1) or m.group(2)).split(",")]
+            return
+        if m := re.match(r"^UNIQUE\s*\(([^)]*)\)\s*$", text, re.I):
+            if draft := self.section_draft(None, line):
+                draft.unique_constraints.append(UniqueConstraint(
+                    name=name, columns=[c.strip() for c in m.group(1).split(",")], location=self.loc(line)))
+            return
+        if m := re.match(r"^CHECK\s*(\(.*\))\s*$", text, re.I | re.S):
+            inner = m.group(1)[1:-1]
+            expression = normalize_expression(inner) or inner.strip()
+            if draft := self.section_draft(None, line):
+                draft.checks.append(Check(name=name, expression=expression,
+                                          columns=expression_columns(expression), location=self.loc(line)))
+            return
+        # "tasks.user_id: FOREIGN KEY ... CASCADE", "tasks.priority must be one of 'low', 'medium'"
+        if m := re.match(rf"^({IDENT})\.({IDENT})\b\s*:?\s*(.*)$", text):
+            table, column, rest = m.group(1).lower(), m.group(2), m.group(3)
+            draft = self.section_draft(table, line)
+            facts = read_constraints(rest)
+            col = ColumnDraft(Column(name=column, type="", location=self.loc(line)), set())
+            if facts.allowed_values:
+                col.column.allowed_values = facts.allowed_values
+                col.stated.add("allowed_values")
+            if facts.unique:
+                col.column.unique = True
+                col.stated.add("unique")
+            if facts.nullable is False:
+                col.column.nullable = False
+                col.stated.add("nullable")
+            draft.columns[column] = col
+            if facts.fk_target:
+                schema, ref_table, ref = facts.fk_target
+                draft.foreign_keys.append(ForeignKey(columns=[column], ref_table=ref_table, ref_schema=schema,
+                                                     ref_columns=[ref], on_delete=facts.on_delete,
+                                                     location=self.loc(line)))

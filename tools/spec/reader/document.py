@@ -17,7 +17,6 @@ from ...schema.model import (
     IndexColumn,
     Location,
     QueryPattern,
-    UniqueConstraint,
 )
 from .bullet_keys import ACTION_ONLY, FieldsAndKeys, set_action
 from .drafts import BULLETS, MARKDOWN_TABLE, SECTION, ColumnDraft, TableDraft
@@ -45,6 +44,7 @@ from .phrases import (
 )
 from .python import looks_like_models, read_python
 from .sql import looks_like_ddl, read_sql
+from .values import ValueList, find_value_lists
 from .words import (
     IDENT,
     clean,
@@ -53,6 +53,7 @@ from .words import (
     leading_type,
     normalize_expression,
     read_constraints,
+    read_max_length,
     read_type,
     split_top_level,
     type_alternatives,
@@ -78,12 +79,16 @@ class DocumentResult:
     query_patterns: list[tuple[QueryPattern, set[str]]] = field(default_factory=list)
     #: Table names the text uses ("tasks.user_id", "the tasks table"), each at its first line.
     mentioned_tables: dict[str, Location] = field(default_factory=dict)
+    #: Bullets of bare values under a heading or label naming a column (values.py), placed after the merge.
+    value_lists: list[ValueList] = field(default_factory=list)
 
 
 class _Walker(FieldsAndKeys):
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.blocks = scan(text)
+        self.value_lists = find_value_lists(self.blocks)
+        self.value_bullets = {i for vl in self.value_lists.values() for i in vl.bullets}
         self.index = 0  # the block being visited
         self.stack: list[HeadingInfo] = []
         self.label: str | None = None
@@ -159,7 +164,7 @@ class _Walker(FieldsAndKeys):
                 managed = "better-auth"
             draft.managed_by = managed
             if heading and heading.description:
-                draft.description = " ".join(heading.description)
+                draft.description = " ".join(d for text in heading.description if (d := clean_description(text)))
         self.result.drafts.append(draft)
         return draft
 
@@ -217,7 +222,11 @@ class _Walker(FieldsAndKeys):
                       "current schema.", severity="info")
         if info.table and any(h.kind == "skip" for h in self.stack):
             info.kind = "skip"
-        field = field_heading_name(block.text) if info.kind == "table" and not self.skipping else None
+        if (values := self.value_lists.get(self.index)) and not self.skipping and info.kind != "skip":
+            values.context = (self.current_table() or (None, None))[1]
+            self.result.value_lists.append(values)
+            info.kind, info.table = "values", None  # "### Priority" + "- low": a column's values, not a table
+        field = field_heading_name(block.text) if info.kind in ("table", "other") and not self.skipping else None
         parent = self.current_table()
         if field and parent and parent[2] and parent[2].kind == "table" and not self.defines_a_table(block) and (
                 self.stack[-1] is parent[2] or self.stack[-1].kind == "columns"):
@@ -238,6 +247,10 @@ class _Walker(FieldsAndKeys):
 
     def on_paragraph(self, block: Paragraph) -> None:
         text = block.text
+        if values := self.value_lists.get(self.index):
+            values.context = (self.current_table() or (None, None))[1]
+            self.result.value_lists.append(values)
+            return
         if m := _TABLE_NAME_LINE.match(text.lstrip("-* ")):
             schema, _, name = m.group(1).rpartition(".")
             self.table_override = (schema or "public", name.lower())
@@ -273,6 +286,8 @@ class _Walker(FieldsAndKeys):
 
     def on_bullet(self, block: Bullet) -> None:
         text = block.text
+        if self.index in self.value_bullets:
+            return  # read with its heading (values.py)
         if m := _TABLE_NAME_LINE.match(text):
             schema, _, name = m.group(1).rpartition(".")
             self.table_override = (schema or "public", name.lower())
@@ -440,6 +455,9 @@ class _Walker(FieldsAndKeys):
             col.stated.add("identity")
         if facts.max_length and column.type == "varchar":
             column.type = f"varchar({facts.max_length})"
+        elif (n := read_max_length(constraints)) and column.type == "text" and read_max_length(
+                column.description or "") is None:  # "| description | TEXT | Max 1000 chars |": kept as words
+            column.description = "; ".join(filter(None, [column.description, f"max {n} characters"]))
         if facts.allowed_values:
             column.allowed_values = facts.allowed_values
             col.stated.add("allowed_values")
@@ -494,57 +512,6 @@ class _Walker(FieldsAndKeys):
             if name and re.match(rf"^(idx|ix|uq|ux|index)_{re.escape(table)}_", name, re.I):
                 return table
         return known[0] if len(known) == 1 else None
-
-    def relationship_bullet(self, block: Bullet) -> None:
-        self.constraint_bullet(block)  # a foreign key first, then the constraint forms
-
-    def constraint_bullet(self, block: Bullet) -> None:
-        if self.fk_bullet(block):
-            return
-        text = clean(block.text)
-        line = block.line
-        name = None
-        if m := re.match(rf"^({IDENT})\s*:\s*((?:PRIMARY\s+KEY|UNIQUE|CHECK)\b.*)$", text, re.I):
-            name, text = m.group(1), m.group(2)
-        # "PRIMARY KEY (a, b)" and the label form "Primary Key: id"
-        if m := re.match(rf"^PRIMARY\s+KEY\s*(?:\(\s*([^)]*)\)|[:=]\s*\(?\s*({IDENT}(?:\s*,\s*{IDENT})*)\s*\)?)\s*$",
-                         text, re.I):
-            if draft := self.section_draft(None, line):
-                draft.primary_key = [c.strip() for c in (m.group(1) or m.group(2)).split(",")]
-            return
-        if m := re.match(r"^UNIQUE\s*\(([^)]*)\)\s*$", text, re.I):
-            if draft := self.section_draft(None, line):
-                draft.unique_constraints.append(UniqueConstraint(
-                    name=name, columns=[c.strip() for c in m.group(1).split(",")], location=self.loc(line)))
-            return
-        if m := re.match(r"^CHECK\s*(\(.*\))\s*$", text, re.I | re.S):
-            inner = m.group(1)[1:-1]
-            expression = normalize_expression(inner) or inner.strip()
-            if draft := self.section_draft(None, line):
-                draft.checks.append(Check(name=name, expression=expression,
-                                          columns=expression_columns(expression), location=self.loc(line)))
-            return
-        # "tasks.user_id: FOREIGN KEY ... CASCADE", "tasks.priority must be one of 'low', 'medium'"
-        if m := re.match(rf"^({IDENT})\.({IDENT})\b\s*:?\s*(.*)$", text):
-            table, column, rest = m.group(1).lower(), m.group(2), m.group(3)
-            draft = self.section_draft(table, line)
-            facts = read_constraints(rest)
-            col = ColumnDraft(Column(name=column, type="", location=self.loc(line)), set())
-            if facts.allowed_values:
-                col.column.allowed_values = facts.allowed_values
-                col.stated.add("allowed_values")
-            if facts.unique:
-                col.column.unique = True
-                col.stated.add("unique")
-            if facts.nullable is False:
-                col.column.nullable = False
-                col.stated.add("nullable")
-            draft.columns[column] = col
-            if facts.fk_target:
-                schema, ref_table, ref = facts.fk_target
-                draft.foreign_keys.append(ForeignKey(columns=[column], ref_table=ref_table, ref_schema=schema,
-                                                     ref_columns=[ref], on_delete=facts.on_delete,
-                                                     location=self.loc(line)))
 
     def query_bullet(self, block: Bullet) -> None:
         text = block.text.strip()
@@ -614,6 +581,11 @@ class _Walker(FieldsAndKeys):
             cells = cells + [""] * (len(header) - len(cells))
             name = clean(cells[0])
             if not is_identifier(name) or set(name) <= {"-"}:
+                if any(clean(c) not in ("", "-", "—") for c in cells[1:]) and not set(name) <= {"-", ":", " "} or (
+                        not name and any(clean(c) for c in cells[1:])):
+                    self.warn("spec-unreadable-column", line, f"Line {line}: a row of {draft.name}'s column table "
+                              + (f"whose name {name!r} is not a column name" if name else "with no column name")
+                              + "; it was skipped.", "Write the column's name in the first cell, e.g. `user_id`.")
                 continue
             spelled = cells[type_col]
             found = read_type(spelled)

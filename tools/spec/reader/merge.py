@@ -74,6 +74,13 @@ def resolve_names(drafts: list[TableDraft], conflicts: list[SpecConflict],
     for draft in drafts:
         if draft.source == SECTION and draft.name in renames:
             draft.name = renames[draft.name]
+    # ... and so do the foreign keys that name it by its implicit name (foreign_key="user.id" in the class
+    # whose table is "users"): one fact, already reported as the table_name conflict above.
+    kept = {d.name for d in drafts if d.defines_columns}
+    for draft in drafts:
+        for fk in draft.foreign_keys:
+            if fk.ref_table in renames and fk.ref_table not in kept:
+                fk.ref_table = renames[fk.ref_table]
 
 
 def merge_tables(drafts: list[TableDraft], enums: list[Enum], mentioned: dict[str, Location] | None = None,
@@ -127,6 +134,8 @@ def _merge_one(name: str, drafts: list[TableDraft], enums: list[Enum], warnings:
             for aspect in _COLUMN_ASPECTS:
                 if aspect not in col_draft.stated or (aspect == "type" and col_draft.unreadable_type is not None):
                     continue
+                if aspect == "unique" and (merged.primary_key or col_draft.column.primary_key):
+                    continue  # "Primary key, unique" and "Primary key": a key is unique, one fact
                 new = getattr(col_draft.column, aspect)
                 winner = said_by.get((col_name, aspect))
                 if winner is None:
@@ -216,6 +225,13 @@ def _merge_foreign_keys(table: Table, ranked: list[TableDraft], conflicts: list[
         for fk in draft.foreign_keys:
             key = tuple(fk.columns)
             if not all(table.column(c) for c in key):
+                missing = ", ".join(c for c in key if not table.column(c))
+                line = fk.location.line if fk.location else None
+                warnings.append(Finding(
+                    rule="spec-unknown-column", severity="warning", object=f"{table.name}.{missing}",
+                    location=fk.location, message=f"Line {line}: a foreign key on {table.name}.{missing}, a "
+                    f"column the spec's definition of {table.name} does not have; it was ignored.",
+                    fix=f"Add the column to {table.name}'s definition, or correct the name."))
                 continue
             if key not in kept:
                 kept[key] = (fk.model_copy(deep=True), draft)

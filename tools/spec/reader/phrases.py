@@ -25,8 +25,15 @@ def clean_cell(text: str) -> str:
     return text.strip().strip("`").strip()
 
 
+_DESCRIPTION_LABEL = re.compile(r"^\*\*(?:purpose|description|desc|notes?|summary|about)\s*:?\s*\*\*\s*:?\s*", re.I)
+
+
 def clean_description(text: str) -> str:
-    value = text.strip()
+    """A description as words: no ``**emphasis**`` or ``*emphasis*``, no bold ``**Purpose:**`` label
+    (``**Purpose:** A user's todo items.`` -> ``A user's todo items.``); code spans and ``__dunder__`` kept."""
+    value = _DESCRIPTION_LABEL.sub("", text.strip())
+    value = re.sub(r"\*\*(\S(?:.*?\S)?)\*\*", r"\1", value)
+    value = re.sub(r"(?<![\w*])\*(\S(?:[^*]*?\S)?)\*(?![\w*])", r"\1", value).strip()
     return "" if value in ("-", "—") else value
 
 
@@ -59,9 +66,11 @@ def _looks_like_column_words(text: str) -> bool:
 
 def _fk_target_words(text: str) -> tuple[str | None, str, list[str]] | None:
     text = clean(text)
-    if m := re.match(rf"^({IDENT})(?:\.({IDENT}))?\s*\(([^)]*)\)", text):
+    # users(id) / auth.users(id, org_id); never "users.id (Better Auth managed, ...)", a note after a target
+    if (m := re.match(rf"^({IDENT})(?:\.({IDENT}))?(\s*)\(\s*({IDENT}(?:\s*,\s*{IDENT})*)\s*\)", text)) and not (
+            m.group(2) and m.group(3)):  # "users.id (cascade)": a target, then a note
         schema, table = (m.group(1), m.group(2)) if m.group(2) else (None, m.group(1))
-        return schema, table.lower(), [c.strip() for c in m.group(3).split(",")]
+        return schema, table.lower(), [c.strip() for c in m.group(4).split(",")]
     if m := re.match(rf"^({IDENT})\.({IDENT})(?:\.({IDENT}))?", text):
         if m.group(3):
             return m.group(1), m.group(2).lower(), [m.group(3)]

@@ -7,6 +7,7 @@ resolved. Fields inherited from non-table base classes in the same spec are incl
 from __future__ import annotations
 
 import ast
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ...schema.findings import Finding
@@ -21,6 +22,8 @@ _ANNOTATION_TYPES = {
     "Decimal": "numeric", "bytes": "bytea", "dict": "json", "Dict": "json", "list": "json", "List": "json",
     "EmailStr": "varchar", "AnyUrl": "varchar", "HttpUrl": "varchar",
 }
+#: What a plain ``datetime`` annotation creates: timestamptz since SQLModel 0.0.45, timestamp before.
+DATETIME_TYPE: ContextVar[str] = ContextVar("DATETIME_TYPE", default="timestamptz")
 _SA_TYPES = {
     "String": "varchar", "Unicode": "varchar", "Text": "text", "UnicodeText": "text", "Integer": "integer",
     "BigInteger": "bigint", "SmallInteger": "smallint", "Boolean": "boolean", "DateTime": "timestamp",
@@ -212,6 +215,8 @@ def _read_field(statement: ast.AnnAssign, info: _ClassInfo, draft: TableDraft,
     location = Location(file=file, line=_line(info, statement))
     base_name = spelled.rsplit(".", 1)[-1].split("[", 1)[0]
     pg_type = _ANNOTATION_TYPES.get(base_name)
+    if base_name == "datetime":
+        pg_type = DATETIME_TYPE.get()  # the meaning of the SQLModel the project runs (parse_spec(sqlmodel=))
     allowed = classes[base_name].enum_values if base_name in classes else None
     if allowed:
         pg_type = "varchar"

@@ -217,7 +217,7 @@ def in_list_values(expression: str) -> list[str] | None:
 
 _FK_WORDS = re.compile(r"\bFK\b|foreign[\s_-]*key|\breferences?\b|→|->|\bref\b", re.I)
 _TARGET_DOTTED = re.compile(rf"({IDENT})\.({IDENT})(?:\.({IDENT}))?")
-_TARGET_CALL = re.compile(rf"({IDENT})(?:\.({IDENT}))?\s*\(\s*({IDENT})\s*\)")
+_TARGET_CALL = re.compile(rf"({IDENT})(?:\.({IDENT})(?=\())?\s*\(\s*({IDENT})\s*\)")  # not "users.id (cascade)"
 _TARGET_TABLE_WORD = re.compile(rf"\b(?:to|references?|→|->)\s+(?:the\s+)?({IDENT})\s+table\b", re.I)
 # "Foreign Key to Users", "references tasks": a bare table name ending the phrase (its id is meant).
 _TARGET_BARE_WORD = re.compile(rf"(?:\b(?:foreign[\s_-]*key|fk)\s+to|\breferences?)\s+(?:the\s+)?(?!(?:true|false|null|"
@@ -225,6 +225,8 @@ _TARGET_BARE_WORD = re.compile(rf"(?:\b(?:foreign[\s_-]*key|fk)\s+to|\breference
 _ON_DELETE = re.compile(r"on\s+delete\s*:?\s*(cascade|set\s+null|set\s+default|restrict|no\s+action)", re.I)
 _ON_UPDATE = re.compile(r"on\s+update\s*:?\s*(cascade|set\s+null|set\s+default|restrict|no\s+action)", re.I)
 _CASCADE_WORDS = re.compile(r"cascade[\s-]*delete|delete[\s:]*cascade|cascade:\s*delete|with\s+cascade", re.I)
+# "CASCADE on delete", "SET NULL on delete": the action first
+_ACTION_ON = re.compile(r"\b(cascade|set\s+null|set\s+default|restrict|no\s+action)\s+on\s+(delete|update)\b", re.I)
 _DEFAULT = re.compile(
     r"\bdefault(?:s)?(?:\s+value)?\s*(?:[:=]|\bis\b|\bto\b)?\s*"
     r"(" + IDENT + r"(?:\.\w+)?\s*\((?:[^()]|\([^()]*\))*\)|'(?:[^']|'')*'|\"[^\"]*\"|-?\d+(?:\.\d+)?|"
@@ -233,7 +235,7 @@ _DEFAULT = re.compile(
 )
 _NOT_NULL = re.compile(r"\bnot[\s_-]*null(?:able)?\b|\brequired\b|\bnon[\s-]*null(?:able)?\b|\bmandatory\b", re.I)
 _NULLABLE = re.compile(r"\bnull(?:able)?\b|\boptional\b", re.I)
-_PRIMARY = re.compile(r"\bprimary[\s_-]*key\b|\bPK\b|\(pk\)", re.I)
+_PRIMARY = re.compile(r"\bprimary[\s_-]*(?:key|identifier)\b|\bPK\b|\(pk\)", re.I)
 _UNIQUE = re.compile(r"\bunique\b(?!\s+(?:identifier|id\b|key\b|id,|id\)))", re.I)
 _INDEXED = re.compile(r"\bindex(?:ed)?\b", re.I)
 _SERIAL = re.compile(r"\bserial\b|auto[\s_-]*increment(?:ing|ed)?\b|\bautoincrement\b|\bauto[\s_-]*generated\b", re.I)
@@ -301,6 +303,11 @@ def read_constraints(text: str, description: str = "") -> Facts:
         if m := pattern.search(rest):
             setattr(facts, attribute, FK_ACTIONS[" ".join(m.group(1).lower().split())])
             rest = rest[: m.start()] + rest[m.end():]
+    for m in list(_ACTION_ON.finditer(rest)):
+        attribute = f"on_{m.group(2).lower()}"
+        if getattr(facts, attribute) is None:
+            setattr(facts, attribute, FK_ACTIONS[" ".join(m.group(1).lower().split())])
+        rest = rest.replace(m.group(0), " ")
     if facts.on_delete is None and _CASCADE_WORDS.search(rest):
         facts.on_delete = "CASCADE"
     if _FK_WORDS.search(rest):
