@@ -87,9 +87,13 @@ DetailArg = Annotated[Detail, Field(description=DETAIL_DESCRIPTION)]
 CursorArg = Annotated[str | None, Field(description=CURSOR_DESCRIPTION)]
 
 
-def answer(tool: str, result, detail: Detail = "summary") -> CallToolResult:
-    """``result`` as the agent receives it: compact, its JSON once (server/results.py)."""
-    return results.tool_result(results.compact(result, detail, SHAPES[tool][1]))
+def answer(tool: str, result, detail: Detail = "summary", embedded: dict | None = None) -> CallToolResult:
+    """``result`` as the agent receives it: compact, its JSON once (server/results.py); with ``embedded``,
+    what the embedded database it touched holds (see :func:`embedded_note`)."""
+    data = results.compact(result, detail, SHAPES[tool][1])
+    if embedded is not None:
+        data["embedded"] = embedded
+    return results.tool_result(data)
 
 
 async def answer_paged(tool: str, app: AppContext, arguments: dict, detail: Detail, cursor: str | None,
@@ -101,8 +105,11 @@ async def answer_paged(tool: str, app: AppContext, arguments: dict, detail: Deta
     kept = app.snapshots.get(key) if cursor else None
     data, plan = kept or (None, None)
     if data is None:
-        with agent_errors():
+        touches = app.db.touches
+        with agent_errors(app):
             data = results.compact(await compute(), detail, shape)
+        if (note := embedded_note(app, touches)) is not None:
+            data["embedded"] = note
     try:
         shown, plan = results.page(data, shape, cursor, budget=budget or len(results.dumps(data)) + 1, plan=plan) \
             if budget or cursor else (data, None)
@@ -133,12 +140,17 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
 
 
 @contextmanager
-def agent_errors() -> Iterator[None]:
-    """Turn expected failures into ToolError so the agent reads what to do (never a password)."""
+def agent_errors(app: AppContext | None = None) -> Iterator[None]:
+    """Turn expected failures into ToolError so the agent reads what to do (never a password). With ``app``,
+    an error from an embedded database that does not hold the spec's schema also says why, and the fix."""
     try:
         yield
     except EXPECTED_ERRORS as exc:
-        raise ToolError(redact_url(str(exc))) from None
+        message = redact_url(str(exc))
+        problem = getattr(app.db.embedded_state, "problem", None) if app is not None else None
+        if problem is not None:
+            message += f" Note: {problem.message} Fix: {problem.fix}"
+        raise ToolError(message) from None
 
 
 #: What identifies a proposed change (the declined-changes memory keys on these arguments' values).
@@ -224,8 +236,26 @@ def open_database(settings: Settings) -> Database:
         settings.database_url.get_secret_value() if settings.database_url else None,
         project=settings.project, embedded=settings.embedded, max_size=settings.pool_max_size,
         connect_timeout_s=settings.connect_timeout_s,
-        on_embedded_start=lambda conn: _apply_spec_if_empty(conn, settings),
+        follow_spec=lambda conn: _follow_spec(conn, settings),
     )
+
+
+def scoped_role_of(app: AppContext) -> str | None:
+    """The role run_scoped_query switches to: the setting's, else on the embedded database the
+    least-privilege reader its bootstrap created (so the default set-up is the recommended one)."""
+    if app.settings.scoped_role:
+        return app.settings.scoped_role
+    state = app.db.embedded_state
+    return getattr(state, "scoped_role", None) if app.db.is_embedded else None
+
+
+def embedded_note(app: AppContext, touches: int) -> dict | None:
+    """What a result says about the embedded database when the call touched it: that it holds the spec's
+    schema (or the finding saying why not, with the fix), and whether it holds seeded rows."""
+    state = app.db.embedded_state
+    if state is None or app.db.touches == touches or not app.db.is_embedded:
+        return None
+    return state.summary()
 
 
 async def scoped_role_report(app: AppContext, conn) -> RoleReport:
@@ -233,7 +263,7 @@ async def scoped_role_report(app: AppContext, conn) -> RoleReport:
     if app.role_report is None:
         from ..tools.database.role import read_role_report
 
-        app.role_report = await read_role_report(conn, role=app.settings.scoped_role,
+        app.role_report = await read_role_report(conn, role=scoped_role_of(app),
                                                  owner_column=app.settings.owner_column)
         for line in app.role_report.lines():
             log.log(logging.INFO if app.role_report.least_privilege else logging.WARNING, "run_scoped_query %s", line)
@@ -435,17 +465,18 @@ def create_server(settings: Settings) -> MCPServer:
             return await run(
                 conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                 shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
-                role=settings.scoped_role, max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
+                role=scoped_role_of(app), max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
                 sensitive_columns=sensitive,
             )
 
-        with agent_errors():
+        touches = app.db.touches
+        with agent_errors(app):
             # No check before the call (a round trip after every pause); a dead connection is replaced and
             # the call run again, which is safe: it is read-only and commits nothing.
             result = await app.db.run_read_only(work)
         result.database = app.db.describe()
         result.verified = verified
-        return answer("run_scoped_query", result)
+        return answer("run_scoped_query", result, embedded=embedded_note(app, touches))
 
     @mcp.tool(title="Propose a table", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
@@ -480,7 +511,8 @@ def create_server(settings: Settings) -> MCPServer:
         confirmed = confirmation_outcome(
             app, name, {"purpose": purpose, "columns": columns, "user_owned": user_owned, "references": references,
                         "query_patterns": query_patterns}, confirmation, confirm_breaking)
-        with agent_errors():
+        touches = app.db.touches
+        with agent_errors(app):
             result = await propose(
                 project=app.settings.project, spec_path=app.settings.spec_path, name=name, purpose=purpose, columns=columns,
                 user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
@@ -489,7 +521,7 @@ def create_server(settings: Settings) -> MCPServer:
                 database=app.direct_db.connection if app.direct_db.configured else None,
                 database_name=app.direct_db.describe,
             )
-        return answer("propose_table", result, detail)
+        return answer("propose_table", result, detail, embedded=embedded_note(app, touches))
 
     _publish_schemas(mcp)
     return mcp
@@ -505,6 +537,16 @@ def _publish_schemas(mcp: MCPServer) -> None:
         tool = mcp._tool_manager.get_tool(name)  # noqa: SLF001 - see the docstring
         tool.parameters = results.input_schema(tool.parameters)
         tool.fn_metadata.output_schema = results.output_schema(model, shape)
+        if name in TOUCH_DATABASE:
+            tool.fn_metadata.output_schema["properties"]["embedded"] = EMBEDDED_SCHEMA
+
+
+#: The tools whose results may come from the embedded database, and what they then say about it.
+TOUCH_DATABASE = ("diff_models_vs_spec", "explain_indexes", "run_scoped_query", "propose_table")
+#: Like every nested object in the published schemas, typed only (descriptions live in docs/tools/).
+EMBEDDED_SCHEMA = {"type": "object"}
+EMBEDDED_DESCRIPTION = ("Only from the embedded database: whether it holds the spec's schema (else a finding "
+                        "with the fix), and whether it holds seeded rows")
 
 
 def _register_resources(mcp: MCPServer, settings: Settings) -> None:
@@ -584,10 +626,16 @@ def _spec_or_none(settings: Settings):
     return parse_spec(text, file=str(path.relative_to(settings.project.resolve()))).schema
 
 
-async def _apply_spec_if_empty(conn, settings: Settings) -> None:
-    from ..tools.project.bootstrap import apply_spec_if_empty
+async def _follow_spec(conn, settings: Settings):
+    """The embedded database made to hold the spec's schema (rebuilt when the spec changed), seeded on
+    bootstrap when SCHEMA_ARCHITECT_SEED_USERS is set; its state (tools/project/scratch.py)."""
+    from ..tools.project.scratch import follow_spec
+    from ..tools.project.seed import SeedPlan
 
-    await apply_spec_if_empty(conn, settings.project, settings.spec_path)
+    plan = SeedPlan(users=settings.seed_users, rows_per_user=settings.seed_rows_per_user) \
+        if settings.seed_users else None
+    return await follow_spec(conn, settings.project, settings.spec_path, owner_column=settings.owner_column,
+                             seed=plan)
 
 
 def _version() -> str:

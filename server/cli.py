@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="set up a project: .mcp.json and the Claude Code subagents")
     init.add_argument("--force", action="store_true", help="overwrite files you changed")
+    init.add_argument("--as", dest="prefix", default=None, metavar="PREFIX",
+                      help="install our subagents as PREFIX-<name> (when yours already use our names)")
+
+    seed = sub.add_parser("seed", help="fill the embedded database with synthetic rows that follow the spec")
+    seed.add_argument("--users", type=int, default=20, help="synthetic users (default 20)")
+    seed.add_argument("--rows-per-user", type=int, default=20,
+                      help="average rows per user in each user table (default 20; a tenth of the users get 5x)")
+    seed.add_argument("--seed", type=int, default=1, help="another seed gives other, again deterministic, rows")
 
     role = sub.add_parser("scoped-role", help="print the DDL of a read-only role for run_scoped_query")
     role.add_argument("--role", default="schema_architect_reader", help="the role's name")
@@ -137,6 +145,8 @@ def run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
             return _init(ns, out, err)
         if ns.command == "scoped-role":
             return _scoped_role(ns, out)
+        if ns.command == "seed":
+            return _seed(ns, out, err)
     except UsageError as exc:
         err.write(f"schema-architect: {exc}\n")
         return 2
@@ -187,16 +197,76 @@ async def _role_report(settings):
 
 
 def _init(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..tools.project.init import InitError, default_command, init_project
+    from ..tools.project.init import MCP_CONFIG, InitError, init_project, portable_command
 
     project = (ns.project or Path.cwd()).resolve()
+    command, why = portable_command()
     try:
-        report = init_project(project, command=default_command(), force=ns.force)
+        report = init_project(project, command=command, force=ns.force, prefix=ns.prefix)
     except InitError as exc:
         err.write(f"schema-architect: {exc}\n")
         return 1
     out.write("\n".join(report.lines()) + "\n")
+    if any(f.path == MCP_CONFIG and f.action in ("created", "updated") for f in report.files):
+        out.write(f"{MCP_CONFIG} runs: {' '.join(command)} ({why}).\n")
+    if any(f.action == "kept" and f.path != MCP_CONFIG for f in report.files):
+        out.write("Some subagents of yours have our names and were kept. Rename yours to keep both, or run "
+                  "`schema-architect init --as PREFIX` to install ours as PREFIX-<name>.\n")
     return 0
+
+
+def _seed(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Rebuild the embedded database from the spec and fill it with synthetic rows; say what was made."""
+    import anyio
+    from pydantic import ValidationError
+
+    from ..tools.project.seed import SeedPlan
+
+    settings = _settings(ns)
+    if settings.database_url is not None:
+        raise UsageError("seed fills only the embedded database (it empties every table first), and "
+                         "DATABASE_URL is set. Unset it to seed the embedded PostgreSQL under .schema-architect/.")
+    if not settings.embedded:
+        raise UsageError("seed fills the embedded database, and SCHEMA_ARCHITECT_EMBEDDED is false.")
+    try:
+        plan = SeedPlan(users=ns.users, rows_per_user=ns.rows_per_user, seed=ns.seed)
+    except ValidationError as exc:
+        raise UsageError(f"invalid seed size: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg']}") from None
+    state, where = anyio.run(_seed_embedded, settings, plan)
+    if state.problem is not None:
+        err.write(f"schema-architect: {state.problem.message} Fix: {state.problem.fix}\n")
+        return 1
+    if state.seeded is None:
+        err.write(f"schema-architect: nothing seeded: no readable spec at {settings.spec_path}\n")
+        return 1
+    report = state.seeded
+    out.write(f"Seeded {where} from {settings.spec_path} in {report.seconds:g} s (seed {plan.seed}):\n")
+    out.write(f"  {report.users} users, ids {report.heavy_users[0]} … (same pattern, numbered to "
+              f"{plan.users})\n" if report.heavy_users else "  no users table\n")
+    if report.heavy_users:
+        out.write(f"  heavy users ({plan.heavy_rows} rows each per user table): {', '.join(report.heavy_users)}"
+                  f"{' …' if plan.heavy_users > len(report.heavy_users) else ''}\n")
+        out.write(f"  light users ({plan.light_rows} rows each per user table): {', '.join(report.light_users)}"
+                  f"{' …' if report.light_users else ''}\n")
+    out.write("  rows per table: " + ", ".join(f"{t} {n}" for t, n in report.rows.items()) + "\n")
+    for table, why in report.skipped.items():
+        out.write(f"  left empty: {table}: {why}\n")
+    out.write("run_scoped_query with user_id set to one of these ids now reads that user's rows.\n")
+    return 0
+
+
+async def _seed_embedded(settings, plan):
+    from ..tools.project.scratch import follow_spec
+    from .db import Database
+
+    db = Database(None, project=settings.project, embedded=True, connect_timeout_s=settings.connect_timeout_s)
+    try:
+        async with db.connection() as conn:
+            state = await follow_spec(conn, settings.project, settings.spec_path,
+                                      owner_column=settings.owner_column, seed=plan, force=True)
+        return state, db.describe()
+    finally:
+        await db.close()
 
 
 def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:

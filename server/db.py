@@ -366,7 +366,11 @@ class Database:
 
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
                  connect_timeout_s: float = 20.0,
-                 on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
+                 on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None,
+                 follow_spec: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
+        """``follow_spec``: for the embedded database only, run on every connection before it is handed out
+        (it rebuilds the database when the spec changed, cheaply does nothing otherwise); what it returns
+        is kept as :attr:`embedded_state`. ``on_embedded_start`` runs once, when the embedded server starts."""
         self._url = normalize_url(url) if url else None
         self._secrets = url_secrets(self._url) if self._url else []
         self._project = project
@@ -375,8 +379,18 @@ class Database:
         self._connect_timeout_s = connect_timeout_s
         self._embedded: EmbeddedPostgres | None = None
         self._on_embedded_start = on_embedded_start
+        self._follow_spec = follow_spec
         self._pool: _Pool | None = None
         self._lock = anyio.Lock()
+        self._follow_lock = anyio.Lock()
+        #: What follow_spec last said about the embedded database (None: not embedded, or not started).
+        self.embedded_state: object | None = None
+        #: Connections handed out so far: a caller compares before and after to tell if it touched the database.
+        self.touches = 0
+
+    @property
+    def is_embedded(self) -> bool:
+        return self._embedded is not None or (self._url is None and self._allow_embedded)
 
     @property
     def configured(self) -> bool:
@@ -426,6 +440,12 @@ class Database:
                 await pool.release(conn)
         return pool
 
+    async def _follow(self, conn: "AsyncConnection") -> None:
+        """The embedded database follows the spec: checked on each connection (one local query and a hash
+        of the spec file); rebuilt, one caller at a time, when the spec changed."""
+        async with self._follow_lock:
+            self.embedded_state = await self._follow_spec(conn)
+
     async def pool(self) -> _Pool:
         if self._pool is not None:  # opened: no lock to take
             return self._pool
@@ -445,7 +465,10 @@ class Database:
 
         pool = await self.pool()
         conn = await pool.acquire()
+        self.touches += 1
         try:
+            if self._embedded is not None and self._follow_spec is not None:
+                await self._follow(conn)
             yield conn
         except psycopg.OperationalError as exc:
             if conn.closed or conn.broken:
@@ -468,7 +491,10 @@ class Database:
         pool = await self.pool()
         for attempt in (1, 2):
             conn, reused = await pool.acquire_reused(check_idle=False)
+            self.touches += 1
             try:
+                if self._embedded is not None and self._follow_spec is not None:
+                    await self._follow(conn)
                 return await work(conn)
             except psycopg.OperationalError as exc:
                 if not (conn.closed or conn.broken):

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         True, description="Start the embedded PostgreSQL when DATABASE_URL is unset (false: tools that "
         "need a database report that none is configured)."
     )
+    seed_users: int = Field(
+        0, ge=0, le=1_000_000, description="Seed the embedded database with this many synthetic users when it "
+        "is built from the spec (rows per table follow the foreign keys; see `schema-architect seed`). "
+        "0: leave its tables empty.")
+    seed_rows_per_user: int = Field(
+        20, ge=1, le=100_000, description="With seeding: average rows per user in each user table (the first "
+        "tenth of the users get five times as many, the rest half).")
     models: str | None = Field(
         None, description="Where the SQLModel models are: a file, a folder or a dotted module. "
         "Unset: found in the usual places (backend/models.py, backend/app/models/, ...)."

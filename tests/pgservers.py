@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
-PGBOUNCER = Path("/usr/sbin/pgbouncer")
+# Where Debian's packages put them; the environment can say otherwise (tests/test_plain_clone.py points them
+# at nothing, to run as a machine without the packages).
+PG15_BIN = Path(os.environ.get("SCHEMA_ARCHITECT_PG15_BIN", "/usr/lib/postgresql/15/bin"))
+PGBOUNCER = Path(os.environ.get("SCHEMA_ARCHITECT_PGBOUNCER", "/usr/sbin/pgbouncer"))
 INSTALL = ("apt-get update && apt-get install -y --no-install-recommends postgresql-15 pgbouncer "
            "(.ci/run does this when the binaries are missing)")
 SUPERUSER = "postgres"

@@ -19,6 +19,7 @@ PgBouncer pool of size 1) for anything left behind. hypopg 1.3.1 lists them in t
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import psycopg
 import pytest
 
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
-from conftest import load_reference_without_newest_index
+from conftest import load_reference_without_newest_index, require
 from schema_architect.tools.explain_indexes import recommendations
 from schema_architect.tools.explain_indexes.session import _Stmt
 from schema_architect.tools.explain_indexes import explain_indexes
@@ -36,7 +37,7 @@ from schema_architect.tools.spec.reader import parse_spec
 pytestmark = pytest.mark.anyio
 
 SPEC_PATH = "specs/database/schema.md"
-HYPOPG_CONTROL = Path("/usr/share/postgresql/15/extension/hypopg.control")
+HYPOPG_CONTROL = Path(os.environ.get("SCHEMA_ARCHITECT_HYPOPG_CONTROL", "/usr/share/postgresql/15/extension/hypopg.control"))
 OWNER, OWNER_PASSWORD = "neondb_owner", "npg_0wnerPassw0rd"
 NEWEST = "SELECT * FROM tasks WHERE user_id = 'u7' ORDER BY created_at DESC LIMIT 50"
 
@@ -67,11 +68,10 @@ def _build(pg: PgServer, name: str, hypopg: bool) -> None:
 
 @pytest.fixture(scope="module")
 def servers():
-    if problem := missing():
-        pytest.fail(problem)
+    require(missing())
     if not HYPOPG_CONTROL.exists():
-        pytest.fail(f"missing {HYPOPG_CONTROL}; install with: apt-get install -y --no-install-recommends "
-                    "postgresql-15-hypopg (.ci/run does this when it is missing)")
+        require(f"missing {HYPOPG_CONTROL}; install with: apt-get install -y --no-install-recommends "
+                "postgresql-15-hypopg (.ci/run does this when it is missing)")
     with PgServer() as pg:
         with psycopg.connect(pg.admin_url, autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {OWNER} LOGIN PASSWORD '{OWNER_PASSWORD}'")

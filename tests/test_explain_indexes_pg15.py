@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pgservers import REPO, PgBouncer, PgServer, create_database, missing
-from conftest import load_reference_without_newest_index
+from conftest import load_reference_without_newest_index, require
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.spec.reader import parse_spec
 
@@ -30,8 +30,7 @@ def _spec():
 
 @pytest.fixture(scope="module")
 def servers():
-    if problem := missing():
-        pytest.fail(problem)
+    require(missing())
     with PgServer() as pg:
         url = create_database(pg.admin_url, "neondb")
         with psycopg.connect(url, autocommit=True) as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from schema_architect.tools.project.init import (
     InitReport,
     default_command,
     init_project,
+    portable_command,
     shipped_agents,
 )
+from schema_architect.server.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ["/opt/venv/bin/schema-architect", "serve"]
@@ -64,7 +67,8 @@ def test_user_modified_agent_is_kept(tmp_path: Path) -> None:
     mine = edited.read_bytes()
     report = init_project(tmp_path, command=COMMAND)
     assert actions(report)[".claude/agents/data-inspector.md"] == "kept"
-    assert ".claude/agents/data-inspector.md: kept (changed by you; use --force)" in report.lines()
+    assert (".claude/agents/data-inspector.md: kept (differs from ours: yours, or changed by you; rename yours "
+            "to keep both, or run init --as PREFIX to install ours as PREFIX-<name>)") in report.lines()
     assert [f.path for f in report.kept] == [".claude/agents/data-inspector.md"]
     assert edited.read_bytes() == mine
     others = {path: action for path, action in actions(report).items() if "data-inspector" not in path}
@@ -182,3 +186,45 @@ def test_default_command_launches_this_installation() -> None:
     command = default_command()
     assert Path(command[0]).is_absolute() and Path(command[0]).exists()
     assert command[-1] == "serve"
+
+
+def test_the_command_written_is_the_bare_one_when_it_is_on_path(tmp_path: Path, monkeypatch) -> None:
+    """pipx / `uv tool install` put schema-architect on PATH: .mcp.json (committed by the team) then holds
+    the bare command, which works on every machine; init says what it wrote and why."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "schema-architect"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    command, why = portable_command()
+    assert command == ["schema-architect", "serve"] and "on PATH" in why
+    project = tmp_path / "app"
+    project.mkdir()
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["--project", str(project), "init"], out, err) == 0, err.getvalue()
+    config = json.loads((project / ".mcp.json").read_text())
+    assert config["mcpServers"]["schema-architect"] == {"command": "schema-architect", "args": ["serve"]}
+    assert ".mcp.json runs: schema-architect serve (`schema-architect` is on PATH" in out.getvalue()
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    command, why = portable_command()
+    assert Path(command[0]).is_absolute() and "not on PATH" in why and "uv tool install" in why
+
+
+def test_a_name_clash_keeps_theirs_and_says_rename_or_install_ours_under_a_prefix(tmp_path: Path) -> None:
+    agents = tmp_path / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "index-reviewer.md").write_text("---\nname: index-reviewer\n---\nThe team's own reviewer.\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["--project", str(tmp_path), "init"], out, err) == 0
+    assert "--force" not in out.getvalue() and "Rename yours" in out.getvalue() and "--as PREFIX" in out.getvalue()
+    assert (agents / "index-reviewer.md").read_text().endswith("The team's own reviewer.\n")
+
+    report = init_project(tmp_path, command=COMMAND, prefix="sa")
+    assert ".claude/agents/sa-index-reviewer.md: created" in report.lines()
+    ours = (agents / "sa-index-reviewer.md").read_text()
+    assert ours.startswith("---\nname: sa-index-reviewer\n")
+    assert (agents / "index-reviewer.md").read_text().endswith("The team's own reviewer.\n")
+    with pytest.raises(InitError, match="--as"):
+        init_project(tmp_path, command=COMMAND, prefix="Bad Prefix")

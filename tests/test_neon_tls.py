@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from pgservers import PASSWORD, PgServer, missing
+from conftest import require
 from schema_architect.server.db import APPLICATION_NAME, Database, DatabaseUnavailable, normalize_url
 
 pytestmark = pytest.mark.anyio
@@ -27,8 +28,7 @@ def tls_server(neon_pg15):
 
 @pytest.fixture(scope="module")
 def plain_server():
-    if problem := missing():
-        pytest.fail(problem)
+    require(missing())
     with PgServer(tls=False) as server:
         yield server
 

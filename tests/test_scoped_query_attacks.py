@@ -1,4 +1,8 @@
-"""The attack suite (../shared/attacks) run through run_scoped_query against a real PostgreSQL.
+"""The attack suite run through run_scoped_query against a real PostgreSQL: the project's own cases
+(EXTRA, below) always, and the shared cases of ../shared/attacks when they are beside the project.
+
+The fixture database is the project's own (tests/fixtures/attacks/fixture.sql), so the suite runs on a
+plain clone; without ../shared, test_shared_attack_cases_are_here says so as a skip (a failure in CI).
 
 Every case runs twice: connected as app_owner (owns the tables, BYPASSRLS: Neon's default role, so
 the rewriter alone must hold) and as agent_ro (plain read-only role, RLS applies too). The expected
@@ -20,14 +24,15 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from pglast import parse_sql
 
-from conftest import SHARED, with_database
+from conftest import SHARED, require, shared_missing, with_database
 from schema_architect.tools.run_scoped_query import json_safe, run_scoped_query
 from schema_architect.tools.sqlsafe import ClassificationCache, QueryFailed, QueryRefused
 
 pytestmark = pytest.mark.anyio
 
-CASES = json.loads((SHARED / "attacks" / "cases.json").read_text())
-FIXTURE = (SHARED / "attacks" / "fixture.sql").read_text()
+SHARED_CASES = SHARED / "attacks" / "cases.json"
+CASES = json.loads(SHARED_CASES.read_text()) if SHARED_CASES.is_file() else []
+FIXTURE = (Path(__file__).resolve().parent / "fixtures" / "attacks" / "fixture.sql").read_text()
 CANARIES = ("BOB_", "bob@", "CANARY")
 TIMEOUT_MS = 1000
 
@@ -356,6 +361,12 @@ async def _session_state(conn) -> dict:
         await conn.rollback()
     return dict(zip(["prepared", "advisory", "cursors", "app.user_id", "statement_timeout", "search_path",
                      "current_user", "read_only"], row))
+
+
+def test_shared_attack_cases_are_here() -> None:
+    """The shared cases run with ours when ../shared is beside the project (always in CI)."""
+    require(shared_missing("attacks", "cases.json"))
+    assert CASES, SHARED_CASES
 
 
 @pytest.mark.parametrize("role, autocommit", [("app_owner", True), ("agent_ro", False)])

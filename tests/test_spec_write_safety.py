@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from schema_architect.tools.schema.model import Column, Table
 from schema_architect.tools.spec.file import SpecFileError, content_hash, write_spec_atomically
 from schema_architect.tools.spec.reader import parse_spec
 
-from conftest import SHARED
+from conftest import SHARED, require, shared_missing
 
 CORPUS = SHARED / "corpus"
 BOM = b"\xef\xbb\xbf"
@@ -247,10 +246,7 @@ def test_two_threads_updating_with_the_same_hash_exactly_one_wins(tmp_path: Path
 # --- every spec of the corpus ---------------------------------------------------------------------
 
 def corpus_specs() -> list[Path]:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the shared corpus is required in CI and is missing: {CORPUS}")
-        pytest.skip(f"the shared corpus is not here ({CORPUS}); it lives beside the project in ../shared")
+    require(shared_missing("corpus"))
     return sorted(CORPUS.rglob("*.md"))
 
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from mcp import Client
 
-from schema_architect.server.app import SHAPES, create_server
+from schema_architect.server.app import EMBEDDED_DESCRIPTION, SHAPES, TOUCH_DATABASE, create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.spec.reader import parse_spec
@@ -133,12 +133,18 @@ def result_contract(tool) -> list[str]:
                 if shape.per_table else ""), ""]
     for name, spec in schema["properties"].items():
         assert spec.get("description"), f"{tool.name} result field {name} needs a description"
-    assert set(tool.output_schema["properties"]) - {"page"} == set(schema["properties"])
+    # The server adds `embedded` to results that touched the embedded database (server/app.py).
+    added = {"embedded"} if tool.name in TOUCH_DATABASE else set()
+    assert set(tool.output_schema["properties"]) - {"page"} == set(schema["properties"]) | added
     omitted = {name: "after the first page" for name in shape.first_page_only}
     omitted |= {name: "when paged" for name in shape.whole_only}
     omitted |= {name: "in summary" + (", and when paged" if name in shape.whole_only else "")
                 for name, keys in shape.summary_omits.items() if keys is None}
     lines += _field_rows(schema, omitted)
+    if added:
+        lines.append(f"| `embedded` | object | unless the embedded database answered | {EMBEDDED_DESCRIPTION}: "
+                     "`holds`, `spec_hash`, `managed_tables_created`, `rows`, `scoped_role`, `finding` "
+                     "([embedded-spec-not-applied](../findings.md#embedded-spec-not-applied)) |")
     for name, definition in sorted(schema.get("$defs", {}).items()):
         lines += ["", f"### {name}", ""] + ([definition["description"].split("\n\n")[0], ""]
                                             if definition.get("description") else []) + _field_rows(definition)

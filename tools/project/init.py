@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -31,12 +32,14 @@ from typing import Any, Literal
 
 from ..schema.paths import ProjectPathError, inside_project
 
-__all__ = ["SERVER_NAME", "FileResult", "InitError", "InitReport", "default_command", "init_project"]
+__all__ = ["SERVER_NAME", "FileResult", "InitError", "InitReport", "default_command", "init_project",
+           "portable_command"]
 
 SERVER_NAME = "schema-architect"
 MCP_CONFIG = ".mcp.json"
 AGENTS_DIR = Path(".claude") / "agents"
-KEPT_AGENT = "changed by you; use --force"
+KEPT_AGENT = ("differs from ours: yours, or changed by you; rename yours to keep both, or run init "
+              "--as PREFIX to install ours as PREFIX-<name>")
 KEPT_SERVER = "has a different schema-architect server; use --force to replace it"
 
 Action = Literal["created", "updated", "unchanged", "kept"]
@@ -86,6 +89,29 @@ def default_command() -> list[str]:
     return [str(Path(sys.executable).absolute()), "-m", "schema_architect.server.cli", "serve"]
 
 
+def portable_command() -> tuple[list[str], str]:
+    """The command to write into a file the team commits, and why it was chosen.
+
+    The bare ``schema-architect`` when it is on PATH (pipx, ``uv tool install``): it works on every
+    machine that installed it the same way. Otherwise this installation's absolute path, which works on
+    this machine only; the reason says how to make it portable."""
+    on_path = shutil.which("schema-architect")
+    if on_path:
+        return (["schema-architect", "serve"],
+                f"`schema-architect` is on PATH ({on_path}), so the bare command was written: it works on every "
+                "machine where it is installed with `uv tool install` or `pipx install`")
+    command = default_command()
+    return (command, f"`schema-architect` is not on PATH, so this machine's path was written ({command[0]}); "
+            "teammates whose install lives elsewhere need their own. Install it with `uv tool install` or "
+            "`pipx install` (it is then on PATH) and run init again to write the bare command")
+
+
+def agent_named(text: str, prefix: str) -> str:
+    """Our agent ``text`` renamed ``<prefix>-<name>`` in its front matter (for --as PREFIX)."""
+    return re.sub(r"(?m)\A(---\n(?:.*\n)*?)name:\s*(\S+)", lambda m: f"{m.group(1)}name: {prefix}-{m.group(2)}",
+                  text, count=1)
+
+
 def shipped_agents() -> dict[str, str]:
     """The subagent files this package ships: file name -> text."""
     package = resources.files("schema_architect.agents")
@@ -93,7 +119,8 @@ def shipped_agents() -> dict[str, str]:
             for entry in package.iterdir() if entry.name.endswith(".md") and entry.is_file()}
 
 
-def init_project(project: Path, *, command: list[str], force: bool = False) -> InitReport:
+def init_project(project: Path, *, command: list[str], force: bool = False,
+                 prefix: str | None = None) -> InitReport:
     """Write or merge ``.mcp.json`` and copy the subagents into ``.claude/agents/``; report each file."""
     project = Path(project)
     if not project.is_dir():
@@ -118,7 +145,12 @@ def init_project(project: Path, *, command: list[str], force: bool = False) -> I
         if parent.exists() and not parent.is_dir():
             raise InitError(f"{parent} exists and is not a folder; move it away so the agents can be "
                             f"written into {AGENTS_DIR.as_posix()}/")
-    for filename, ours in sorted(shipped_agents().items()):
+    if prefix is not None and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", prefix):
+        raise InitError(f"--as {prefix!r}: use lower-case letters, digits and hyphens, e.g. --as sa")
+    agents = shipped_agents()
+    if prefix is not None:
+        agents = {f"{prefix}-{name}": agent_named(text, prefix) for name, text in agents.items()}
+    for filename, ours in sorted(agents.items()):
         target = _inside(project, AGENTS_DIR / filename)
         shown = (AGENTS_DIR / filename).as_posix()
         if not target.exists() and not target.is_symlink():
