@@ -11,6 +11,7 @@ SDK hides its text from the agent and logs the traceback to stderr.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -536,6 +537,7 @@ def _publish_schemas(mcp: MCPServer) -> None:
     for name, (model, shape) in SHAPES.items():
         tool = mcp._tool_manager.get_tool(name)  # noqa: SLF001 - see the docstring
         tool.parameters = results.input_schema(tool.parameters)
+        tool.description = inspect.cleandoc(tool.description or "")  # the docstring's indent is noise
         tool.fn_metadata.output_schema = results.output_schema(model, shape)
         if name in TOUCH_DATABASE:
             tool.fn_metadata.output_schema["properties"]["embedded"] = EMBEDDED_SCHEMA

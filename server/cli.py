@@ -180,7 +180,10 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(f"note: {line}\n")
         if failing:
             out.write(f"{len(failing)} drift(s) at or above {ns.fail_on}.\n")
-    return 1 if failing else 0
+        if result.get("verdict") == "UNKNOWN":
+            out.write("UNKNOWN: a side could not be read (see the notes); nothing can be said about it.\n")
+    # one verdict: IN_SYNC exits 0; DRIFTED (at or above --fail-on) and UNKNOWN (a side unread) exit 1
+    return 1 if failing or result.get("verdict") == "UNKNOWN" else 0
 
 
 async def _role_report(settings):

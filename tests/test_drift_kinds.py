@@ -208,7 +208,8 @@ async def test_fk_in_spec_but_plain_indexed_str_in_model(tmp_path: Path, make_da
     assert drift["sides"]["models"]["location"] == models_loc(models, "user_id: str = Field(sa_type=Text, index=True)")
     assert drift["sides"]["database"]["value"] is None
     model_fix = fix_for(drift, "models")["model_change"]
-    assert model_fix == 'user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", sa_type=Text)'
+    # the FK is added; the model's own index=True (not part of this drift) stays
+    assert model_fix == 'user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, sa_type=Text)'
     db_fix = fix_for(drift, "database")
     assert f"ADD CONSTRAINT tasks_user_id_fkey {fk} NOT VALID;" in db_fix["migration_sql"]
     assert "VALIDATE CONSTRAINT tasks_user_id_fkey" in db_fix["migration_sql"]
@@ -223,9 +224,9 @@ async def test_fk_in_spec_but_plain_indexed_str_in_model(tmp_path: Path, make_da
     assert_clean(data, "tasks.user_id")
     with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
         conn.execute("INSERT INTO tasks (user_id, title) VALUES ('nobody', 't')")
-    # the model fix also dropped index=True; the database still has that index (a separate drift).
+    # the FK fix changes only the FK: index=True stays, and so does its own drift (models and database).
     left = [d for d in data["drifts"] if d["object"] == "tasks.ix_tasks_user_id"]
-    assert [set(d["sides"]) for d in left] == [{"spec", "database"}], data["drifts"]
+    assert sorted(map(sorted, (d["sides"] for d in left))) == [["database", "spec"], ["models", "spec"]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -424,7 +425,8 @@ async def test_value_set_check_dropped_plain_str(tmp_path: Path) -> None:
     assert drift["sides"]["spec"]["value"] == "high, low, medium"
     assert drift["sides"]["models"] == {"value": None, "location": models_loc(models, "priority: str")}
     item = table_args_item(fix_for(drift, "models")["model_change"])
-    assert item.startswith("CheckConstraint(\"priority IN ('high', 'low', 'medium')\"")
+    # the spec's own CHECK, as it names and spells it
+    assert item == "CheckConstraint(\"priority IN ('low', 'medium', 'high')\", name='ck_tasks_priority')"
 
     add_to_table_args(project, "class Task(", item)
     assert_clean(await check(project), "tasks.priority")

@@ -5,15 +5,20 @@ Each side that cannot be read becomes a finding, not a failure, as long as two s
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from pydantic import BaseModel, Field
 
+from ..drift.migration import Migration
+from ..drift.proof import ProofReport
+from ..drift.proof import prove as prove_fixes
 from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
 from ..drift.updated_at import updated_at_advice
 from ..schema.findings import Finding
@@ -35,6 +40,17 @@ class SideRead(BaseModel):
                                             "and SQLModel versions they were read with")
 
 
+class Stamp(BaseModel):
+    """What was compared: enough to tell whether a later run compared the same things."""
+
+    spec_hash: str | None = Field(None, description="Content hash of the spec as read")
+    models_hash: str | None = Field(None, description="sha256 of the model files read (paths and contents)")
+    models_python: str | None = Field(None, description="The interpreter that imported the models")
+    sqlmodel: str | None = Field(None, description="The SQLModel version the models were read with")
+    database_version: int | None = Field(None, description="server_version_num of the database compared")
+    catalog_hash: str | None = Field(None, description="sha256 of the catalog as read (the Schema model)")
+
+
 class DiffModelsVsSpecResult(BaseModel):
     """Drift between the spec (source of truth), the SQLModel models and the live database."""
 
@@ -53,13 +69,19 @@ class DiffModelsVsSpecResult(BaseModel):
     findings: list[Finding] = Field(description="Sides that could not be read fully: import errors, "
                                     "spec parse warnings")
     spec_hash: str | None = Field(None, description="Content hash of the spec as read")
+    verdict: Literal["IN_SYNC", "DRIFTED", "UNKNOWN"] = Field(
+        "UNKNOWN", description="IN_SYNC: nothing worse than cosmetic; DRIFTED; UNKNOWN: a side could not be read")
+    stamp: Stamp = Field(default_factory=Stamp, description="What was compared (hashes, versions)")
+    migration: Migration | None = Field(None, description="The database fixes as one re-runnable migration "
+                                        "(SQL and an Alembic revision), proven on a copy of the database")
+    proof: ProofReport | None = Field(None, description="How the database fixes were proven on a copy")
     report: str = Field(description="The drift as a short readable report")
 
 
 async def diff_project(
     *, project: Path, spec_path: str | None, models: str | None, include_database: bool,
     tables: list[str] | None, include_managed: bool = False, owner_column: str = "user_id",
-    models_timeout: float = 30.0,
+    models_timeout: float = 30.0, prove: bool = True,
     database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
     progress: Progress | None = None,
 ) -> DiffModelsVsSpecResult:
@@ -68,6 +90,7 @@ async def diff_project(
             await progress(fraction, message)
 
     sides: dict[str, Schema] = {}
+    stamp = Stamp()
     mismatches: list = []
     read: list[SideRead] = []
     findings: list[Finding] = []
@@ -101,6 +124,9 @@ async def diff_project(
             # the spec's SQLModel classes mean what the project's SQLModel makes of them, as the models do
             sides["spec"] = parse_spec(text, file=shown, datetime_type=meaning).schema
         mismatches = version_mismatches(project, models_read.versions, near=models_read.files)
+        stamp.models_hash = models_hash(project, models_read.files)
+        stamp.models_python = display_python(project, models_read.python)
+        stamp.sqlmodel = models_read.versions.get("sqlmodel")
         findings += [versions_finding(project, models_read.python, pin, used, bool(mapping_caveats([(pin, used)])))
                      for pin, used in mismatches]
 
@@ -115,6 +141,9 @@ async def diff_project(
             async with database() as conn:
                 catalog = await read_catalog(conn)
             sides["database"] = catalog.schema
+            stamp.database_version = catalog.server_version
+            stamp.catalog_hash = "sha256:" + hashlib.sha256(
+                catalog.schema.model_dump_json(exclude={"source"}).encode()).hexdigest()
             read.append(SideRead(side="database", source=database_name() if database_name else "database",
                                  tables=len(catalog.schema.tables)))
 
@@ -126,20 +155,55 @@ async def diff_project(
             "path of your SQLModel models, or include_database=true, or fix the spec path."
         )
     await step(0.75, f"comparing {', '.join(sides)}")
-    result: DiffResult = diff_schemas(sides, tables=tables, include_managed=include_managed,
-                                      owner_column=owner_column, spec_mentions_better_auth=mention,
-                                      spec_claims=claims)
+    def diff(s: dict[str, Schema]) -> DiffResult:
+        return diff_schemas(s, tables=tables, include_managed=include_managed, owner_column=owner_column,
+                            spec_mentions_better_auth=mention, spec_claims=claims)
+
+    result = diff(sides)
     if "models" in sides and mismatches:
         mark_version_dependent(result.drifts, mismatches)
     findings += updated_at_advice({s: sides[s].only(tables) for s in result.compared}, project,
                                   skip=set(result.managed_elsewhere), owner_column=owner_column)
+    migration = proof = None
+    if prove and "database" in sides and any(f.side == "database" for d in result.drifts for f in d.fixes):
+        await step(0.85, "proving the database fixes on a copy of the database")
+        proof, migration = await prove_fixes(sides, result, diff)
     await step(1.0, "done")
+    stamp.spec_hash = spec_hash
+    unread = [f for f in findings if f.severity == "error"]
+    verdict = "UNKNOWN" if unread else "IN_SYNC" if result.clean else "DRIFTED"
     return DiffModelsVsSpecResult(
         clean=result.clean, summary=result.summary, reference=result.reference, compared=result.compared,
         drifts=result.drifts, managed_elsewhere=result.managed_elsewhere, better_auth=result.better_auth,
         unstated=result.unstated, sides=read, findings=findings,
-        spec_hash=spec_hash, report=render_report(result, read),
+        spec_hash=spec_hash, verdict=verdict, stamp=stamp, migration=migration, proof=proof,
+        report=render_report(result, read) + f"\nVerdict: {verdict}." + proof_lines(proof, migration),
     )
+
+
+def proof_lines(proof: ProofReport | None, migration: Migration | None) -> str:
+    if proof is None:
+        return ""
+    out = f"\nProof on a copy of the database: {proof.proven} fix(es) proven, {proof.withheld} withheld."
+    if proof.copy_differs:
+        out += " The copy differs on: " + "; ".join(proof.copy_differs) + "."
+    if migration is not None:
+        out += f"\nMigration ({len(migration.steps)} steps): {migration.proof}."
+        out += "".join(f"\n  {line}" for line in migration.called_out)
+    return out
+
+
+def models_hash(project: Path, files: list[str]) -> str:
+    """sha256 over the model files read, each as its path and its bytes."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0")
+        try:
+            h.update((project / name).read_bytes())
+        except OSError:
+            h.update(b"unreadable")
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()
 
 
 def render_report(result: DiffResult, sides: list[SideRead]) -> str:

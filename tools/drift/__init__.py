@@ -38,6 +38,7 @@ from . import columns, constraints, indexes, updated_at  # noqa: F401
 from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants
 from .dependent import compare_managed
 from .managed import better_auth_decision, spec_claims
+from .modelfix import unify_model_changes
 from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue, Unstated
 from .tables import compare_enums
 
@@ -64,7 +65,7 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     managed: set[str] = set()
     evidence: dict[str, str] = {}
     drifts: list[Drift] = []
-    groups = align_tables(ctx)
+    groups = [g for g in align_tables(ctx) if g.key != "alembic_version"]  # Alembic's bookkeeping, not schema
     claims = spec_claims or {}
     owner_targets = {fk.ref_table for schema in sides.values() for t in schema.tables for fk in t.foreign_keys
                      if fk.columns == [owner_column]}
@@ -100,12 +101,14 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
                                             + ("" if include_managed else ", listed with include_managed"))
             drifts += found
             continue
-        for tcmp in TABLE_COMPARATORS:
-            drifts += tcmp(ctx, tg)
+        found = [d for tcmp in TABLE_COMPARATORS for d in tcmp(ctx, tg)]
         if len(tg.tables) > 1:
-            for cg in align_columns(tg):
+            columns = align_columns(tg)
+            for cg in columns:
                 for ccmp in COLUMN_COMPARATORS:
-                    drifts += ccmp(ctx, tg, cg)
+                    found += ccmp(ctx, tg, cg)
+            unify_model_changes(tg, columns, found)
+        drifts += found
     if not wanted:
         drifts += compare_enums(ctx)
     drifts.sort(key=lambda d: (d.object, d.kind, d.message))

@@ -514,13 +514,19 @@ def compare_value_set(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Dri
     def fixes(side: str) -> list[Fix]:
         tname, cname = _alter(tg, side, cg)
         if want is None:
+            have = next((c.name for c in tg.tables[side].checks
+                         if c.name and (vs := value_set_of(c.expression)) and vs[0] == cname), f"{tname}_{cname}_check")
             return side_fix(side, f"Drop the value restriction on {cname}.", model=model_field(lead_t, lead_c),
-                            sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(f'{tname}_{cname}_check')};",
-                            alembic=f"op.drop_constraint({f'{tname}_{cname}_check'!r}, {tname!r}, type_='check')",
+                            sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(have)};",
+                            alembic=f"op.drop_constraint({have!r}, {tname!r}, type_='check')",
                             locks="Dropping a CHECK is a catalog change.")
         values = sorted(want)
         expr = in_list_sql(cname, values)
         ck = f"{tname}_{cname}_check"
+        declared = next((c for c in lead_t.checks if (vs := value_set_of(c.expression)) and vs[0] == lead_c.name),
+                        None)
+        if declared is not None:  # the reference's own CHECK: its name and its spelling
+            ck, expr = declared.name or ck, declared.expression
         enum_type = canon_type(cg.cols[side].type)
         if ctx.is_enum(enum_type) and side == "database":
             sql = "\n".join(f"ALTER TYPE {ident(enum_type)} ADD VALUE IF NOT EXISTS {literal(v)};"

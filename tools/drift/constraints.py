@@ -10,7 +10,7 @@ from ..database.ddl import (
     pk_columns,
 )
 from ..database.expressions import expr_columns, norm_expr, value_set_of
-from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table
+from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table, UniqueConstraint
 from .core import (
     CONCURRENT_NOTE,
     Aspect,
@@ -191,6 +191,25 @@ def unique_sets(t: Table) -> dict[frozenset[str], object]:
     return out
 
 
+def _declared_columns(el: object) -> list[str]:
+    """The columns of a unique element in the order it declares them (PostgreSQL keeps that order in the
+    index, and a later FK or lookup may rely on it)."""
+    if isinstance(el, Index):
+        return list(el.column_names)
+    if isinstance(el, UniqueConstraint):
+        return list(el.columns)
+    return [el.name]  # a column's own UNIQUE
+
+
+def _declared_name(el: object) -> str | None:
+    """The constraint or index name the side declares, if any."""
+    if isinstance(el, Index):
+        return el.constraint or el.name
+    if isinstance(el, UniqueConstraint):
+        return el.name
+    return None
+
+
 def _plain_unique(i: Index) -> bool:
     return (i.unique and not i.primary and not i.where and (i.method or "btree") == "btree"
             and not any(c.is_expression or c.descending for c in i.columns) and not i.include)
@@ -200,7 +219,8 @@ def _plain_unique(i: Index) -> bool:
 def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
     sets = {s: unique_sets(t) for s, t in tg.tables.items()}
     for key in sorted({k for m in sets.values() for k in m}, key=sorted):
-        cols = sorted(key)
+        declared = next(sets[s][key] for s in tg.tables if key in sets[s])  # the leading side's spelling
+        cols = _declared_columns(declared)
         obj = _fk_obj(tg.key, tuple(cols))
         items = {s: (key in sets[s]) for s in tg.tables}
         a = _compare(obj, "unique", items, lambda v: v, lambda v: f"UNIQUE ({', '.join(cols)})" if v else "not unique")
@@ -212,10 +232,11 @@ def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
         def fixes(side: str, want=want, key=key, cols=cols) -> list[Fix]:
             tname = tg.tables[side].name
-            name = f"{tname}_{'_'.join(cols)}_key"
+            lead_el = sets[a.lead].get(key)
+            name = _declared_name(lead_el) or f"{tname}_{'_'.join(cols)}_key"
             lead = tg.tables[a.lead]
             model = (model_field(lead, lead.column(cols[0])) if len(cols) == 1 and lead.column(cols[0])
-                     else f"__table_args__ = (UniqueConstraint({', '.join(map(repr, cols))}),)")
+                     else f"__table_args__ = (UniqueConstraint({', '.join(map(repr, cols))}, name={name!r}),)")
             if want:
                 return side_fix(side, f"Make ({', '.join(cols)}) unique.", model=model,
                                 sql=(f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {ident(tname)} ({', '.join(map(ident, cols))});\n"

@@ -50,6 +50,9 @@ class Fix(_Model):
     migration_sql: str | None = Field(None, description="PostgreSQL to run, lock notes as comments")
     alembic_op: str | None = Field(None, description="The same change as Alembic operations")
     lock_notes: str | None = Field(None, description="Locks, rewrites and scans the SQL causes")
+    proof: Literal["proven", "withheld"] | None = Field(None, description="proven: applied to a copy, its "
+                                                        "drift is gone and nothing else changed; None: not tried")
+    proof_note: str | None = Field(None, description="What the proof showed, or why the fix is withheld")
 
 
 class Drift(_Model):
@@ -59,6 +62,8 @@ class Drift(_Model):
     message: str
     sides: dict[str, SideValue] = Field(description="What each compared side says, with its location")
     fixes: list[Fix] = Field(default_factory=list)
+    withheld: list[Fix] = Field(default_factory=list, description="Fixes that failed their proof on a copy: "
+                                "not offered, each with the reason in proof_note")
     caveat: str | None = Field(None, description="Why this drift may not hold for the project, e.g. the "
                                "models were read with another SQLModel version than the project pins")
 

@@ -135,7 +135,8 @@ def model_index(t: Table, i: Index) -> str:
 
 def model_class(t: Table) -> str:
     lines = [f"class {enum_class(t.name)}(SQLModel, table=True):", f'    __tablename__ = "{t.name}"']
-    extras = [f"UniqueConstraint({', '.join(map(repr, u.columns))})" for u in t.unique_constraints]
+    extras = [f"UniqueConstraint({', '.join(map(repr, u.columns))}" + (f", name={u.name!r})" if u.name else ")")
+              for u in t.unique_constraints]
     extras += [f"CheckConstraint({ck.expression!r})" for ck in t.checks]
     extras += [model_index(t, i) for i in t.indexes
                if not i.primary and not i.constraint and not any(_plain_single(i, c.name) for c in t.columns)]
