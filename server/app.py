@@ -236,9 +236,31 @@ def open_database(settings: Settings) -> Database:
     return Database(
         settings.database_url.get_secret_value() if settings.database_url else None,
         project=settings.project, embedded=settings.embedded, max_size=settings.pool_max_size,
-        connect_timeout_s=settings.connect_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s, **fair_use(settings),
         follow_spec=lambda conn: _follow_spec(conn, settings),
     )
+
+
+def fair_use(settings: Settings) -> dict:
+    """How the pool is shared between callers (server/fair.py), for :class:`Database`."""
+    from .fair import current_caller
+
+    verified = bool(settings.jwt_jwks_url)
+    return {"caller_max_calls": settings.caller_max_calls, "quick_reserve": settings.pool_quick_reserve,
+            "slow_call_s": settings.slow_call_s, "caller": lambda: current_caller(verified)}
+
+
+def _configure_models_child(settings: Settings) -> None:
+    """The models' child process (tools/models/reader.py): the variables the project lets it see, and the
+    server's secrets, scrubbed from whatever it prints or raises (the environment's are found there)."""
+    from ..tools.models.reader import configure_child
+    from .db import url_secrets
+
+    secrets = [settings.http_token.get_secret_value()] if settings.http_token else []
+    for url in (settings.database_url, settings.direct_database_url):
+        if url is not None:
+            secrets += [url.get_secret_value(), *url_secrets(url.get_secret_value())]
+    configure_child(secrets=secrets, extra_env=settings.models_env)
 
 
 def scoped_role_of(app: AppContext) -> str | None:
@@ -293,6 +315,7 @@ def caller(settings: Settings, user_id: str | None) -> tuple[str | None, bool]:
 
 def create_server(settings: Settings) -> MCPServer:
     declined = DeclinedChanges()  # outlives each session's lifespan: a no holds for the whole server
+    _configure_models_child(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
@@ -300,13 +323,15 @@ def create_server(settings: Settings) -> MCPServer:
         direct_db = db
         if settings.direct_database_url is not None:
             direct_db = Database(settings.direct_database_url.get_secret_value(), project=settings.project,
-                                 embedded=False, max_size=2, connect_timeout_s=settings.connect_timeout_s)
+                                 embedded=False, max_size=2, connect_timeout_s=settings.connect_timeout_s,
+                                 **fair_use(settings))
         try:
             yield AppContext(settings=settings, db=db, direct_db=direct_db, declined=declined)
-        finally:
-            await db.close()
-            if direct_db is not db:
-                await direct_db.close()
+        finally:  # also when shutdown cancels everything: the pool closes and the embedded server stops
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await db.close()
+                if direct_db is not db:
+                    await direct_db.close()
 
     verifier = auth = None
     if settings.jwt_jwks_url:  # imported only then: PyJWT and the SDK's auth stay off the start-up path

@@ -335,7 +335,10 @@ def _serve(ns: argparse.Namespace, err: TextIO) -> int:
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     err.write(f"schema-architect: serving MCP at http://{ns.host}:{ns.port}/mcp\n")
-    serve_http(server, host=ns.host, port=ns.port, allowed_hosts=settings.allowed_hosts, token=token)
+    from .http import HttpLimits
+
+    serve_http(server, host=ns.host, port=ns.port, allowed_hosts=settings.allowed_hosts, token=token,
+               limits=HttpLimits.from_settings(settings))
     return 0
 
 

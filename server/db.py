@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import anyio
 
 from .embedded import EmbeddedPostgres
+from .fair import Busy, FairGate, Ticket
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -54,6 +55,10 @@ _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 2.0
 
 class DatabaseUnavailable(RuntimeError):
     """No database could be reached or none is configured; the message says what to do."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """The caller has as many database calls running and waiting as it may (server/fair.py)."""
 
 
 _SCHEMES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql+asyncpg://", "postgres://",
@@ -181,16 +186,20 @@ class _Pool:
     """At most ``max_size`` connections; idle ones reused newest first; dead ones replaced."""
 
     def __init__(self, conninfo: str, kwargs: dict, *, max_size: int, timeout: float,
-                 describe: Callable[[], str], scrub: Callable[[str], str]) -> None:
+                 describe: Callable[[], str], scrub: Callable[[str], str], gate: FairGate | None = None,
+                 caller: Callable[[], Hashable | None] = lambda: None) -> None:
         self._conninfo = conninfo
         self._kwargs = kwargs
         self._timeout = timeout
         self._describe = describe
         self._scrub = scrub
-        self._slots = anyio.Semaphore(max_size)
+        #: The slots, shared fairly between callers (server/fair.py).
+        self.gate = gate or FairGate(max_size)
+        self._caller = caller
         self.max_size = max_size
         self._idle: list[_Idle] = []
         self._born: dict[int, float] = {}  # id(conn) -> when it was opened, for checked-out connections
+        self._tickets: dict[int, Ticket] = {}  # id(conn) -> its slot, for checked-out connections
         self.opened = 0  # connections in existence (idle + checked out + being opened)
         self.closed = False
 
@@ -203,18 +212,22 @@ class _Pool:
         if self.closed:
             raise DatabaseUnavailable("The server is shutting down; its database connections are closed.")
         deadline = time.monotonic() + self._timeout
-        try:
-            self._slots.acquire_nowait()  # a free slot, the usual case: no timeout scope to set up
-        except anyio.WouldBlock:
-            await self._wait_for_slot()
+        caller = self._caller()
+        ticket = self.gate.try_acquire(caller)  # a free slot, the usual case: no timeout scope to set up
+        if ticket is None:
+            ticket = await self._wait_for_slot(caller)
         try:
             conn = await self._reuse(deadline, check_idle)
-            if conn is not None:
-                return conn, True
-            return await self._connect(deadline), False
+            if conn is None:
+                conn = await self._connect(deadline)
+                reused = False
+            else:
+                reused = True
         except BaseException:
-            self._slots.release()
+            self.gate.release(ticket)
             raise
+        self._tickets[id(conn)] = ticket
+        return conn, reused
 
     async def drop_idle(self) -> None:
         """Close every idle connection (one was found dead: after a restart or a suspend, all are)."""
@@ -222,15 +235,22 @@ class _Pool:
         for item in idle:
             await self._discard(item.conn)
 
-    async def _wait_for_slot(self) -> None:
+    async def _wait_for_slot(self, caller: Hashable | None) -> Ticket:
         try:
-            with anyio.fail_after(self._timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable(
-                f"All {self.max_size} connections to {self._describe()} stayed busy for {self._timeout:g} s. "
-                "Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
+            ticket = await self.gate.acquire(caller, self._timeout)
+        except Busy as exc:
+            raise DatabaseBusy(
+                f"Busy: {exc}, the most one caller may have (SCHEMA_ARCHITECT_CALLER_MAX_CALLS="
+                f"{self.gate.per_caller}). Wait for your running calls to finish, then call again."
             ) from None
+        if ticket is None:
+            slow = " Your recent calls were slow, so the last free connections are kept for quick calls." \
+                if self.gate.is_slow(caller) else ""
+            raise DatabaseUnavailable(
+                f"All {self.max_size} connections to {self._describe()} stayed busy for {self._timeout:g} s."
+                f"{slow} Try again; raise SCHEMA_ARCHITECT_POOL_MAX_SIZE if this keeps happening."
+            )
+        return ticket
 
     async def _reuse(self, deadline: float, check_idle: bool = True) -> AsyncConnection | None:
         while self._idle:
@@ -307,10 +327,11 @@ class _Pool:
         from psycopg import pq
 
         born = self._born.pop(id(conn), time.monotonic())
+        ticket = self._tickets.pop(id(conn), None)
         if (not self.closed and not conn.closed and not conn.broken and conn.autocommit
                 and conn.info.transaction_status == pq.TransactionStatus.IDLE):
             self._idle.append(_Idle(conn, time.monotonic(), born))  # clean: nothing to await, nothing to shield
-            self._slots.release()
+            self._give_back(ticket)
             return
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
@@ -331,7 +352,11 @@ class _Pool:
         except Exception:  # noqa: BLE001
             await self._discard(conn)
         finally:
-            self._slots.release()
+            self._give_back(ticket)
+
+    def _give_back(self, ticket: Ticket | None) -> None:
+        if ticket is not None:
+            self.gate.release(ticket)
 
     async def _discard(self, conn: AsyncConnection) -> None:
         self.opened -= 1
@@ -365,18 +390,24 @@ class Database:
     """A lazily opened pool of async connections over the configured URL or the embedded server."""
 
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
-                 connect_timeout_s: float = 20.0,
+                 connect_timeout_s: float = 20.0, caller_max_calls: int = 2, quick_reserve: int = 1,
+                 slow_call_s: float = 1.0, caller: Callable[[], Hashable | None] = lambda: None,
                  on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None,
                  follow_spec: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
         """``follow_spec``: for the embedded database only, run on every connection before it is handed out
         (it rebuilds the database when the spec changed, cheaply does nothing otherwise); what it returns
-        is kept as :attr:`embedded_state`. ``on_embedded_start`` runs once, when the embedded server starts."""
+        is kept as :attr:`embedded_state`. ``on_embedded_start`` runs once, when the embedded server starts.
+        ``caller`` says who is calling (server/fair.py): each caller holds at most ``caller_max_calls``
+        connections, and callers whose calls take ``slow_call_s`` or longer leave ``quick_reserve`` free."""
         self._url = normalize_url(url) if url else None
         self._secrets = url_secrets(self._url) if self._url else []
         self._project = project
         self._allow_embedded = embedded
         self._max_size = max_size
         self._connect_timeout_s = connect_timeout_s
+        #: The slots of the pool, shared fairly between callers (server/fair.py).
+        self.gate = FairGate(max_size, per_caller=caller_max_calls, quick_reserve=quick_reserve, slow_s=slow_call_s)
+        self._caller = caller
         self._embedded: EmbeddedPostgres | None = None
         self._on_embedded_start = on_embedded_start
         self._follow_spec = follow_spec
@@ -431,7 +462,8 @@ class Database:
             self._secrets = url_secrets(self._url)
         conninfo = re.sub(r"(?<=[?&])pgbouncer=true(&|$)", "", self._url).rstrip("?&")  # not libpq's
         pool = _Pool(conninfo, self._connect_kwargs(self._url), max_size=self._max_size,
-                     timeout=self._connect_timeout_s, describe=self.describe, scrub=self.scrub)
+                     timeout=self._connect_timeout_s, describe=self.describe, scrub=self.scrub,
+                     gate=self.gate, caller=self._caller)
         if self._embedded is not None and self._on_embedded_start is not None:
             conn = await pool.acquire()
             try:

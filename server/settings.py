@@ -80,11 +80,27 @@ class Settings(BaseSettings):
     )
     statement_timeout_ms: int = Field(5000, ge=100, description="Time limit for one scoped query.")
     pool_max_size: int = Field(5, ge=1, le=100, description="Most database connections the server holds.")
+    caller_max_calls: int = Field(
+        2, ge=1, le=100, description="Most database calls one caller runs at once (an HTTP session; with "
+        "JWTs, one user across their sessions; stdio has one caller and no bound). A call over it waits its "
+        "turn; a caller with this many calls already waiting is answered 'busy' at once.")
+    pool_quick_reserve: int = Field(
+        1, ge=0, le=99, description="Connections that callers whose recent calls were slow (see "
+        "slow_call_s) never take: kept for quick calls, so slow callers cannot starve the others.")
+    slow_call_s: float = Field(
+        1.0, gt=0, description="A caller whose recent database calls held their connection this long "
+        "(a moving average) counts as slow: it is served after quick callers and leaves pool_quick_reserve free.")
     connect_timeout_s: float = Field(
         20.0, gt=0, description="How long to keep retrying a database that does not answer (Neon cold "
         "starts take seconds) before reporting it unreachable."
     )
     models_timeout_s: float = Field(30.0, gt=0, description="Time limit for importing the models.")
+    models_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Environment variables the models' child process also gets (comma-separated names, e.g. "
+        "APP_ENV,FEATURE_FLAGS), beside PATH, HOME, locale, TMPDIR and VIRTUAL_ENV. Never DATABASE_URL, "
+        "DIRECT_DATABASE_URL, PG* or SCHEMA_ARCHITECT_*; whatever the child prints is scrubbed of the "
+        "server's secrets anyway.")
     page_bytes: int = Field(
         60_000, ge=0, description="Most JSON bytes in one tool result (about 15k tokens); a larger result "
         "is paged by table with a cursor. 0: never page (the CLI's `check` reads whole results).")
@@ -103,13 +119,45 @@ class Settings(BaseSettings):
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["EdDSA", "ES256", "RS256"],
         description="With jwt_jwks_url: the signature algorithms accepted (comma-separated; asymmetric only).")
+    http_max_sessions: int = Field(
+        1000, ge=1, description="HTTP: most live sessions (2025-protocol clients); a request that would open "
+        "one more is answered 503.")
+    http_max_sessions_per_client: int = Field(
+        100, ge=1, description="HTTP: most live sessions one client holds (one bearer token or JWT, else one "
+        "address); one more is answered 429.")
+    http_session_idle_s: float = Field(
+        600.0, gt=0, description="HTTP: a session with no request in flight for this long is closed.")
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="HTTP: a connection that has not sent a whole request head this long after "
+        "it opened (or after its previous response) is closed.")
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, description="HTTP: a request whose body stalls this long between two chunks is answered "
+        "408 and its connection closed.")
+    http_max_connections: int = Field(
+        1000, ge=1, description="HTTP: most open connections and requests in progress; past it requests "
+        "are answered 503.")
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="On SIGTERM or SIGINT: how long calls in flight get to finish before they "
+        "are cancelled (their queries cancelled in PostgreSQL); then connections close, the embedded "
+        "PostgreSQL stops, and the server exits 0.")
 
-    @field_validator("shared_tables", "sensitive_columns", "allowed_hosts", "jwt_algorithms", mode="before")
+    @field_validator("shared_tables", "sensitive_columns", "allowed_hosts", "jwt_algorithms", "models_env",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("models_env")
+    @classmethod
+    def _no_secrets_to_models(cls, names: list[str]) -> list[str]:
+        refused = [n for n in names if n.upper() in ("DATABASE_URL", "DIRECT_DATABASE_URL")
+                   or n.upper().startswith(("SCHEMA_ARCHITECT_", "PG"))]
+        if refused:
+            raise ValueError(f"{', '.join(refused)} would hand the server's database secrets to the models' code; "
+                             "list only the variables your models need at import time")
+        return names
 
     @classmethod
     def load(cls, project: Path | None = None, **overrides: object) -> Settings:

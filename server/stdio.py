@@ -9,14 +9,22 @@ As the SDK does, fd 0 is pointed at the null device and fd 1 at stderr while ser
 a child process cannot write into the protocol stream; the wire is served from private duplicates.
 When stdin or stdout is not a pipe or socket (a terminal, a regular file), the SDK's own transport
 runs instead.
+
+SIGTERM and SIGINT end the session as stdin's end does: calls in flight are cancelled (their queries
+cancelled in PostgreSQL, tools/database/pipeline.py), the server's lifespan closes the pool and stops
+the embedded PostgreSQL, and the process exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
+import threading
 from contextlib import asynccontextmanager, suppress
+
+import anyio
 
 #: The longest line (one JSON-RPC message) read from stdin; a longer one ends the session.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -99,7 +107,24 @@ async def _claimed_stdio():
 
 
 async def serve_stdio(server) -> None:
-    """Serve ``server`` (an MCPServer) over this process's stdin and stdout."""
+    """Serve ``server`` (an MCPServer) over this process's stdin and stdout until stdin ends or the
+    process gets SIGTERM or SIGINT."""
+    async with anyio.create_task_group() as tg:
+        if threading.current_thread() is threading.main_thread():
+            await tg.start(_stop_on_signal, tg.cancel_scope)
+        await _serve_stdio(server)
+        tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _serve_stdio(server) -> None:
     from mcp.server.stdio import stdio_server
 
     lowlevel = getattr(server, "_lowlevel_server", None)  # what MCPServer.run_stdio_async runs

@@ -1,7 +1,8 @@
 """tools/database/pipeline.py: statements sent in one write, one implicit transaction, results in order.
 
 Each test runs on a real PostgreSQL and checks what a cursor would have given: types, errors with their
-SQLSTATE, the connection idle afterwards, and a closed connection when the exchange is cut short.
+SQLSTATE, the connection idle afterwards, and, when the exchange is cut short, the statement cancelled in
+PostgreSQL and the connection drained back to idle (or closed when its state is unknown).
 """
 
 from __future__ import annotations
@@ -73,11 +74,38 @@ async def test_max_rows_loads_no_more_and_large_messages_go_both_ways(conn) -> N
     assert echoed.rows[0][0] == 3_000_000 and len(echoed.rows[0][1]) == 2_000_000
 
 
-async def test_a_call_cancelled_mid_way_closes_the_connection(conn) -> None:
+async def _backend_state(pg_url: str, pid: int) -> str | None:
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as other:
+        cur = await other.execute("SELECT state || ':' || query FROM pg_stat_activity WHERE pid = %s", (pid,))
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def test_a_call_cancelled_mid_way_cancels_the_query_in_postgresql(conn, pg_url: str) -> None:
+    """Issue 35: closing the socket alone left the backend sleeping until the statement timeout while the
+    pool opened another connection. Now a cancel request ends it, and the connection comes back idle."""
+    pid = conn.pgconn.backend_pid
+    started = anyio.current_time()
     with anyio.move_on_after(0.2) as scope:
-        await run_batch(conn, [("SELECT pg_sleep(5)", ())])
-    assert scope.cancelled_caught
-    assert conn.closed  # half-read: the pool drops it instead of reusing it
+        await run_batch(conn, [("SELECT pg_sleep(30)", ())])
+    assert scope.cancelled_caught and anyio.current_time() - started < 2
+    assert not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert not (await _backend_state(pg_url, pid) or "").startswith("active")
+    (again,) = await run_batch(conn, [("SELECT 3", ())])  # and it is usable at once
+    assert again.rows == [(3,)]
+
+
+async def test_a_connection_that_cannot_be_drained_is_closed_after_its_cancel(conn, pg_url: str,
+                                                                              monkeypatch) -> None:
+    from schema_architect.tools.database import pipeline
+
+    async def refuse(*_args, **_kwargs) -> bool:
+        return False
+
+    monkeypatch.setattr(pipeline, "cancel_and_drain", refuse)
+    with anyio.move_on_after(0.2):
+        await run_batch(conn, [("SELECT pg_sleep(30)", ())])
+    assert conn.closed
 
 
 async def test_a_busy_connection_is_refused(pg_url: str) -> None:
@@ -112,7 +140,8 @@ async def test_streamed_rows_stop_at_the_byte_budget_and_give_the_connection_up(
     assert first.rows == [(1,)] and not first.cut
     assert big.cut and len(big.rows) < 20 and [r[0] for r in big.rows] == list(range(1, len(big.rows) + 1))
     assert after.aborted
-    assert conn.closed  # what was still coming could only be drained by reading it
+    assert not conn.closed  # the rest was cancelled in PostgreSQL and drained
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 async def test_a_single_value_larger_than_the_budget_is_cut(conn) -> None:
@@ -148,7 +177,8 @@ async def test_the_client_deadline_ends_a_statement_the_server_cannot_interrupt(
     # PostgreSQL holds the first result until the Sync (or a full buffer): nothing had arrived, so the
     # statement being read, the first, fails and the rest never ran.
     assert isinstance(ok.error, psycopg.errors.QueryCanceled) and slow.aborted
-    assert conn.closed
+    assert not conn.closed  # pg_sleep answers the cancel request: drained, idle again
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 async def test_reset_runs_after_a_failure_in_its_own_transaction_in_the_same_write(conn) -> None:

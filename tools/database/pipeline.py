@@ -8,16 +8,20 @@ they leave in one write with one Sync, so they run in one implicit transaction a
 back together. psycopg's Transformer adapts the parameters and loads the rows, so values have the same
 types as through a cursor.
 
-The connection must be the caller's alone (a pooled one) and idle. If anything interrupts the exchange
-(the connection drops, the call is cancelled), the connection is closed: it could not be reused in a
-known state, and the pool drops a closed connection.
+The connection must be the caller's alone (a pooled one) and idle. If the exchange is cut short (the
+call is cancelled because its client left, the byte budget or the deadline is reached), the running
+statement is cancelled in PostgreSQL (a cancel request: closing the socket alone would leave the backend
+running its query until it next writes, while the pool opened another connection), and what is still
+on its way is read and dropped until the connection is idle again, within ``DRAIN_S``; only then does
+the pool get it back. A connection that does not come back idle in time, or whose state is unknown (the
+reset failed, COPY), is closed, and the pool drops a closed connection.
 
 Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while the results arrive:
 
 * Rows are streamed (libpq's chunked rows mode, ``_CHUNK_ROWS`` at a time), and reading stops once the
   batch has received more than ``max_bytes``: the statement being read comes back ``cut`` with the rows
   that arrived in time, the rest ``aborted``, and the connection is closed (what is still on its way
-  could only be drained by reading it). Rows past ``max_rows`` are received and dropped, never loaded.
+  is cancelled and drained, as above). Rows past ``max_rows`` are received and dropped, never loaded.
   Bytes received are counted at the socket, so a single value larger than the budget is not awaited
   whole either: libpq holds a row until it is complete, and a 100 MB cell would otherwise sit in its
   buffer (and again as a PGresult and as a Python str) before anything could look at it. On TCP (Linux)
@@ -28,8 +32,8 @@ Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while 
 * ``timeout`` (seconds) bounds the whole exchange on the client: PostgreSQL checks its statement
   timeout only between steps, and one step can be long (concatenating a 500 MB string, freeing a
   large hash table), so a query could end seconds after its timeout. Past ``timeout`` the statement
-  being read gets a ``QueryCanceled`` error and the connection is closed; the server has given up on
-  the statement already and ends it at its next interrupt check.
+  being read gets a ``QueryCanceled`` error, a cancel request is sent, and the connection is drained
+  (or closed past ``DRAIN_S``: the server ends the statement at its next interrupt check).
 """
 
 from __future__ import annotations
@@ -47,6 +51,15 @@ import anyio
 #: Rows libpq hands over at a time while streaming: large enough that a 100-row result is one PGresult,
 #: small enough that the rows held before the byte count is checked stay few.
 _CHUNK_ROWS = 100
+#: How long a batch cut short waits, after its cancel request, for the connection to be idle again before
+#: closing it instead.
+DRAIN_S = 2.0
+#: The same past the client's deadline, shorter: the caller is waiting, and a statement that ran past its
+#: timeout is in a step PostgreSQL cannot interrupt (it would not answer the cancel request sooner).
+DEADLINE_DRAIN_S = 0.25
+#: Most bytes read while draining: past it the connection is closed instead (a large row on its way would
+#: otherwise be held whole by libpq; the backend ends anyway, on the cancel or on the closed socket).
+DRAIN_MAX_BYTES = 1 << 20
 
 
 class Rows(list):
@@ -81,7 +94,8 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     that fails is reported in its result, and the ones after it come back ``aborted``; a lost
     connection raises ``psycopg.OperationalError``. With ``max_bytes``, rows are streamed and reading
     stops past that many bytes received (``cut``); past ``timeout`` seconds the running statement fails
-    with ``QueryCanceled``. Either closes the connection (see the module docstring).
+    with ``QueryCanceled``. Either cancels the statement in PostgreSQL and drains the connection (see the
+    module docstring).
 
     ``reset``: statements (no parameters) sent in the same write after a Sync of their own, so they run
     whatever became of ``statements`` (a failed statement aborts only the rest of its own segment): the
@@ -107,17 +121,19 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     results: list[StatementResult] = []
     meter = _Meter(pgconn.socket) if max_bytes is not None else None
     current = _Collector(transformer, encoding, max_rows, meter)
-    finished = stopped = False
+    finished = stopped = timed_out = False
+    syncs = 0  # Syncs sent whose result has not been read yet
     pgconn.enter_pipeline_mode()
     try:
         for sql_bytes, values, types, formats in messages:
             pgconn.send_query_params(sql_bytes, values, param_types=types, param_formats=formats)
         pgconn.pipeline_sync()
+        syncs = 1
         for sql in reset:
             pgconn.send_query_params(sql.encode(encoding), None)
         if reset:
             pgconn.pipeline_sync()
-        syncs = 2 if reset else 1
+            syncs = 2
         reset_failed = False
         if meter is not None:
             _stream(pgconn)  # the first statement's rows; the others' as their turn comes
@@ -160,18 +176,64 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                         stopped = True
                         break
         if deadline.cancelled_caught or stopped:
+            timed_out = not stopped
             _give_up(results, current, len(statements), timed_out=not stopped)
-            return results  # the connection is closed below
+            return results  # the statement is cancelled and the connection drained (or closed) below
         pgconn.exit_pipeline_mode()
         finished = not reset_failed
+        syncs = 0
     finally:
         if meter is not None:
             meter.close()
         if not finished:
-            pgconn.finish()  # half-read: unusable; closed, so the pool drops it
+            drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
+            if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain)):
+                pgconn.finish()  # state unknown, or not idle in time: closed, so the pool drops it
     if len(results) != len(statements):
         raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")
     return results
+
+
+async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: float = DRAIN_S) -> bool:
+    """Cancel what the connection runs and read what is still coming until ``syncs`` Syncs are through;
+    True if the connection is then idle with its reset segment (the last one, if ``reset_segment``)
+    run without error. Shielded from cancellation, bounded by ``timeout`` and ``DRAIN_MAX_BYTES``; never
+    raises."""
+    from psycopg import pq
+
+    pgconn = conn.pgconn
+    meter = None
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+        try:
+            meter = _Meter(pgconn.socket)
+            await conn.cancel_safe(timeout=timeout)
+            while pgconn.flush():
+                await anyio.wait_writable(pgconn.socket)
+            clean = True
+            while syncs:
+                while pgconn.is_busy():
+                    await anyio.wait_readable(pgconn.socket)
+                    if meter.consume(pgconn) > DRAIN_MAX_BYTES:
+                        return False
+                res = pgconn.get_result()
+                if res is None:
+                    continue
+                status = res.status
+                if status == pq.ExecStatus.PIPELINE_SYNC:
+                    syncs -= 1
+                elif status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+                    return False
+                elif reset_segment and syncs == 1 and status in (pq.ExecStatus.FATAL_ERROR,
+                                                                 pq.ExecStatus.PIPELINE_ABORTED):
+                    clean = False  # the reset itself failed (or the cancel hit it): state unknown
+            pgconn.exit_pipeline_mode()
+            return clean and pgconn.transaction_status == pq.TransactionStatus.IDLE
+        except Exception:  # noqa: BLE001 (any failure: the connection is closed instead)
+            return False
+        finally:
+            if meter is not None:
+                meter.close()
+    return False
 
 
 def _stream(pgconn) -> None:

@@ -51,6 +51,19 @@ REAP_GRACE = 3.0
 CHILD_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TEMP",
                      "TMP", "SYSTEMROOT", "VIRTUAL_ENV")
 
+#: Secret values registered by the server (its database password, its HTTP token; server/app.py): scrubbed,
+#: with every secret-looking value of the server's environment, from all the child reports (see
+#: :func:`scrub_secrets`). Extra variable names the child may see (the ``models_env`` setting).
+_REGISTERED_SECRETS: set[str] = set()
+_EXTRA_ENVIRONMENT: list[str] = []
+#: Environment variables whose values are secrets, by name.
+_SECRET_NAME = re.compile(r"(?i)pass(word|wd)?$|passwd|password|secret|token|api_?key|private_?key|credential"
+                          r"|^pgpassword$|_key$")
+#: Shorter values are not scrubbed: they would blank ordinary words out of the report. A value taken from
+#: the environment by its variable's name alone must be longer (MIN_ENV_SECRET_CHARS): such a name may hold
+#: a flag ("true") or a path.
+MIN_SECRET_CHARS, MIN_ENV_SECRET_CHARS = 4, 8
+
 #: Where real projects keep their models, in the order we look (specs_analysis.md §8).
 MODEL_BASES = ("backend", "backend/app", "backend/src", "", "app", "src")
 
@@ -345,13 +358,67 @@ def _source_fingerprint(plan: ImportPlan) -> tuple:
     return tuple(stats)
 
 
+def configure_child(*, secrets: list[str] | tuple[str, ...] = (), extra_env: list[str] | tuple[str, ...] = ()) -> None:
+    """What the server knows: ``secrets`` to scrub from whatever the child reports (added to those already
+    registered), and ``extra_env``, the variable names the child also gets (replacing the previous list)."""
+    _REGISTERED_SECRETS.update(s for s in secrets if s)
+    _EXTRA_ENVIRONMENT[:] = [n for n in extra_env if n]
+
+
 def child_environment() -> dict[str, str]:
-    """What the child's environment holds: :data:`CHILD_ENVIRONMENT`, taken from ours."""
-    return {k: v for k in CHILD_ENVIRONMENT if (v := os.environ.get(k)) is not None}
+    """What the child's environment holds: :data:`CHILD_ENVIRONMENT` and the ``models_env`` names, taken
+    from ours."""
+    names = (*CHILD_ENVIRONMENT, *_EXTRA_ENVIRONMENT)
+    return {k: v for k in names if (v := os.environ.get(k)) is not None}
+
+
+def known_secrets() -> list[str]:
+    """Every secret value the server knows, in the forms it may be printed in, longest first: the
+    registered ones, and from the server's environment the values of secret-looking variables
+    (PGPASSWORD, *_TOKEN, *_SECRET, ...) and the passwords of URLs (DATABASE_URL and the like)."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    found = set(_REGISTERED_SECRETS)
+    for name, value in os.environ.items():
+        if _SECRET_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
+            found.add(value)
+        if "://" in value:
+            try:
+                password = urlsplit(value.strip()).password
+            except ValueError:
+                password = None
+            if password:
+                found.add(password)
+    forms = {form for secret in found for form in (secret, unquote(secret), quote(secret, safe=""))}
+    return sorted((f for f in forms if len(f) >= MIN_SECRET_CHARS), key=len, reverse=True)
+
+
+def scrub_secrets(value, secrets: list[str] | None = None):
+    """``value`` (text, or JSON made of dicts, lists and strings) with every known secret replaced by ***."""
+    secrets = known_secrets() if secrets is None else secrets
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {scrub_secrets(k, secrets): scrub_secrets(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_secrets(v, secrets) for v in value]
+    return value
 
 
 def _run_child(plan: ImportPlan, python: str, timeout: float) -> tuple[dict | None, str | None]:
-    """Run the child; returns (result, None) or (None, what went wrong)."""
+    """Run the child; returns (result, None) or (None, what went wrong), scrubbed of every secret the server
+    knows: user code may have read one (a .env file, another process's environment) and printed it."""
+    raw, problem = _run_child_raw(plan, python, timeout)
+    secrets = known_secrets()
+    return scrub_secrets(raw, secrets), scrub_secrets(problem, secrets)
+
+
+def _run_child_raw(plan: ImportPlan, python: str, timeout: float) -> tuple[dict | None, str | None]:
     with tempfile.TemporaryDirectory(prefix="schema-architect-models-") as tmp:
         request, result, progress = (Path(tmp, n) for n in ("request.json", "result.json", "progress.json"))
         deadline = time.time() + timeout
