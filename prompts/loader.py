@@ -477,3 +477,17 @@ def register_prompts(mcp: Any, prompts: list[PromptDef] | None = None) -> list[s
         ))
         names.append(prompt.name)
     return names
+
+
+def unknown_prompt(name: str, names: list[str]) -> Exception:
+    """The invalid-params error for a prompt name no prompt has: the closest name, and all of them."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS
+
+    from ..tools.schema.errors import AgentError, closest
+
+    near = closest(name, names)
+    error = AgentError(f"No prompt named {name!r}", given=f"name={name!r}",
+                       fix=(f"Did you mean {near!r}? " if near else "") + f"Prompts: {', '.join(sorted(names))}.",
+                       rule_id="prompt-unknown")
+    return MCPError(INVALID_PARAMS, error.for_agent())

@@ -4,9 +4,11 @@ Each tool here is a thin typed wrapper: arguments with descriptions for the agen
 annotations, and the tool's pydantic result handed back the way server/results.py shapes it (compact
 JSON, paged by table when large; SHAPES says how for each tool). The work happens in ``tools/``.
 
-Errors: an expected problem (bad input, a missing file, no database) is raised as ``ToolError`` with a
-message that says what was wrong and what to do; the agent sees it verbatim. Anything else is a bug: the
-SDK hides its text from the agent and logs the traceback to stderr.
+Errors: an expected problem (bad input, a missing file, no database) is an ``AgentError``
+(tools/schema/errors.py): one rule id and a message that says what was wrong, what was given and what to
+do; the agent sees it verbatim, as docs/errors.md lists them. Arguments are checked as sent
+(server/arguments.py). Anything else is a bug: the SDK hides its text from the agent and logs the
+traceback to stderr.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ from typing_extensions import TypeAliasType
 
 from ..prompts.loader import register_prompts
 from ..tools.diff_models_vs_spec import DiffModelsVsSpecResult, diff_project
-from ..tools.explain_indexes import ExplainError, ExplainIndexesResult, explain_indexes as explain
-from ..tools.propose_table.design import ProposalError, ProposedColumn
+from ..tools.explain_indexes import ExplainIndexesResult, explain_indexes as explain
+from ..tools.propose_table.design import ProposedColumn
 from ..tools.propose_table import ConfirmBreaking, DeclinedChanges, ProposeTableResult, replace_plan
 from ..tools.propose_table import propose_table as propose
 from ..tools.read_schema_spec import ReadSchemaSpecResult, read_schema_spec as read_spec
 from ..tools.run_scoped_query import ScopedQueryResult
 from ..tools.spec.file import SpecFileError, read_spec_bytes
-from ..tools.schema.paths import ProjectPathError
-from ..tools.sqlsafe import QueryRefused
+from ..tools.schema.errors import AgentError, DatabaseUnavailable, SpecUnreadable
 from . import results
-from .db import Database, DatabaseUnavailable, redact_url
+from .arguments import SchemaArchitectServer
+from .db import Database, redact_url
 from .results import CURSOR_DESCRIPTION, DETAIL_DESCRIPTION, CursorError, Detail, Shape
 from .settings import Settings
 
@@ -115,7 +117,7 @@ async def answer_paged(tool: str, app: AppContext, arguments: dict, detail: Deta
         shown, plan = results.page(data, shape, cursor, budget=budget or len(results.dumps(data)) + 1, plan=plan) \
             if budget or cursor else (data, None)
     except CursorError as exc:
-        raise ToolError(str(exc)) from None
+        raise ToolError(exc.for_agent()) from None
     if "next_cursor" in shown.get("page", {}):
         app.snapshots.put(key, data, plan)
     return results.tool_result(shown)
@@ -135,9 +137,8 @@ class AppContext:
     declined: DeclinedChanges = field(default_factory=DeclinedChanges)
 
 
-#: Exceptions that are the caller's to fix; their messages are written for the agent.
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    SpecFileError, DatabaseUnavailable, QueryRefused, ProposalError, ExplainError, ProjectPathError)
+#: Exceptions that are the caller's to fix; their messages are written for the agent (tools/schema/errors.py).
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (AgentError,)
 
 
 @contextmanager
@@ -147,7 +148,7 @@ def agent_errors(app: AppContext | None = None) -> Iterator[None]:
     try:
         yield
     except EXPECTED_ERRORS as exc:
-        message = redact_url(str(exc))
+        message = redact_url(exc.for_agent())
         problem = getattr(app.db.embedded_state, "problem", None) if app is not None else None
         if problem is not None:
             message += f" Note: {problem.message} Fix: {problem.fix}"
@@ -218,17 +219,19 @@ def confirmation_outcome(app: AppContext, name: str, arguments: dict, confirmati
     if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, NotAsked):
         outcome = confirmation.data
         if outcome.reason == "declined-before":
-            raise ToolError(
+            raise AgentError(
                 f"Not written: the user already {outcome.answer} replacing the section of {name} with this "
-                "proposal, and that answer stands. Do not retry it; ask the user what they want instead.")
+                "proposal, and that answer stands.", fix="Do not retry it; ask the user what they want instead.",
+                rule_id="change-declined")
         return outcome.reason == "cannot-ask" and confirm_breaking
     if isinstance(confirmation, AcceptedElicitation) and confirmation.data.confirm:
         return True
     answer = "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
     app.declined.remember(key, answer)
-    raise ToolError(
+    raise AgentError(
         f"Not written: the user {answer} replacing the section of {name}. The spec is unchanged, and this "
-        "answer stands for this proposal: do not retry it. Ask the user what they want instead.")
+        "answer stands for this proposal.", fix="Do not retry it. Ask the user what they want instead.",
+        rule_id="change-declined")
 
 
 def open_database(settings: Settings) -> Database:
@@ -304,12 +307,14 @@ def caller(settings: Settings, user_id: str | None) -> tuple[str | None, bool]:
 
     token = get_access_token()
     if token is None or not token.subject:
-        raise ToolError("run_scoped_query is bound to the caller's verified identity here, and this request "
-                        "carries no verified token (over stdio there is none). Call over HTTP with "
-                        "'Authorization: Bearer <Better Auth JWT>', or unset SCHEMA_ARCHITECT_JWT_JWKS_URL.")
+        raise AgentError("run_scoped_query is bound to the caller's verified identity here, and this request "
+                         "carries no verified token (over stdio there is none).",
+                         fix="Call over HTTP with 'Authorization: Bearer <Better Auth JWT>', or unset "
+                         "SCHEMA_ARCHITECT_JWT_JWKS_URL.", rule_id="identity-required")
     if user_id is not None and user_id != token.subject:
-        raise ToolError("user_id differs from the user of the verified token: here run_scoped_query reads only "
-                        "the calling user's rows. Leave user_id out (or pass the token's own user id).")
+        raise AgentError("user_id differs from the user of the verified token: here run_scoped_query reads only "
+                         "the calling user's rows.", fix="Leave user_id out (or pass the token's own user id).",
+                         rule_id="identity-mismatch")
     return token.subject, True
 
 
@@ -341,7 +346,7 @@ def create_server(settings: Settings) -> MCPServer:
 
         verifier = verifier_from(settings)
         auth = AuthSettings(issuer_url=settings.jwt_issuer, resource_server_url=None)
-    mcp = MCPServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan,
+    mcp = SchemaArchitectServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan,
                     token_verifier=verifier, auth=auth)
     register_prompts(mcp)
     _register_resources(mcp, settings)
@@ -396,21 +401,27 @@ def create_server(settings: Settings) -> MCPServer:
         async def progress(fraction: float, message: str) -> None:
             await ctx.report_progress(fraction, 1.0, message)
 
-        def compute():
-            return diff_project(
+        async def compute():
+            skipped = await anyio.to_thread.run_sync(_database_skipped, app, app.db) if include_database else None
+            return await diff_project(
                 project=app.settings.project, spec_path=spec or app.settings.spec_path,
                 models=models or app.settings.models, include_database=include_database, tables=tables,
                 include_managed=include_managed, owner_column=app.settings.owner_column,
                 models_timeout=app.settings.models_timeout_s,
-                database=app.db.connection if app.db.configured else None, database_name=app.db.describe,
-                progress=progress,
+                database=app.db.connection if skipped is None else None, database_name=app.db.describe,
+                progress=progress, no_database=skipped.for_agent() if skipped is not None else None,
             )
 
         arguments = {"spec": spec, "models": models, "include_database": include_database, "tables": tables,
                      "include_managed": include_managed}
         return await answer_paged("diff_models_vs_spec", app, arguments, detail, cursor, compute)
 
-    @mcp.tool(title="Explain indexes", annotations=READ_ONLY)
+    # Without hypopg, build=true checks a candidate by building it in a rolled-back transaction (a SHARE
+    # lock): not read-only on a database of the user's. On the embedded scratch copy it is the default.
+    can_build = settings.database_url is not None or settings.direct_database_url is not None
+
+    @mcp.tool(title="Explain indexes", annotations=READ_ONLY if not can_build else ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     async def explain_indexes(
         ctx: Context[AppContext],
         table: Annotated[str | None, Field(description="Only this table (default: every table)")] = None,
@@ -419,9 +430,8 @@ def create_server(settings: Settings) -> MCPServer:
             "conventions' usual ones")] = None,
         source: Annotated[Literal["spec", "database", "both"] | None, Field(
             description="Where indexes come from (default: both if a database is reachable)")] = None,
-        hypothetical: Annotated[bool, Field(
-            description="Check each recommendation first: with hypopg, else by a rolled-back build "
-            "(briefly blocks writes to that table)")] = True,
+        hypothetical: Annotated[bool, Field(description="Check recommendations (hypopg)")] = True,
+        build: Annotated[bool, Field(description="No hypopg: check by a rolled-back build (blocks writes)")] = False,
         detail: DetailArg = "summary",
         cursor: CursorArg = None,
     ) -> CallToolResult:
@@ -436,25 +446,46 @@ def create_server(settings: Settings) -> MCPServer:
             await ctx.report_progress(0, None, message)
 
         if settings.jwt_jwks_url and source in ("database", "both"):
-            raise ToolError("explain_indexes reads the spec only here: with identity binding on, callers are "
-                            "bound to their own rows, and the database's index evidence (row counts, scans, "
-                            "estimates) is made of every user's rows. Pass source='spec' or leave it out.")
+            raise AgentError("explain_indexes reads the spec only here: with identity binding on, callers are "
+                             "bound to their own rows, and the database's index evidence (row counts, scans, "
+                             "estimates) is made of every user's rows.", given=f"source={source!r}",
+                             fix="Pass source='spec' or leave it out.", rule_id="identity-spec-only")
 
         async def compute():
-            spec = await anyio.to_thread.run_sync(_spec_or_none, settings)
+            spec, problem = await anyio.to_thread.run_sync(_spec_and_problem, settings)
             db = app.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
-            if source == "spec" or not db.configured or settings.jwt_jwks_url:
-                return await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
-                                     hypothetical=hypothetical, owner_column=settings.owner_column,
-                                     progress=progress)
-            async with db.connection() as conn:
-                result = await explain(spec=spec, conn=conn, table=table, queries=queries, source=source,
-                                       hypothetical=hypothetical, owner_column=settings.owner_column,
-                                       progress=progress)
-            result.database = db.describe()
+            skipped = None
+            if source != "spec" and not settings.jwt_jwks_url:
+                skipped = _database_skipped(app, db, problem)
+                if skipped is None:
+                    try:
+                        async with db.connection() as conn:
+                            result = await explain(
+                                spec=spec, conn=conn, table=table, queries=queries, source=source,
+                                hypothetical=hypothetical, owner_column=settings.owner_column, progress=progress,
+                                build=build or db.is_embedded)
+                        result.database = db.describe()
+                        if problem is not None:  # said once, as every skipped side is
+                            result.notes.insert(0, f"[{problem.rule}] The database's indexes alone were "
+                                                   f"explained, without the spec: {problem.problem}")
+                        return result
+                    except DatabaseUnavailable as exc:
+                        if source is not None:
+                            raise  # the call asked for the database: say why there is none
+                        skipped = exc
+                elif source is not None:
+                    raise skipped
+            if spec is None and problem is not None:
+                raise problem
+            result = await explain(spec=spec, conn=None, table=table, queries=queries, source=source,
+                                   hypothetical=hypothetical, owner_column=settings.owner_column, progress=progress)
+            if skipped is not None:
+                result.notes.insert(0, f"[{skipped.rule}] The spec alone was explained, without the database: "
+                                       f"{skipped.problem}")
             return result
 
-        arguments = {"table": table, "queries": queries, "source": source, "hypothetical": hypothetical}
+        arguments = {"table": table, "queries": queries, "source": source, "hypothetical": hypothetical,
+                     "build": build}
         return await answer_paged("explain_indexes", app, arguments, detail, cursor, compute)
 
     @mcp.tool(title="Run a query as one user", annotations=ToolAnnotations(
@@ -481,11 +512,12 @@ def create_server(settings: Settings) -> MCPServer:
         async def work(conn):
             report = await scoped_role_report(app, conn)
             if settings.refuse_owner_role and report.owns_user_data:
-                raise ToolError(
+                raise AgentError(
                     f"run_scoped_query is refused: the role it runs as ({report.role}) "
                     f"{'; '.join(report.problems[:2])}. Row security would not bind it, and the server is "
-                    "set to refuse that (refuse_owner_role). Connect as a least-privilege role, or set "
-                    "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.")
+                    "set to refuse that (refuse_owner_role).", fix="Connect as a least-privilege role, or set "
+                    "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.",
+                    rule_id="role-refused")
             sensitive = [*settings.sensitive_columns,
                          *await anyio.to_thread.run_sync(_spec_sensitive_columns, settings)]
             return await run(
@@ -497,6 +529,8 @@ def create_server(settings: Settings) -> MCPServer:
 
         touches = app.db.touches
         with agent_errors(app):
+            if (skipped := await anyio.to_thread.run_sync(_database_skipped, app, app.db)) is not None:
+                raise skipped
             # No check before the call (a round trip after every pause); a dead connection is replaced and
             # the call run again, which is safe: it is read-only and commits nothing.
             result = await app.db.run_read_only(work)
@@ -539,13 +573,14 @@ def create_server(settings: Settings) -> MCPServer:
                         "query_patterns": query_patterns}, confirmation, confirm_breaking)
         touches = app.db.touches
         with agent_errors(app):
+            skipped = await anyio.to_thread.run_sync(_database_skipped, app, app.direct_db)
             result = await propose(
                 project=app.settings.project, spec_path=app.settings.spec_path, name=name, purpose=purpose, columns=columns,
                 user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
                 expected_spec_hash=expected_spec_hash, replace=replace, confirmed=confirmed, can_ask=can_ask_user(ctx),
                 owner_column=app.settings.owner_column, models_timeout=app.settings.models_timeout_s,
-                database=app.direct_db.connection if app.direct_db.configured else None,
-                database_name=app.direct_db.describe,
+                database=app.direct_db.connection if skipped is None else None,
+                database_name=app.direct_db.describe, no_database=skipped.for_agent() if skipped else None,
             )
         return answer("propose_table", result, detail, embedded=embedded_note(app, touches))
 
@@ -616,7 +651,7 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
         found = schema.table(table.lower())
         if found is None:
             raise ResourceNotFoundError(f"No table {table!r} in {app.db.describe()}.")
-        return found.model_dump_json(indent=2, exclude_none=True)
+        return results.resource_json(found)  # the compact rule of tool results
 
 
 _SENSITIVE_WORDS = re.compile(r"\b(sensitive|secret|credentials?|confidential)\b", re.IGNORECASE)
@@ -640,6 +675,42 @@ def _spec_sensitive_columns(settings: Settings) -> list[str]:
         _spec_sensitive_cache[key] = [f"{t.name}.{c.name}" for t in (spec.tables if spec else [])
                                       for c in t.columns if c.description and _SENSITIVE_WORDS.search(c.description)]
     return _spec_sensitive_cache[key]
+
+
+#: How a tool without a spec argument names where the spec's path comes from.
+SPEC_SETTING = "SCHEMA_ARCHITECT_SPEC_PATH"
+
+
+def _spec_and_problem(settings: Settings):
+    """The spec's schema and None, or None and why it could not be read (a SpecUnreadable)."""
+    from ..tools.spec.reader import parse_spec
+
+    try:
+        path, text, _ = read_spec_bytes(settings.project, settings.spec_path, SPEC_SETTING)
+    except SpecFileError as exc:
+        return None, exc
+    return parse_spec(text, file=str(path.relative_to(settings.project.resolve()))).schema, None
+
+
+def _spec_problem(settings: Settings) -> SpecUnreadable | None:
+    try:
+        read_spec_bytes(settings.project, settings.spec_path, SPEC_SETTING)
+    except SpecFileError as exc:
+        return exc
+    return None
+
+
+def _database_skipped(app: AppContext, db: Database, spec_problem: AgentError | None = None) -> AgentError | None:
+    """Why a tool cannot use ``db`` now, or None. None is configured; or it is the embedded database, which
+    holds the spec's schema, and the project root has no spec: it is not started (it would be created
+    under that root, which is likely the wrong folder), and the spec's problem names the root."""
+    if not db.configured:
+        return DatabaseUnavailable("No database is configured: DATABASE_URL is unset and the embedded "
+                                   "PostgreSQL is turned off.", fix="Set DATABASE_URL (or "
+                                   "SCHEMA_ARCHITECT_EMBEDDED=true).")
+    if db.is_embedded and db.embedded_state is None:
+        return spec_problem if spec_problem is not None else _spec_problem(app.settings)
+    return None
 
 
 def _spec_or_none(settings: Settings):

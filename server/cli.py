@@ -174,7 +174,7 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(result["report"] + "\n")
-        for finding in result["findings"]:
+        for finding in result.get("findings", []):
             out.write(f"note: {finding['message']}\n")
         for line in role.lines() if role is not None else []:
             out.write(f"note: {line}\n")

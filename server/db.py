@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
 
+from ..tools.schema.errors import DatabaseUnavailable
 from .embedded import EmbeddedPostgres
 from .fair import Busy, FairGate, Ticket
 
@@ -51,10 +52,6 @@ MAX_IDLE_S = 240.0
 #: Connections are renewed after this long, so none lives forever.
 MAX_LIFETIME_S = 1800.0
 _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 2.0
-
-
-class DatabaseUnavailable(RuntimeError):
-    """No database could be reached or none is configured; the message says what to do."""
 
 
 class DatabaseBusy(DatabaseUnavailable):

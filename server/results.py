@@ -36,6 +36,8 @@ from typing import Any, Literal
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from ..tools.schema.errors import CursorInvalid
+
 #: A page's budget of JSON bytes: about 15k tokens at bytes/4, under the ~20k a client shows inline.
 PAGE_BYTES = 60_000
 
@@ -45,7 +47,7 @@ DETAIL_DESCRIPTION = "full adds locations, diagrams, reports"
 CURSOR_DESCRIPTION = "page.next_cursor, for the next page"
 
 
-class CursorError(ValueError):
+class CursorError(CursorInvalid):
     """A cursor this server did not give, or one cut from a list of tables that has changed since."""
 
 
@@ -106,6 +108,11 @@ def compact(result: BaseModel, detail: Detail = "summary", shape: Shape = Shape(
             elif name in data:
                 data[name] = _without(data[name], keys)
     return data
+
+
+def resource_json(item: BaseModel) -> str:
+    """A resource's JSON by the rule of tool results in summary: compact, defaults and locations left out."""
+    return dumps(_without(compact(item, "full"), frozenset({"location"})))
 
 
 def _without(value: Any, keys: frozenset[str]) -> Any:
@@ -292,8 +299,9 @@ def _shallow(prop: dict, defs: dict, depth: int = 0) -> dict[str, Any]:
 def input_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """An argument schema without pydantic's titles and null-only noise; still what the SDK validates.
 
-    ``anyOf [X, null]`` becomes X with ``"null"`` added to its type, so an explicit null still passes."""
-    return _lean(schema)
+    ``anyOf [X, null]`` becomes X with ``"null"`` added to its type, so an explicit null still passes.
+    ``additionalProperties: false``: an argument the tool does not take is refused (server/arguments.py)."""
+    return {**_lean(schema), "additionalProperties": False}
 
 
 def _lean(value: Any, in_properties: bool = False) -> Any:

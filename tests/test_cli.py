@@ -40,7 +40,7 @@ def test_tool_error_exits_1_with_the_message_on_stderr(tmp_path: Path) -> None:
     code, out, err = cli("--project", str(tmp_path), "call", "read_schema_spec")
     assert code == 1
     assert out == ""
-    assert err.startswith("No spec file at specs/database/schema.md")
+    assert err.startswith("[spec-unreadable] No spec file at specs/database/schema.md")
 
 
 def test_usage_errors_exit_2() -> None:

@@ -282,7 +282,7 @@ class Task(SQLModel, table=True):
 
 
 def advice_on(data: dict, obj: str) -> list[dict]:
-    return [f for f in data["findings"] if f["object"] == obj and f["rule"] == "updated-at-not-maintained"]
+    return [f for f in data.get("findings", []) if f["object"] == obj and f["rule"] == "updated-at-not-maintained"]
 
 
 async def test_updated_at_without_onupdate_or_trigger_is_advice_unless_the_spec_says_a_trigger(

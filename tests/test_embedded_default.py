@@ -95,7 +95,7 @@ async def test_the_roles_spec_works_end_to_end_on_the_embedded_default(tmp_path,
         assert embedded["rows"].startswith("none") and "schema-architect seed" in embedded["rows"]
         assert embedded["scoped_role"] == READER_ROLE
         resource = await client.read_resource("schema://database/tasks")
-        assert '"name": "tasks"' in resource.contents[0].text
+        assert '"name":"tasks"' in resource.contents[0].text  # compact, as tool results are
 
         diff = data(await client.call_tool("diff_models_vs_spec", {"include_database": True}))
         assert diff.get("drifts", []) == [], diff.get("drifts")

@@ -21,6 +21,7 @@ from conftest import load_reference_without_newest_index
 from schema_architect.tools.explain_indexes import session as explain_session
 from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
 from schema_architect.tools.spec.reader import parse_spec
+from schema_architect.tools.schema.errors import UnknownTable
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PATH = "specs/database/schema.md"
@@ -310,8 +311,9 @@ async def test_locked_table_gives_up_within_lock_timeout_and_writer_is_not_held(
 
 async def test_bad_input_raises_explain_error(ref_url: str) -> None:
     async with await _connect(ref_url) as conn:
-        with pytest.raises(ExplainError, match="Unknown table 'nope'.*tasks"):
+        with pytest.raises(UnknownTable, match="No table 'nope'") as unknown:
             await explain_indexes(spec=_spec(), conn=conn, table="nope")
+        assert "tasks" in unknown.value.for_agent()
         with pytest.raises(ExplainError, match="not valid SQL"):
             await explain_indexes(spec=_spec(), conn=conn, queries=["SELEC * FROM tasks"])
         with pytest.raises(ExplainError, match="exactly one SELECT"):

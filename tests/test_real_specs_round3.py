@@ -300,7 +300,7 @@ async def test_spec_code_equal_to_the_models_is_no_drift_and_the_apps_own_update
     project = make_project(tmp_path, spec_of_models())
     data = await diff(project)
     assert data["drifts"] == [] and data["clean"], data["drifts"]
-    (advice,) = [f for f in data["findings"] if f["rule"] == "updated-at-not-maintained"]
+    (advice,) = [f for f in data.get("findings", []) if f["rule"] == "updated-at-not-maintained"]
     assert advice["severity"] == "info" and advice["object"] == "tasks.updated_at"
     assert "backend/app/crud.py:7" in advice["message"] and "backend/app/crud.py:12" in advice["message"]
 
@@ -320,7 +320,7 @@ async def test_updated_at_advice_says_when_no_assignment_was_found(tmp_path: Pat
     project = make_project(tmp_path, spec_of_models(), crud=None)
     data = await diff(project)
     assert data["drifts"] == []
-    (advice,) = [f for f in data["findings"] if f["rule"] == "updated-at-not-maintained"]
+    (advice,) = [f for f in data.get("findings", []) if f["rule"] == "updated-at-not-maintained"]
     assert "no assignment to it was found" in advice["message"]
 
 
@@ -358,7 +358,7 @@ async def test_a_utf16_requirements_file_does_not_break_the_diff(tmp_path: Path)
     (project / "backend" / "requirements.txt").write_bytes("fastapi\r\nsqlmodel==0.0.14\r\n".encode("utf-16"))
     (project / "requirements-dev.txt").write_bytes(b"\xff\xfe\x00garbage\xd8\x00")  # not text at all
     data = await diff(project)
-    (finding,) = [f for f in data["findings"] if f["rule"] == "models-versions-differ"]
+    (finding,) = [f for f in data.get("findings", []) if f["rule"] == "models-versions-differ"]
     assert "sqlmodel==0.0.14 (backend/requirements.txt)" in finding["message"]
 
 

@@ -53,7 +53,7 @@ async def test_only_the_callers_rows_come_back(todo_url: str, tmp_path: Path) ->
     assert rows_in_fence(data) == [["pay invoice", True], ["write report", False]]
     assert "rows" not in data  # only inside the fence
     assert [c["name"] for c in data["columns"]] == ["title", "completed"]
-    assert data["row_count"] == 2 and data["truncated"] is False
+    assert data["row_count"] == 2 and "truncated" not in data  # false: a default, left out
     assert "BOB_" not in json.dumps(data)
     assert data["database"].endswith(todo_url.split("/")[3].split("?")[0])
     assert "$" in data["rewritten_sql"]  # the caller id is bound, never spliced into the text
@@ -184,4 +184,4 @@ async def test_rows_past_the_byte_budget_are_left_out_and_a_huge_value_is_shorte
     assert huge.structured_content["cut_to_fit"] is True
 
     small = await call(settings, {"sql": "SELECT title FROM tasks ORDER BY title", "user_id": "alice"})
-    assert "cut_to_fit" not in small.structured_content and small.structured_content["truncated"] is False
+    assert "cut_to_fit" not in small.structured_content and "truncated" not in small.structured_content

@@ -21,6 +21,7 @@ from ..drift.proof import ProofReport
 from ..drift.proof import prove as prove_fixes
 from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
 from ..drift.updated_at import updated_at_advice
+from ..schema.errors import AgentError, DatabaseUnavailable, PathOutsideProject, unknown_tables
 from ..schema.findings import Finding
 from ..models.pins import Pin, datetime_meaning, mapping_caveats, version_mismatches
 from ..models.reader import read_models
@@ -66,7 +67,7 @@ class DiffModelsVsSpecResult(BaseModel):
     unstated: list[Unstated] = Field(default_factory=list, description="Aspects the spec does not state "
                                      "(nullability, default, type) where another side says something: not drift")
     sides: list[SideRead] = Field(description="What was read for each side")
-    findings: list[Finding] = Field(description="Sides that could not be read fully: import errors, "
+    findings: list[Finding] = Field(default_factory=list, description="Sides that could not be read fully: import errors, "
                                     "spec parse warnings")
     spec_hash: str | None = Field(None, description="Content hash of the spec as read")
     verdict: Literal["IN_SYNC", "DRIFTED", "UNKNOWN"] = Field(
@@ -83,7 +84,7 @@ async def diff_project(
     tables: list[str] | None, include_managed: bool = False, owner_column: str = "user_id",
     models_timeout: float = 30.0, prove: bool = True,
     database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, no_database: str | None = None,
 ) -> DiffModelsVsSpecResult:
     async def step(fraction: float, message: str) -> None:
         if progress is not None:
@@ -100,7 +101,7 @@ async def diff_project(
 
     await step(0.0, "reading the spec")
     try:
-        spec_file, text, spec_hash = await anyio.to_thread.run_sync(read_spec_bytes, project, spec_path)
+        spec_file, text, spec_hash = await anyio.to_thread.run_sync(read_spec_bytes, project, spec_path, "spec")
         shown = display_path(project, spec_file)
         parsed = parse_spec(text, file=shown)
         sides["spec"] = parsed.schema
@@ -109,8 +110,11 @@ async def diff_project(
         findings += parsed.warnings
         read.append(SideRead(side="spec", source=shown, tables=len(parsed.schema.tables)))
     except SpecFileError as exc:
-        findings.append(Finding(rule="spec-unreadable", severity="error", message=str(exc),
-                                fix="Pass `spec` with the path of the schema spec."))
+        if isinstance(exc, PathOutsideProject):
+            raise
+        findings.append(Finding(rule="spec-unreadable", severity="error",
+                                message=f"{exc.problem} Given: {exc.given}." if exc.given else exc.problem,
+                                fix=exc.fix or "Pass `spec` with the path of the schema spec."))
 
     await step(0.25, "importing the models in a child process")
     models_read = await anyio.to_thread.run_sync(
@@ -133,27 +137,38 @@ async def diff_project(
     if include_database:
         if database is None:
             findings.append(Finding(rule="database-unavailable", severity="error",
-                                    message="No database is configured.", fix="Set DATABASE_URL."))
+                                    message=f"The database was not compared: {no_database or 'none is configured.'}",
+                                    fix="Set DATABASE_URL, or leave include_database out."))
         else:
             await step(0.5, "reading the live catalog (one statement)")
             from ..database.catalog import read_catalog
 
-            async with database() as conn:
-                catalog = await read_catalog(conn)
-            sides["database"] = catalog.schema
-            stamp.database_version = catalog.server_version
-            stamp.catalog_hash = "sha256:" + hashlib.sha256(
-                catalog.schema.model_dump_json(exclude={"source"}).encode()).hexdigest()
-            read.append(SideRead(side="database", source=database_name() if database_name else "database",
-                                 tables=len(catalog.schema.tables)))
+            try:
+                async with database() as conn:
+                    catalog = await read_catalog(conn)
+            except DatabaseUnavailable as exc:  # the other sides are still compared
+                findings.append(Finding(rule="database-unavailable", severity="error",
+                                        message=f"The database was not compared: {exc.problem}", fix=exc.fix))
+            else:
+                sides["database"] = catalog.schema
+                stamp.database_version = catalog.server_version
+                stamp.catalog_hash = "sha256:" + hashlib.sha256(
+                    catalog.schema.model_dump_json(exclude={"source"}).encode()).hexdigest()
+                read.append(SideRead(side="database", source=database_name() if database_name else "database",
+                                     tables=len(catalog.schema.tables)))
 
     if len(sides) < 2:
         have = ", ".join(sides) or "nothing"
-        problems = "; ".join(f.message for f in findings if f.severity == "error") or "no models were found"
-        raise SpecFileError(
-            f"Need two sides to compare, but could read only {have} ({problems}). Pass `models` with the "
-            "path of your SQLModel models, or include_database=true, or fix the spec path."
-        )
+        errors = [f for f in findings if f.severity == "error"]
+        problems = "; ".join(f.message for f in errors) or "no models were found"
+        raise AgentError(
+            f"Need two sides to compare, but could read only {have} ({problems})",
+            fix="Pass `models` with the path of your SQLModel models, or include_database=true, or fix the "
+            "spec path.", rule_id=errors[0].rule if errors else "models-not-found")
+    if tables and (missing := [t for t in tables
+                               if not any(side.table(t.lower()) for side in sides.values())]):
+        raise unknown_tables(missing, {t.name for side in sides.values() for t in side.tables},
+                             " or ".join(r.source for r in read), "tables", tables)
     await step(0.75, f"comparing {', '.join(sides)}")
     def diff(s: dict[str, Schema]) -> DiffResult:
         return diff_schemas(s, tables=tables, include_managed=include_managed, owner_column=owner_column,
@@ -211,16 +226,23 @@ def render_report(result: DiffResult, sides: list[SideRead]) -> str:
     if not result.drifts:
         lines.append("No drift.")
     for drift in sorted(result.drifts, key=lambda d: (SEVERITIES.index(d.severity), d.object)):
-        lines.append(f"[{drift.severity}] {drift.object}: {drift.message}"
+        message = drift.message.removeprefix(f"{drift.object}: ")  # the object is said once, first
+        lines.append(f"[{drift.severity}] {drift.object}: {message}"
                      + (f" Caveat: {drift.caveat}" if drift.caveat else ""))
     if result.managed_elsewhere:
         lines.append("Better Auth's (compared only for what our tables depend on, never altered): "
                      + ", ".join(result.managed_elsewhere))
     for names, why in result.better_auth.items():
         lines.append(f"Better Auth? {names}: {why}.")
-    if result.unstated:
+    # An aspect one side leaves unstated is still compared between the sides that state it: such a drift
+    # is listed above (it says who does not state it), so it is not also called "not compared" here.
+    kinds = {"type": ("column-type", "column-length", "timestamp-timezone")}
+    drifted = {(d.object, d.kind) for d in result.drifts}
+    unstated = [u for u in result.unstated
+                if not any((u.object, k) in drifted for k in kinds.get(u.aspect, (u.aspect,)))]
+    if unstated:
         lines.append("Not stated, so not compared: " + "; ".join(
-            f"{u.object} {u.aspect} ({', '.join(f'{s}: {v}' for s, v in u.said.items())})" for u in result.unstated))
+            f"{u.object} {u.aspect} ({', '.join(f'{s}: {v}' for s, v in u.said.items())})" for u in unstated))
     return "\n".join(lines)
 
 

@@ -101,11 +101,12 @@ async def explain_indexes(
     *, spec: Schema | None, conn: psycopg.AsyncConnection | None, table: str | None = None,
     queries: list[str] | None = None, source: str | None = None, hypothetical: bool = True,
     owner_column: str = "user_id", lock_timeout_ms: int = 2000, max_build_rows: int = 1_000_000,
-    progress: Callable[[str], Any] | None = None,
+    progress: Callable[[str], Any] | None = None, build: bool = True,
 ) -> ExplainIndexesResult:
     """Explain the indexes of ``table`` (or every table): purpose, evidence, problems, recommendations.
 
-    ``conn`` None means spec-only mode: purposes and static problems, nothing measured.
+    ``conn`` None means spec-only mode: purposes and static problems, nothing measured. ``build`` False:
+    without hypopg, candidates are left unchecked rather than built in a rolled-back transaction.
     """
     chosen_source = _check_source(source, spec, conn)
     if lock_timeout_ms <= 0 or max_build_rows < 0:
@@ -153,7 +154,8 @@ async def explain_indexes(
                              "that mode.")
         checked: list = []
         recommendations = await _check_candidates(run, candidates, evidence, rows, hypothetical,
-                                                  max_build_rows, notes, _workload_queries(patterns), checked)
+                                                  max_build_rows, notes, _workload_queries(patterns), checked,
+                                                  build=build)
         recommendations, workload = await _choose_set(run, checked, patterns, evidence, rows, run.hypopg,
                                                       max_build_rows, widths)
         _add_query_problems(evidence, recommendations, problems)
@@ -196,7 +198,8 @@ async def _check_callers_queries(run: _Run, parsed: list) -> None:
                            f"{getattr(getattr(exc.error, 'diag', None), 'message_primary', None) or exc.error}. "
                            "Pass queries the app really runs against this schema.") from None
     except QueryRefused as exc:
-        raise ExplainError(f"A query was refused: {exc.finding.message} {exc.finding.fix or ''}".strip()) from None
+        raise ExplainError(f"A query was refused: {exc.finding.message} {exc.finding.fix or ''}".strip(),
+                           rule_id=exc.rule) from None
 
 
 def _check_source(source: str | None, spec: Schema | None, conn: psycopg.AsyncConnection | None) -> Source:
@@ -204,15 +207,17 @@ def _check_source(source: str | None, spec: Schema | None, conn: psycopg.AsyncCo
         if conn is not None:
             return "both" if spec is not None else "database"
         if spec is None:
-            raise ExplainError("Nothing to explain: pass a spec, a database connection, or both.")
+            raise ExplainError("Nothing to explain: pass a spec, a database connection, or both.",
+                               rule_id="spec-unreadable")
         return "spec"
     if source not in ("spec", "database", "both"):
         raise ExplainError(f"source must be 'spec', 'database' or 'both', not {source!r}.")
     if source in ("database", "both") and conn is None:
         raise ExplainError(f"source={source!r} needs a reachable database; none is configured. "
-                           "Pass source='spec' to explain the spec alone.")
+                           "Pass source='spec' to explain the spec alone.", rule_id="database-unavailable")
     if source in ("spec", "both") and spec is None:
-        raise ExplainError(f"source={source!r} needs a spec; none was found. Pass source='database'.")
+        raise ExplainError(f"source={source!r} needs a spec; none was found. Pass source='database'.",
+                           rule_id="spec-unreadable")
     return source  # type: ignore[return-value]
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..schema.errors import AgentError
 from ..schema.findings import Finding
 from ..schema.model import Location
 
@@ -28,8 +29,10 @@ STATEMENT_TIMEOUT_MS = 15_000
 Source = Literal["spec", "database", "both"]
 
 
-class ExplainError(ValueError):
+class ExplainError(AgentError, ValueError):
     """Bad input to explain_indexes; the message says what to pass instead."""
+
+    rule = "query-invalid"
 
 
 class _Model(BaseModel):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..database.ddl import ident, qualified
+from ..schema.errors import unknown_tables
 from ..schema.model import BETTER_AUTH_TABLES, ForeignKey, IndexColumn, Location, Schema, Table
 from ..spec.query_patterns import PatternError, index_columns_for_pattern
 from .model import ExplainError
@@ -50,15 +51,19 @@ def _parse_query(sql: str) -> _Query:
     from pglast import ast
 
     if not isinstance(sql, str) or not sql.strip():
-        raise ExplainError("Each query must be a non-empty SQL string.")
+        raise ExplainError("Each query must be a non-empty SQL string.", rule_id="sql-empty")
     try:
         statements = pglast.parse_sql(sql)
     except pglast.parser.ParseError as exc:
-        raise ExplainError(f"The query {sql!r} is not valid SQL: {exc}. Pass one SELECT, as the app sends it "
-                           "(with $1, $2... for parameters).") from None
+        from ..sqlsafe.redact import redact_parse_message
+
+        raise ExplainError(f"The query {sql!r} is not valid SQL: {redact_parse_message(str(exc))}. Pass one "
+                           "SELECT, as the app sends it (with $1, $2... for parameters).",
+                           rule_id="sql-parse-error") from None
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
         raise ExplainError(f"The query {sql!r} must be exactly one SELECT statement; explain_indexes plans reads "
-                           "only (write the WHERE of an UPDATE/DELETE as a SELECT).")
+                           "only (write the WHERE of an UPDATE/DELETE as a SELECT).",
+                           rule_id="sql-statement-not-allowed")
     # The planner evaluates what it can while estimating: the same allowlist as run_scoped_query's
     # (side-effect-free built-ins, no catalogs), here on the text; explain_indexes checks the rest
     # by PostgreSQL's own analysis before any plan.
@@ -67,7 +72,8 @@ def _parse_query(sql: str) -> _Query:
     try:
         check_sql(sql, invented_names=False)
     except QueryRefused as exc:
-        raise ExplainError(f"The query {sql!r} was refused: {exc.finding.message} {exc.finding.fix or ''}".strip()) from None
+        raise ExplainError(f"The query {sql!r} was refused: {exc.finding.message} {exc.finding.fix or ''}".strip(),
+                           rule_id=exc.rule) from None
     refs = _Refs(statements[0].stmt)
     if not refs.tables:
         raise ExplainError(f"The query {sql!r} reads no table; nothing to explain.")
@@ -80,10 +86,9 @@ def _tables_in_scope(main: Schema, spec: Schema | None, name: str | None) -> lis
     found = main.table(name.strip().lower())
     if found is None:
         where = "the database" if main is not spec else "the spec"
-        known = ", ".join(sorted(t.name for t in main.tables)) or "none"
         hint = " It is in the spec but not in the database: create it first." if (
             spec is not None and main is not spec and spec.table(name.strip().lower())) else ""
-        raise ExplainError(f"Unknown table {name!r}: {where} has no such table (tables: {known}).{hint}")
+        raise unknown_tables([name], [t.name for t in main.tables], where, "table", name, hint.strip())
     return [found]
 
 

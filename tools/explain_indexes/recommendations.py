@@ -114,7 +114,7 @@ _CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction
 async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: list[QueryEvidence],
                             rows: dict[str, float | None], hypothetical: bool, max_build_rows: int,
                             notes: list[str], workload: list[tuple[str, int]] | None = None,
-                            checked: list[_Checked] | None = None) -> list[Recommendation]:
+                            checked: list[_Checked] | None = None, build: bool = True) -> list[Recommendation]:
     """Each candidate checked on its own (its patterns' costs before and after, and, in the same
     transaction, every query of ``workload``); the ones worth it are returned, and listed in ``checked``
     with what their check measured."""
@@ -122,7 +122,13 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
         return []
     by_sql = {(e.table, e.sql): e for e in evidence}
     hypopg = run.hypopg if hypothetical else "absent"
-    if hypothetical and hypopg == "absent":
+    no_build = hypothetical and hypopg != "installed" and not build
+    if no_build:
+        notes.append("hypopg is not created in this database, and checking a candidate without it means building "
+                     "the index for real inside a rolled-back transaction (a SHARE lock that blocks writes to the "
+                     "table while it builds): not done without build=true. CREATE EXTENSION hypopg (Neon supports "
+                     "it) checks them without building anything.")
+    elif hypothetical and hypopg == "absent":
         notes.append("hypopg is not available on this server: candidate indexes are checked by building them "
                      "inside a transaction that is rolled back (small tables only, under a lock timeout).")
     elif hypothetical and hypopg == "available":
@@ -155,6 +161,8 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
             continue
         if not hypothetical:
             rec.checked_how = "not checked: hypothetical=false"
+        elif no_build:
+            rec.checked_how = "not checked: needs hypopg, or build=true (a rolled-back build that blocks writes)"
         elif hypopg != "installed" and table_rows is not None and table_rows > max_build_rows:
             rec.checked_how = (f"not checked: {c.table.name} holds about {int(table_rows)} rows, over "
                                f"max_build_rows={max_build_rows}; building it to test would block writes too long. "

@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from .design import ProposalError, ProposedColumn, TableDesign, design_table
 from .proof import DryRun, dry_run
+from ..schema.errors import DatabaseUnavailable
 from ..schema.model import Schema
-from ..spec.file import SpecFileError, display_path, read_spec_bytes, resolve_spec_path, update_spec
+from ..spec.file import SpecFileChanged, SpecFileError, display_path, read_spec_bytes, resolve_spec_path, update_spec
 from ..spec.reader import parse_spec
 from ..spec.sections import SectionPlan, SpecWriteError, plan_table_write, table_exists
 from ..spec.writer import write_table_section
@@ -91,6 +92,7 @@ async def propose_table(
     can_ask: bool = False,
     owner_column: str = "user_id", models_timeout: float = 30.0,
     database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
+    no_database: str | None = None,
 ) -> ProposeTableResult:
     spec_file = resolve_spec_path(project, spec_path)
     shown = display_path(project, spec_file)
@@ -103,7 +105,10 @@ async def propose_table(
         text, digest, spec = None, None, Schema()
 
     notes: list[str] = []
-    existing = spec
+    if text is None:
+        notes.append(f"[spec-unreadable] No spec file at {shown} in the project root {project.resolve()}: the "
+                     "table was designed against an empty spec (apply=true creates the file).")
+    existing, skipped = spec, False
     if database is not None:
         try:
             async with database() as conn:
@@ -112,9 +117,13 @@ async def propose_table(
                 live = (await read_catalog(conn)).schema
             known = {t.name for t in spec.tables}
             existing = spec.model_copy(update={"tables": spec.tables + [t for t in live.tables if t.name not in known]})
-        except Exception as exc:  # an unreachable database only costs the dry run
-            notes.append(f"No dry run: the database could not be read ({type(exc).__name__}).")
-            database = None
+        except DatabaseUnavailable as exc:  # an unreachable database only costs the dry run
+            notes.append(f"[database-unavailable] No dry run: {exc.problem}")
+            database, skipped = None, True
+        except Exception as exc:  # noqa: BLE001 - nor does a catalog it cannot read
+            notes.append(f"[database-unavailable] No dry run: the database's catalog could not be read "
+                         f"({type(exc).__name__}).")
+            database, skipped = None, True
 
     design = design_table(name=name, purpose=purpose, columns=columns, user_owned=user_owned,
                           references=references, query_patterns=query_patterns, existing=existing,
@@ -125,9 +134,9 @@ async def propose_table(
         async with database() as conn:
             result.dry_run = await dry_run(conn, design.table, existing, database=database_name() if database_name
                                            else "database", models_timeout=models_timeout)
-    else:
-        notes.append("The DDL was not run: no database is configured (set DATABASE_URL or enable the "
-                     "embedded PostgreSQL).")
+    elif not skipped:
+        notes.append(f"No dry run: {no_database}" if no_database else "[database-unavailable] No dry run: no "
+                     "database is configured (set DATABASE_URL or enable the embedded PostgreSQL).")
 
     if apply:
         _refuse_unsafe_apply(result, text, digest, expected_spec_hash)
@@ -192,7 +201,7 @@ def _refuse_unsafe_apply(result: ProposeTableResult, text: str | None, digest: s
             "content_hash, so a spec changed in the meantime is never overwritten."
         )
     if text is not None and digest != expected_hash:
-        raise SpecFileError(
+        raise SpecFileChanged(
             "The spec changed since you read it (its content hash differs from expected_spec_hash). "
             "Call read_schema_spec again, review the change, and pass the new hash."
         )

@@ -17,6 +17,7 @@ from ..database.ddl import UPDATED_AT_FUNCTION, index_name, literal, table_ddl, 
 from ..database.expressions import ExpressionError, sql_expression
 from ..database.types import UnknownType, normalize_type
 from ..models.codegen import GeneratedCodeError, sqlmodel_code
+from ..schema.errors import AgentError, unknown_tables
 from ..schema.findings import Finding
 from ..schema.model import (
     BETTER_AUTH_TABLES,
@@ -39,8 +40,10 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RESERVED = frozenset(RESERVED_KEYWORDS) | frozenset(TYPE_FUNC_NAME_KEYWORDS)
 
 
-class ProposalError(ValueError):
+class ProposalError(AgentError, ValueError):
     """The request cannot become a valid table; the message says what to change."""
+
+    rule = "proposal-invalid"
 
 
 class ProposedColumn(BaseModel):
@@ -71,7 +74,7 @@ class TableDesign(BaseModel):
     ddl: list[str] = Field(description="CREATE TABLE and CREATE INDEX statements")
     updated_at_trigger: list[str] = Field(
         description="Optional: keeps updated_at current for every UPDATE, not only ORM ones")
-    lint: list[Finding] = Field(description="Convention findings on the proposed table")
+    lint: list[Finding] = Field(default_factory=list, description="Convention findings on the proposed table")
     migration_note: str = Field(description="How to ship it: Alembic steps, locks, rollback")
     referenced_tables: list[str] = Field(description="Existing tables the foreign keys point at")
 
@@ -198,11 +201,8 @@ def _target(existing: Schema, reference: str, own_name: str) -> tuple[str, str]:
         return table_name, column or "id"
     table = existing.table(table_name)
     if table is None and table_name not in BETTER_AUTH_TABLES:
-        known = ", ".join(sorted(t.name for t in existing.tables)) or "none"
-        raise ProposalError(
-            f"The reference {reference!r} names a table that does not exist in the spec or the database "
-            f"(tables: {known}). Propose {table_name} first, or fix the name."
-        )
+        raise unknown_tables([table_name], [t.name for t in existing.tables], "the spec or the database",
+                             "references", reference, f"Propose {table_name} first, or fix the name.")
     if table is not None and column and table.column(column) is None:
         raise ProposalError(f"{table_name} has no column {column!r}; reference its primary key instead.")
     return table_name, column or (table.primary_key[0] if table and len(table.primary_key) == 1 else "id")

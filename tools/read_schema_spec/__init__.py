@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ..spec.erd import mermaid_er
+from ..schema.errors import unknown_tables
 from ..schema.findings import Finding, SpecConflict
 from ..spec.lint import lint_schema
 from ..schema.model import Enum, QueryPattern, Table
@@ -28,10 +29,10 @@ class ReadSchemaSpecResult(BaseModel):
     query_patterns: list[QueryPattern] = Field(
         default_factory=list, description="Query patterns not tied to one table"
     )
-    lint: list[Finding] = Field(description="Convention findings (docs/rules.md)")
-    warnings: list[Finding] = Field(description="What the reader could not read, with line numbers")
+    lint: list[Finding] = Field(default_factory=list, description="Convention findings (docs/rules.md)")
+    warnings: list[Finding] = Field(default_factory=list, description="What the reader could not read, with line numbers")
     conflicts: list[SpecConflict] = Field(
-        description="Places where the spec says two things about one column, and which one wins"
+        default_factory=list, description="Places where the spec says two things about one column, and which one wins"
     )
     er_diagram: str = Field(description="Mermaid erDiagram of the tables")
     summary: str = Field(description="One line: what was read and what was found")
@@ -54,11 +55,7 @@ def read_schema_spec(
     if tables:
         missing = [name for name in tables if schema.table(name.lower()) is None]
         if missing:
-            known = ", ".join(t.name for t in schema.tables) or "none"
-            raise SpecFileError(
-                f"No table named {', '.join(missing)} in {shown}. Tables in the spec: {known}. "
-                "Pass names from that list, or omit `tables` for all of them."
-            )
+            raise unknown_tables(missing, [t.name for t in schema.tables], shown, "tables", tables)
         schema = schema.only(tables)
     findings = all_findings
     if tables:

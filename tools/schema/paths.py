@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import PathOutsideProject
 
-class ProjectPathError(ValueError):
+
+class ProjectPathError(PathOutsideProject):
     """A path resolves outside the project root (or is not a usable path); the message says what to pass."""
 
 

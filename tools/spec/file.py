@@ -12,19 +12,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..schema.errors import PathOutsideProject, SpecChanged, SpecUnreadable
+
 DEFAULT_SPEC_PATH = "specs/database/schema.md"
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # the largest real spec in the corpus is ~60 KB
 
 
-class SpecFileError(ValueError):
+class SpecFileError(SpecUnreadable):
     """The spec path or file cannot be used; the message says why and what to pass instead."""
+
+
+class SpecPathOutside(SpecFileError, PathOutsideProject):
+    """The spec path resolves outside the project root."""
+
+    rule = PathOutsideProject.rule
+
+
+class SpecFileChanged(SpecFileError, SpecChanged):
+    """The spec changed since the caller read it (its content hash)."""
+
+    rule = SpecChanged.rule
 
 
 def content_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def resolve_spec_path(project_root: Path, path: str | None) -> Path:
+def resolve_spec_path(project_root: Path, path: str | None, argument: str = "path") -> Path:
     """The spec's absolute path, refusing anything that resolves outside the project root."""
     root = project_root.resolve()
     candidate = Path(path) if path else Path(DEFAULT_SPEC_PATH)
@@ -33,22 +47,26 @@ def resolve_spec_path(project_root: Path, path: str | None) -> Path:
     full = (root / candidate) if not candidate.is_absolute() else candidate
     resolved = full.resolve()  # follows symlinks, so a link pointing outside is caught below
     if not resolved.is_relative_to(root):
-        raise SpecFileError(
-            f"The spec path {path!r} resolves outside the project root {root}. "
-            f"Pass a path inside the project, e.g. {DEFAULT_SPEC_PATH!r}."
-        )
+        raise SpecPathOutside(
+            f"The spec path resolves to {resolved}, outside the project root {root}.",
+            given=f"{argument}={path!r}", fix=f"Pass `{argument}` relative to the project root, e.g. "
+            f"{DEFAULT_SPEC_PATH!r}.")
     return resolved
 
 
-def read_spec_bytes(project_root: Path, path: str | None) -> tuple[Path, str, str]:
-    """Read a spec file: returns (path, text, content hash). Raises SpecFileError with a fix."""
-    spec_path = resolve_spec_path(project_root, path)
+def read_spec_bytes(project_root: Path, path: str | None, argument: str = "path") -> tuple[Path, str, str]:
+    """Read a spec file: returns (path, text, content hash). Raises SpecFileError with a fix.
+
+    ``argument`` is the calling tool's name for the spec path (``path``, ``spec``), named in the fix."""
+    spec_path = resolve_spec_path(project_root, path, argument)
     shown = display_path(project_root, spec_path)
     if not spec_path.exists():
         raise SpecFileError(
-            f"No spec file at {shown}. Create it (see specs/format.md for the format) or pass "
-            f"`path` pointing at your schema spec."
-        )
+            f"No spec file at {shown} in the project root {project_root.resolve()}.",
+            given=f"{argument}={path!r}" if path and path != DEFAULT_SPEC_PATH else None,
+            fix=f"Pass `{argument}` with the spec's path relative to that root, or create the file (format: "
+            "specs/format.md). If that root is not your project, start the server from the project's folder "
+            "(or run `schema-architect serve --project DIR`).")
     if not spec_path.is_file():
         raise SpecFileError(f"{shown} is not a file. Pass the path of the markdown spec file.")
     size = spec_path.stat().st_size
@@ -134,7 +152,7 @@ def update_spec(spec_path: Path, expected_hash: str | None, change: Callable[[st
 
 def _check_hash(current: bytes, expected_hash: str | None) -> None:
     if expected_hash is not None and content_hash(current) != expected_hash:
-        raise SpecFileError(
+        raise SpecFileChanged(
             "The spec changed since you read it (its content hash differs from expected_spec_hash). "
             "Call read_schema_spec again, review the change, and pass the new hash."
         )

@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+from ..schema.errors import AgentError
 from ..schema.findings import Finding
 from ..schema.model import Location
 
 
-class QueryRefused(Exception):
+class QueryRefused(AgentError):
     """The query was refused; ``finding`` says what, why and what to do instead."""
 
     #: True when none of the agent's SQL was sent to the database.
@@ -27,7 +28,10 @@ class QueryRefused(Exception):
             rule=rule, severity="error", message=message, object=obj, fix=fix,
             location=Location(file="query", line=line) if line else None,
         )
-        super().__init__(f"{message} {fix}" if fix else message)
+        super().__init__(message, fix=fix, rule_id=rule)
+
+    def __str__(self) -> str:
+        return f"{self.problem} {self.fix}" if self.fix else self.problem
 
 
 class QueryFailed(QueryRefused):

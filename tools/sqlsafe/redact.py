@@ -38,6 +38,8 @@ from pglast.keywords import (COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAM
 REDACTED = "<redacted>"
 ELIDED = "…"
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*\Z")
+#: An unquoted word as the lexer reads it (folded to lower case by the parser): a keyword or a name.
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _KEYWORDS = frozenset(COL_NAME_KEYWORDS) | frozenset(RESERVED_KEYWORDS) | \
     frozenset(TYPE_FUNC_NAME_KEYWORDS) | frozenset(UNRESERVED_KEYWORDS)
 _PUNCT = re.compile(r"[-+*/<>=~!@#%^&|`?.,;:()\[\]{}]+\Z")
@@ -85,15 +87,26 @@ def redact_quoted(message: str, keep: Callable[[str], bool], *, greedy: bool = F
     return _FRAGMENT.sub(sub, message)
 
 
+def _mistyped_keyword(token: str) -> bool:
+    """A bare word (any case) that is a keyword misspelled: ``SELEC``, ``FORM``, ``WHRE``."""
+    import difflib
+
+    return _BARE_WORD.fullmatch(token) is not None and bool(
+        difflib.get_close_matches(token.lower(), _KEYWORDS, n=1, cutoff=0.75))
+
+
 def redact_parse_message(message: str) -> str:
     """A parser message with the offending token kept only if it is a keyword, symbol or plain name.
 
-    ``syntax error at or near "FROM"`` stays; ``unterminated quoted string at or near "'BOB_..."``
-    and ``... near "/* secret"`` lose the token (the line and column are reported separately).
+    ``syntax error at or near "FROM"`` stays, and so does the agent's own mistyped keyword (``near
+    "SELEC"``: a bare word close to a keyword; a bare word is never a literal, a comment or a quoted name);
+    ``unterminated quoted string at or near "'BOB_..."`` and ``... near "/* secret"`` lose the token (the
+    line and column are reported separately).
     """
 
     def keep(token: str) -> bool:
         return bool(token) and (token.lower() in _KEYWORDS and token.isalpha() or is_plain(token)
+                                or _mistyped_keyword(token)
                                 or _PUNCT.match(token) is not None or _NUMBER.match(token) is not None)
 
     return redact_quoted(message, keep)
