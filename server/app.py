@@ -408,7 +408,7 @@ def create_server(settings: Settings) -> MCPServer:
                 models=models or app.settings.models, include_database=include_database, tables=tables,
                 include_managed=include_managed, owner_column=app.settings.owner_column,
                 models_timeout=app.settings.models_timeout_s,
-                database=app.db.connection if skipped is None else None, database_name=app.db.describe,
+                database=app.db.run_read_only if skipped is None else None, database_name=app.db.describe,
                 progress=progress, no_database=skipped.for_agent() if skipped is not None else None,
             )
 
@@ -459,11 +459,12 @@ def create_server(settings: Settings) -> MCPServer:
                 skipped = _database_skipped(app, db, problem)
                 if skipped is None:
                     try:
-                        async with db.connection() as conn:
-                            result = await explain(
-                                spec=spec, conn=conn, table=table, queries=queries, source=source,
-                                hypothetical=hypothetical, owner_column=settings.owner_column, progress=progress,
-                                build=build or db.is_embedded)
+                        # Everything it runs is rolled back: no check before it, rerun on a new connection
+                        # if the pooled one turns out dead (server/db.py), so a pause costs no round trip.
+                        result = await db.run_read_only(lambda conn: explain(
+                            spec=spec, conn=conn, table=table, queries=queries, source=source,
+                            hypothetical=hypothetical, owner_column=settings.owner_column, progress=progress,
+                            build=build or db.is_embedded))
                         result.database = db.describe()
                         if problem is not None:  # said once, as every skipped side is
                             result.notes.insert(0, f"[{problem.rule}] The database's indexes alone were "
@@ -518,8 +519,9 @@ def create_server(settings: Settings) -> MCPServer:
                     "set to refuse that (refuse_owner_role).", fix="Connect as a least-privilege role, or set "
                     "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.",
                     rule_id="role-refused")
-            sensitive = [*settings.sensitive_columns,
-                         *await anyio.to_thread.run_sync(_spec_sensitive_columns, settings)]
+            cached = _spec_sensitive_cached(settings)  # the spec unchanged: no hop to a worker thread
+            sensitive = [*settings.sensitive_columns, *(cached if cached is not None else
+                                                        await anyio.to_thread.run_sync(_spec_sensitive_columns, settings))]
             return await run(
                 conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                 shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
@@ -579,7 +581,7 @@ def create_server(settings: Settings) -> MCPServer:
                 user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,
                 expected_spec_hash=expected_spec_hash, replace=replace, confirmed=confirmed, can_ask=can_ask_user(ctx),
                 owner_column=app.settings.owner_column, models_timeout=app.settings.models_timeout_s,
-                database=app.direct_db.connection if skipped is None else None,
+                database=app.direct_db.run_read_only if skipped is None else None,
                 database_name=app.direct_db.describe, no_database=skipped.for_agent() if skipped else None,
             )
         return answer("propose_table", result, detail, embedded=embedded_note(app, touches))
@@ -644,8 +646,7 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
         if not app.db.configured:
             raise ResourceNotFoundError("No database is configured: set DATABASE_URL.")
         try:
-            async with app.db.connection() as conn:
-                schema = (await read_table(conn, table.lower())).schema  # that table only
+            schema = (await app.db.run_read_only(lambda conn: read_table(conn, table.lower()))).schema  # that table only
         except DatabaseUnavailable as exc:
             raise ResourceNotFoundError(redact_url(str(exc))) from None
         found = schema.table(table.lower())
@@ -656,6 +657,19 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
 
 _SENSITIVE_WORDS = re.compile(r"\b(sensitive|secret|credentials?|confidential)\b", re.IGNORECASE)
 _spec_sensitive_cache: dict[tuple, list[str]] = {}
+
+
+def _spec_sensitive_cached(settings: Settings) -> list[str] | None:
+    """:func:`_spec_sensitive_columns` when the spec file has not changed since it was read (a stat, no
+    parsing), else None."""
+    from ..tools.spec.file import resolve_spec_path
+
+    try:
+        path = resolve_spec_path(settings.project, settings.spec_path)
+        stat = path.stat()
+    except (OSError, SpecFileError):
+        return []
+    return _spec_sensitive_cache.get((str(path), stat.st_mtime_ns, stat.st_size))
 
 
 def _spec_sensitive_columns(settings: Settings) -> list[str]:

@@ -151,11 +151,20 @@ def result_contract(tool) -> list[str]:
     return lines
 
 
+def round_trips(tool: str) -> tuple[int, str]:
+    """The tool's ROUND_TRIPS (tools/<tool>/__init__.py): the example's count and what a call costs."""
+    import importlib
+
+    return importlib.import_module(f"schema_architect.tools.{tool}").ROUND_TRIPS
+
+
 def render_page(tool, arguments: dict, response: dict) -> str:
     lines = [f"# {tool.name}", "", f"*{tool.title}*" if tool.title else "", "", inspect.cleandoc(tool.description), ""]
     hints = tool.annotations
     lines += [f"Read-only: {'yes' if hints.read_only_hint else 'no'}; destructive: "
               f"{'yes' if hints.destructive_hint else 'no'}; idempotent: {'yes' if hints.idempotent_hint else 'no'}.",
+              "", f"Round trips to the database: {round_trips(tool.name)[1]} (The example below, made again after a "
+              f"pause: {round_trips(tool.name)[0]}, counted at a proxy by tests/test_round_trip_counts.py.)",
               "", "## Arguments", "", "| name | type | default | description |", "|---|---|---|---|"]
     required = set(tool.input_schema.get("required", []))
     for name, spec in tool.input_schema["properties"].items():

@@ -9,7 +9,6 @@ import hashlib
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Literal
 
@@ -83,9 +82,11 @@ async def diff_project(
     *, project: Path, spec_path: str | None, models: str | None, include_database: bool,
     tables: list[str] | None, include_managed: bool = False, owner_column: str = "user_id",
     models_timeout: float = 30.0, prove: bool = True,
-    database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
-    progress: Progress | None = None, no_database: str | None = None,
+    database: Callable[[Callable[..., Awaitable]], Awaitable] | None = None,
+    database_name: Callable[[], str] | None = None, progress: Progress | None = None, no_database: str | None = None,
 ) -> DiffModelsVsSpecResult:
+    """``database(work)`` runs ``await work(conn)`` on a connection (server/db.py's ``run_read_only``:
+    no check before it, so reading the database is one round trip after any pause)."""
     async def step(fraction: float, message: str) -> None:
         if progress is not None:
             await progress(fraction, message)
@@ -144,8 +145,7 @@ async def diff_project(
             from ..database.catalog import read_catalog
 
             try:
-                async with database() as conn:
-                    catalog = await read_catalog(conn)
+                catalog = await database(read_catalog)
             except DatabaseUnavailable as exc:  # the other sides are still compared
                 findings.append(Finding(rule="database-unavailable", severity="error",
                                         message=f"The database was not compared: {exc.problem}", fix=exc.fix))
@@ -294,5 +294,10 @@ def better_auth_mention(text: str, file: str) -> str | None:
             return f"{file}:{number}"
     return None
 
+
+#: Round trips to the database for one call, and for the example call of docs/tools/diff_models_vs_spec.md (shown
+#: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
+ROUND_TRIPS: tuple[int, str] = (1, ("1 with include_database=true (the whole catalog in one statement), none without. The pooled "
+                  "connection is not checked first, whatever the pause: a dead one is replaced and the read run again."))
 
 __all__ = ["DiffModelsVsSpecResult", "diff_project", "render_report"]

@@ -90,6 +90,15 @@ from .recommendations import _candidates, _check_candidates, _unchecked
 from .workload import _choose_set, _workload_queries
 from .session import _read_live, _Run
 
+#: Round trips to the database for one call, and for the example call of docs/tools/explain_indexes.md (shown
+#: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
+ROUND_TRIPS: tuple[int, str] = (2, ("2 for the example: the catalog, the index statistics and hypopg's state in one write (with the "
+                  "check of the caller's queries, when given); every plan, chosen and with enable_seqscan=off, in one "
+                  "rolled-back transaction in one write. Checking recommendations adds 1 with hypopg (every candidate "
+                  "together), else 1 per candidate built; choosing the set adds 1 per search step with hypopg (at most "
+                  "5), else 1 per set built. The result's round_trips says how many a call took; no check of the "
+                  "pooled connection before it, whatever the pause."))
+
 __all__ = ["ExplainError", "ExplainIndexesResult", "IndexEntry", "PlanSummary", "QueryCost", "QueryEvidence",
            "Recommendation", "ScanChoice", "explain_indexes"]
 
@@ -117,10 +126,12 @@ async def explain_indexes(
     db_schema: Schema | None = None
     stats: dict[str, IndexStats] = {}
     if conn is not None and chosen_source != "spec":
-        await _check_callers_queries(run, parsed)
         schemas = sorted({"public"} | {t.schema_name for t in (spec.tables if spec else [])}
                          | ({table.rpartition(".")[0]} if table and "." in table else set()))
-        db_schema, stats = await _read_live(run, schemas, hypothetical)
+        # the caller's queries checked and the catalog read in one write: one round trip for both
+        db_schema, stats = await _read_live(run, schemas, hypothetical,
+                                            send=(lambda stmts: _check_callers_queries(run, parsed, stmts))
+                                            if parsed else None)
     spec_schema = spec if chosen_source in ("spec", "both") else None
     main = db_schema if db_schema is not None else spec_schema
     assert main is not None
@@ -178,10 +189,14 @@ async def explain_indexes(
     )
 
 
-async def _check_callers_queries(run: _Run, parsed: list) -> None:
+async def _check_callers_queries(run: _Run, parsed: list, also: list | None = None) -> None:
     """The caller's queries reach the planner, whose estimates evaluate stable functions
     (``current_setting('app.settings.jwt_secret')::int`` would print the secret in an error): they
-    pass run_scoped_query's allowlist, as PostgreSQL itself resolves them, first (one round trip)."""
+    pass run_scoped_query's allowlist, as PostgreSQL itself resolves them, first (one round trip).
+
+    ``also``: statements of session.py (the catalog reads) sent in the same write, after the check's own
+    and with its settings reset (its transaction is rolled back anyway); each gets its rows, or keeps
+    None if it did not run (the caller then sends it again)."""
     from ..database.pipeline import run_batch
     from ..sqlsafe import QueryRefused
     from ..sqlsafe.resolved import ResolutionFailed, resolve
@@ -190,9 +205,23 @@ async def _check_callers_queries(run: _Run, parsed: list) -> None:
         return
     run.round_trips += 1
     run.statements += len(parsed) + 4
+    also = also or []
+    extra = [("RESET statement_timeout", ()), ("RESET search_path", ())] if also else []
+    for s in also:
+        assert s.sql.count("%") == s.sql.count("%(schemas)s"), "only %(schemas)s may be bound here"
+        extra.append((s.sql.replace("%(schemas)s", "$1"), [s.params["schemas"]] if s.params else ()))
+
+    async def batch(conn, statements, **kwargs):
+        results = await run_batch(conn, [*statements, *extra], **kwargs)
+        for s, r in zip(also, results[len(statements) + 2:], strict=True):
+            if r.error is None and not r.aborted:
+                s.rows, s.columns = list(r.rows), [name for name, _ in r.columns]
+        return results[:len(statements)]
+
+    run.statements += len(extra)
     try:
-        await resolve(run.conn, [(q.sql, [0] * q.params) for q in parsed], run_batch=run_batch, caller_setting="",
-                      timeout_ms=max(run.lock_timeout_ms, 2000))
+        await resolve(run.conn, [(q.sql, [0] * q.params) for q in parsed], run_batch=batch if also else run_batch,
+                      caller_setting="", timeout_ms=max(run.lock_timeout_ms, 2000))
     except ResolutionFailed as exc:
         raise ExplainError(f"The query {parsed[exc.index].sql!r} cannot be planned on this database: "
                            f"{getattr(getattr(exc.error, 'diag', None), 'message_primary', None) or exc.error}. "

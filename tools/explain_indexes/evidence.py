@@ -70,6 +70,11 @@ def _plan_stmts(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str
              _Stmt(f"DEALLOCATE {name}", deallocates=name)], 1, _PLANNED_HOW["prepared"])
 
 
+#: Up to this many patterns, every bigger table's forced plan is planned with the chosen ones (one round
+#: trip, at most twice the planning); past it, only those the chosen plans show are wanted (two).
+_GUESS_FORCED_UP_TO = 200
+
+
 def _settings(values: dict[str, str]) -> _Stmt:
     """All the SET LOCALs of a transaction in one statement (``set_config(..., true)``)."""
     calls = ", ".join(["set_config(%s, %s, true)"] * len(values))
@@ -86,9 +91,10 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
     """Plan every pattern in one READ ONLY transaction, sent as one pipeline: one round trip.
 
     First each pattern as the planner chooses, then (after ``enable_seqscan = off`` for the rest of the
-    transaction) again for the nearly empty tables, where the forced plan is always wanted. A pattern
-    on a bigger table whose chosen plan scans it sequentially gets its forced plan in one more round
-    trip. The EXPLAINs need no savepoints: a plan is computed, never executed. Should one fail (a
+    transaction) again for the nearly empty tables, where the forced plan is always wanted, and for the
+    bigger ones, whose forced plan is wanted when the chosen plan scans the table sequentially (kept
+    only then; past :data:`_GUESS_FORCED_UP_TO` patterns those are planned in one more round trip,
+    once the chosen plans say which). The EXPLAINs need no savepoints: a plan is computed, never executed. Should one fail (a
     caller's or the spec's SQL that does not fit the database), the transaction is rolled back, that
     pattern is reported as not planned and the rest are planned again, so the results are those of
     planning each pattern on its own.
@@ -123,7 +129,12 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
 
         for i in todo_chosen:
             add(i, False)
-        want_forced = list(dict.fromkeys(todo_forced + [i for i in todo_chosen if small[i]]))
+        # A bigger table's forced plan is wanted only if its chosen plan scans it sequentially, which is
+        # known only once the plans come back: planned in the same write (a plan costs far less than a
+        # round trip), then kept only where wanted, so the answer is as if asked afterwards.
+        guessed = [i for i in todo_chosen if not small[i] and i not in forced] \
+            if len(todo_chosen) <= _GUESS_FORCED_UP_TO else []
+        want_forced = list(dict.fromkeys(todo_forced + [i for i in todo_chosen if small[i]] + guessed))
         if want_forced:
             body.append(_settings({"enable_seqscan": "off"}))
             for i in want_forced:
@@ -158,7 +169,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
             for table, column, width in width_stmt.rows:
                 widths.setdefault(table, {})[column] = int(width)
         todo_chosen = [i for i in todo_chosen if i not in chosen and i not in failed]
-        todo_forced = [i for i in dict.fromkeys(todo_forced + want_forced)
+        todo_forced = [i for i in dict.fromkeys(todo_forced + [i for i in want_forced if i not in guessed])
                        if i not in forced and i not in failed and i not in todo_chosen]
     out: list[QueryEvidence] = []
     for i, p in enumerate(patterns):

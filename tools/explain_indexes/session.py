@@ -209,11 +209,13 @@ _HYPOPG_STATE = ("SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'hyp
                  "(SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg') AS available")
 
 
-async def _read_live(run: _Run, schemas: list[str], hypothetical: bool) -> tuple[Schema, dict[str, IndexStats]]:
+async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
+                     send: Callable[[list[_Stmt]], Any] | None = None) -> tuple[Schema, dict[str, IndexStats]]:
     """The catalog (tools/database/catalog.py's one statement), the index statistics and hypopg's state: one round trip.
 
     As :func:`.catalog.read_catalog` and :func:`.catalog.read_index_stats` would read them, pipelined
-    together (outside any transaction of ours: each is one read-only statement).
+    together (outside any transaction of ours: each is one read-only statement). ``send``, when given,
+    sends them instead (with the check of the caller's queries, in the same write: __init__.py).
     """
     conn = run.conn
     assert conn is not None
@@ -226,7 +228,10 @@ async def _read_live(run: _Run, schemas: list[str], hypothetical: bool) -> tuple
     if borrowed:  # no BEGIN of psycopg's own, no transaction left open (as catalog._fetch)
         await conn.set_autocommit(True)
     try:
-        await run.batch(stmts)
+        if send is not None:
+            await send(stmts)
+        if any(s.rows is None for s in stmts):  # not sent yet, or the other statements of the write failed
+            await run.batch(stmts)
     except _BatchError as exc:
         raise exc.error from None
     finally:

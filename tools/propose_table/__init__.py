@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -91,9 +90,11 @@ async def propose_table(
     apply: bool = False, expected_spec_hash: str | None = None, replace: bool = False, confirmed: bool = False,
     can_ask: bool = False,
     owner_column: str = "user_id", models_timeout: float = 30.0,
-    database: Callable[[], AbstractAsyncContextManager] | None = None, database_name: Callable[[], str] | None = None,
-    no_database: str | None = None,
+    database: Callable[[Callable[..., Awaitable]], Awaitable] | None = None,
+    database_name: Callable[[], str] | None = None, no_database: str | None = None,
 ) -> ProposeTableResult:
+    """``database(work)`` runs ``await work(conn)`` on a connection (server/db.py's ``run_read_only``: no
+    check before it, and rerun on a new connection if the pooled one was dead; the work commits nothing)."""
     spec_file = resolve_spec_path(project, spec_path)
     shown = display_path(project, spec_file)
     try:
@@ -111,10 +112,9 @@ async def propose_table(
     existing, skipped = spec, False
     if database is not None:
         try:
-            async with database() as conn:
-                from ..database.catalog import read_catalog
+            from ..database.catalog import read_catalog
 
-                live = (await read_catalog(conn)).schema
+            live = (await database(read_catalog)).schema
             known = {t.name for t in spec.tables}
             existing = spec.model_copy(update={"tables": spec.tables + [t for t in live.tables if t.name not in known]})
         except DatabaseUnavailable as exc:  # an unreachable database only costs the dry run
@@ -131,9 +131,9 @@ async def propose_table(
     result = ProposeTableResult(**design.model_dump(), spec_path=shown, spec_hash=digest, message="")
 
     if database is not None:
-        async with database() as conn:
-            result.dry_run = await dry_run(conn, design.table, existing, database=database_name() if database_name
-                                           else "database", models_timeout=models_timeout)
+        shown_database = database_name() if database_name else "database"
+        result.dry_run = await database(lambda conn: dry_run(conn, design.table, existing, database=shown_database,
+                                                             models_timeout=models_timeout))
     elif not skipped:
         notes.append(f"No dry run: {no_database}" if no_database else "[database-unavailable] No dry run: no "
                      "database is configured (set DATABASE_URL or enable the embedded PostgreSQL).")
@@ -217,6 +217,13 @@ def _summary(result: ProposeTableResult) -> str:
     return (f"Proposed {result.table.name}: {len(result.table.columns)} columns, {len(result.table.indexes)} "
             f"indexes, {len(result.lint)} lint finding(s). Dry run: {proof}.")
 
+
+#: Round trips to the database for one call, and for the example call of docs/tools/propose_table.md (shown
+#: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
+ROUND_TRIPS: tuple[int, str] = (8, ("3 plus one per DDL statement (8 for the example, 5 statements): the catalog; BEGIN, the settings and "
+                  "which referenced tables exist, in one write; each DDL statement alone, the transaction checked still "
+                  "open before the next; the catalog read back, ROLLBACK and the check that nothing stayed, in one "
+                  "write. None without a database; no check of the pooled connection first, whatever the pause."))
 
 __all__ = ["ConfirmBreaking", "DeclinedChanges", "ProposeTableResult", "propose_table", "replace_plan",
            "spec_has_table"]

@@ -49,12 +49,16 @@ class DryRun(BaseModel):
 
 async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *, database: str,
                   models_timeout: float = 30.0) -> DryRun:
-    """Execute the table's DDL in a rolled-back transaction and prove the generated code matches it."""
+    """Execute the table's DDL in a rolled-back transaction and prove the generated code matches it.
+
+    Round trips: one to open the transaction (BEGIN, its settings, and which of the table and the tables
+    it references exist, all in one write), one per DDL statement (each sent alone and the transaction
+    checked to be still open before the next), one to read the catalog, roll back and check that the
+    table exists exactly as before (one write again): ``2 + statements``.
+    """
     import psycopg  # here, not at import: the server starts without loading the driver
 
     from psycopg.pq import TransactionStatus
-
-    from ..database.catalog import read_catalog
 
     result = DryRun(ran=True, database=database, ok=False)
     if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
@@ -62,16 +66,18 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
                                            "the dry run needs its own transaction so that it can always be rolled "
                                            "back")
         return result
-    missing = await _missing_references(conn, table, spec)
-    if isinstance(missing, str):
-        result.ran, result.error = False, missing
-        return result
+    existence = await _begin(conn, table, spec)
+    existed = existence[qualified(table)]
+    missing = _missing_references(table, spec, existence)
     statements: list[str] = []
     try:
+        if isinstance(missing, str):
+            raise _NotRun(missing)
         for dependency in missing:
             statements += table_ddl(dependency)
         statements += table_ddl(table)
-    except ExpressionError as exc:
+    except (ExpressionError, _NotRun) as exc:
+        await _roll_back(conn, table, existed)
         result.ran, result.error = False, str(exc)
         return result
     if table.column("updated_at"):
@@ -85,20 +91,14 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
         still_inside()
         result.statements.append(statement)
 
-    existed = await _exists(conn, table)
     try:
-        async with conn.transaction(force_rollback=True):
-            await conn.execute("SELECT set_config('lock_timeout', '2s', true), "
-                               "set_config('statement_timeout', '15s', true), "
-                               "set_config('standard_conforming_strings', 'on', true)")
-            await execute_ddl(conn, statements, on_sent=sent)
-            still_inside()  # the last statement left it open, too
-            catalog = (await read_catalog(conn, [table.schema_name])).schema
+        await execute_ddl(conn, statements, on_sent=sent)
+        still_inside()  # the last statement left it open, too
+        catalog = await _read_and_roll_back(conn, table, existed)
     except (psycopg.Error, DDLRefused) as exc:
         result.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        await _check_rolled_back(conn, table, existed)
+        await _roll_back(conn, table, existed)
         return result
-    await _check_rolled_back(conn, table, existed)
     result.created_for_the_check = [t.name for t in missing]
     result.notes.append("Everything ran inside one transaction that was rolled back: the database is unchanged.")
 
@@ -115,25 +115,87 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
     return result
 
 
-async def _exists(conn: "psycopg.AsyncConnection", table: Table) -> bool:
-    row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),))).fetchone()
-    return bool(row[0])
+class _NotRun(Exception):
+    """The DDL cannot be built (a reference that exists nowhere): nothing is run."""
 
 
-async def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool) -> None:
+_SETTINGS = ("SELECT set_config('lock_timeout', '2s', true), set_config('statement_timeout', '15s', true), "
+             "set_config('standard_conforming_strings', 'on', true)")
+_EXISTS = "SELECT name, to_regclass(name) IS NOT NULL FROM unnest($1::text[]) AS name"
+
+
+async def _begin(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> dict[str, bool]:
+    """Open the dry run's transaction and read which tables exist: one write, one round trip.
+
+    The names asked about are the table's and every table reachable from its foreign keys through the
+    spec (a superset of those :func:`_missing_references` may need to know about)."""
+    from ..database.pipeline import run_batch
+
+    names = [qualified(table)] + sorted(_reachable(table, spec))
+    results = await run_batch(conn, [("BEGIN", ()), (_SETTINGS, ()), (_EXISTS, [names])])
+    if failed := next((r.error for r in results if r.error is not None), None):
+        await _roll_back(conn, table, None)
+        raise failed
+    return {name: bool(found) for name, found in results[2].rows}
+
+
+def _reachable(table: Table, spec: Schema) -> set[str]:
+    """The names of the tables ``table`` references, and those they reference in the spec, and so on."""
+    seen: set[str] = set()
+    pending = [fk.ref_table for fk in table.foreign_keys if fk.ref_table != table.name]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if (source := spec.table(name)) is not None:
+            pending += [fk.ref_table for fk in source.foreign_keys if fk.ref_table != name]
+    return {_qualified(name) for name in seen}
+
+
+async def _roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None) -> None:
+    """ROLLBACK and check the table exists as it did before, in one write (see :func:`_check_rolled_back`)."""
+    import psycopg
+
+    status = conn.info.transaction_status
+    async with conn.pipeline():
+        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            await conn.execute("ROLLBACK", prepare=False)
+        exists = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),), prepare=False)
+    _check_rolled_back(conn, table, existed, bool((await exists.fetchone())[0]))
+
+
+async def _read_and_roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool) -> Schema:
+    """What PostgreSQL made of the DDL (the catalog of the table's schema), then ROLLBACK and the check
+    that the table exists as it did before: one write, one round trip."""
+    from ..database.catalog import CATALOG_QUERY, _describe, build_schema
+
+    async with conn.pipeline():
+        read = await conn.execute(CATALOG_QUERY, {"schemas": [table.schema_name]}, prepare=False)
+        await conn.execute("ROLLBACK", prepare=False)
+        exists = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),), prepare=False)
+    rows = await read.fetchall()
+    schema = build_schema(dict(zip([d.name for d in read.description], rows[0], strict=True)), source=_describe(conn))
+    _check_rolled_back(conn, table, existed, bool((await exists.fetchone())[0]))
+    return schema
+
+
+def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None,
+                       exists: bool | None) -> None:
     """After the proof: the connection is idle again and the proposed table exists exactly when it did
     before. Anything else means something committed, which must never pass silently."""
     from psycopg.pq import TransactionStatus
 
     status = conn.info.transaction_status
-    if status == TransactionStatus.IDLE and await _exists(conn, table) == existed:
+    if status == TransactionStatus.IDLE and (existed is None or exists is None or exists == existed):
         return
     raise RuntimeError(f"the dry run of {table.name} left the database changed (transaction status "
                        f"{status.name}); this is a bug: report it")
 
 
-async def _missing_references(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> list[Table] | str:
-    """Referenced tables absent from the database, from the spec (with their own dependencies)."""
+def _missing_references(table: Table, spec: Schema, existence: dict[str, bool]) -> list[Table] | str:
+    """Referenced tables absent from the database (``existence``, read by :func:`_begin`), from the spec
+    (with their own dependencies)."""
     needed: list[Table] = []
     seen: set[str] = set()
     pending = [fk.ref_table for fk in table.foreign_keys if fk.ref_table != table.name]
@@ -142,8 +204,7 @@ async def _missing_references(conn: "psycopg.AsyncConnection", table: Table, spe
         if name in seen:
             continue
         seen.add(name)
-        row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_qualified(name),))).fetchone()
-        if row[0]:
+        if existence.get(_qualified(name)):
             continue
         source = spec.table(name)
         if source is None:

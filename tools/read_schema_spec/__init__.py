@@ -79,4 +79,8 @@ def read_schema_spec(
     )
 
 
+#: Round trips to the database for one call, and for the example call of docs/tools/read_schema_spec.md (shown
+#: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
+ROUND_TRIPS: tuple[int, str] = (0, "none: it reads the spec file, never the database.")
+
 __all__ = ["ReadSchemaSpecResult", "SpecFileError", "read_schema_spec"]

@@ -579,3 +579,12 @@ def scoped_role_ddl(role: str, schema: str = "public", user_tables: list[str] | 
                 f"  USING ({_ident(column)} = (SELECT current_setting({_literal(setting)}, true)));",
             ]
     return "\n".join(lines) + "\n"
+
+
+#: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md
+#: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
+ROUND_TRIPS: tuple[int, str] = (1, (
+    "1 per call, whatever the pause before it: BEGIN, the settings, the query, then ROLLBACK and the reset, in one "
+    "write, on a pooled connection handed out unchecked (a dead one is replaced and the call run again). A query "
+    "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "
+    "role report, the tables' classification)."))
