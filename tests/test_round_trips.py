@@ -97,3 +97,24 @@ async def test_a_connection_cut_between_calls_costs_no_error(logged, tmp_path: P
             await anyio.sleep(0.05)
         second = await client.call_tool("run_scoped_query", {"sql": "SELECT count(*) FROM tasks", "user_id": "u_alice"})
     assert not second.is_error, second.content
+
+
+async def test_a_map_past_its_age_is_checked_in_the_calls_own_write(logged) -> None:
+    """Once a minute the whole catalog's version is compared with the cached map's: inside the call's
+    own statement (a change makes it fail before the query runs), not in a round trip of its own."""
+    from schema_architect.tools.run_scoped_query import run_scoped_query
+    from schema_architect.tools.sqlsafe import ClassificationCache
+
+    url, log = logged
+    cache = ClassificationCache(ttl=0)  # every call finds the map past its age
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await run_scoped_query(conn, "SELECT title FROM tasks", "u_alice", cache=cache)
+        await anyio.sleep(0.2)
+        start = log.stat().st_size
+        result = await run_scoped_query(conn, "SELECT title FROM tasks", "u_alice", cache=cache)
+        await anyio.sleep(0.2)
+    assert result.rows == [["a"]]
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        statements = _statements(f.read())
+    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements

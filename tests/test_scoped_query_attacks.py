@@ -338,7 +338,8 @@ class _Warm(ClassificationCache):
         super().__init__()
         self.inner, self.conn = inner, conn
 
-    async def get(self, conn, owner_column="user_id", shared_tables=(), *, refresh=False, sensitive=()):
+    async def get(self, conn, owner_column="user_id", shared_tables=(), *, refresh=False, sensitive=(),
+                  stale_ok=False):
         m = self.inner.peek(self.conn, owner_column, shared_tables, sensitive)
         if m is None:
             raise psycopg.OperationalError("cold cache")

@@ -51,7 +51,7 @@ from ..database.pipeline import run_batch
 from ..sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
 from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
-from ..sqlsafe.classify import versions_sql
+from ..sqlsafe.classify import CATALOG_VERSION_SQL, versions_sql
 from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import escape_invisible, generic_db_message, has_invisible, literal_values, names_in
 from ..sqlsafe.redact import nesting_depth, redact_db_message, source_location
@@ -377,7 +377,10 @@ async def run_scoped_query(
     row_cap = limit + 1
 
     async def fetch(refresh: bool = False):
-        return await cache.get(conn, owner_column, shared_tables, refresh=refresh, sensitive=sensitive_columns)
+        # Not refreshing, a map past its age comes back unchecked: its catalog version is read in the
+        # call's own statement (no round trip of its own), and a change drops the result and reruns.
+        return await cache.get(conn, owner_column, shared_tables, refresh=refresh, sensitive=sensitive_columns,
+                               stale_ok=not refresh)
 
     data = await fetch()
     for attempt in range(2):  # a second time only when the catalog changed under the cached map
@@ -387,10 +390,13 @@ async def run_scoped_query(
                                may_rerun=not attempt):
             data = await fetch(refresh=True)
             continue  # the analysis failed on a stale map (a renamed column?): rewrite from a fresh one
+        whole = cache.due(data)
         described, rows, version = await _execute(conn, sql, user_id, params, prep, data, caller_param,
                                                     row_cap, statement_timeout_ms, role, caller_setting,
-                                                    may_rerun=not attempt)
+                                                    may_rerun=not attempt, whole=whole)
         if version == _versions(data, prep) or attempt:
+            if whole and version is not None:
+                cache.confirm(data)
             break
         # DDL since the map was read: what ran was rewritten from the old map, so drop it and rerun.
         data = await fetch(refresh=True)
@@ -472,13 +478,17 @@ async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may
 
 
 async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap, statement_timeout_ms,
-                   role, caller_setting, may_rerun):
+                   role, caller_setting, may_rerun, whole=False):
     """Run ``prep`` in one round trip; return (columns as (name, type oid), rows, the catalog version seen).
+    ``whole``: the map is past its age: the same statement compares the whole catalog's version with the
+    map's and fails if it changed, so the query never runs on a map (or a cached verdict of
+    sqlsafe/resolved.py) the catalog has moved past; the caller then refreshes and reruns.
 
     With ``may_rerun``, an error raised while the catalog version differs from the map's is not
     reported (it may come from the stale rewrite): the rows come back empty and the caller reruns.
     """
     from psycopg import pq
+    from psycopg.errors import DivisionByZero
 
     # Everything before this is decided without sending the agent's SQL.
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -491,6 +501,9 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
     ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
     if role:
         ctx_params.append(role)
+    if whole:  # a division by zero, at run time only, when the catalog moved: the query then never runs
+        ctx_params.append(data.catalog_version)
+        ctx_sql += f", 1 / (CASE WHEN {CATALOG_VERSION_SQL} = ${len(ctx_params)} THEN 1 ELSE 0 END)"
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
     begin, context, query = await run_batch(conn, [
@@ -500,6 +513,8 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
     ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
         reset=("ROLLBACK", RESET_SQL))
     version = context.rows[0][0] if context.rows else None
+    if whole and isinstance(context.error, DivisionByZero):
+        return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
     # The server sends results only when the batch ends: a client-side deadline lands on the first one.
     error = begin.error or context.error or query.error
     if error is None:

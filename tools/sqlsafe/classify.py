@@ -409,11 +409,13 @@ class ClassificationCache:
         return None
 
     async def get(self, conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
-                  *, refresh: bool = False, sensitive: Sequence[str] = ()) -> UserDataMap:
+                  *, refresh: bool = False, sensitive: Sequence[str] = (), stale_ok: bool = False) -> UserDataMap:
+        """The map; ``stale_ok``: even one older than ``ttl``, unchecked (the caller checks the catalog's
+        version in its own statement, :data:`CATALOG_VERSION_SQL`, and calls :meth:`confirm` or refreshes)."""
         key = self.key(conn, owner_column, shared_tables, sensitive)
         m = self._maps.get(key)
         now = time.monotonic()
-        if m is not None and not refresh and now - m.loaded_at < self.ttl:
+        if m is not None and not refresh and (stale_ok or now - m.loaded_at < self.ttl):
             return m
         if m is not None and await read_catalog_version(conn) == m.catalog_version:
             m.loaded_at = now  # unchanged: keep the map and its rewrite cache
@@ -421,6 +423,15 @@ class ClassificationCache:
         m = await load_map(conn, owner_column, shared_tables, sensitive)
         self._maps[key] = m
         return m
+
+    def due(self, m: UserDataMap) -> bool:
+        """Whether ``m`` is older than ``ttl``: its catalog version should be checked."""
+        return time.monotonic() - m.loaded_at >= self.ttl
+
+    @staticmethod
+    def confirm(m: UserDataMap) -> None:
+        """The catalog's version was seen unchanged: ``m`` counts as fresh again."""
+        m.loaded_at = time.monotonic()
 
     def clear(self) -> None:
         self._maps.clear()
