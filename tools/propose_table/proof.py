@@ -139,8 +139,9 @@ async def _begin(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) ->
     return {name: bool(found) for name, found in results[2].rows}
 
 
-def _reachable(table: Table, spec: Schema) -> set[str]:
-    """The names of the tables ``table`` references, and those they reference in the spec, and so on."""
+def _references(table: Table, spec: Schema, stop=lambda name: False):
+    """The names of the tables ``table`` references, then those they reference in the spec, and so on;
+    a name for which ``stop(name)`` holds is given but not followed."""
     seen: set[str] = set()
     pending = [fk.ref_table for fk in table.foreign_keys if fk.ref_table != table.name]
     while pending:
@@ -148,9 +149,13 @@ def _reachable(table: Table, spec: Schema) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        if (source := spec.table(name)) is not None:
+        yield name
+        if not stop(name) and (source := spec.table(name)) is not None:
             pending += [fk.ref_table for fk in source.foreign_keys if fk.ref_table != name]
-    return {_qualified(name) for name in seen}
+
+
+def _reachable(table: Table, spec: Schema) -> set[str]:
+    return {_qualified(name) for name in _references(table, spec)}
 
 
 async def _roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None) -> None:
@@ -196,22 +201,16 @@ def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: b
 def _missing_references(table: Table, spec: Schema, existence: dict[str, bool]) -> list[Table] | str:
     """Referenced tables absent from the database (``existence``, read by :func:`_begin`), from the spec
     (with their own dependencies)."""
+    exists = lambda name: bool(existence.get(_qualified(name)))  # noqa: E731
     needed: list[Table] = []
-    seen: set[str] = set()
-    pending = [fk.ref_table for fk in table.foreign_keys if fk.ref_table != table.name]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if existence.get(_qualified(name)):
+    for name in _references(table, spec, stop=exists):
+        if exists(name):
             continue
         source = spec.table(name)
         if source is None:
             return (f"{table.name} references {name}, which exists neither in the database nor in the spec. "
                     f"Create {name} first (or fix the reference).")
         needed.append(source)
-        pending += [fk.ref_table for fk in source.foreign_keys if fk.ref_table != name]
     return dependency_order(needed)
 
 
