@@ -431,7 +431,8 @@ def create_server(settings: Settings) -> MCPServer:
         source: Annotated[Literal["spec", "database", "both"] | None, Field(
             description="Where indexes come from (default: both if a database is reachable)")] = None,
         hypothetical: Annotated[bool, Field(description="Check recommendations (hypopg)")] = True,
-        build: Annotated[bool, Field(description="No hypopg: check by a rolled-back build (blocks writes)")] = False,
+        build: Annotated[bool, Field(description="No hypopg: check by a rolled-back build on the database (blocks "
+                                     "writes) instead of on a scratch copy")] = False,
         detail: DetailArg = "summary",
         cursor: CursorArg = None,
     ) -> CallToolResult:

@@ -26,10 +26,10 @@ Decisions, and why:
   prefers a sequential scan there whatever the indexes, so its choice proves nothing. We say so and plan
   a second time with ``enable_seqscan = off``: that separates "no index can serve this" from "an index
   can, the planner just does not choose it at this size", and its costs are the ones compared for
-  recommendations. We do not generate synthetic rows: on a live database that means satisfying foreign
+  recommendations. We do not generate synthetic rows on the live database: that means satisfying foreign
   keys into Better Auth's tables, CHECKs and unique keys for arbitrary tables, it advances sequences
   (which a rollback does not undo) and writes WAL; on a table with real data the real statistics are
-  used as they are.
+  used as they are. (Synthetic rows go only to a scratch copy of ours: see below and on_copy.py.)
 * **Hypothetical indexes**: with hypopg when the database already has it (``CREATE EXTENSION hypopg``,
   as Neon allows): no build, no table lock. hypopg keeps its hypothetical indexes in the server
   session's memory, not in the transaction, so a ROLLBACK does not remove them: each transaction ends
@@ -39,7 +39,11 @@ Decisions, and why:
   session; any left by someone else would have skewed our plans anyway. When hypopg is only
   *available* we do not create it: CREATE EXTENSION changes the database (and its privileges), and
   inside a rolled-back transaction it would leave the library loaded and its hypothetical index in the
-  session with no ``hypopg_reset()`` left to call; a note says to create it. Otherwise the index is really built (plain ``CREATE INDEX``, never
+  session with no ``hypopg_reset()`` left to call; a note says to create it. Without hypopg and without
+  ``build``, nothing is built on the user's database: the candidates are proved on a scratch copy on our
+  own embedded PostgreSQL, with synthetic rows shaped like the live statistics (row counts, distinct
+  values, NULLs), and the copy is dropped afterwards (on_copy.py, issue 30). With ``build`` the index
+  is really built (plain ``CREATE INDEX``, never
   CONCURRENTLY, which cannot run in a transaction) inside a transaction that is rolled back, only for
   tables under ``max_build_rows`` rows and with ``SET LOCAL lock_timeout``: the build takes a SHARE lock
   that blocks writes to the table while it runs, and waiting for that lock behind an open writer would
@@ -86,6 +90,7 @@ from .model import (
     Source,
 )
 from .patterns import _parse_query, _patterns, _show, _tables_in_scope
+from .on_copy import prove_on_copy
 from .recommendations import _candidates, _check_candidates, _unchecked
 from .workload import _choose_set, _workload_queries
 from .session import _read_live, _Run
@@ -115,7 +120,8 @@ async def explain_indexes(
     """Explain the indexes of ``table`` (or every table): purpose, evidence, problems, recommendations.
 
     ``conn`` None means spec-only mode: purposes and static problems, nothing measured. ``build`` False:
-    without hypopg, candidates are left unchecked rather than built in a rolled-back transaction.
+    without hypopg, candidates are proved on a scratch copy (on_copy.py) rather than built in a rolled-back
+    transaction on the database; left unchecked if the copy cannot be made.
     """
     chosen_source = _check_source(source, spec, conn)
     if lock_timeout_ms <= 0 or max_build_rows < 0:
@@ -156,19 +162,28 @@ async def explain_indexes(
         rows = {t.qualified_name: _table_rows(t, stats) for t in tables}
         await run.note(f"planning {len(patterns)} queries")
         widths: dict[str, dict[str, int]] = {}
-        evidence = await _gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths)
+        shapes: dict = {}
+        evidence = await _gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths,
+                                          shapes=shapes)
         for t in tables:
             if rows[t.qualified_name] is not None and rows[t.qualified_name] < SMALL_TABLE_ROWS:
                 notes.append(f"{t.name} holds about {int(rows[t.qualified_name] or 0)} rows: at that size the "
                              "planner prefers a sequential scan whatever the indexes, so each plan is repeated "
                              "with enable_seqscan=off to show which index can serve it; costs are compared in "
                              "that mode.")
-        checked: list = []
-        recommendations = await _check_candidates(run, candidates, evidence, rows, hypothetical,
-                                                  max_build_rows, notes, _workload_queries(patterns), checked,
-                                                  build=build)
-        recommendations, workload = await _choose_set(run, checked, patterns, evidence, rows, run.hypopg,
-                                                      max_build_rows, widths)
+        proved = None
+        if hypothetical and run.hypopg != "installed" and not build and candidates:
+            # Never build on the user's database unasked: prove the candidates on a scratch copy (on_copy.py)
+            proved = await prove_on_copy(run, db_schema, tables, candidates, patterns, rows, shapes, notes, widths)
+        if proved is not None:
+            recommendations, workload = proved
+        else:
+            checked: list = []
+            recommendations = await _check_candidates(run, candidates, evidence, rows, hypothetical,
+                                                      max_build_rows, notes, _workload_queries(patterns), checked,
+                                                      build=build)
+            recommendations, workload = await _choose_set(run, checked, patterns, evidence, rows, run.hypopg,
+                                                          max_build_rows, widths)
         _add_query_problems(evidence, recommendations, problems)
         _keep_needed(problems, entries, tables, evidence, owner_column)
     else:

@@ -10,7 +10,15 @@ from typing import Any
 import psycopg
 import psycopg.generators
 
-from .model import SMALL_TABLE_ROWS, STATEMENT_TIMEOUT_MS, ExplainError, PlanSummary, QueryEvidence, ScanChoice
+from .model import (
+    SMALL_TABLE_ROWS,
+    STATEMENT_TIMEOUT_MS,
+    ColumnShape,
+    ExplainError,
+    PlanSummary,
+    QueryEvidence,
+    ScanChoice,
+)
 from .patterns import _Pattern, _show
 from .session import _Run, _Stmt, _TxError
 
@@ -87,7 +95,8 @@ def _message(exc: psycopg.Error) -> str:
 
 async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, float | None],
                            notes: list[str], raise_for_caller: bool,
-                           widths: dict[str, dict[str, int]] | None = None) -> list[QueryEvidence]:
+                           widths: dict[str, dict[str, int]] | None = None,
+                           shapes: dict | None = None) -> list[QueryEvidence]:
     """Plan every pattern in one READ ONLY transaction, sent as one pipeline: one round trip.
 
     First each pattern as the planner chooses, then (after ``enable_seqscan = off`` for the rest of the
@@ -113,7 +122,8 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
         base["plan_cache_mode"] = "force_generic_plan"
     width_stmt: _Stmt | None = None
     if widths is not None:  # the columns' average widths (pg_stats), for the WAL estimate of a new index
-        width_stmt = _Stmt("SELECT schemaname || '.' || tablename, attname, avg_width FROM pg_stats "
+        width_stmt = _Stmt("SELECT schemaname || '.' || tablename, attname, avg_width, n_distinct, null_frac "
+                           "FROM pg_stats "
                            "WHERE schemaname || '.' || tablename = ANY(%s)",
                            [sorted({p.table.qualified_name for p in patterns})])
     while todo_chosen or todo_forced:
@@ -166,8 +176,10 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
                                    f"{message}. Fix the SQL (table and column names as in the database).") from None
             failed[i] = message
         if width_stmt is not None and width_stmt.rows is not None and widths is not None and not widths:
-            for table, column, width in width_stmt.rows:
+            for table, column, width, n_distinct, null_frac in width_stmt.rows:
                 widths.setdefault(table, {})[column] = int(width)
+                if shapes is not None:  # the live statistics a scratch copy reproduces (on_copy.py)
+                    shapes.setdefault(table, {})[column] = ColumnShape(float(n_distinct), float(null_frac))
         todo_chosen = [i for i in todo_chosen if i not in chosen and i not in failed]
         todo_forced = [i for i in dict.fromkeys(todo_forced + [i for i in want_forced if i not in guessed])
                        if i not in forced and i not in failed and i not in todo_chosen]

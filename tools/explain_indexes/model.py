@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -96,6 +97,14 @@ class IndexEntry(_Model):
     problems: list[str] = Field(default_factory=list, description="Problem ids about this index")
 
 
+@dataclass
+class ColumnShape:
+    """A column's live statistics (pg_stats) as a scratch copy reproduces them (on_copy.py)."""
+
+    n_distinct: float  # pg_stats: > 0 a count, < 0 minus the fraction of rows
+    null_frac: float = 0.0
+
+
 class QueryCost(_Model):
     query: str
     cost_before: float
@@ -111,7 +120,8 @@ class Recommendation(_Model):
     cost_before: float | None = Field(None, description="Sum of the estimated costs of the queries it serves")
     cost_after: float | None = None
     cost_basis: str | None = Field(None, description="Which plans the costs come from")
-    checked_how: str = Field(description='"hypopg", "transaction" or "not checked: why"')
+    checked_how: str = Field(description='"hypopg", "transaction", "on a scratch copy with N synthetic rows shaped '
+                             'like the live statistics" (no hypopg, build=false) or "not checked: why"')
     queries: list[QueryCost] = Field(default_factory=list)
     size_bytes: int | None = Field(None, description="Estimated size (hypopg's estimate, or the rolled-back build's)")
     wal_bytes_per_insert: int | None = Field(
@@ -132,7 +142,8 @@ class WorkloadCost(_Model):
     size_bytes: int | None = Field(None, description="Their estimated total size")
     wal_bytes_per_insert: dict[str, int] = Field(
         default_factory=dict, description="Per table: estimated WAL bytes the set adds to each INSERT")
-    checked_how: str = Field(description='"hypopg", "transaction", "single index" or "not checked: why"')
+    checked_how: str = Field(description='"hypopg", "transaction", "on a scratch copy with ..." (as the '
+                             'recommendations), "single index" or "not checked: why"')
     considered: list[str] = Field(default_factory=list,
                                   description="Sets tried and why the chosen one won (merges, indexes left out)")
 

@@ -123,7 +123,9 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
     by_sql = {(e.table, e.sql): e for e in evidence}
     hypopg = run.hypopg if hypothetical else "absent"
     no_build = hypothetical and hypopg != "installed" and not build
-    if no_build:
+    if run.copy_how:
+        pass  # on a scratch copy: on_copy.py says how, and builds there lock nobody
+    elif no_build:
         notes.append("hypopg is not created in this database, and checking a candidate without it means building "
                      "the index for real inside a rolled-back transaction (a SHARE lock that blocks writes to the "
                      "table while it builds): not done without build=true. CREATE EXTENSION hypopg (Neon supports "
@@ -146,6 +148,10 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
         rec = _unchecked(c, "")
         rec.cost_basis = ("plans with enable_seqscan=off (the table is too small for the planner's own choice to "
                           "mean anything)" if small else "the planner's estimates with the table's real statistics")
+        if run.copy_how:
+            rec.cost_basis += " on the scratch copy (synthetic rows shaped like the live statistics)" if small else \
+                " (row counts, distinct values and NULLs) reproduced on the scratch copy with synthetic rows"
+            rec.cost_basis = rec.cost_basis.replace("the table's real statistics", "the table's live statistics")
         rec.queries = [QueryCost(query=p.description, cost_before=_cost(ev, small), cost_after=None)
                        for p, ev in before if ev is not None and ev.chosen is not None]
         rec.cost_before = sum(q.cost_before for q in rec.queries) if rec.queries else None
@@ -293,11 +299,11 @@ async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
             if failure is not None and k == failure.body:
                 _trial_failed(run, t, failure.error, elapsed_ms)
                 continue
-            _trial_done(t, use_hypopg, elapsed_ms)
+            _trial_done(t, use_hypopg, elapsed_ms, run.copy_how)
         pending = retry + pending[len(group):]
 
 
-def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
+def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float, copy_how: str | None = None) -> None:
     rec, trial = t.rec, t.trial
     if use_hypopg:
         created = t.body[t.create_at].rows
@@ -307,6 +313,11 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
     else:
         sized = t.body[t.size_at].rows if t.size_at is not None else None
         rec.size_bytes = int(sized[0][0]) if sized else None
+    if copy_how:
+        rec.notes.append("Built on the scratch copy (our embedded PostgreSQL), in a transaction that was rolled back "
+                         "and a database that was dropped: nothing was built or locked on your database; the size "
+                         "is the copy's.")
+    elif not use_hypopg:
         rec.notes.append(f"Built for real inside a transaction that was rolled back: this held a SHARE lock "
                          f"on {t.c.table.name} (writes blocked, reads fine) for at most {elapsed_ms:.0f} ms "
                          "(build, plans and rollback); nothing was kept but the table's page and "
@@ -317,7 +328,7 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float) -> None:
         plan = _summarize(json.loads(plan_rows[0][0]))
         q.cost_after = plan.total_cost
         q.uses_new_index = any(trial in n for n in plan.indexes)
-    rec.checked_how = "hypopg" if use_hypopg else "transaction"
+    rec.checked_how = "hypopg" if use_hypopg else (copy_how or "transaction")
     t.costs = {}
     for sql, at in t.workload_at.items():
         plan_rows = t.body[at].rows

@@ -67,6 +67,8 @@ class _Run:
     server_version: int | None = None
     generic_plan: bool | None = None  # None: decide from the server version
     hypopg: str = "absent"  # installed, available or absent (read with the catalog when hypothetical)
+    #: set on a scratch copy's run (on_copy.py): the checked_how of what is checked there, built on the copy
+    copy_how: str | None = None
     _names: int = 0
 
     async def note(self, message: str) -> None:

@@ -171,7 +171,7 @@ async def _choose_set(run: _Run, checked: list[_Checked], patterns: list[_Patter
     workload = _workload_queries(patterns)
     if not workload:
         return recs, None
-    usable = [k for k in checked if k.rec.checked_how in ("hypopg", "transaction")]
+    usable = [k for k in checked if k.rec.checked_how in ("hypopg", "transaction", run.copy_how)]
     # nearly empty tables are compared with enable_seqscan=off, as the candidates were
     small = any(k.small for k in usable)
     before = _before(workload, evidence, small)
@@ -183,7 +183,7 @@ async def _choose_set(run: _Run, checked: list[_Checked], patterns: list[_Patter
         result.checked_how = "not checked: no recommendation could be checked hypothetically"
         return recs, result
     use_hypopg = usable[0].rec.checked_how == "hypopg"
-    how = "hypopg" if use_hypopg else "transaction"
+    how = "hypopg" if use_hypopg else (run.copy_how or "transaction")
     per_table: dict[str, int] = {}
     for k in usable:
         per_table[k.c.table.qualified_name] = per_table.get(k.c.table.qualified_name, 0) + 1
