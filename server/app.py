@@ -378,13 +378,13 @@ def create_server(settings: Settings) -> MCPServer:
         spec: Annotated[str | None, Field(
             description="Spec file relative to the project root (default specs/database/schema.md)")] = None,
         models: Annotated[str | None, Field(
-            description="Models file, folder or dotted module inside the project (default: found under backend/ "
-            "or models.py); it is imported, so its code runs, in a child process")] = None,
+            description="Models file, folder or dotted module in the project (default: found under backend/ "
+            "or models.py); imported, so its code runs, in a child process")] = None,
         include_database: Annotated[bool, Field(
             description="Also compare the live database (DATABASE_URL, or the embedded one)")] = False,
         tables: Annotated[list[str] | None, Field(description="Only these tables (default: all)")] = None,
         include_managed: Annotated[bool, Field(
-            description="Also list the differences on Better Auth's tables that ours do not depend on (info)")] = False,
+            description="Also list Better Auth tables' differences ours do not depend on (info)")] = False,
         detail: DetailArg = "summary",
         cursor: CursorArg = None,
     ) -> CallToolResult:
@@ -392,9 +392,8 @@ def create_server(settings: Settings) -> MCPServer:
 
         Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic, info), what each side
         says with file:line, and fixes (spec patch, model code, migration SQL with lock notes, Alembic op).
-        What the spec leaves unstated is listed as unknown, not drift. The models module is executed
-        (imported) in a child process with a time limit and without the server's secrets; paths outside
-        the project root are refused.
+        What the spec leaves unstated is listed as unknown, not drift. The models module is imported (its
+        code runs) in a child process without the server's secrets; paths outside the project are refused.
         """
         app = ctx.request_context.lifespan_context
 
@@ -431,8 +430,8 @@ def create_server(settings: Settings) -> MCPServer:
         source: Annotated[Literal["spec", "database", "both"] | None, Field(
             description="Where indexes come from (default: both if a database is reachable)")] = None,
         hypothetical: Annotated[bool, Field(description="Check recommendations (hypopg)")] = True,
-        build: Annotated[bool, Field(description="No hypopg: check by a rolled-back build on the database (blocks "
-                                     "writes) instead of on a scratch copy")] = False,
+        build: Annotated[bool, Field(description="No hypopg: build on the database, rolled back (blocks writes), "
+                                     "not on a copy")] = False,
         detail: DetailArg = "summary",
         cursor: CursorArg = None,
     ) -> CallToolResult:
@@ -560,8 +559,8 @@ def create_server(settings: Settings) -> MCPServer:
             description="With apply: read_schema_spec's content_hash; refused if the spec changed")] = None,
         replace: Annotated[bool, Field(description="Replace an existing table's section (breaking)")] = False,
         confirm_breaking: Annotated[bool, Field(
-            description="Only for a client that cannot ask the user: the user said yes in the conversation. "
-            "Ignored where the server can ask; never overrides a no")] = False,
+            description="Only where the client cannot ask: the user said yes in the conversation. Never "
+            "overrides a no")] = False,
         detail: DetailArg = "summary",
     ) -> CallToolResult:
         """Design a table by the house conventions (id, owner user_id, timestamps, lengths, CHECKs, indexes
