@@ -519,9 +519,7 @@ def create_server(settings: Settings) -> MCPServer:
                     "set to refuse that (refuse_owner_role).", fix="Connect as a least-privilege role, or set "
                     "SCHEMA_ARCHITECT_SCOPED_ROLE; `schema-architect scoped-role` prints the DDL for one.",
                     rule_id="role-refused")
-            cached = _spec_sensitive_cached(settings)  # the spec unchanged: no hop to a worker thread
-            sensitive = [*settings.sensitive_columns, *(cached if cached is not None else
-                                                        await anyio.to_thread.run_sync(_spec_sensitive_columns, settings))]
+            sensitive = [*settings.sensitive_columns, *await _spec_sensitive_columns(settings)]
             return await run(
                 conn, sql, user_id, params, limit, owner_column=settings.owner_column,
                 shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
@@ -659,36 +657,37 @@ _SENSITIVE_WORDS = re.compile(r"\b(sensitive|secret|credentials?|confidential)\b
 _spec_sensitive_cache: dict[tuple, list[str]] = {}
 
 
-def _spec_sensitive_cached(settings: Settings) -> list[str] | None:
-    """:func:`_spec_sensitive_columns` when the spec file has not changed since it was read (a stat, no
-    parsing), else None."""
+def _spec_file_key(settings: Settings) -> tuple | None:
+    """What identifies the spec file's content cheaply (a stat), or None when there is none."""
     from ..tools.spec.file import resolve_spec_path
 
     try:
         path = resolve_spec_path(settings.project, settings.spec_path)
         stat = path.stat()
     except (OSError, SpecFileError):
+        return None
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _read_spec_sensitive_columns(settings: Settings, key: tuple) -> list[str]:
+    spec = _spec_or_none(settings)
+    columns = [f"{t.name}.{c.name}" for t in (spec.tables if spec else [])
+               for c in t.columns if c.description and _SENSITIVE_WORDS.search(c.description)]
+    _spec_sensitive_cache.clear()
+    _spec_sensitive_cache[key] = columns
+    return columns
+
+
+async def _spec_sensitive_columns(settings: Settings) -> list[str]:
+    """``table.column`` of every column the spec calls sensitive or secret (its description). The spec is
+    parsed again, in a worker thread, only when its file changed; otherwise this is one stat."""
+    key = _spec_file_key(settings)
+    if key is None:
         return []
-    return _spec_sensitive_cache.get((str(path), stat.st_mtime_ns, stat.st_size))
-
-
-def _spec_sensitive_columns(settings: Settings) -> list[str]:
-    """``table.column`` of every column the spec calls sensitive or secret (its description), read again
-    only when the spec file changes."""
-    from ..tools.spec.file import resolve_spec_path
-
-    try:
-        path = resolve_spec_path(settings.project, settings.spec_path)
-        stat = path.stat()
-    except (OSError, SpecFileError):
-        return []
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _spec_sensitive_cache:
-        spec = _spec_or_none(settings)
-        _spec_sensitive_cache.clear()
-        _spec_sensitive_cache[key] = [f"{t.name}.{c.name}" for t in (spec.tables if spec else [])
-                                      for c in t.columns if c.description and _SENSITIVE_WORDS.search(c.description)]
-    return _spec_sensitive_cache[key]
+    cached = _spec_sensitive_cache.get(key)
+    if cached is not None:
+        return cached
+    return await anyio.to_thread.run_sync(_read_spec_sensitive_columns, settings, key)
 
 
 #: How a tool without a spec argument names where the spec's path comes from.

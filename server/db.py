@@ -494,21 +494,27 @@ class Database:
 
         pool = await self.pool()
         conn = await pool.acquire()
-        self.touches += 1
         try:
-            if self._embedded is not None and self._follow_spec is not None:
-                await self._follow(conn)
+            await self._handed_out(conn)
             yield conn
         except psycopg.OperationalError as exc:
             if conn.closed or conn.broken:
-                raise DatabaseUnavailable(
-                    f"The connection to {self.describe()} was lost during the call "
-                    f"({self.scrub(_first_line(exc))}); the database may have restarted or cut it. "
-                    "Call the tool again: a new connection is opened."
-                ) from None
+                raise self._lost(exc) from None
             raise
         finally:
             await pool.release(conn)
+
+    async def _handed_out(self, conn: "AsyncConnection") -> None:
+        """Counted (a caller compares touches before and after), and on the embedded database made to
+        follow the spec."""
+        self.touches += 1
+        if self._embedded is not None and self._follow_spec is not None:
+            await self._follow(conn)
+
+    def _lost(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"The connection to {self.describe()} was lost during the call ({self.scrub(_first_line(exc))}); "
+            "the database may have restarted or cut it. Call the tool again: a new connection is opened.")
 
     async def run_read_only(self, work: Callable[[AsyncConnection], Awaitable]):
         """``await work(conn)`` on a pooled connection handed out unchecked: no round trip before the
@@ -520,10 +526,8 @@ class Database:
         pool = await self.pool()
         for attempt in (1, 2):
             conn, reused = await pool.acquire_reused(check_idle=False)
-            self.touches += 1
             try:
-                if self._embedded is not None and self._follow_spec is not None:
-                    await self._follow(conn)
+                await self._handed_out(conn)
                 return await work(conn)
             except psycopg.OperationalError as exc:
                 if not (conn.closed or conn.broken):
@@ -533,11 +537,7 @@ class Database:
                              "new one", self.describe())
                     await pool.drop_idle()
                     continue
-                raise DatabaseUnavailable(
-                    f"The connection to {self.describe()} was lost during the call "
-                    f"({self.scrub(_first_line(exc))}); the database may have restarted or cut it. "
-                    "Call the tool again: a new connection is opened."
-                ) from None
+                raise self._lost(exc) from None
             finally:
                 await pool.release(conn)
         raise AssertionError("unreachable")

@@ -151,13 +151,11 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                 if stopped:
                     break
                 res = pgconn.get_result()
-                if len(results) == len(statements) and res is not None \
-                        and res.status != pq.ExecStatus.PIPELINE_SYNC:  # the reset segment's results
-                    reset_failed = reset_failed or res.status in (pq.ExecStatus.FATAL_ERROR,
-                                                                  pq.ExecStatus.PIPELINE_ABORTED)
+                if len(results) == len(statements) and (res is None or res.status != pq.ExecStatus.PIPELINE_SYNC):
+                    # the reset segment: its results are not returned, only whether one failed
+                    reset_failed = reset_failed or (res is not None and res.status in (
+                        pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED))
                     continue
-                if res is None and len(results) == len(statements):
-                    continue  # the end of a reset statement
                 if res is None:  # the end of one statement's results
                     results.append(current.result())
                     current = _Collector(transformer, encoding, max_rows, meter)
@@ -177,7 +175,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                         break
         if deadline.cancelled_caught or stopped:
             timed_out = not stopped
-            _give_up(results, current, len(statements), timed_out=not stopped)
+            _give_up(results, current, len(statements), timed_out=timed_out)
             return results  # the statement is cancelled and the connection drained (or closed) below
         pgconn.exit_pipeline_mode()
         finished = not reset_failed

@@ -19,6 +19,8 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 
+from ..schema.names import singular
+
 # Table (singular, lower case, no underscores) -> its credential columns (lower case, no underscores).
 BETTER_AUTH_CREDENTIALS: dict[str, frozenset[str]] = {
     "session": frozenset({"token"}),
@@ -36,9 +38,7 @@ def _squash(name: str) -> str:
 
 def _singular(table: str) -> str:
     squashed = _squash(table)
-    if squashed in BETTER_AUTH_CREDENTIALS:
-        return squashed
-    return squashed[:-1] if squashed.endswith("s") else squashed
+    return squashed if squashed in BETTER_AUTH_CREDENTIALS else singular(squashed)  # jwks is already singular
 
 
 def masked_columns(schema: str, table: str, columns: Sequence[str], patterns: Sequence[str] = ()) -> tuple[str, ...]:
