@@ -213,27 +213,35 @@ class _ScopeRewriter(CteScopedVisitor):
         return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
 
 
-class _ColumnNames(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[ast.ColumnRef] = []
+class _Nodes(Visitor):
+    """Collects every node of one kind below where it is called."""
 
-    def visit_ColumnRef(self, ancestors, node):
-        self.found.append(node)
+    def __init__(self, kind: type) -> None:
+        super().__init__()
+        self.kind = kind
+        self.found: list = []
+
+    def visit(self, ancestors, node):
+        if isinstance(node, self.kind):
+            self.found.append(node)
+
+
+def _nodes(kind: type, tree) -> list:
+    collect = _Nodes(kind)
+    collect(tree)
+    return collect.found
 
 
 def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
     """A credential column may be selected (it comes back masked), never filtered, joined, sorted or
     grouped on: comparing it with guesses would tell its value without showing it."""
-    for select in _selects(parse_sql(checked.sql)[0].stmt):
+    for select in _nodes(ast.SelectStmt, checked.select):  # checked.stmt is untouched: rewrite parses anew
         clauses = [select.whereClause, select.havingClause, select.groupClause, select.sortClause,
                    select.windowClause, *(_join_quals(select.fromClause))]
         for clause in clauses:
             if clause is None:
                 continue
-            names = _ColumnNames()
-            names(clause)
-            for ref in names.found:
+            for ref in _nodes(ast.ColumnRef, clause):
                 last = ref.fields[-1]
                 if isinstance(last, ast.String) and last.sval in masked:
                     raise _refuse_at(checked.sql, ref, "sql-masked-column",
@@ -242,20 +250,6 @@ def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
                                      "or group on it, since comparing it with guesses would reveal it.",
                                      "Select it to see whether it is set; filter on other columns.",
                                      shown(last.sval, "column"))
-
-
-def _selects(stmt):
-    class _All(Visitor):
-        def __init__(self):
-            super().__init__()
-            self.found = []
-
-        def visit_SelectStmt(self, ancestors, node):
-            self.found.append(node)
-
-    found = _All()
-    found(stmt.query if isinstance(stmt, ast.ExplainStmt) else stmt)
-    return found.found
 
 
 def _join_quals(from_clause) -> list:
