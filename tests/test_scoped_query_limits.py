@@ -16,6 +16,7 @@ from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
+from schema_architect.tools.sqlsafe.rewriter import MAX_ROW_BYTES
 from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
@@ -75,24 +76,37 @@ class PeakRss:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc")
 async def test_memory_is_bounded_before_the_rows_arrive(url: str, tmp_path: Path) -> None:
-    """Eight 100 MB rows: reading stops at the byte budget, not after 800 MB are in memory."""
+    """Eight 100 MB rows, and one 500 MB value: the server refuses a row over the size bound before it is
+    sent, so neither reaches this process (before: +1,622 MB for the eight; then +665 MB once under load,
+    libpq holding whole rows before the byte budget was checked)."""
     settings = settings_for(url, tmp_path, statement_timeout_ms=20_000)
     await call(settings, {"sql": "SELECT 1", "user_id": "alice"})  # imports and first connection paid
-    started = time.perf_counter()
-    with PeakRss() as rss:
-        result = await call(settings, {"sql": "SELECT repeat('x', 100000000) FROM generate_series(1, 8)",
-                                       "user_id": "alice"})
-    elapsed = time.perf_counter() - started
-    assert not result.is_error, result.content
-    data = result.structured_content
-    assert data["truncated"] is True and data["cut_to_fit"] is True
-    # Before: +1,622 MB (all eight rows loaded). Alone this run stays near +12 MB; on a busy machine one
-    # libpq read can still take a whole 100 MB row (bench/figures.md: the per-row gap), hence 2 rows' worth.
-    assert rss.growth_mb < 250, f"RSS grew {rss.growth_mb:.0f} MB"
-    assert elapsed < 5, elapsed
-    # The connection given up mid-result is not reused half-read: the next call works.
+    for sql in ("SELECT repeat('x', 100000000) FROM generate_series(1, 8)",
+                "SELECT g, repeat('x', 500000000) FROM generate_series(1, 2) g ORDER BY g LIMIT 1"):
+        with PeakRss() as rss:
+            result = await call(settings, {"sql": sql, "user_id": "alice"})
+        assert result.is_error
+        text = result.content[0].text
+        assert "[sql-row-too-large]" in text and "left(" in text, text
+        assert rss.growth_mb < 60, f"RSS grew {rss.growth_mb:.0f} MB"
+    # The connection that carried the refusal is fine: the next call works.
     after = await call(settings, {"sql": "SELECT count(*) FROM tasks", "user_id": "alice"})
     assert rows_in_fence(after.structured_content) == [[1]]
+
+
+async def test_rows_under_the_row_bound_still_come_back_shortened_to_fit(url: str, tmp_path: Path) -> None:
+    """A row under the bound is shown with its long value shortened, as before; a row
+    over it by one byte is refused (the bound is exact, measured as PostgreSQL prints the row)."""
+    settings = settings_for(url, tmp_path)
+    result = await call(settings, {"sql": "SELECT repeat('y', 900000) AS body", "user_id": "alice"})
+    assert not result.is_error, result.content
+    (value,), = rows_in_fence(result.structured_content)
+    assert value.startswith("yyy") and value.endswith("more characters]") and len(value) < 900_000
+    # As text a one-column row is its value in parentheses: 2 bytes more than the value.
+    fits = await call(settings, {"sql": f"SELECT repeat('z', {MAX_ROW_BYTES - 2})", "user_id": "alice"})
+    assert not fits.is_error, fits.content
+    over = await call(settings, {"sql": f"SELECT repeat('z', {MAX_ROW_BYTES - 1})", "user_id": "alice"})
+    assert over.is_error and "[sql-row-too-large]" in over.content[0].text
 
 
 async def test_many_rows_stop_at_the_budget_and_report_it(url: str, tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import escape_invisible, generic_db_message, has_invisible, literal_values, names_in
 from ..sqlsafe.redact import nesting_depth, redact_db_message, source_location
 from ..sqlsafe.resolved import ResolutionFailed, param_types, resolve
+from ..sqlsafe.rewriter import MAX_ROW_BYTES, ROW_TOO_LARGE
 
 MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
@@ -211,6 +212,12 @@ def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None, shift: int = 
     diag = getattr(exc, "diag", None)
     primary = (diag.message_primary if diag is not None else None) or type(exc).__name__
     state = getattr(exc, "sqlstate", None) or ""
+    if state == "22P02" and ROW_TOO_LARGE in primary:  # the rewriter's row bound (sqlsafe/rewriter.py)
+        return QueryFailed("sql-row-too-large",
+                           f"A row of the result is larger than {MAX_ROW_BYTES // 2**20} MiB as text; the server "
+                           "stopped it before it was sent (a call returns a few dozen KB at most).",
+                           "Select only the columns you need, and shorten long values, e.g. left(body, 500) or "
+                           "octet_length(body).")
     position = getattr(diag, "statement_position", None) if diag is not None else None
     where, line = "", None
     if not (position and str(position).isdigit()):
@@ -387,7 +394,7 @@ async def run_scoped_query(
         prep, data = await _prepare(fetch, sql, params, data, caller_param, row_cap, caller_setting)
         args = params + [user_id] if prep.scoped else params
         if not await _resolved(conn, sql, prep, args, data, caller_setting, statement_timeout_ms,
-                               may_rerun=not attempt):
+                               may_rerun=not attempt, row_cap=row_cap):
             data = await fetch(refresh=True)
             continue  # the analysis failed on a stale map (a renamed column?): rewrite from a fresh one
         whole = cache.due(data)
@@ -451,7 +458,7 @@ async def _prepare(fetch, sql, params, data, caller_param, row_cap, caller_setti
     return prep, data
 
 
-async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may_rerun) -> bool:
+async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may_rerun, row_cap) -> bool:
     """Check ``prep`` by PostgreSQL's own analysis (sqlsafe/resolved.py), once per shape and map.
 
     Returns False when the analysis failed and the map is stale for what the query reads (the caller
@@ -467,7 +474,7 @@ async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may
         if may_rerun and await _stale(conn, data, data.reads(prep.scoped + prep.shared)):
             return False
         try:
-            ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, prep.caller_param)
+            ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, prep.caller_param, row_cap)
             ran.tree = ran.tree.query if prep.is_explain else ran.tree
             ran.sql = exc.printed
         except Exception:  # noqa: BLE001 - no position is better than no error

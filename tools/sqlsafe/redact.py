@@ -135,7 +135,7 @@ def redact_db_message(message: str, sqlstate: str, identifiers: Iterable[str] = 
     return out
 
 
-def _walk(node) -> Iterator[ast.Node]:
+def walk(node) -> Iterator[ast.Node]:
     """Every node of a tree, depth first; constants (A_Const) are yielded but not entered."""
     stack = [node]
     while stack:
@@ -154,7 +154,7 @@ def _walk(node) -> Iterator[ast.Node]:
 
 def _strings(node) -> Iterable[str]:
     """Every identifier-like string in a tree (names, not literal values)."""
-    for n in _walk(node):
+    for n in walk(node):
         if isinstance(n, ast.String):
             yield n.sval
         elif not isinstance(n, ast.A_Const):  # literal values are not names
@@ -170,7 +170,7 @@ _NAME_ATTRS = frozenset({"relname", "schemaname", "aliasname", "name", "ctename"
 def literal_values(node) -> list[str]:
     """The values of every string (and bit-string) literal in a tree."""
     out = []
-    for n in _walk(node):
+    for n in walk(node):
         if isinstance(n, ast.A_Const):
             if isinstance(n.val, ast.String):
                 out.append(n.val.sval)
@@ -193,9 +193,10 @@ def names_in(node) -> tuple[set[str], set[str]]:
 _STRING_TOKENS = frozenset({"SCONST", "USCONST", "XCONST", "BCONST"})
 
 
-def elide_sql_literals(sql: str) -> str:
+def elide_sql_literals(sql: str, keep: frozenset[str] = frozenset()) -> str:
     """``sql`` with every string or bit-string literal token replaced by ``'…'``, found by PostgreSQL's
-    own lexer, and invisible characters (in a quoted name) escaped.
+    own lexer, and invisible characters (in a quoted name) escaped. Literals written exactly as one of
+    ``keep`` (the rewriter's own constant text, never the agent's data) stay as they are.
 
     Used on the printed, executed SQL: the same result as printing the tree under
     :class:`elided_literals`, for a twentieth of the cost (a second ``RawStream`` print costs as much
@@ -203,9 +204,10 @@ def elide_sql_literals(sql: str) -> str:
     """
     from pglast.parser import scan
 
+    kept = {"'" + value.replace("'", "''") + "'" for value in keep}
     out, last = [], 0
     for token in scan(sql):
-        if token.name in _STRING_TOKENS:
+        if token.name in _STRING_TOKENS and sql[token.start:token.end + 1] not in kept:
             out.append(sql[last:token.start])
             out.append(f"'{ELIDED}'")
             last = token.end + 1
@@ -221,13 +223,14 @@ class elided_literals:
     Printing inside the block gives the displayed SQL without copying the tree.
     """
 
-    def __init__(self, node) -> None:
+    def __init__(self, node, keep: frozenset[str] = frozenset()) -> None:
         self.node = node
+        self.keep = keep
         self.saved: list[tuple[ast.String, str]] = []
 
     def __enter__(self):
-        for n in _walk(self.node):
-            if isinstance(n, ast.A_Const) and isinstance(n.val, ast.String):
+        for n in walk(self.node):
+            if isinstance(n, ast.A_Const) and isinstance(n.val, ast.String) and n.val.sval not in self.keep:
                 self.saved.append((n.val, n.val.sval))
                 n.val.sval = ELIDED
         return self

@@ -36,7 +36,7 @@ from pglast.visitors import Visitor
 from .checker import CALLER_SETTING, CheckedQuery, CteScopedVisitor, _refuse_at, check_sql
 from .classify import Relation, UserDataMap
 from .errors import QueryRefused
-from .redact import elide_sql_literals, shown
+from .redact import elide_sql_literals, shown, walk
 
 
 # Longer queries are rewritten every time: with 256 entries of (text, run SQL, shown SQL) each, this
@@ -263,18 +263,48 @@ def _join_quals(from_clause) -> list:
     return out
 
 
+#: The most one row of a result may weigh as text. The tool returns a few dozen KB at most, and libpq holds
+#: each row whole in memory before it hands it over: a bound the server enforces is the only one that
+#: holds before the row crosses the wire (a single 500 MB value would otherwise cost 500 MB here).
+MAX_ROW_BYTES = 2**20
+#: What the row bound's error carries, so run_scoped_query can name it (the agent's SQL cannot make
+#: anything worse by raising the same text: it only gets the same advice).
+ROW_TOO_LARGE = "schema-architect: a row over the size limit"
+#: The rewriter's own string literals: shown as they are in rewritten_sql (every other literal is elided).
+OWN_LITERALS = frozenset({ROW_TOO_LARGE})
+
+
+def _row_bound() -> ast.SelectStmt:
+    """``SELECT * FROM (query) AS _sa_rows WHERE <the row as text is at most MAX_ROW_BYTES>``, the query
+    left empty; its nodes carry no location, as every node the rewriter adds (error positions map back
+    through the located ones: sqlsafe/redact.py ``source_location``)."""
+    stmt = parse_sql(
+        "SELECT * FROM (SELECT) AS _sa_rows WHERE CAST(CASE WHEN pg_catalog.octet_length(CAST(_sa_rows AS "
+        f"pg_catalog.text)) > {MAX_ROW_BYTES} THEN '{ROW_TOO_LARGE}' END AS pg_catalog.int4) IS NULL")[0].stmt
+    for node in walk(stmt):
+        if isinstance(getattr(node, "location", None), int):
+            node.location = -1
+    return stmt
+
+
+_ROW_BOUND = _row_bound()
+
+
 def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
-    """Make the server stop after ``cap`` rows: set LIMIT, or wrap a query that has its own."""
+    """Make the server stop after ``cap`` rows (set LIMIT, or add one around a query that has its own),
+    and refuse a row larger than :data:`MAX_ROW_BYTES` as text before it is sent.
+
+    The size test sits above the LIMIT, so it sees only the rows that are returned (no qual is pushed
+    below a LIMIT) and the planner keeps its top-N sort."""
     const = ast.A_Const(val=ast.Integer(ival=cap))
+    bound = copy.deepcopy(_ROW_BOUND)
+    bound.fromClause[0].subquery = stmt
+    count = enums.LimitOption.LIMIT_OPTION_COUNT
     if stmt.limitCount is None and stmt.limitOption != enums.LimitOption.LIMIT_OPTION_WITH_TIES:
-        stmt.limitCount = const
-        stmt.limitOption = enums.LimitOption.LIMIT_OPTION_COUNT
-        return stmt
-    return ast.SelectStmt(
-        targetList=(ast.ResTarget(val=ast.ColumnRef(fields=(ast.A_Star(),))),),
-        fromClause=(ast.RangeSubselect(lateral=False, subquery=stmt, alias=ast.Alias(aliasname="_sa_rows")),),
-        limitCount=const, limitOption=enums.LimitOption.LIMIT_OPTION_COUNT, op=enums.SetOperation.SETOP_NONE,
-    )
+        stmt.limitCount, stmt.limitOption = const, count
+    else:  # its own LIMIT (or FETCH ... WITH TIES) stays inside; ours goes around it
+        bound.limitCount, bound.limitOption = const, count
+    return bound
 
 
 def _without_costs(options) -> tuple:
@@ -305,7 +335,7 @@ def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap
     else:
         stmt = select
     out.sql = RawStream()(stmt)
-    out.shown_sql = elide_sql_literals(out.sql)
+    out.shown_sql = elide_sql_literals(out.sql, keep=OWN_LITERALS)
     out.tree = stmt
     return out
 
