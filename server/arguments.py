@@ -76,22 +76,26 @@ def _expected(prop: dict[str, Any], root: dict[str, Any], depth: int = 0) -> str
     if "$ref" in prop:
         target = root.get("$defs", {}).get(prop["$ref"].rpartition("/")[2], {})
         fields = ", ".join(target.get("properties", {}))
-        return f"an object ({fields})" if fields and depth < 2 else "an object"
+        if fields or target.get("type") == "object":
+            return f"an object ({fields})" if fields and depth < 2 else "an object"
+        # A named type that is not an object (params' value: text, a number, ... or a list of them)
+        return _expected(target, root, depth + 1) if depth < 2 else "a value"
     if "enum" in prop:
         return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
     if "const" in prop:
         return json.dumps(prop["const"])
     if "anyOf" in prop:
-        return ", or ".join(_expected(p, root, depth + 1) for p in prop["anyOf"])
+        return _one_of([_expected(p, root, depth + 1) for p in prop["anyOf"]])
     types = prop.get("type", [])
     words = []
     for t in types if isinstance(types, list) else [types]:
         if t == "array":
-            words.append("a list of " + (_plural(_expected(prop["items"], root, depth + 1)) if "items" in prop
-                                         else "values"))
+            item = _expected(prop["items"], root, depth + 1) if "items" in prop else "a value"
+            words.append(f"a list whose items are each {item};" if " or " in item.replace("true or false", "")
+                         else "a list of " + _plural(item))
         else:
             words.append(_TYPE_WORDS.get(t, t))
-    text = ", or ".join(words) or "a value"
+    text = _one_of(words) or "a value"
     if "minimum" in prop or "maximum" in prop:
         text += f" from {prop.get('minimum', '-')} to {prop.get('maximum', '-')}"
     return text
@@ -101,8 +105,20 @@ _TYPE_WORDS = {"string": "text", "integer": "an integer", "number": "a number", 
                "null": "null", "object": "an object"}
 
 
+def _one_of(words: list[str]) -> str:
+    """``a, b, or c``; after an alternative that is itself a list of alternatives (ending in ";"), the
+    next one opens with "or" so the two levels read apart."""
+    out = ""
+    for i, word in enumerate(words):
+        if i:
+            out += " or " if out.endswith(";") else (", or " if i == len(words) - 1 else ", ")
+        out += word
+    return out.rstrip(";")
+
+
 def _plural(text: str) -> str:
-    return {"text": "text", "an integer": "integers", "a number": "numbers", "an object": "objects"}.get(
+    return {"text": "text", "an integer": "integers", "a number": "numbers", "an object": "objects",
+            "a value": "values"}.get(
         text, text.removeprefix("an ").removeprefix("a "))
 
 

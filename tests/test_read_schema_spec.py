@@ -161,3 +161,130 @@ async def test_spawned_stdio_server_answers(tmp_path: Path) -> None:
         result = await client.call_tool("read_schema_spec", {"tables": ["tasks"]})
     assert not result.is_error, result.content
     assert result.structured_content["tables"][0]["name"] == "tasks"
+
+
+# --- the reader's formats and the write hand-off, through the tool (tests/test_spec_reader.py checks the
+# --- parser directly; these check what an agent receives) ------------------------------------------------
+
+SQL_SPEC = """\
+# Schema
+
+```sql
+CREATE TYPE note_state AS ENUM ('draft', 'final');
+
+CREATE TABLE users (id TEXT PRIMARY KEY);
+
+CREATE TABLE notes (
+    id BIGSERIAL PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    state note_state NOT NULL DEFAULT 'draft',
+    body TEXT CHECK (length(body) < 5000),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_notes_user_created ON notes (user_id, created_at DESC);
+CREATE UNIQUE INDEX uq_notes_draft ON notes (user_id, body) WHERE state = 'draft';
+CREATE TABLE broken (id INT PRIMARY KEY,, oops);
+```
+"""
+
+# The same column said twice: a markdown table and a SQL block disagree on user_id's type.
+TWO_SAYINGS = """\
+# Schema
+
+## Table: notes
+
+| Column | Type | Constraints | Description |
+|---|---|---|---|
+| id | SERIAL | PRIMARY KEY | |
+| user_id | TEXT | NOT NULL | |
+
+```sql
+CREATE TABLE notes (
+  id SERIAL PRIMARY KEY,
+  user_id VARCHAR(36) NOT NULL REFERENCES users(id)
+);
+```
+"""
+
+BULLETS = """\
+# Schema
+
+## Table: notes
+
+- id: serial, primary key
+- user_id: text, not null
+- title: varchar(120), not null, unique
+
+### Relationships
+
+- user_id → users.id ON DELETE CASCADE
+"""
+
+
+async def test_a_sql_ddl_spec_is_read_with_enums_checks_indexes_and_a_warning_by_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path, SQL_SPEC)
+    result = await call(project, {"detail": "full"})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert [t["name"] for t in data["tables"]] == ["users", "notes"]
+    notes = data["tables"][1]
+    columns = {c["name"]: c for c in notes["columns"]}
+    assert (columns["id"]["type"], columns["id"]["identity"]) == ("bigint", "bigserial")
+    assert columns["state"]["type"] == "note_state" and columns["state"]["allowed_values"] == ["draft", "final"]
+    assert columns["state"]["default"] == "'draft'" and columns["user_id"]["location"]["line"] == 10
+    [fk] = notes["foreign_keys"]
+    assert (fk["columns"], fk["ref_table"], fk["on_delete"]) == (["user_id"], "users", "CASCADE")
+    [check] = notes["checks"]
+    assert (check["expression"], check["columns"]) == ("length(body) < 5000", ["body"])
+    indexes = {i["name"]: i for i in notes["indexes"]}
+    assert indexes["idx_notes_user_created"]["columns"] == [{"name": "user_id"},
+                                                            {"name": "created_at", "descending": True}]
+    assert indexes["uq_notes_draft"]["unique"] is True and indexes["uq_notes_draft"]["where"] == "state = 'draft'"
+    assert [(e["name"], e["values"]) for e in data["enums"]] == [("note_state", ["draft", "final"])]
+    [warning] = data["warnings"]
+    assert (warning["rule"], warning["location"]["line"]) == ("spec-sql-unparsable", 17)
+    assert "Write it as PostgreSQL DDL" in warning["fix"]
+    assert data["summary"].startswith("2 table(s) read from specs/database/schema.md")
+
+
+async def test_a_column_said_twice_is_a_conflict_naming_the_winner(tmp_path: Path) -> None:
+    result = await call(make_project(tmp_path, TWO_SAYINGS), {"detail": "full"})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    [conflict] = data["conflicts"]
+    assert (conflict["object"], conflict["aspect"]) == ("notes.user_id", "type")
+    assert (conflict["winner"], conflict["loser"]) == ("text", "varchar(36)")
+    assert (conflict["winner_location"]["line"], conflict["loser_location"]["line"]) == (8, 13)
+    assert "markdown table wins over SQL DDL" in conflict["why"]
+    user_id = next(c for c in data["tables"][0]["columns"] if c["name"] == "user_id")
+    assert user_id["type"] == "text"  # the winner is what the table says
+    assert "1 conflict(s)" in data["summary"]
+
+
+async def test_bullets_and_a_relationships_section_make_one_table(tmp_path: Path) -> None:
+    result = await call(make_project(tmp_path, BULLETS), {"tables": ["notes"]})
+    assert not result.is_error, result.content
+    [notes] = result.structured_content["tables"]
+    columns = {c["name"]: c for c in notes["columns"]}
+    assert columns["title"]["type"] == "varchar(120)" and columns["title"]["unique"] is True
+    assert columns["title"]["nullable"] is False and columns["id"]["identity"] == "serial"
+    [fk] = notes["foreign_keys"]
+    assert (fk["ref_table"], fk["on_delete"]) == ("users", "CASCADE")
+    assert "warnings" not in result.structured_content
+
+
+async def test_the_content_hash_read_is_what_a_write_expects(tmp_path: Path) -> None:
+    """The documented hand-off: content_hash from read_schema_spec, passed as expected_spec_hash."""
+    project = make_project(tmp_path)
+    proposal = {"name": "notes", "purpose": "A user's notes.", "columns": [{"name": "body", "type": "text"}],
+                "apply": True}
+    async with client_for(project) as client:
+        read_hash = (await client.call_tool("read_schema_spec", {})).structured_content["content_hash"]
+        first = await client.call_tool("propose_table", {**proposal, "expected_spec_hash": read_hash})
+        assert not first.is_error, first.content
+        stale = await client.call_tool("propose_table", {**proposal, "name": "memos", "expected_spec_hash": read_hash})
+        again = await client.call_tool("read_schema_spec", {"tables": ["notes"]})
+    assert first.structured_content["applied"] is True
+    assert again.structured_content["content_hash"] == first.structured_content["spec_hash"] != read_hash
+    assert stale.is_error and "[stale-content-hash]" in stale.content[0].text
+    assert "changed since you read it" in stale.content[0].text
