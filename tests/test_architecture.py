@@ -17,8 +17,8 @@ TOOLS = REPO / "tools"
 # Each folder of tools/ and its layer: a module may import from its own folder or from a lower layer.
 LAYERS = {
     "schema": 0,
-    "database": 1, "sqlsafe": 1,
-    "spec": 2, "models": 2,
+    "database": 1,
+    "spec": 2, "models": 2, "sqlsafe": 2,
     "drift": 3,
     "read_schema_spec": 4, "propose_table": 4, "diff_models_vs_spec": 4, "explain_indexes": 4,
     "run_scoped_query": 4, "project": 4,

@@ -14,7 +14,7 @@ import anyio
 import psycopg
 import pytest
 
-from schema_architect.tools.database.pipeline import run_batch
+from schema_architect.tools.database.pipeline import run_batch, run_script
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +204,114 @@ async def test_a_deadline_during_the_reset_keeps_every_result(conn) -> None:
     (ok,) = await run_batch(conn, [("SELECT 1", ())], reset=("SELECT pg_sleep(2)",), timeout=0.5)
     assert ok.rows == [(1,)] and ok.error is None
     assert conn.closed
+
+
+async def test_join_transaction_runs_in_the_callers_open_transaction(pg_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:  # not autocommit: BEGIN is sent
+        cur = await conn.execute("SELECT txid_current()")
+        (txid,) = await cur.fetchone()
+        (seen,) = await run_batch(conn, [("SELECT txid_current()", ())], join_transaction=True)
+        assert seen.rows == [(txid,)]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS  # still the caller's
+        with pytest.raises(ValueError, match="idle connection"):  # a reset would end the caller's transaction
+            await run_batch(conn, [("SELECT 1", ())], join_transaction=True, reset=("ROLLBACK",))
+        await conn.rollback()
+
+
+async def test_a_script_is_one_query_message_whose_dollar_parameters_stay_unbound(conn) -> None:
+    """run_script: what the extended protocol cannot carry, an EXPLAIN (GENERIC_PLAN) of a query with $1."""
+    if conn.info.server_version < 160000:
+        pytest.skip("EXPLAIN (GENERIC_PLAN) is PostgreSQL 16+")
+    plain, plan, text = await run_script(conn, [
+        "SELECT 41 + 1 AS n, NULL::text AS nothing -- a trailing comment swallows nothing",
+        "EXPLAIN (FORMAT JSON, GENERIC_PLAN) SELECT relname FROM pg_class WHERE oid = $1",
+        "SELECT 'x'::text",
+    ])
+    assert plain.rows == [["42", None]] and [name for name, _ in plain.columns] == ["n", "nothing"]
+    assert '"Plan"' in plan.rows[0][0] and text.rows == [["x"]]
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_script_stops_at_its_first_error(conn) -> None:
+    ok, failed, after = await run_script(conn, ["SELECT 1", "SELECT 1 / 0", "SELECT 2"])
+    assert ok.rows == [["1"]]
+    assert isinstance(failed.error, psycopg.errors.DivisionByZero) and failed.error.sqlstate == "22012"
+    assert after.aborted and after.error is None
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_script_inside_a_transaction_leaves_its_state_to_the_caller(conn) -> None:
+    _, _, failed = await run_script(conn, ["BEGIN", "SAVEPOINT s", "SELECT 1 / 0"])
+    assert failed.error is not None
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+    await run_script(conn, ["ROLLBACK"])
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_script_cancelled_mid_way_cancels_the_query_in_postgresql(conn) -> None:
+    with anyio.move_on_after(0.2) as scope:
+        await run_script(conn, ["SELECT pg_sleep(30)"])
+    assert scope.cancelled_caught
+    assert not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    (again,) = await run_script(conn, ["SELECT 1"])
+    assert again.rows == [["1"]]
+
+
+async def test_psycopg_adapter_matches_the_library(conn) -> None:
+    """The one use of psycopg pieces without documented API (tools/database/psycopg_adapter.py): if psycopg
+    changes them, this fails naming the installed version, and the adapter is the one place to fix."""
+    from schema_architect.tools.database import psycopg_adapter
+
+    where = (f"psycopg {psycopg.__version__} differs from what tools/database/psycopg_adapter.py was written "
+             f"for (psycopg {psycopg_adapter.TESTED_WITH})")
+    values = [41, "x", Decimal("1.50"), [1, 2], None, dt.date(2025, 1, 2)]
+    try:
+        adapter = psycopg_adapter.Adapter(conn)
+        dumped, types, formats = adapter.dump(values)
+        sql = "SELECT $1::int + 1, $2::text, $3::numeric, $4::int[], $5::text, $6::date"
+        result = conn.pgconn.exec_params(sql.encode(), dumped, param_types=types, param_formats=formats)
+        loaded = adapter.load(result, 1)
+        failed = conn.pgconn.exec_(b"SELECT 1 / 0")
+        error = psycopg_adapter.error_from_result(failed, conn.info.encoding)
+    except (AttributeError, ImportError, TypeError) as exc:
+        pytest.fail(f"{where}: {type(exc).__name__}: {exc}")
+    cur = await conn.execute("SELECT %s::int + 1, %s::text, %s::numeric, %s::int[], %s::text, %s::date", values)
+    assert loaded == [await cur.fetchone()], f"{where}: rows load differently from a cursor's"
+    assert psycopg_adapter.param_types(conn, values) == tuple(types), where
+    assert isinstance(error, psycopg.errors.DivisionByZero) and error.diag.message_primary, where
+    if not conn.autocommit:
+        await conn.rollback()
+
+
+def test_tools_reach_the_database_one_way() -> None:
+    """Issue 32: one batch API (this module's), no second route to libpq, psycopg internals in one adapter.
+
+    Plain ``conn.execute`` of a one-off statement stays allowed (pipeline.py's docstring says when)."""
+    import re
+    from pathlib import Path
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    allowed = {"database/pipeline.py": {"pgconn", ".pipeline(", "error_from_result"},  # (its docstring: why not)
+               "database/psycopg_adapter.py": {"pgconn", "Transformer", "error_from_result"}}
+    forbidden = {
+        ".pipeline(": r"\.pipeline\(", "pgconn": r"\bpgconn\b", "psycopg.generators": r"psycopg\.generators",
+        "Transformer": r"\bTransformer\b", "error_from_result": r"\berror_from_result\b",
+        "conn.cursor(": r"\bconn\.cursor\(", "conn.lock": r"\bconn\.lock\b", "conn.wait(": r"\bconn\.wait\(",
+    }
+    found = []
+    for path in sorted(tools.rglob("*.py")):
+        where = path.relative_to(tools).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for name, pattern in forbidden.items():
+            if name not in allowed.get(where, set()) and re.search(pattern, text):
+                found.append(f"{where}: {name}")
+    assert not found, "send statements with tools/database/pipeline.py (run_batch, run_script): " + ", ".join(found)
+
+
+def test_queries_are_files_read_once_and_composed_whole() -> None:
+    from schema_architect.tools.database.queries import compose, query
+
+    assert query("hypopg_reset.sql") is query("hypopg_reset.sql")  # read once
+    assert not query("hypopg_reset.sql").startswith("--")  # the file's header stays home
+    # a fragment goes in whole: its braces and trailing comment are its own, not slots or the template's end
+    assert compose("SELECT {a} AS x", a="'{1,2}'::int[] -- c\n") == "SELECT '{1,2}'::int[] -- c\n AS x"

@@ -15,8 +15,13 @@ Each object kind has its own file under ``sql/`` (schemainspect's layout), loade
     triggers.sql     BEFORE UPDATE row triggers, for the columns they keep current (updated_at)
     index_usage.sql  size and scan counts, for explain_indexes (a separate, optional read)
 
-They are combined into a single SELECT whose columns are JSON arrays, one per kind. Values (the schema
-names) are bound; no identifier is ever formatted into SQL.
+They are combined (psycopg.sql composition, :mod:`.queries`) into a single SELECT whose columns are JSON
+arrays, one per kind. Values (the schema names) are bound as ``$1``; no identifier is ever formatted into
+SQL. The read is public in pieces, so a tool can send it in a batch of its own (explain_indexes sends it
+with the index statistics and hypopg's state in one write): :func:`catalog_statement` and
+:func:`index_stats_statement` give the statements for :func:`.pipeline.run_batch`,
+:func:`schema_from_result` and :func:`index_stats_from_result` read their results, and
+:func:`read_catalog` / :func:`read_index_stats` are exactly those pieces around one ``run_batch``.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Any
 
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
+from .pipeline import StatementResult, run_batch
+from .queries import compose, query
 from .types import from_format_type
 from ..schema.model import (
     BETTER_AUTH_TABLES,
@@ -51,43 +56,32 @@ from ..schema.model import (
 )
 
 __all__ = ["CATALOG_QUERY", "CatalogRead", "IndexStats", "allowed_values", "build_schema", "catalog_query",
-           "read_catalog", "read_index_stats", "read_table"]
+           "catalog_statement", "describe_source", "index_stats_from_result", "index_stats_statement",
+           "read_catalog", "read_index_stats", "read_table", "schema_from_result"]
+
+RELATIONS_SQL = query("relations.sql")
+INDEX_USAGE_SQL = query("index_usage.sql")
+
+_KINDS = ("columns", "constraints", "indexes", "enums", "policies", "triggers")
 
 
-def _sql(name: str) -> str:
-    return files(__package__).joinpath("sql", name).read_text(encoding="utf-8").strip()
+def _catalog(rels: str) -> str:
+    """The whole read over the relations ``rels`` selects: one row, one JSON array per object kind."""
+    arrays = ["{relations}"] + ["{" + kind + "}" for kind in _KINDS]
+    names = ["relations", *_KINDS]
+    template = ("with rels as materialized (\n{rels}\n)\nselect\n"
+                + ",\n".join(f"(select coalesce(json_agg(q), '[]'::json) from (\n{slot}\n) q) as {name}"
+                              for slot, name in zip(arrays, names, strict=True)))
+    return compose(template, rels=rels, relations="select * from rels",
+                   **{kind: query(f"{kind}.sql") for kind in _KINDS})
 
 
-RELATIONS_SQL = _sql("relations.sql")
-COLUMNS_SQL = _sql("columns.sql")
-CONSTRAINTS_SQL = _sql("constraints.sql")
-INDEXES_SQL = _sql("indexes.sql")
-ENUMS_SQL = _sql("enums.sql")
-POLICIES_SQL = _sql("policies.sql")
-TRIGGERS_SQL = _sql("triggers.sql")
-INDEX_USAGE_SQL = _sql("index_usage.sql")
+#: The whole catalog read: one row, one JSON array per object kind ($1: the schema names).
+CATALOG_QUERY = _catalog(RELATIONS_SQL)
 
-_KINDS = {"columns": COLUMNS_SQL, "constraints": CONSTRAINTS_SQL, "indexes": INDEXES_SQL,
-          "enums": ENUMS_SQL, "policies": POLICIES_SQL, "triggers": TRIGGERS_SQL}
-
-
-def _json_array(select: str) -> str:
-    # Newlines around the embedded file keep its trailing "--" comments from swallowing the ")".
-    return f"(select coalesce(json_agg(q), '[]'::json) from (\n{select}\n) q)"
-
-
-#: The whole catalog read: one row, one JSON array per object kind.
-CATALOG_QUERY = (
-    f"with rels as materialized (\n{RELATIONS_SQL}\n)\nselect\n"
-    + ",\n".join([f"{_json_array('select * from rels')} as relations"]
-                 + [f"{_json_array(sql)} as {kind}" for kind, sql in _KINDS.items()])
-)
-
-#: The same read for one table: "rels" filtered by a bound name, so nothing else is read.
-TABLE_CATALOG_QUERY = CATALOG_QUERY.replace(
-    f"with rels as materialized (\n{RELATIONS_SQL}\n)",
-    f"with rels as materialized (\nselect * from (\n{RELATIONS_SQL}\n) t where t.name = %(table)s\n)", 1)
-assert TABLE_CATALOG_QUERY != CATALOG_QUERY
+#: The same read for one table: "rels" filtered by a bound name ($2), so nothing else is read.
+TABLE_CATALOG_QUERY = _catalog(compose("select * from (\n{relations}\n) t where t.name = $2",
+                                       relations=RELATIONS_SQL))
 
 _VERSION_MARK = re.compile(r"--\s*pg>=(\d+)\s*$")
 
@@ -135,17 +129,42 @@ class IndexStats(BaseModel):
     stats_reset: datetime | None = Field(None, description="When this database's counters restarted")
 
 
+def catalog_statement(schemas: Sequence[str] | str = ("public",), table: str | None = None) -> tuple[str, list]:
+    """The catalog read of ``schemas`` (of the tables named ``table`` only, when given), for ``run_batch``."""
+    names = _schema_names(schemas)
+    return (CATALOG_QUERY, [names]) if table is None else (TABLE_CATALOG_QUERY, [names, table])
+
+
+def index_stats_statement(schemas: Sequence[str] | str, server_version: int) -> tuple[str, list]:
+    """The index statistics read of ``schemas`` for a server of ``server_version``, for ``run_batch``."""
+    return catalog_query(INDEX_USAGE_SQL, server_version), [_schema_names(schemas)]
+
+
+def schema_from_result(result: StatementResult, source: str | None) -> Schema:
+    """The :class:`Schema` in the result of :func:`catalog_statement`; raises the statement's error."""
+    _raise_for(result)
+    names = [name for name, _ in result.columns]
+    return build_schema(dict(zip(names, result.rows[0], strict=True)), source=source)
+
+
+def index_stats_from_result(result: StatementResult) -> dict[str, IndexStats]:
+    """The statistics in the result of :func:`index_stats_statement`, keyed ``schema.index``, sorted."""
+    _raise_for(result)
+    names = [name for name, _ in result.columns]
+    stats = [IndexStats(**dict(zip(names, row, strict=True))) for row in result.rows]
+    return {f"{s.schema_name}.{s.name}": s for s in sorted(stats, key=lambda s: (s.schema_name, s.name))}
+
+
 async def read_catalog(conn: psycopg.AsyncConnection, schemas: Sequence[str] = ("public",)) -> CatalogRead:
     """Read every table, column, constraint, index, enum and policy in ``schemas``.
 
-    One statement, one round trip (see :func:`_fetch` for connections outside autocommit).
+    One statement, one round trip, in the caller's transaction if one is open (else in an implicit one:
+    no BEGIN first, no snapshot left open). prepare=False semantics: nothing is prepared server-side,
+    so a PgBouncer in transaction mode is no problem.
     """
-    cost = _Cost()
-    rows, cols = await _fetch(conn, CATALOG_QUERY, _schema_names(schemas), cost)
-    data = dict(zip(cols, rows[0], strict=True))
-    return CatalogRead(schema=build_schema(data, source=_describe(conn)),
-                       server_version=conn.info.server_version, statements=cost.statements,
-                       round_trips=cost.round_trips)
+    (result,) = await run_batch(conn, [catalog_statement(schemas)], join_transaction=True)
+    return CatalogRead(schema=schema_from_result(result, describe_source(conn)),
+                       server_version=conn.info.server_version, statements=1, round_trips=1)
 
 
 async def read_table(conn: psycopg.AsyncConnection, table: str,
@@ -154,52 +173,23 @@ async def read_table(conn: psycopg.AsyncConnection, table: str,
 
     One statement; the cost does not grow with the number of other tables.
     """
-    cost = _Cost()
-    rows, cols = await _fetch(conn, TABLE_CATALOG_QUERY, _schema_names(schemas), cost, table=table)
-    data = dict(zip(cols, rows[0], strict=True))
-    return CatalogRead(schema=build_schema(data, source=_describe(conn)),
-                       server_version=conn.info.server_version, statements=cost.statements,
-                       round_trips=cost.round_trips)
+    (result,) = await run_batch(conn, [catalog_statement(schemas, table)], join_transaction=True)
+    return CatalogRead(schema=schema_from_result(result, describe_source(conn)),
+                       server_version=conn.info.server_version, statements=1, round_trips=1)
 
 
 async def read_index_stats(conn: psycopg.AsyncConnection,
                            schemas: Sequence[str] = ("public",)) -> dict[str, IndexStats]:
     """Size and scan counts of every index in ``schemas``, keyed ``schema.index``. One statement."""
-    query = catalog_query(INDEX_USAGE_SQL, conn.info.server_version)
-    rows, cols = await _fetch(conn, query, _schema_names(schemas), _Cost())
-    stats = [IndexStats(**dict(zip(cols, row, strict=True))) for row in rows]
-    return {f"{s.schema_name}.{s.name}": s for s in sorted(stats, key=lambda s: (s.schema_name, s.name))}
+    (result,) = await run_batch(conn, [index_stats_statement(schemas, conn.info.server_version)], join_transaction=True)
+    return index_stats_from_result(result)
 
 
-@dataclass
-class _Cost:
-    statements: int = 0
-    round_trips: int = 0
-
-
-async def _fetch(conn: psycopg.AsyncConnection, query: str, schemas: list[str],
-                 cost: _Cost, **params: Any) -> tuple[list[Any], list[str]]:
-    """Run one catalog statement in exactly one round trip.
-
-    Outside autocommit, psycopg would first send a BEGIN of its own and wait for it (a second round
-    trip), then leave a transaction open holding a snapshot. A single read-only statement needs
-    neither, so an idle connection is switched to autocommit for it (a client-side flag, nothing is
-    sent) and switched back. Inside a transaction the caller already opened, it runs there.
-    prepare=False: no named prepared statements, so a PgBouncer in transaction mode is no problem.
-    """
-    borrowed = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    if borrowed:
-        await conn.set_autocommit(True)
-    try:
-        cur = await conn.execute(query, {"schemas": schemas, **params}, prepare=False)
-        # Parse, Bind, Describe, Execute and Sync leave in one message batch: one statement, one wait.
-        cost.statements += 1
-        cost.round_trips += 1
-        rows = await cur.fetchall()
-    finally:
-        if borrowed:
-            await conn.set_autocommit(False)
-    return rows, [d.name for d in cur.description or ()]
+def _raise_for(result: StatementResult) -> None:
+    if result.error is not None:
+        raise result.error
+    if result.aborted or not result.columns:
+        raise psycopg.OperationalError("the catalog read did not run")
 
 
 def _schema_names(schemas: Sequence[str] | str) -> list[str]:
@@ -211,7 +201,7 @@ def _schema_names(schemas: Sequence[str] | str) -> list[str]:
     return names
 
 
-def _describe(conn: psycopg.AsyncConnection) -> str:
+def describe_source(conn: psycopg.AsyncConnection) -> str:
     """``postgresql 18.6 db=app host=...``: which database, never the password."""
     info = conn.info
     v = info.server_version

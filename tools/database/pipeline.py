@@ -1,20 +1,32 @@
-"""Layer 1: a few statements sent in one write, their results read back in one pass.
+"""Layer 1: the one way tools send statements to PostgreSQL. A few statements leave in one write and their
+results are read back in one pass.
+
+The rule for tools: statements go through :func:`run_batch` (parameters bound, typed values back) or
+:func:`run_script` (one simple-protocol Query message, for what the extended protocol cannot carry: an
+``EXPLAIN (GENERIC_PLAN)`` whose ``$1`` must stay unbound; text values back). A plain
+``conn.execute(sql, params, prepare=False)`` is allowed only for a single one-off statement on a
+connection whose transaction psycopg manages anyway (it is one round trip already); never a
+``conn.pipeline()``, a cursor loop or a second route to libpq. Every statement's text is a file under
+``sql/`` (see :mod:`.queries`). psycopg is used through its documented API (``conn.pgconn`` and
+``psycopg.pq``); the two pieces without one are in :mod:`.psycopg_adapter`.
 
 psycopg's ``pipeline()`` flushes after each ``execute``: three statements leave as five writes (each
 statement, the Sync, a flush request), and the server wakes up and reads each one. When the machine is
 busy (an MCP client, the server and PostgreSQL sharing two cores), every wake-up costs about as much as
 a small statement (bench/bench_scoped_query.py). Here libpq queues the statements in pipeline mode and
 they leave in one write with one Sync, so they run in one implicit transaction and their results come
-back together. psycopg's Transformer adapts the parameters and loads the rows, so values have the same
-types as through a cursor.
+back together. Parameters are adapted and rows loaded as a cursor would (:mod:`.psycopg_adapter`), so
+values have the same types as through a cursor.
 
-The connection must be the caller's alone (a pooled one) and idle. If the exchange is cut short (the
-call is cancelled because its client left, the byte budget or the deadline is reached), the running
-statement is cancelled in PostgreSQL (a cancel request: closing the socket alone would leave the backend
-running its query until it next writes, while the pool opened another connection), and what is still
-on its way is read and dropped until the connection is idle again, within ``DRAIN_S``; only then does
-the pool get it back. A connection that does not come back idle in time, or whose state is unknown (the
-reset failed, COPY), is closed, and the pool drops a closed connection.
+The connection must be the caller's alone (a pooled one) and idle, or, with ``join_transaction``, inside
+a transaction the caller opened (the statements then run in it; a cut short exchange then closes it).
+If the exchange is cut short (the call is cancelled because its client left, the byte budget or the
+deadline is reached), the running statement is cancelled in PostgreSQL (a cancel request: closing the
+socket alone would leave the backend running its query until it next writes, while the pool opened
+another connection), and what is still on its way is read and dropped until the connection is idle
+again, within ``DRAIN_S``; only then does the pool get it back. A connection that does not come back
+idle in time, or whose state is unknown (the reset failed, COPY), is closed, and the pool drops a
+closed connection.
 
 Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while the results arrive:
 
@@ -47,6 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+
+from .psycopg_adapter import Adapter, error_from_result
 
 #: Rows libpq hands over at a time while streaming: large enough that a 100-row result is one PGresult,
 #: small enough that the rows held before the byte count is checked stay few.
@@ -87,7 +101,7 @@ class StatementResult:
 
 async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, max_rows: int | None = None,
                     max_bytes: int | None = None, timeout: float | None = None,
-                    reset: Sequence[str] = ()) -> list[StatementResult]:
+                    reset: Sequence[str] = (), join_transaction: bool = False) -> list[StatementResult]:
     """Run ``statements`` ((SQL with $1 placeholders, params), ...) in one implicit transaction.
 
     Nothing is prepared server-side. At most ``max_rows`` rows of each result are loaded. A statement
@@ -101,26 +115,31 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     whatever became of ``statements`` (a failed statement aborts only the rest of its own segment): the
     connection goes back to the pool reset. Their results are not returned; if one fails, the connection
     is closed, since its state is then unknown.
+
+    ``join_transaction``: a connection inside a transaction the caller opened is accepted too, and the
+    statements run in that transaction (without it, only an idle connection is).
     """
     from psycopg import OperationalError, pq
-    from psycopg.adapt import PyFormat, Transformer
 
     pgconn = conn.pgconn
-    if pgconn.transaction_status != pq.TransactionStatus.IDLE:
-        raise ValueError("run_batch needs an idle connection")
+    before = pgconn.transaction_status
+    if conn.closed:
+        raise OperationalError("the connection is closed")
+    if before != pq.TransactionStatus.IDLE and not (
+            join_transaction and not reset and before in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)):
+        raise ValueError("run_batch needs an idle connection (or join_transaction=True, without reset)")
     encoding = conn.info.encoding
-    transformer = Transformer(conn)
+    adapter = Adapter(conn)
     # Adapted before anything is sent: a value psycopg cannot adapt raises here, the connection untouched.
     messages = []
     for sql, params in statements:
         if params:
-            values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
-            messages.append((sql.encode(encoding), values, transformer.types, transformer.formats))
+            messages.append((sql.encode(encoding), *adapter.dump(params)))
         else:
             messages.append((sql.encode(encoding), None, None, None))
     results: list[StatementResult] = []
     meter = _Meter(pgconn.socket) if max_bytes is not None else None
-    current = _Collector(transformer, encoding, max_rows, meter)
+    current = _Collector(adapter, encoding, max_rows, meter)
     finished = stopped = timed_out = False
     syncs = 0  # Syncs sent whose result has not been read yet
     pgconn.enter_pipeline_mode()
@@ -158,7 +177,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                     continue
                 if res is None:  # the end of one statement's results
                     results.append(current.result())
-                    current = _Collector(transformer, encoding, max_rows, meter)
+                    current = _Collector(adapter, encoding, max_rows, meter)
                     if meter is not None and len(results) < len(statements):
                         _stream(pgconn)
                 elif res.status == pq.ExecStatus.PIPELINE_SYNC:
@@ -185,20 +204,24 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
             meter.close()
         if not finished:
             drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
-            if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain)):
+            if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain,
+                                                     expect=before)):
                 pgconn.finish()  # state unknown, or not idle in time: closed, so the pool drops it
     if len(results) != len(statements):
         raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")
     return results
 
 
-async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: float = DRAIN_S) -> bool:
+async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: float = DRAIN_S,
+                           expect: Any = None) -> bool:
     """Cancel what the connection runs and read what is still coming until ``syncs`` Syncs are through;
-    True if the connection is then idle with its reset segment (the last one, if ``reset_segment``)
-    run without error. Shielded from cancellation, bounded by ``timeout`` and ``DRAIN_MAX_BYTES``; never
-    raises."""
+    True if the connection is then back in transaction status ``expect`` (idle by default) with its reset
+    segment (the last one, if ``reset_segment``) run without error. Shielded from cancellation, bounded
+    by ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
     from psycopg import pq
 
+    if expect is None:
+        expect = pq.TransactionStatus.IDLE
     pgconn = conn.pgconn
     meter = None
     with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
@@ -225,7 +248,86 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
                                                                  pq.ExecStatus.PIPELINE_ABORTED):
                     clean = False  # the reset itself failed (or the cancel hit it): state unknown
             pgconn.exit_pipeline_mode()
-            return clean and pgconn.transaction_status == pq.TransactionStatus.IDLE
+            return clean and pgconn.transaction_status == expect
+        except Exception:  # noqa: BLE001 (any failure: the connection is closed instead)
+            return False
+        finally:
+            if meter is not None:
+                meter.close()
+    return False
+
+
+async def run_script(conn, statements: Sequence[str]) -> list[StatementResult]:
+    """Send ``statements`` (no parameters: values are quoted in by the caller, e.g. with
+    ``psycopg.AsyncClientCursor.mogrify``) as one simple-protocol Query message: one round trip.
+
+    For what the extended protocol of :func:`run_batch` cannot carry: there the server reads every ``$1``
+    as a parameter to bind, and ``EXPLAIN (GENERIC_PLAN)`` must see it unbound. The statements run in
+    order (in an implicit transaction unless they open one), the server stops at the first error: that
+    statement's result has ``error``, the ones after it are ``aborted``. Values come back as the server
+    sent them, text (``str``, or None for NULL). They are joined with newlines around each semicolon, so a
+    statement ending in a ``--`` comment cannot swallow the next one. The connection may be idle or inside
+    a transaction. If the call is cancelled, the statement is cancelled in PostgreSQL and the connection
+    drained (or closed, as :func:`run_batch`).
+    """
+    from psycopg import OperationalError, pq
+
+    pgconn = conn.pgconn
+    encoding = conn.info.encoding
+    before = pgconn.transaction_status
+    pgconn.send_query("\n;\n".join(statements).encode(encoding))
+    results: list[StatementResult] = []
+    failed = finished = False
+    try:
+        while pgconn.flush():  # 1: some bytes are still to go
+            await anyio.wait_writable(pgconn.socket)
+        while True:
+            while pgconn.is_busy():
+                await anyio.wait_readable(pgconn.socket)
+                pgconn.consume_input()
+            res = pgconn.get_result()
+            if res is None:  # the server is ready for the next query
+                break
+            if res.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+                raise OperationalError("COPY is not supported in a script")
+            out = StatementResult()
+            if res.status == pq.ExecStatus.FATAL_ERROR:
+                out.error, failed = error_from_result(res, encoding), True
+            else:
+                out.columns = [(res.fname(i).decode(encoding), res.ftype(i)) for i in range(res.nfields)]
+                out.rows.extend([None if (v := res.get_value(r, c)) is None else bytes(v).decode(encoding)
+                                 for c in range(res.nfields)] for r in range(res.ntuples))
+                res.clear()
+            results.append(out)
+        finished = True
+    finally:
+        if not finished and not await _cancel_and_drain_query(conn, before):
+            pgconn.finish()  # not idle again in time: closed, so the pool drops it
+    if failed:
+        results.extend(StatementResult(aborted=True) for _ in range(len(statements) - len(results)))
+    if len(results) != len(statements):
+        raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")
+    return results
+
+
+async def _cancel_and_drain_query(conn, expect: Any, timeout: float = DRAIN_S) -> bool:
+    """:func:`cancel_and_drain` for a simple-protocol Query: read until libpq has no result left; True
+    if the connection is then back in transaction status ``expect``."""
+    pgconn = conn.pgconn
+    meter = None
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+        try:
+            meter = _Meter(pgconn.socket)
+            await conn.cancel_safe(timeout=timeout)
+            while pgconn.flush():
+                await anyio.wait_writable(pgconn.socket)
+            while True:
+                while pgconn.is_busy():
+                    await anyio.wait_readable(pgconn.socket)
+                    if meter.consume(pgconn) > DRAIN_MAX_BYTES:
+                        return False
+                if pgconn.get_result() is None:
+                    return pgconn.transaction_status == expect
         except Exception:  # noqa: BLE001 (any failure: the connection is closed instead)
             return False
         finally:
@@ -263,13 +365,12 @@ def _give_up(results: list, current: "_Collector", total: int, *, timed_out: boo
 class _Collector:
     """One statement's results as they arrive: rows loaded up to ``max_rows``, then dropped."""
 
-    def __init__(self, transformer, encoding: str, max_rows: int | None, meter: "_Meter | None") -> None:
-        self.transformer, self.encoding, self.max_rows, self.meter = transformer, encoding, max_rows, meter
+    def __init__(self, adapter: Adapter, encoding: str, max_rows: int | None, meter: "_Meter | None") -> None:
+        self.adapter, self.encoding, self.max_rows, self.meter = adapter, encoding, max_rows, meter
         self.out = StatementResult()
 
     def add(self, res) -> None:
         from psycopg import pq
-        from psycopg.errors import error_from_result
 
         out = self.out
         status = res.status
@@ -282,8 +383,7 @@ class _Collector:
                 out.columns = [(res.fname(i).decode(self.encoding), res.ftype(i)) for i in range(res.nfields)]
             room = res.ntuples if self.max_rows is None else min(res.ntuples, self.max_rows - len(out.rows))
             if room > 0:
-                self.transformer.set_pgresult(res)
-                rows = self.transformer.load_rows(0, room, tuple)
+                rows = self.adapter.load(res, room)
                 out.rows.extend(rows)
                 if self.meter is not None and not self.meter.exact:  # a floor for an inexact count
                     self.meter.loaded += sum(len(v) if isinstance(v, (str, bytes)) else 8 for row in rows for v in row)

@@ -14,27 +14,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-ROLE_SQL = """
-SELECT r.rolname AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
-  coalesce((
-    SELECT json_agg(json_build_object(
-             'table', n.nspname || '.' || c.relname,
-             'owner', pg_has_role(r.oid, c.relowner, 'USAGE'),
-             'write', ARRAY(SELECT p FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p
-                            WHERE has_table_privilege(r.oid, c.oid, p)),
-             'rls_enabled', c.relrowsecurity, 'rls_forced', c.relforcerowsecurity)
-           ORDER BY n.nspname, c.relname)
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg\\_%%'
-      AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %(owner)s
-                   AND a.attnum > 0 AND NOT a.attisdropped)
-           OR c.oid IN (SELECT k.confrelid FROM pg_constraint k JOIN pg_attribute a
-                          ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
-                        WHERE k.contype = 'f' AND a.attname = %(owner)s))
-  ), '[]'::json) AS tables
-FROM pg_roles r WHERE r.rolname = coalesce(%(role)s, current_user)
-"""
+from .pipeline import run_batch
+from .queries import query
+
+#: One statement ($1: the owner column, $2: the role, NULL for the connected one).
+ROLE_SQL = query("role_report.sql")
 
 
 class TableAccess(BaseModel):
@@ -69,11 +53,11 @@ class RoleReport(BaseModel):
 
 async def read_role_report(conn, *, role: str | None = None, owner_column: str = "user_id") -> RoleReport:
     """The report for ``role`` (the connected role when None), in one statement; no transaction left open."""
-    was_idle = conn.info.transaction_status == 0  # psycopg.pq.TransactionStatus.IDLE
-    cur = await conn.execute(ROLE_SQL, {"role": role, "owner": owner_column}, prepare=False)
-    row = await cur.fetchone()
-    if was_idle and not conn.autocommit:
-        await conn.rollback()
+    # an implicit transaction on an idle connection (none left open), or the caller's own
+    (result,) = await run_batch(conn, [(ROLE_SQL, [owner_column, role])], join_transaction=True)
+    if result.error is not None:
+        raise result.error
+    row = result.rows[0] if result.rows else None
     if row is None:
         raise ValueError(f"No role named {role!r} exists in this database's cluster; check the scoped_role setting.")
     name, superuser, bypass, tables = row

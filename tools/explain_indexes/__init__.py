@@ -70,7 +70,6 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-import psycopg.generators
 
 from ..database.catalog import IndexStats
 from ..schema.model import Schema
@@ -222,9 +221,7 @@ async def _check_callers_queries(run: _Run, parsed: list, also: list | None = No
     run.statements += len(parsed) + 4
     also = also or []
     extra = [("RESET statement_timeout", ()), ("RESET search_path", ())] if also else []
-    for s in also:
-        assert s.sql.count("%") == s.sql.count("%(schemas)s"), "only %(schemas)s may be bound here"
-        extra.append((s.sql.replace("%(schemas)s", "$1"), [s.params["schemas"]] if s.params else ()))
+    extra += [(s.sql, s.params or ()) for s in also]  # run_batch statements already ($1 placeholders)
 
     async def batch(conn, statements, **kwargs):
         results = await run_batch(conn, [*statements, *extra], **kwargs)

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import psycopg
-import psycopg.generators
 
+from ..database.queries import query
 from .model import (
     SMALL_TABLE_ROWS,
     STATEMENT_TIMEOUT_MS,
@@ -122,10 +122,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
         base["plan_cache_mode"] = "force_generic_plan"
     width_stmt: _Stmt | None = None
     if widths is not None:  # the columns' average widths (pg_stats), for the WAL estimate of a new index
-        width_stmt = _Stmt("SELECT schemaname || '.' || tablename, attname, avg_width, n_distinct, null_frac "
-                           "FROM pg_stats "
-                           "WHERE schemaname || '.' || tablename = ANY(%s)",
-                           [sorted({p.table.qualified_name for p in patterns})])
+        width_stmt = _Stmt(query("column_widths.sql"), [sorted({p.table.qualified_name for p in patterns})])
     while todo_chosen or todo_forced:
         body = [_settings(base)]
         if width_stmt is not None and width_stmt.rows is None:

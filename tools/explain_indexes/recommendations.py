@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
-import psycopg.generators
 
 from ..database.ddl import create_index_sql, ident
+from ..database.queries import query
 from ..schema.model import BETTER_AUTH_TABLES, ForeignKey, Index, IndexColumn, Schema, Table
 from ..spec.lint import index_shapes
 from .entries import _purpose_for_pattern, _serves
@@ -229,7 +229,7 @@ class _Trial:
     costs: dict[str, float] | None = None  # the workload's cost per query with this index alone
 
 
-_HYPOPG_RESET = "SELECT hypopg_reset()"
+_HYPOPG_RESET = query("hypopg_reset.sql")
 
 
 def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
@@ -244,13 +244,11 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
                          "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
     t.create_at = len(t.body)
     if use_hypopg:
-        t.body.append(_Stmt("SELECT indexname, hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
-                            (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
+        t.body.append(_Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
     else:
         t.body.append(_Stmt(build))
         t.size_at = len(t.body)
-        t.body.append(_Stmt("SELECT pg_relation_size(%s::regclass)",
-                            (f"{ident(t.c.table.schema_name)}.{ident(t.trial)}",)))
+        t.body.append(_Stmt(query("relation_size.sql"), (f"{ident(t.c.table.schema_name)}.{ident(t.trial)}",)))
     after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
                                                                else {"plan_cache_mode": "force_generic_plan"})
     if after:
@@ -308,8 +306,7 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float, copy_how: str | 
     if use_hypopg:
         created = t.body[t.create_at].rows
         assert created is not None
-        trial = created[0][0]
-        rec.size_bytes = int(created[0][1])
+        rec.size_bytes, trial = int(created[0][0]), created[0][1]
     else:
         sized = t.body[t.size_at].rows if t.size_at is not None else None
         rec.size_bytes = int(sized[0][0]) if sized else None

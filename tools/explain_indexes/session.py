@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import psycopg.generators
 
-from ..database.catalog import CATALOG_QUERY, INDEX_USAGE_SQL, IndexStats, _describe, build_schema, catalog_query
+from ..database.catalog import (IndexStats, catalog_statement, describe_source, index_stats_from_result,
+                                index_stats_statement, schema_from_result)
+from ..database.pipeline import StatementResult, run_batch, run_script
+from ..database.queries import query
 from ..schema.model import Schema
 from .model import GENERIC_PLAN_MIN_VERSION
 
@@ -23,6 +25,7 @@ class _Stmt:
     """One statement of a pipeline, and what it returned once the pipeline came back."""
 
     sql: str
+    #: in :meth:`_Run.batch`, values for ``$1``...; in :meth:`_Run.simple`, for ``%s`` (quoted in client-side)
     params: Any = None
     prepared: str | None = None  # PREPAREs this name (session state: must be DEALLOCATEd whatever happens)
     deallocates: str | None = None
@@ -52,7 +55,6 @@ class _TxError(Exception):
         self.body, self.index, self.error = body, index, error
 
 
-_OK = (psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.COMMAND_OK)
 _SAVEPOINT = "explain_indexes"
 
 
@@ -86,72 +88,33 @@ class _Run:
         return f"explain_indexes_{time.monotonic_ns()}_{self._names}"
 
     async def batch(self, stmts: list[_Stmt]) -> None:
-        """Send ``stmts`` in one pipeline ending with one Sync: one round trip, whatever their number.
+        """Send ``stmts`` (``$1`` placeholders) with :func:`.pipeline.run_batch`: one round trip, whatever
+        their number, nothing prepared server-side (a PgBouncer in transaction mode is no problem).
 
         Each statement's rows land in its ``rows``. If one fails the server skips the rest up to the Sync,
-        and :class:`_BatchError` says which one failed. Unnamed statements only (``prepare=False``), so a
-        PgBouncer in transaction mode is no problem. A libpq without pipeline mode (before 14) gets one
-        statement per round trip, counted as such.
+        and :class:`_BatchError` says which one failed.
         """
         conn = self.conn
         assert conn is not None
-        if not psycopg.AsyncPipeline.is_supported():
-            for i, s in enumerate(stmts):
-                self.statements += 1
-                self.round_trips += 1
-                try:
-                    cur = await conn.execute(s.sql, s.params, prepare=False)
-                except psycopg.Error as exc:
-                    raise _BatchError(i, exc) from None
-                s.rows = await cur.fetchall() if cur.description else []
-                s.columns = [d.name for d in cur.description or ()]
-            return
-        cursors: list[psycopg.AsyncCursor[Any]] = []
-        error: psycopg.Error | None = None
+        self.statements += len(stmts)
         self.round_trips += 1
-        try:
-            async with conn.pipeline():  # leaving the block sends the Sync and reads every result
-                for s in stmts:
-                    cursors.append(await conn.execute(s.sql, s.params, prepare=False))
-                    self.statements += 1
-        except psycopg.Error as exc:
-            error = exc
-        for i, (s, cur) in enumerate(zip(stmts, cursors, strict=False)):
-            if cur.pgresult is None or cur.pgresult.status not in _OK:
-                raise _BatchError(i, error or psycopg.InterfaceError("no result")) from None
-            s.rows = await cur.fetchall() if cur.description else []
-            s.columns = [d.name for d in cur.description or ()]
-        if error is not None:
-            raise _BatchError(len(cursors), error) from None
+        _take(stmts, await run_batch(conn, [(s.sql, s.params or ()) for s in stmts], join_transaction=True))
 
     async def simple(self, stmts: list[_Stmt]) -> None:
-        """Send ``stmts`` as one simple-protocol Query message: one round trip, whatever their number.
+        """Send ``stmts`` with :func:`.pipeline.run_script`, one simple-protocol Query message: one round trip.
 
-        Not a pipeline: pipelines use the extended protocol, where the server reads every ``$1`` of the
-        text as a parameter to bind, and binding values turns ``EXPLAIN (GENERIC_PLAN)`` into a plan for
-        those values. In one Query message the statements run in order, the server stops at the first
-        error, and each statement's result comes back separately (text values; parameters of ours are
-        inlined as literals by psycopg's client-side quoting). Statements are separated by newlines
-        around the semicolon, so a query ending in a ``--`` comment cannot swallow the next one.
+        Not :meth:`batch`: the extended protocol reads every ``$1`` of the text as a parameter to bind, and
+        binding values turns ``EXPLAIN (GENERIC_PLAN)`` into a plan for those values. The statements run in
+        order, the server stops at the first error, and each statement's rows come back as text;
+        parameters of ours (``%s``) are inlined as literals by psycopg's client-side quoting.
         """
         conn = self.conn
         assert conn is not None
         quoting = psycopg.AsyncClientCursor(conn)
-        text = "\n;\n".join(s.sql if s.params is None else quoting.mogrify(s.sql, s.params) for s in stmts)
-        encoding = conn.info.encoding
         self.statements += len(stmts)
         self.round_trips += 1
-        async with conn.lock:
-            conn.pgconn.send_query(text.encode(encoding))
-            results = await conn.wait(psycopg.generators.execute(conn.pgconn))
-        for i, res in enumerate(results[: len(stmts)]):
-            if res.status not in _OK:
-                raise _BatchError(i, psycopg.errors.error_from_result(res, encoding=encoding))
-            stmts[i].rows = [[None if (v := res.get_value(r, c)) is None else bytes(v).decode(encoding)
-                              for c in range(res.nfields)] for r in range(res.ntuples)]
-        if len(results) < len(stmts):
-            raise _BatchError(len(results), psycopg.InterfaceError("the server returned fewer results than "
-                                                                   "statements sent"))
+        _take(stmts, await run_script(conn, [s.sql if s.params is None else quoting.mogrify(s.sql, s.params)
+                                             for s in stmts]))
 
     async def transactions(self, bodies: list[list[_Stmt]]) -> None:
         """Run each body in a transaction of its own that is rolled back, all in one round trip.
@@ -207,28 +170,28 @@ class _Run:
             raise _TxError(b, i, exc.error) from None
 
 
-_HYPOPG_STATE = ("SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'hypopg') AS installed, "
-                 "(SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg') AS available")
+def _take(stmts: list[_Stmt], results: list[StatementResult]) -> None:
+    """Each result's rows into its statement, up to the first that failed (:class:`_BatchError`)."""
+    for i, (s, r) in enumerate(zip(stmts, results, strict=True)):
+        if r.error is not None or r.aborted:
+            raise _BatchError(i, r.error or psycopg.InterfaceError("the statement did not run"))
+        s.rows, s.columns = list(r.rows), [name for name, _ in r.columns]
 
 
 async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
                      send: Callable[[list[_Stmt]], Any] | None = None) -> tuple[Schema, dict[str, IndexStats]]:
-    """The catalog (tools/database/catalog.py's one statement), the index statistics and hypopg's state: one round trip.
+    """The catalog, the index statistics and hypopg's state: one round trip.
 
-    As :func:`.catalog.read_catalog` and :func:`.catalog.read_index_stats` would read them, pipelined
-    together (outside any transaction of ours: each is one read-only statement). ``send``, when given,
-    sends them instead (with the check of the caller's queries, in the same write: __init__.py).
+    The statements and readers of :func:`.catalog.read_catalog` and :func:`.catalog.read_index_stats`,
+    sent together (outside any transaction of ours: each is one read-only statement). ``send``, when
+    given, sends them instead (with the check of the caller's queries, in the same write: __init__.py).
     """
     conn = run.conn
     assert conn is not None
     run.server_version = conn.info.server_version
-    bound = {"schemas": list(schemas)}
-    stmts = [_Stmt(CATALOG_QUERY, bound), _Stmt(catalog_query(INDEX_USAGE_SQL, run.server_version), bound)]
+    stmts = [_Stmt(*catalog_statement(schemas)), _Stmt(*index_stats_statement(schemas, run.server_version))]
     if hypothetical:
-        stmts.append(_Stmt(_HYPOPG_STATE))
-    borrowed = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    if borrowed:  # no BEGIN of psycopg's own, no transaction left open (as catalog._fetch)
-        await conn.set_autocommit(True)
+        stmts.append(_Stmt(query("hypopg_state.sql")))
     try:
         if send is not None:
             await send(stmts)
@@ -236,18 +199,11 @@ async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
             await run.batch(stmts)
     except _BatchError as exc:
         raise exc.error from None
-    finally:
-        if borrowed:
-            await conn.set_autocommit(False)
-    catalog, usage = stmts[0], stmts[1]
-    assert catalog.rows is not None and usage.rows is not None
-    schema = build_schema(dict(zip(catalog.columns, catalog.rows[0], strict=True)), source=_describe(conn))
-    found = [IndexStats(**dict(zip(usage.columns, row, strict=True))) for row in usage.rows]
-    stats = {f"{s.schema_name}.{s.name}": s for s in sorted(found, key=lambda s: (s.schema_name, s.name))}
+    catalog, usage = (StatementResult(columns=[(c, 0) for c in s.columns], rows=s.rows) for s in stmts[:2])
+    schema = schema_from_result(catalog, describe_source(conn))
+    stats = index_stats_from_result(usage)
     if hypothetical:
         assert stmts[2].rows is not None
         installed, available = stmts[2].rows[0]
         run.hypopg = "installed" if installed else ("available" if available else "absent")
     return schema, stats
-
-

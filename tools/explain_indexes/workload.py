@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from ..database.ddl import create_index_sql, ident
+from ..database.queries import query
 from ..schema.model import IndexColumn, Table
 from .evidence import _plan_stmts, _settings, _summarize
 from .model import (
@@ -41,7 +42,7 @@ from .patterns import _Pattern, _show
 from .recommendations import _CONCURRENTLY_NOTE, _Candidate, _Checked
 from .session import _Run, _Stmt, _TxError
 
-_HYPOPG_RESET = "SELECT hypopg_reset()"
+_HYPOPG_RESET = query("hypopg_reset.sql")
 _MAX_BUILT_SETS = 12  # without hypopg each set is a real (rolled-back) build
 
 
@@ -123,12 +124,11 @@ def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, us
         build = create_index_sql(c.table, c.index.model_copy(update={"name": name}))
         if use_hypopg:
             sizes_at.append(len(body))
-            body.append(_Stmt("SELECT hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)",
-                              (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
+            body.append(_Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
         else:
             body.append(_Stmt(build))
             sizes_at.append(len(body))
-            body.append(_Stmt("SELECT pg_relation_size(%s::regclass)", (f"{ident(c.table.schema_name)}.{ident(name)}",)))
+            body.append(_Stmt(query("relation_size.sql"), (f"{ident(c.table.schema_name)}.{ident(name)}",)))
     plans_at: dict[str, int] = {}
     for sql, params in workload:
         stmts, at, _ = _plan_stmts(run, sql, params)

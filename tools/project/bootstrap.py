@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..database.ddl import UPDATED_AT_FUNCTION, DDLRefused, execute_ddl, schema_ddl, updated_at_trigger_sql
 from ..database.expressions import ExpressionError
+from ..database.queries import query
 from ..spec.file import SpecFileError, read_spec_bytes
 from ..spec.reader import parse_spec
 
@@ -27,9 +28,7 @@ async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, sp
     """
     import psycopg
 
-    row = await (await conn.execute(
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')")).fetchone()
+    row = await (await conn.execute(query("public_tables_count.sql"))).fetchone()
     if row[0]:
         return []
     try:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from ..database.ddl import UPDATED_AT_FUNCTION, ident, schema_ddl, updated_at_trigger_sql
+from ..database.pipeline import run_batch
+from ..database.queries import query
 from ..schema.findings import Finding
 from ..schema.model import BETTER_AUTH_TABLES, Column, Schema, Table
 from ..spec.file import SpecFileError, read_spec_bytes
@@ -116,9 +118,7 @@ def spec_schema(text: str, owner_column: str = "user_id") -> tuple[Schema, list[
 
 async def read_state(conn: "psycopg.AsyncConnection") -> ScratchState | None:
     """The state kept in the database's comment; None when it has none (never built by us)."""
-    row = await (await conn.execute(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
-    )).fetchone()
+    row = await (await conn.execute(query("database_comment.sql"))).fetchone()
     if not row or not row[0]:
         return None
     try:
@@ -127,10 +127,17 @@ async def read_state(conn: "psycopg.AsyncConnection") -> ScratchState | None:
         return None
 
 
+async def _lock(conn: "psycopg.AsyncConnection") -> None:
+    """Wait for the rebuild lock, held until the caller's transaction ends."""
+    (locked,) = await run_batch(conn, [(query("advisory_xact_lock.sql"), [_LOCK_KEY])], join_transaction=True)
+    if locked.error is not None:
+        raise locked.error
+
+
 async def _write_state(conn: "psycopg.AsyncConnection", state: ScratchState) -> None:
     from psycopg import sql
 
-    name = (await (await conn.execute("SELECT current_database()")).fetchone())[0]
+    name = (await (await conn.execute(query("database_comment.sql"))).fetchone())[1]
     await conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
         sql.Identifier(name), sql.Literal(state.model_dump_json(exclude_none=True))))
 
@@ -194,7 +201,7 @@ async def follow_spec(conn: "psycopg.AsyncConnection", project: Path, spec_path:
     if not force and state is not None and state.spec_hash == digest and (seed is None or state.seed):
         return state
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        await _lock(conn)
         state = await read_state(conn)  # another process may have rebuilt it while we waited
         if not force and state is not None and state.spec_hash == digest and (seed is None or state.seed):
             return state
@@ -202,7 +209,7 @@ async def follow_spec(conn: "psycopg.AsyncConnection", project: Path, spec_path:
         new = await _rebuild(conn, text, digest, owner_column, plan)
     if new.problem is not None:
         async with conn.transaction():  # the rebuild rolled back: keep the finding, and a reader role
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            await _lock(conn)
             for statement in role_sql(Schema(), owner_column):
                 await conn.execute(statement)
             await _write_state(conn, new)

@@ -22,6 +22,7 @@ from ..database.ddl import (
     UPDATED_AT_FUNCTION, DDLRefused, dependency_order, execute_ddl, qualified, table_ddl, updated_at_trigger_sql,
 )
 from ..database.expressions import ExpressionError
+from ..database.queries import query
 from ..drift import Drift, diff_schemas
 from ..models.codegen import sqlmodel_code
 from ..models.reader import read_models
@@ -119,9 +120,8 @@ class _NotRun(Exception):
     """The DDL cannot be built (a reference that exists nowhere): nothing is run."""
 
 
-_SETTINGS = ("SELECT set_config('lock_timeout', '2s', true), set_config('statement_timeout', '15s', true), "
-             "set_config('standard_conforming_strings', 'on', true)")
-_EXISTS = "SELECT name, to_regclass(name) IS NOT NULL FROM unnest($1::text[]) AS name"
+_SETTINGS = query("dry_run_settings.sql")
+_EXISTS = query("tables_exist.sql")  # $1: qualified names
 
 
 async def _begin(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> dict[str, bool]:
@@ -160,29 +160,34 @@ def _reachable(table: Table, spec: Schema) -> set[str]:
 
 async def _roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None) -> None:
     """ROLLBACK and check the table exists as it did before, in one write (see :func:`_check_rolled_back`)."""
-    import psycopg
+    from psycopg.pq import TransactionStatus
 
-    status = conn.info.transaction_status
-    async with conn.pipeline():
-        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
-            await conn.execute("ROLLBACK", prepare=False)
-        exists = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),), prepare=False)
-    _check_rolled_back(conn, table, existed, bool((await exists.fetchone())[0]))
+    from ..database.pipeline import run_batch
+
+    inside = conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+    results = await run_batch(conn, [("ROLLBACK", ())] * inside + [(_EXISTS, [[qualified(table)]])],
+                              join_transaction=True)
+    _check_rolled_back(conn, table, existed, _exists(results[-1]))
 
 
 async def _read_and_roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool) -> Schema:
     """What PostgreSQL made of the DDL (the catalog of the table's schema), then ROLLBACK and the check
     that the table exists as it did before: one write, one round trip."""
-    from ..database.catalog import CATALOG_QUERY, _describe, build_schema
+    from ..database.catalog import catalog_statement, describe_source, schema_from_result
+    from ..database.pipeline import run_batch
 
-    async with conn.pipeline():
-        read = await conn.execute(CATALOG_QUERY, {"schemas": [table.schema_name]}, prepare=False)
-        await conn.execute("ROLLBACK", prepare=False)
-        exists = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified(table),), prepare=False)
-    rows = await read.fetchall()
-    schema = build_schema(dict(zip([d.name for d in read.description], rows[0], strict=True)), source=_describe(conn))
-    _check_rolled_back(conn, table, existed, bool((await exists.fetchone())[0]))
+    read, _, exists = await run_batch(conn, [catalog_statement([table.schema_name]), ("ROLLBACK", ()),
+                                             (_EXISTS, [[qualified(table)]])], join_transaction=True)
+    schema = schema_from_result(read, describe_source(conn))
+    _check_rolled_back(conn, table, existed, _exists(exists))
     return schema
+
+
+def _exists(result) -> bool:
+    """The table's existence, as :data:`_EXISTS` read it; its error raised."""
+    if result.error is not None or result.aborted:
+        raise result.error or RuntimeError("the dry run's ROLLBACK and check did not run; this is a bug: report it")
+    return bool(result.rows[0][1])
 
 
 def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None,

@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ..database.pipeline import run_batch
+from ..database.queries import compose, query  # (a local "query" in _run_once is a result, not this)
 from ..sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
 from ..sqlsafe import check_sql, prepare, rewrite
 from ..sqlsafe.checker import CALLER_SETTING
@@ -71,26 +72,22 @@ DEADLINE_MARGIN_S = 0.5
 #: more per level and runs out of Python stack at ~150 nested subqueries.
 MAX_NESTING = 64
 
-# One statement, every value bound. set_config(name, value, is_local=true) lasts until ROLLBACK; the
-# transaction is read-only from here on (before any of the agent's SQL runs). After SELECT goes the
-# version of the relations the map alone scopes (sqlsafe/classify.py: versions_sql), to tell whether
+# One statement, every value bound (database/sql/scoped_context.sql, with the role and catalog check
+# it may carry). After SELECT goes the version of the relations the map alone scopes, to tell whether
 # the cached map is still current for them, in the same round trip.
-_CONTEXT_SQL = (
-    "SELECT {versions}, set_config('transaction_read_only', 'on', true), "
-    "set_config('client_min_messages', 'error', true), set_config($1, $2, true), "
-    "set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true), "
-    "set_config('idle_in_transaction_session_timeout', $5, true), "
-    "set_config('search_path', 'pg_catalog, public', true)"
-)
-_CONTEXT_ROLE_SQL = _CONTEXT_SQL + ", set_config('role', $6, true)"
+_CONTEXT_SQL = query("scoped_context.sql")
+_ROLE_SQL = query("scoped_role.sql")  # $6
+#: the catalog check with the map's version in parameter $6 (no role) or $7 (after the role)
+_CATALOG_CHECK_SQL = {n: compose(query("scoped_catalog_check.sql"), catalog_version=CATALOG_VERSION_SQL, number=str(n))
+                      for n in (6, 7)}
 
 # After the call, in the same write but its own transaction (database/pipeline.py: reset): nothing a
 # call did may outlive it on the pooled connection. The allowlist keeps the agent's SQL from taking a
 # session lock or seeding the PRNG, but a shared view's function runs as its owner and could: advisory
 # locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
 # reset: set_config inside the rolled-back transaction is undone with it.
-RESET_SQL = ("SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.setseed(('x' || pg_catalog.substr("
-             "pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 8))::bit(32)::int4 / 2147483648.0)")
+RESET_SQL = query("scoped_reset.sql")
+_SELECT_VALUE_SQL = query("select_value.sql")
 
 
 class Column(BaseModel):
@@ -503,14 +500,13 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
                            "Pass a connection with no transaction in progress.")
     timeout = f"{int(statement_timeout_ms)}ms"
     reads = data.reads(prep.scoped + prep.shared)
-    ctx_sql = (_CONTEXT_ROLE_SQL if role else _CONTEXT_SQL).replace(
-        "{versions}", versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]), 1)
     ctx_params = [caller_setting, user_id, timeout, timeout, f"{int(statement_timeout_ms) * 2}ms"]
     if role:
         ctx_params.append(role)
     if whole:  # a division by zero, at run time only, when the catalog moved: the query then never runs
         ctx_params.append(data.catalog_version)
-        ctx_sql += f", 1 / (CASE WHEN {CATALOG_VERSION_SQL} = ${len(ctx_params)} THEN 1 ELSE 0 END)"
+    ctx_sql = compose(_CONTEXT_SQL, versions=versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]),
+                      role=_ROLE_SQL if role else "", catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
     begin, context, query = await run_batch(conn, [
@@ -547,7 +543,8 @@ async def _stale(conn, data, reads) -> bool:
     if not reads:
         return False
     try:
-        (seen,) = await run_batch(conn, [("SELECT " + versions_sql([data.relations[k].oid for k in reads]), ())])
+        versions = versions_sql([data.relations[k].oid for k in reads])
+        (seen,) = await run_batch(conn, [(compose(_SELECT_VALUE_SQL, value=versions), ())])
         return seen.error is None and seen.rows[0][0] != data.version_of(reads)
     except Exception:  # noqa: BLE001 - cannot tell: report the query's own error
         return False

@@ -27,69 +27,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ..database.pipeline import run_batch
+from ..database.queries import compose, query
 from .credentials import masked_columns
 
 Scope = Literal["owner", "auth-users", "parent", "shared", "refused"]
-
-# One round trip. Relations outside the system schemas, with their owner-column type, the type of
-# a column named id, outgoing foreign keys (with referenced column types), and for views the
-# relations their rewrite rules read. Also user-defined type names, for result column types.
-CLASSIFY_SQL = """
-SELECT current_database() AS db, current_schemas(false) AS search_path,
-  (SELECT coalesce(json_agg(json_build_object(
-      'schema', n.nspname, 'name', c.relname, 'kind', c.relkind, 'oid', c.oid, 'version', {REL_VERSION_SQL},
-      'owner_type', (SELECT json_build_array(tn.nspname, t.typname) FROM pg_attribute a
-                      JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
-                      WHERE a.attrelid = c.oid AND a.attname = %(owner)s AND a.attnum > 0
-                        AND NOT a.attisdropped),
-      'id_type', (SELECT json_build_array(tn.nspname, t.typname) FROM pg_attribute a
-                   JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
-                   WHERE a.attrelid = c.oid AND a.attname = 'id' AND a.attnum > 0 AND NOT a.attisdropped),
-      'fks', (SELECT coalesce(json_agg(json_build_object(
-                  'cols', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
-                           JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num),
-                  'ref_schema', rn.nspname, 'ref_name', rc.relname,
-                  'ref_cols', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
-                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num),
-                  'ref_types', (SELECT json_agg(json_build_array(tn.nspname, t.typname) ORDER BY k.i)
-                                FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
-                                JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num
-                                JOIN pg_type t ON t.oid = a.atttypid
-                                JOIN pg_namespace tn ON tn.oid = t.typnamespace))), '[]')
-              FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid
-              JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE con.conrelid = c.oid AND con.contype = 'f'),
-      'columns', (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_attribute a
-                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'reads', (SELECT coalesce(json_agg(DISTINCT json_build_array(dn.nspname, dc.relname)::text), '[]')
-                FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                JOIN pg_class dc ON dc.oid = d.refobjid AND d.refclassid = 'pg_class'::regclass
-                JOIN pg_namespace dn ON dn.oid = dc.relnamespace
-                WHERE r.ev_class = c.oid AND dc.oid <> c.oid)
-    )), '[]')
-   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-     AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%') AS relations,
-  (SELECT coalesce(json_object_agg(t.oid::text, t.typname), '{}') FROM pg_type t
-    JOIN pg_namespace n ON n.oid = t.typnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND t.typtype IN ('e', 'd', 'c', 'b', 'r')
-      AND n.nspname NOT LIKE 'pg\\_toast%%') AS types
-"""
 
 # A relation's version: how many catalog rows describe it (its pg_class row, columns, constraints,
 # a view's rules) and the sum of their xmin. DDL that inserts, updates or deletes any of them changes
 # it (DROP COLUMN and RENAME COLUMN touch pg_attribute only, DROP CONSTRAINT pg_constraint only);
 # ANALYZE and autovacuum update pg_class in place and leave it alone. The versions of several
 # relations add up, so one call checks the relations its query reads with one small aggregate.
-def _xmins(oids: str) -> str:
-    return f"""SELECT xmin FROM pg_catalog.pg_class WHERE oid {oids}
-    UNION ALL SELECT xmin FROM pg_catalog.pg_attribute WHERE attrelid {oids} AND attnum > 0
-    UNION ALL SELECT xmin FROM pg_catalog.pg_constraint WHERE conrelid {oids}
-    UNION ALL SELECT xmin FROM pg_catalog.pg_rewrite WHERE ev_class {oids}"""
-
-
-REL_VERSION_SQL = f"(SELECT json_build_array(count(*), sum(xmin::text::bigint)) FROM ({_xmins('= c.oid')}) x)"
+REL_VERSION_SQL = compose(query("relation_version.sql"), xmins=compose(query("relation_xmins.sql"), oids="= c.oid"))
+#: relations_version.sql over relation_xmins.sql, its ``{oids}`` slot left open for :func:`versions_sql`
+_VERSIONS_SQL = compose(query("relations_version.sql"),
+                        xmins=compose(query("relation_xmins.sql"), oids="{oids}"))
 
 
 def versions_sql(oids: Sequence[int]) -> str:
@@ -101,7 +53,7 @@ def versions_sql(oids: Sequence[int]) -> str:
     if not oids:
         return "'0:0'"
     array = "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"
-    return f"(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM ({_xmins(array)}) x)"
+    return compose(_VERSIONS_SQL, oids=array)
 
 
 # The catalog version: a fingerprint of every catalog row the map is built from (relations, their
@@ -110,31 +62,13 @@ def versions_sql(oids: Sequence[int]) -> str:
 # changes the text. It reads every user relation (about 1.5 ms for 200 tables), so it is checked only
 # when a name is unknown or a relation refused, or the map is older than the cache's TTL; each call
 # checks the shared relations it reads with versions_sql().
-CATALOG_VERSION_SQL = """(WITH ns AS (SELECT oid, xmin FROM pg_catalog.pg_namespace
-    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'),
-  rel AS (SELECT oid, xmin FROM pg_catalog.pg_class
-    WHERE relnamespace IN (SELECT oid FROM ns) AND relkind IN ('r', 'p', 'v', 'm', 'f'))
-  SELECT concat_ws('.',
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM rel),
-    (SELECT count(*) || ':' || coalesce(sum(a.xmin::text::bigint), 0) FROM pg_catalog.pg_attribute a
-      WHERE a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0),
-    (SELECT count(*) || ':' || coalesce(sum(k.xmin::text::bigint), 0) FROM pg_catalog.pg_constraint k
-      WHERE k.conrelid IN (SELECT oid FROM rel)),
-    (SELECT count(*) || ':' || coalesce(sum(r.xmin::text::bigint), 0) FROM pg_catalog.pg_rewrite r
-      WHERE r.ev_class IN (SELECT oid FROM rel)),
-    (SELECT count(*) || ':' || coalesce(sum(t.xmin::text::bigint), 0) FROM pg_catalog.pg_type t
-      WHERE t.typnamespace IN (SELECT oid FROM ns)),
-    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM ns),
-    -- functions, operators and casts a query can be resolved to (verdicts of sqlsafe/resolved.py)
-    (SELECT count(*) || ':' || coalesce(sum(p.xmin::text::bigint), 0) FROM pg_catalog.pg_proc p
-      WHERE p.pronamespace IN (SELECT oid FROM ns)),
-    (SELECT count(*) || ':' || coalesce(sum(o.xmin::text::bigint), 0) FROM pg_catalog.pg_operator o
-      WHERE o.oprnamespace IN (SELECT oid FROM ns)),
-    (SELECT count(*) || ':' || coalesce(sum(c.xmin::text::bigint), 0) FROM pg_catalog.pg_cast c
-      WHERE c.oid >= 16384)))"""
-CLASSIFY_SQL = CLASSIFY_SQL.replace("SELECT current_database() AS db,",
-                                    f"SELECT current_database() AS db, {CATALOG_VERSION_SQL} AS catalog_version,", 1
-                                    ).replace("{REL_VERSION_SQL}", REL_VERSION_SQL)
+CATALOG_VERSION_SQL = query("catalog_version.sql")
+
+# One round trip ($1: the owner column): every relation outside the system schemas, as
+# database/sql/classify.sql describes, with the catalog version and each relation's version.
+CLASSIFY_SQL = compose(query("classify.sql"), catalog_version=CATALOG_VERSION_SQL, relation_version=REL_VERSION_SQL)
+#: :data:`CATALOG_VERSION_SQL` alone, as one statement
+_READ_CATALOG_VERSION_SQL = compose(query("select_value.sql"), value=CATALOG_VERSION_SQL)
 
 AUTH_TABLE_NAMES = ("users", "user")
 MAX_PARENT_DEPTH = 4
@@ -358,25 +292,22 @@ def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensit
 async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
                    sensitive: Sequence[str] = ()) -> UserDataMap:
     """Read the catalog (one query) and classify it. Leaves no transaction open if it opened one."""
-    from psycopg.rows import dict_row
-
-    was_idle = conn.info.transaction_status == 0  # psycopg.pq.TransactionStatus.IDLE
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(CLASSIFY_SQL, {"owner": owner_column}, prepare=False)
-        row = await cur.fetchone()
-    if was_idle and not conn.autocommit:
-        await conn.rollback()
+    (result,) = await run_batch(conn, [(CLASSIFY_SQL, [owner_column])], join_transaction=True)
+    row = dict(zip([name for name, _ in _checked(result).columns], result.rows[0], strict=True))
     return build_map(row, owner_column, shared_tables, sensitive)
 
 
 async def read_catalog_version(conn) -> str:
     """:data:`CATALOG_VERSION_SQL` alone: one small statement. Leaves no transaction open."""
-    was_idle = conn.info.transaction_status == 0  # psycopg.pq.TransactionStatus.IDLE
-    cur = await conn.execute("SELECT " + CATALOG_VERSION_SQL, prepare=False)
-    version = (await cur.fetchone())[0]
-    if was_idle and not conn.autocommit:
-        await conn.rollback()
-    return version
+    (result,) = await run_batch(conn, [(_READ_CATALOG_VERSION_SQL, ())], join_transaction=True)
+    return _checked(result).rows[0][0]
+
+
+def _checked(result):
+    """``result``, or its error raised (an idle connection ran it in an implicit transaction: none is left)."""
+    if result.error is not None:
+        raise result.error
+    return result
 
 
 class ClassificationCache:

@@ -34,6 +34,8 @@ from pglast import ast, parse_sql
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
+from ..database import psycopg_adapter
+from ..database.queries import query
 from .errors import QueryRefused
 from .functions import READABLE_SETTINGS, is_allowed
 from .redact import shown
@@ -57,33 +59,9 @@ VIEW_PREFIX = "schema_architect_resolve_"
 
 # One statement. $1: the safe extensions, $2: the view names. For each view: the analysed query printed
 # back, and the objects it depends on that a query may not use (pinned built-ins are never in pg_depend).
-RESOLVE_SQL = """
-SELECT v.name, pg_catalog.pg_get_viewdef(c.oid),
-  (SELECT coalesce(pg_catalog.json_agg(DISTINCT pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)),
-                   '[]')
-     FROM pg_catalog.pg_depend d
-     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-    WHERE r.ev_class = c.oid
-      AND ((d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)
-            AND NOT EXISTS (
-              SELECT 1 FROM pg_catalog.pg_depend e
-                JOIN pg_catalog.pg_extension x ON x.oid = e.refobjid
-               WHERE e.classid = d.refclassid AND e.objid = d.refobjid AND e.deptype = 'e'
-                 AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND x.extname = ANY($1)))
-        OR (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (
-              SELECT 1 FROM pg_catalog.pg_constraint k
-                JOIN pg_catalog.pg_depend kd ON kd.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                 AND kd.objid = k.oid AND kd.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-               WHERE k.contypid = d.refobjid))))
-FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS v(name, n)
-JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass('pg_temp.' || v.name)
-ORDER BY v.n
-"""
+RESOLVE_SQL = query("resolve_views.sql")
 
-_SETTINGS_SQL = ("SELECT pg_catalog.set_config('client_min_messages', 'error', true), "
-                 "pg_catalog.set_config('statement_timeout', $1, true), "
-                 "pg_catalog.set_config('lock_timeout', $1, true), "
-                 "pg_catalog.set_config('search_path', 'pg_catalog, public', true)")
+_SETTINGS_SQL = query("resolve_settings.sql")  # $1: the statement and lock timeout
 
 # SQLSTATEs meaning "this database cannot analyse here" rather than "the query is wrong": no TEMP
 # privilege (42501), a read-only standby (25006).
@@ -103,13 +81,7 @@ class ResolutionFailed(Exception):
 
 def param_types(conn, params: Sequence[Any]) -> tuple[int, ...]:
     """The type oid each value is sent as (0: unknown, PostgreSQL infers it), as run_batch sends them."""
-    if not params:
-        return ()
-    from psycopg.adapt import PyFormat, Transformer
-
-    transformer = Transformer(conn)
-    transformer.dump_sequence(list(params), [PyFormat.AUTO] * len(params))
-    return tuple(transformer.types or ())
+    return psycopg_adapter.param_types(conn, params)
 
 
 class _TypedNulls(Visitor):

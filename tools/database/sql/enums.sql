@@ -9,7 +9,7 @@ select t.oid,
 from pg_type t
 join pg_namespace n on n.oid = t.typnamespace
 where t.typtype = 'e'
-  and ((n.nspname = any(%(schemas)s)
+  and ((n.nspname = any($1)
         and not exists (select 1 from pg_depend e
                         where e.classid = 'pg_type'::regclass and e.objid = t.oid and e.deptype = 'e'))
        or t.oid in (select a.atttypid from pg_attribute a join rels r on r.oid = a.attrelid

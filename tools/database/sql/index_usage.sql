@@ -16,4 +16,4 @@ select s.schemaname as schema_name,
 from pg_stat_all_indexes s
 join pg_class t on t.oid = s.relid
 left join pg_stat_database db on db.datname = current_database()
-where s.schemaname = any(%(schemas)s)
+where s.schemaname = any($1)

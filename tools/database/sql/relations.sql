@@ -16,7 +16,7 @@ left join pg_description d
        on d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0
 where c.relkind in ('r', 'p')
   and not c.relispartition
-  and n.nspname = any(%(schemas)s)
+  and n.nspname = any($1)
   and not exists (
       select 1 from pg_depend e
       where e.classid = 'pg_class'::regclass and e.objid = c.oid and e.deptype = 'e'
