@@ -11,11 +11,12 @@ Usage: python bench/bench_proven_fixes.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import collections
+import re
 import statistics
 import sys
 import tempfile
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -24,7 +25,6 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import planted  # noqa: E402
 
-from schema_architect.tools.diff_models_vs_spec import diff_project  # noqa: E402
 from schema_architect.tools.drift import scratch  # noqa: E402
 
 
@@ -44,15 +44,9 @@ def main() -> None:
             conn.execute(planted.database_sql())
         project = planted.make_project(Path(tempfile.mkdtemp()))
 
-        @asynccontextmanager
-        async def database():
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                yield conn
-
         async def once(prove: bool):
             started = time.perf_counter()
-            result = await diff_project(project=project, spec_path=None, models=None, include_database=True,
-                                        tables=None, database=database, prove=prove)
+            result = await planted.diff(project, url, prove=prove)
             return time.perf_counter() - started, result
 
         started = time.perf_counter()
@@ -73,6 +67,9 @@ def main() -> None:
         print(f"migration: {len(m.steps)} statements "
               f"({sum(not s.transactional for s in m.steps)} outside a transaction), "
               f"{len(m.called_out)} called out; proof: {m.proof}")
+        ops = collections.Counter(re.findall(r"^\s+op\.(\w+)\(", m.alembic.split("def downgrade")[0], re.MULTILINE))
+        print(f"Alembic revision, upgrade(): {sum(ops.values())} op calls: "
+              + ", ".join(f"{name} {n}" for name, n in ops.most_common()))
         print("squawk findings by rule: " + (", ".join(f"{r} {n}" for r, n in m.lint.items()) or "none"))
         for rule, why in m.lint_remaining.items():
             print(f"  {rule}: {why}")

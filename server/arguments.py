@@ -3,12 +3,14 @@
 The SDK builds each tool's argument model from its signature and, like pydantic by default, ignores
 arguments it does not know: ``{"tabels": ["tasks"]}`` would read every table. It reports a type mistake as
 pydantic's multi-line text with a link. And an error a tool raises that is not a ``ToolError`` is hidden as
-a crash. :class:`SchemaArchitectServer` overrides two public methods of ``MCPServer`` to fix all three:
+a crash. :class:`SchemaArchitectServer` overrides public methods of ``MCPServer`` to fix all three:
 
 * ``call_tool`` checks the argument names against the tool's published input schema first (an unknown one
   is refused, naming the closest valid one), turns a ``ValidationError`` into one line (the argument, what
   was given, what is expected), and gives an :class:`~schema_architect.tools.schema.errors.AgentError`
   from anywhere in a tool its rule id and one message shape (``[rule] problem Given: ... fix``).
+* ``list_tools`` publishes each tool's input schema lean (server/results.py), the schema ``call_tool``
+  checks names against.
 * ``get_prompt`` answers an unknown prompt name with an invalid-params error naming the closest prompt,
   not "Internal server error" with a traceback on stderr.
 """
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 
 from ..tools.schema.errors import AgentError, ArgumentError, UnknownArgument, closest
 from .db import redact_url
+from .results import input_schema
 
 
 def unknown_arguments(tool: str, arguments: dict[str, Any], schema: dict[str, Any]) -> UnknownArgument | None:
@@ -140,6 +143,12 @@ class SchemaArchitectServer(MCPServer):
             if isinstance(cause, AgentError):  # raised outside agent_errors(): same shape, no crash log
                 raise ToolError(prefix + redact_url(cause.for_agent())) from None
             raise
+
+    async def list_tools(self):  # type: ignore[override]
+        """The tools with their lean input schemas (server/results.py: no titles or null-only noise, and
+        ``additionalProperties: false``); the SDK still validates arguments with the tool's own model."""
+        return [tool.model_copy(update={"input_schema": input_schema(tool.input_schema)})
+                for tool in await super().list_tools()]
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):  # type: ignore[override]
         from ..prompts.loader import unknown_prompt

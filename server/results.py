@@ -26,17 +26,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from ..tools.schema.errors import CursorInvalid
+from ..tools.schema.shape import Shape
 
 #: A page's budget of JSON bytes: about 15k tokens at bytes/4, under the ~20k a client shows inline.
 PAGE_BYTES = 60_000
@@ -46,36 +46,12 @@ Detail = Literal["summary", "full"]
 DETAIL_DESCRIPTION = "full adds locations, diagrams, reports"
 CURSOR_DESCRIPTION = "page.next_cursor, for the next page"
 
+#: A result given whole, nothing left out in summary.
+PLAIN = Shape()
+
 
 class CursorError(CursorInvalid):
     """A cursor this server did not give, or one cut from a list of tables that has changed since."""
-
-
-def table_of_object(item: dict) -> str | None:
-    """The table of a finding or drift: its object is a table, "table.column" or "table.index"."""
-    obj = item.get("object")
-    return obj.removeprefix("public.").split(".", 1)[0] if isinstance(obj, str) and obj else None
-
-
-def table_field(item: dict) -> str | None:
-    return item.get("table") if isinstance(item, dict) else None
-
-
-def name_field(item: dict) -> str | None:
-    return item.get("name") if isinstance(item, dict) else None
-
-
-def itself(item: Any) -> str | None:
-    return item if isinstance(item, str) else None
-
-
-_NOTE_TABLE = re.compile(r"([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?): ")
-
-
-def note_prefix(item: Any) -> str | None:
-    """The table a note opens with ("items_000: ..."); a general note opens with words."""
-    m = _NOTE_TABLE.match(item) if isinstance(item, str) else None
-    return m.group(1) if m else None
 
 
 def _table_key(table: str | None) -> str | None:
@@ -83,22 +59,7 @@ def _table_key(table: str | None) -> str | None:
     return table.removeprefix("public.") if table else None
 
 
-@dataclass(frozen=True)
-class Shape:
-    """How one tool's result is made compact and paged."""
-
-    #: Left out in summary: a top-level field (``None``) or keys dropped anywhere inside it.
-    summary_omits: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
-    #: List fields paged by table, with how to read an item's table (``None``: not about one table).
-    per_table: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
-    #: Fields given on the first page only (what is not about one table and may be large).
-    first_page_only: frozenset[str] = frozenset()
-    #: Fields given only when the result is not paged: whole-result renderings (a diagram, a report)
-    #: that would not fit a page and that a ``tables`` filter makes small again.
-    whole_only: frozenset[str] = frozenset()
-
-
-def compact(result: BaseModel, detail: Detail = "summary", shape: Shape = Shape()) -> dict[str, Any]:
+def compact(result: BaseModel, detail: Detail = "summary", shape: Shape = PLAIN) -> dict[str, Any]:
     """The result as the agent receives it: defaults left out, and in summary the omissions."""
     data = result.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     if detail == "summary":
@@ -242,7 +203,7 @@ def tool_result(data: dict[str, Any]) -> CallToolResult:
 # Schemas as published in tools/list
 
 
-def output_schema(model: type[BaseModel], shape: Shape = Shape()) -> dict[str, Any]:
+def output_schema(model: type[BaseModel], shape: Shape = PLAIN) -> dict[str, Any]:
     """The result's schema as an agent's client needs it: each top-level field and its type.
 
     Nested objects are ``{"type": "object"}`` and descriptions are left to docs/tools/ (the field

@@ -124,10 +124,21 @@ async def _stop_on_signal(scope: anyio.CancelScope, *, task_status=anyio.TASK_ST
             return
 
 
+def lowlevel_server(server):
+    """The SDK's low-level ``Server`` that ``MCPServer.run_stdio_async`` runs, or None.
+
+    The one private SDK name the server uses: ``MCPServer`` has no public accessor for it, and
+    ``run_stdio_async`` takes no streams. tests/test_stdio.py fails loudly when an SDK release renames it
+    or changes what it offers (then this falls back to the SDK's own stdio transport)."""
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    runs = all(callable(getattr(lowlevel, name, None)) for name in ("run", "create_initialization_options"))
+    return lowlevel if runs else None
+
+
 async def _serve_stdio(server) -> None:
     from mcp.server.stdio import stdio_server
 
-    lowlevel = getattr(server, "_lowlevel_server", None)  # what MCPServer.run_stdio_async runs
+    lowlevel = lowlevel_server(server)
     if lowlevel is None or not _pipes():
         await server.run_stdio_async()
         return

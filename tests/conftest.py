@@ -115,6 +115,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def connect_attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every async connection opened in this test, in order, as "ok" or "failed": retries, or their absence,
+    counted rather than timed ("fails at once" is one failed attempt; "retried" is more than one)."""
+    attempts: list[str] = []
+    real = psycopg.AsyncConnection.connect
+
+    async def counted(cls, conninfo: str = "", **kwargs):
+        try:
+            conn = await real(conninfo, **kwargs)
+        except BaseException:
+            attempts.append("failed")
+            raise
+        attempts.append("ok")
+        return conn
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", classmethod(counted))
+    return attempts
+
+
 def load_reference_without_newest_index(conn, *, users: int, tasks: int) -> None:
     """The reference spec's schema minus idx_tasks_user_created, with ``users`` x ``tasks / users`` rows.
 

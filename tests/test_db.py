@@ -70,8 +70,12 @@ async def test_embedded_default_starts_under_the_project_and_stops(tmp_path: Pat
     assert row == ("schema_architect",)
     assert db.describe() == "embedded PostgreSQL (.schema-architect/pgdata)/schema_architect"
     assert (tmp_path / ".schema-architect" / ".gitignore").read_text().splitlines()[-1] == "*"
-    pid = int((tmp_path / ".schema-architect/pgdata/postmaster.pid").read_text().split()[0])
+    pid_file = tmp_path / ".schema-architect/pgdata/postmaster.pid"
+    pid = int(pid_file.read_text().split()[0])
     await db.close()
+    # close() returns once the server has shut down: PostgreSQL removes its pid file as the last step of a
+    # clean shutdown, and the postmaster is gone (a zombie not yet reaped by its parent counts as gone).
+    assert not pid_file.exists()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
     # reused across runs: the same data folder, the same database

@@ -1,13 +1,18 @@
 """Issue 14, item 11: the models are read with the project's own SQLModel, or the result says they were not.
 
-A real second virtualenv with SQLModel 0.0.14 from PyPI (created once per test run, under pytest's tmp
-dir) plays the project's interpreter. SQLModel 0.0.14 maps ``datetime`` to ``timestamp``; the server's
-SQLModel (>= 0.0.45) maps it to ``timestamptz``, so which interpreter imported the models decides
-whether a spec's ``timestamptz`` is drift.
+A real second virtualenv with SQLModel 0.0.14 (created once per test run, under pytest's tmp dir) plays the
+project's interpreter. SQLModel 0.0.14 maps ``datetime`` to ``timestamp``; the server's SQLModel (>= 0.0.45)
+maps it to ``timestamptz``, so which interpreter imported the models decides whether a spec's
+``timestamptz`` is drift.
+
+No package index at test time: the virtualenv is installed from the wheels .ci/run downloads into
+.ci/wheels/old-sqlmodel (the pins are .ci/old-sqlmodel.txt). Without them these tests skip, saying so;
+under CI=true they fail.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +20,15 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from conftest import REPO, require
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
-OLD_SQLMODEL = "0.0.14"
+PINS = REPO / ".ci" / "old-sqlmodel.txt"
+WHEELS = REPO / ".ci" / "wheels" / "old-sqlmodel"
+OLD_SQLMODEL = re.search(r"^sqlmodel==(\S+)", PINS.read_text(), re.M).group(1)
 
 SPEC = """# Database schema
 
@@ -48,11 +56,16 @@ class Event(SQLModel, table=True):
 
 @pytest.fixture(scope="session")
 def old_sqlmodel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv with SQLModel 0.0.14 (and an SQLAlchemy 2.0 it supports), installed from PyPI."""
-    venv = tmp_path_factory.mktemp("venvs") / "sqlmodel-0.0.14"
+    """A virtualenv with SQLModel 0.0.14 (and an SQLAlchemy 2.0 it supports), installed offline from WHEELS."""
+    require(None if WHEELS.is_dir() else
+            f"needs the wheels of {PINS.relative_to(REPO)} in {WHEELS.relative_to(REPO)}; download them with: "
+            f"python -m pip download -d {WHEELS.relative_to(REPO)} -r {PINS.relative_to(REPO)} (.ci/run does this)")
+    venv = tmp_path_factory.mktemp("venvs") / f"sqlmodel-{OLD_SQLMODEL}"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    f"sqlmodel=={OLD_SQLMODEL}", "sqlalchemy>=2.0,<2.1"], check=True, timeout=240)
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                                "--disable-pip-version-check", "--no-index", "--find-links", str(WHEELS), "-r", str(PINS)],
+                               capture_output=True, text=True, timeout=240)
+    assert installed.returncode == 0, f"{WHEELS} does not hold what {PINS} asks for:\n{installed.stderr[-2000:]}"
     return venv
 
 

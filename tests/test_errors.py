@@ -3,8 +3,10 @@ tools/schema/errors.py, and one call through MCP per cell of it; plus each examp
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +18,9 @@ from mcp import Client, MCPError
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import schema_ddl
-from schema_architect.tools.schema.errors import CONDITIONS, TOOLS, render_errors_doc
+import schema_architect.server
+import schema_architect.tools
+from schema_architect.tools.schema.errors import CONDITIONS, TOOLS, AgentError, render_errors_doc
 from schema_architect.tools.spec.reader import parse_spec
 
 from conftest import REPO
@@ -27,8 +31,52 @@ DOC = REPO / "docs" / "errors.md"
 DOWN = "postgresql://someone:hunter2@127.0.0.1:1/nowhere"
 
 
+def error_tree() -> str:
+    """The "Error classes" section: every AgentError subclass of tools/ and server/, as a tree by first base.
+
+    Read from the classes themselves (every module of both imported; classes defined elsewhere, in tests say,
+    left out), so a new error class shows up here and docs/errors.md is stale until it is regenerated."""
+    for package in (schema_architect.tools, schema_architect.server):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if module.name.rpartition(".")[2] not in ("__main__", "_child", "_reaper"):  # scripts, not modules
+                importlib.import_module(module.name)
+
+    def where(cls: type) -> str:
+        return cls.__module__.removeprefix("schema_architect.").replace(".", "/") + ".py"
+
+    def rule(cls: type) -> str:
+        return cls.rule if cls.rule != AgentError.rule else "rule id given when raised"
+
+    def children(cls: type) -> list[type]:  # a class is drawn once, under its first base
+        ours = ("schema_architect.tools.", "schema_architect.server.")
+        return sorted((c for c in cls.__subclasses__() if c.__bases__[0] is cls and c.__module__.startswith(ours)),
+                      key=lambda c: c.__name__)
+
+    rows: list[tuple[str, str, str]] = []
+
+    def draw(cls: type, prefix: str, last: bool, top: bool) -> None:
+        also = [b.__name__ for b in cls.__bases__[1:] if issubclass(b, AgentError)]
+        name = cls.__name__ + (f" (also {', '.join(also)})" if also else "")
+        rows.append((name if top else f"{prefix}{'└── ' if last else '├── '}{name}", rule(cls), where(cls)))
+        below = children(cls)
+        for i, child in enumerate(below):
+            draw(child, "" if top else prefix + ("    " if last else "│   "), i == len(below) - 1, False)
+
+    draw(AgentError, "", True, True)
+    width = max(len(r[0]) for r in rows) + 2
+    rule_width = max(len(r[1]) for r in rows) + 2
+    tree = [f"{n.ljust(width)}{r.ljust(rule_width)}{w}".rstrip() for n, r, w in rows]
+    return "\n".join([
+        "## Error classes", "",
+        "<!-- Generated from the classes by tests/test_errors.py (error_tree) -->", "",
+        "Every expected error is an `AgentError` (tools/schema/errors.py, layer 0): a class, its rule id, its module. "
+        "Catch the class; the agent sees the rule id.", "",
+        "```", *tree, "```", "",
+    ])
+
+
 def test_errors_doc_is_generated_from_the_code() -> None:
-    text = render_errors_doc()
+    text = render_errors_doc() + "\n" + error_tree()
     if os.environ.get("SCHEMA_ARCHITECT_WRITE_DOCS"):
         DOC.write_text(text, encoding="utf-8")
     assert DOC.read_text(encoding="utf-8") == text, \

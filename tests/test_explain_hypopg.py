@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import anyio
@@ -156,22 +155,25 @@ async def test_hypopg_takes_no_table_lock(servers) -> None:
     holder = await psycopg.AsyncConnection.connect(url)
     writer = await psycopg.AsyncConnection.connect(url, autocommit=True)
     await holder.execute("UPDATE tasks SET title = title WHERE id = 1")  # open transaction: ROW EXCLUSIVE
-    timings: dict[str, float] = {}
+    # A writer queued behind a SHARE request would wait the call's whole lock_timeout: its own, shorter one
+    # turns any such wait into an error (SQLSTATE 55P03) instead of a delay to measure.
+    await writer.execute(f"SET lock_timeout = {lock_ms // 5}")
+    written: list[str] = []
     result = None
 
     async def run() -> None:
         nonlocal result
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            start = time.monotonic()
             result = await explain_indexes(spec=_spec(), conn=conn, table="tasks", lock_timeout_ms=lock_ms)
-            timings["explain"] = time.monotonic() - start
             assert await _left_on(conn) == []
 
     async def write() -> None:
         for _ in range(10):  # writes all along the call
-            start = time.monotonic()
-            await writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u1', 'written meanwhile')")
-            timings["writer"] = max(timings.get("writer", 0.0), time.monotonic() - start)
+            try:
+                await writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u1', 'written meanwhile')")
+                written.append("inserted")
+            except psycopg.errors.LockNotAvailable:
+                written.append("held up by a lock")
             await anyio.sleep(0.02)
 
     try:
@@ -190,8 +192,7 @@ async def test_hypopg_takes_no_table_lock(servers) -> None:
     rec = _newest_rec(result)
     assert rec.checked_how == "hypopg", rec.checked_how  # not "not checked: ... locked by another transaction"
     assert rec.cost_after is not None and rec.cost_before is not None and rec.cost_after < rec.cost_before
-    assert timings["explain"] < lock_ms / 1000 + 5, timings
-    assert timings["writer"] < 0.3, timings
+    assert written == ["inserted"] * 10, written  # the writer never waited on a lock
     assert _fingerprint(url) == before
 
 

@@ -9,7 +9,6 @@ Two databases per module, each built once:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -271,21 +270,36 @@ async def test_locked_table_gives_up_within_lock_timeout_and_writer_is_not_held(
     writer = await _connect(ref_url)
     await holder.set_autocommit(False)
     await holder.execute("UPDATE tasks SET title = title WHERE id = 1")  # an open writer: ROW EXCLUSIVE
-    timings: dict[str, float] = {}
+    seen: dict[str, list] = {}
     result = None
 
     async def run() -> None:
         nonlocal result
         async with await _connect(ref_url) as conn:
-            start = time.monotonic()
             result = await explain_indexes(spec=_spec(), conn=conn, table="tasks", lock_timeout_ms=lock_ms)
-            timings["explain"] = time.monotonic() - start
+
+    async def locks_on_tasks() -> list[tuple[str, bool]]:
+        return await (await holder.execute(
+            "SELECT mode, granted FROM pg_locks WHERE relation = 'tasks'::regclass AND pid <> pg_backend_pid()"
+            " ORDER BY mode, granted")).fetchall()
 
     async def write() -> None:
-        await anyio.sleep(0.25)  # the test build is now queued behind the holder
-        start = time.monotonic()
-        await writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u1', 'written meanwhile')")
-        timings["writer"] = time.monotonic() - start
+        while ("ShareLock", False) not in (locks := await locks_on_tasks()):
+            if result is not None:  # the call ended without ever queueing a test build
+                seen["queued"] = locks
+                return
+            await anyio.sleep(0.02)
+        seen["queued"] = locks  # the test build waits behind the holder: an INSERT now queues behind it
+        # The holder lets go only after both tasks, so what lets the INSERT through is the build giving up at
+        # its lock_timeout. Should it wait on, the writer's own lock_timeout (far longer) ends the wait as an
+        # error (SQLSTATE 55P03) rather than a hang.
+        await writer.execute(f"SET lock_timeout = {lock_ms * 20}")
+        try:
+            await writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u1', 'written meanwhile')")
+            seen["insert"] = ["inserted while the holder held on"]
+        except psycopg.errors.LockNotAvailable:
+            seen["insert"] = ["held up until its own lock_timeout"]
+        seen["after_insert"] = await locks_on_tasks()
 
     try:
         async with anyio.create_task_group() as tg:
@@ -300,8 +314,9 @@ async def test_locked_table_gives_up_within_lock_timeout_and_writer_is_not_held(
     rec = next(r for r in result.recommendations if "created_at DESC" in r.ddl)
     assert rec.checked_how.startswith("not checked:") and f"lock_timeout={lock_ms} ms" in rec.checked_how
     assert rec.cost_before is not None and rec.cost_after is None
-    assert timings["writer"] < lock_ms / 1000 + 0.4, timings
-    assert timings["explain"] < 10, timings
+    assert ("ShareLock", False) in seen["queued"], seen
+    assert seen["insert"] == ["inserted while the holder held on"], seen
+    assert [mode for mode, granted in seen["after_insert"] if not granted] == [], seen  # nothing waits any more
     assert _fingerprint(ref_url) == before
 
 

@@ -8,7 +8,6 @@ that says what to fix and holds no password; our connections carry application_n
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import psycopg
@@ -50,32 +49,30 @@ async def test_neon_style_url_connects_over_tls_with_channel_binding(tls_server:
 
 
 async def test_require_against_a_server_without_tls_is_a_clear_immediate_error(
-        plain_server: PgServer, tmp_path: Path) -> None:
+        plain_server: PgServer, tmp_path: Path, connect_attempts: list[str]) -> None:
     db = Database(plain_server.url(sslmode="require"), project=tmp_path, connect_timeout_s=15)
-    started = time.monotonic()
     with pytest.raises(DatabaseUnavailable) as info:
         async with db.connection():
             pass
-    elapsed = time.monotonic() - started
     await db.close()
     message = str(info.value)
-    assert elapsed < 3, f"a missing TLS must not be retried until the timeout ({elapsed:.1f} s)"
+    assert connect_attempts == ["failed"], "a missing TLS must not be retried until the timeout"
     assert "does not support SSL" in message and "sslmode=require" in message, message
     assert f"127.0.0.1:{plain_server.port}/postgres" in message
     assert PASSWORD not in message
 
 
-async def test_wrong_password_fails_at_once_without_showing_it(tls_server: PgServer, tmp_path: Path) -> None:
+async def test_wrong_password_fails_at_once_without_showing_it(tls_server: PgServer, tmp_path: Path,
+                                                                connect_attempts: list[str]) -> None:
     wrong = "npg_Wr0ngPassw0rd"
     db = Database(tls_server.url("neondb", password=wrong, sslmode="require"), project=tmp_path,
                   connect_timeout_s=15)
-    started = time.monotonic()
     with pytest.raises(DatabaseUnavailable) as info:
         async with db.connection():
             pass
     await db.close()
     message = str(info.value)
-    assert time.monotonic() - started < 3
+    assert connect_attempts == ["failed"], "a wrong password must not be retried until the timeout"
     assert "password authentication failed" in message and "Check the user and password" in message
     assert wrong not in message and PASSWORD not in message
 

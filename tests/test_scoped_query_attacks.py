@@ -400,23 +400,24 @@ async def test_attack_suite(attack_db, role: str, autocommit: bool) -> None:
 
 async def test_five_million_rows_are_capped(attack_db) -> None:
     async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "agent_ro"), autocommit=True) as conn:
-        started = time.perf_counter()
         result = await run_scoped_query(conn, "SELECT g, md5(g::text) FROM generate_series(1, 5000000) g", "u_alice",
                                         limit=100)
-        elapsed = time.perf_counter() - started
         assert result.row_count == 100 and result.truncated
         assert result.rows[0] == [1, "c4ca4238a0b923820dcc509a6f75849b"]
-        assert elapsed < 3.0, elapsed  # the FunctionScan materialises the series server-side; the client reads 101 rows
+        # The cap is in the query the server ran, so it sends 101 rows, not five million.
+        assert result.rewritten_sql.endswith("LIMIT 101"), result.rewritten_sql
 
 
 async def test_slow_query_is_cut_and_connection_reusable(attack_db) -> None:
     async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=False) as conn:
-        started = time.perf_counter()
         with pytest.raises(QueryFailed) as info:
             await run_scoped_query(conn, "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
                                    "u_alice", statement_timeout_ms=300)
-        assert info.value.finding.rule == "sql-timeout"
-        assert time.perf_counter() - started < 3
+        assert info.value.finding.rule == "sql-timeout"  # PostgreSQL cancelled it (SQLSTATE 57014)
+        with _admin(attack_db["url"]) as admin:  # and its backend runs nothing any more: idle, not active
+            state = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s",
+                                  [conn.info.backend_pid]).fetchone()
+        assert state == ("idle",), state
         result = await run_scoped_query(conn, "SELECT count(*) FROM tasks", "u_alice")
         assert result.rows == [[3002]]
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not conn.autocommit

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pglast import parse_sql
 
+from schema_architect.tools.database.quoting import ident, literal
 from schema_architect.tools.run_scoped_query import redact, scoped_role_ddl
 from schema_architect.tools.sqlsafe import QueryRefused, UnknownRelation, check_sql, prepare, rewrite
 from schema_architect.tools.sqlsafe.classify import REWRITE_CACHE_SIZE, build_map
@@ -381,3 +382,18 @@ def test_scoped_role_ddl_quotes_identifiers() -> None:
     for stmt in parse_sql(ddl):
         assert type(stmt.stmt).__name__ in {"CreateRoleStmt", "AlterRoleSetStmt", "GrantStmt",
                                             "AlterTableStmt", "CreatePolicyStmt"}
+
+
+def test_the_one_quoter_refuses_names_and_values_postgresql_cannot_hold() -> None:
+    """Every caller quotes through tools/database/quoting.py: the role DDL keeps refusing an empty or
+    NUL name and a NUL setting, and the DDL and lint quoting now refuse them too."""
+    for bad in ("", "agent\x00x"):
+        with pytest.raises(ValueError, match="empty or contains a NUL byte"):
+            scoped_role_ddl(bad)
+        with pytest.raises(ValueError, match="empty or contains a NUL byte"):
+            ident(bad)
+    with pytest.raises(ValueError, match="NUL byte"):
+        scoped_role_ddl("reader", user_tables=["tasks"], setting="app.\x00user_id")
+    # Quoted where PostgreSQL would read a keyword (the lint's quoter left column-name keywords bare).
+    assert [ident(n) for n in ("tasks", "order", "position", "Tasks")] == ["tasks", '"order"', '"position"', '"Tasks"']
+    assert literal("it's") == "'it''s'"

@@ -75,3 +75,21 @@ def test_with_stdin_a_regular_file_the_sdk_transport_serves(tmp_path: Path) -> N
     lines = done.stdout.decode().splitlines()
     assert json.loads(lines[0])["result"]["serverInfo"]["name"] == "noisy"
     assert lines[1:] == ["served and returned"]
+
+
+def test_the_sdk_still_runs_the_lowlevel_server_stdio_reaches() -> None:
+    """server/stdio.py reaches one private SDK name (MCPServer has no public accessor for the low-level
+    server, and run_stdio_async takes no streams): if an SDK release renames it or runs something else,
+    stdio would silently fall back to the SDK's threaded transport. Fail loudly here instead."""
+    import inspect
+
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.stdio import stdio_server
+    from schema_architect.server.stdio import lowlevel_server
+
+    server = MCPServer("probe")
+    lowlevel = lowlevel_server(server)
+    assert lowlevel is not None, "MCPServer._lowlevel_server is gone: update server/stdio.py's lowlevel_server"
+    assert "self._lowlevel_server.run(" in inspect.getsource(MCPServer.run_stdio_async), (
+        "run_stdio_async no longer runs _lowlevel_server: check what server/stdio.py serves still matches it")
+    assert {"stdin", "stdout"} <= set(inspect.signature(stdio_server).parameters), "stdio_server takes no streams"

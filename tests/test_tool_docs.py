@@ -20,7 +20,8 @@ import psycopg
 import pytest
 from mcp import Client
 
-from schema_architect.server.app import EMBEDDED_DESCRIPTION, SHAPES, TOUCH_DATABASE, create_server
+from schema_architect.server.app import TOOLS, create_server
+from schema_architect.server.tooling import EMBEDDED_DESCRIPTION
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.spec.reader import parse_spec
@@ -68,6 +69,38 @@ def project(tmp_path_factory, make_database) -> tuple[Path, str]:
         conn.execute(SEED)
         conn.execute("VACUUM ANALYZE")  # a settled visibility map: plans cannot change under a test
     return root, url
+
+
+#: The example revision of docs/tools/diff_models_vs_spec.md: the reference database with these differences.
+DRIFTED = ["ALTER TABLE tasks DROP COLUMN due_date", "DROP INDEX idx_tasks_user_completed",
+           "ALTER TABLE tasks ALTER COLUMN completed DROP DEFAULT"]
+
+
+@pytest.fixture(scope="module")
+def drifted_url(project, make_database) -> str:
+    url = make_database("docs_drifted")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in schema_ddl(parse_spec((project[0] / "specs/database/schema.md").read_text()).schema):
+            conn.execute(statement)
+        for statement in DRIFTED:
+            conn.execute(statement)
+    return url
+
+
+async def revision_example(root: Path, url: str) -> str:
+    """A second real call, against a drifted copy: the migration's Alembic revision, as the page shows it."""
+    async with Client(create_server(Settings(project=root, database_url=url, embedded=False))) as client:
+        result = await client.call_tool("diff_models_vs_spec", EXAMPLES["diff_models_vs_spec"])
+    assert not result.is_error, result.content
+    migration = result.structured_content["migration"]
+    assert "needs no more fixes" in migration["proof"], migration["proof"]
+    return "\n".join([
+        "", "## Example: the migration, as an Alembic revision", "",
+        "The same request against the reference database with three differences planted ("
+        + "; ".join(f"`{s}`" for s in DRIFTED) + "). `migration.alembic`, proven on a copy before it is "
+        "shown: Alembic's own operations where one says the statement exactly, `op.execute` with the SQL "
+        "otherwise, CONCURRENTLY steps in `autocommit_block`; every step can run again:", "",
+        "```python", migration["alembic"].rstrip(), "```", ""])
 
 
 # Values that change from run to run (timings, hashes, planner costs, sizes) are shown as "…".
@@ -121,7 +154,8 @@ def _field_rows(schema: dict, omitted: dict[str, str] | None = None) -> list[str
 
 def result_contract(tool) -> list[str]:
     """The result as agents receive it: top-level fields, then every nested object, from the model."""
-    model, shape = SHAPES[tool.name]
+    declared = next(t for t in TOOLS if t.name == tool.name)
+    model, shape = declared.result, declared.shape
     schema = model.model_json_schema(mode="serialization")
     lines = ["", "## Result", "",
              "Compact JSON (server/results.py): a field at its default is left out, and `detail=\"summary\"` "
@@ -133,8 +167,8 @@ def result_contract(tool) -> list[str]:
                 if shape.per_table else ""), ""]
     for name, spec in schema["properties"].items():
         assert spec.get("description"), f"{tool.name} result field {name} needs a description"
-    # The server adds `embedded` to results that touched the embedded database (server/app.py).
-    added = {"embedded"} if tool.name in TOUCH_DATABASE else set()
+    # The server adds `embedded` to results that touched the embedded database (server/tooling.py).
+    added = {"embedded"} if declared.touches_database else set()
     assert set(tool.output_schema["properties"]) - {"page"} == set(schema["properties"]) | added
     omitted = {name: "after the first page" for name in shape.first_page_only}
     omitted |= {name: "when paged" for name in shape.whole_only}
@@ -180,7 +214,7 @@ def render_page(tool, arguments: dict, response: dict) -> str:
     return "\n".join(lines)
 
 
-async def test_every_tool_page_is_current(project) -> None:
+async def test_every_tool_page_is_current(project, drifted_url) -> None:
     root, url = project
     settings = Settings(project=root, database_url=url, embedded=False)
     async with Client(create_server(settings)) as client:
@@ -194,6 +228,7 @@ async def test_every_tool_page_is_current(project) -> None:
             [block] = result.content
             assert json.loads(block.text) == result.structured_content, name
             pages[name] = render_page(tools[name], arguments, result.structured_content)
+    pages["diff_models_vs_spec"] += await revision_example(root, drifted_url)
     if os.environ.get("SCHEMA_ARCHITECT_WRITE_DOCS"):
         DOCS.mkdir(parents=True, exist_ok=True)
         for name, text in pages.items():

@@ -1,10 +1,10 @@
 """PostgreSQL DDL from the Schema model: CREATE TYPE / TABLE / INDEX, and the updated_at trigger.
 
 The one place SQL for a schema element is written: applying a spec to an empty database, dry-running a
-proposed table, and the migration SQL of the drift engine (:mod:`tools.diff`) all render through here.
+proposed table, and the migration SQL of the drift engine (:mod:`tools.drift`) all render through here.
 Identifiers are quoted only when PostgreSQL needs it, so the output reads like hand-written DDL.
 
-Nothing is pasted: identifiers are quoted by :func:`ident`, literals by :func:`literal`, and every
+Nothing is pasted: identifiers and literals are quoted by :mod:`tools.database.quoting`, and every
 expression (defaults, CHECKs, index expressions and predicates) and non-builtin type is parsed as exactly
 one expression and re-printed from the parse tree (:func:`tools.database.expressions.sql_expression`);
 text that is not one expression raises :class:`ExpressionError`. :func:`execute_ddl` then sends only
@@ -16,36 +16,17 @@ from __future__ import annotations
 
 import re
 
-from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
-
 from ..schema.model import Column, Enum, ForeignKey, Index, Schema, Table
 from .expressions import ExpressionError, sql_expression, sql_type, value_set_of
+from .quoting import ident, ident_list, literal, literal_list, qualified_name  # noqa: F401 - literal: re-exported
 from .types import try_normalize_type
-
-_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
-_NEEDS_QUOTES = RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS | COL_NAME_KEYWORDS
 
 #: The serial pseudo-type that creates a column of this integer type with its sequence.
 _SERIAL_BY_TYPE = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
 
-def ident(name: str) -> str:
-    """Quote an identifier if (and only if) PostgreSQL would otherwise read it differently."""
-    if _PLAIN.fullmatch(name) and name not in _NEEDS_QUOTES:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
 def qualified(table: Table) -> str:
-    return ident(table.name) if table.schema_name == "public" else f"{ident(table.schema_name)}.{ident(table.name)}"
-
-
-def literal(value: str) -> str:
-    """A string literal (standard_conforming_strings, PostgreSQL's default since 9.1: backslashes are
-    plain characters). NUL cannot be in a PostgreSQL string, so it is refused rather than sent."""
-    if "\x00" in value:
-        raise ExpressionError(f"The value {value!r} contains a NUL byte, which PostgreSQL text cannot hold.")
-    return "'" + value.replace("'", "''") + "'"
+    return qualified_name(table.schema_name, table.name)
 
 
 _FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
@@ -56,10 +37,6 @@ def _fk_action(action: str) -> str:
     if action not in _FK_ACTIONS:
         raise ExpressionError(f"The foreign-key action {action!r} is not one of {', '.join(_FK_ACTIONS)}.")
     return action
-
-
-def _column_list(names: list[str]) -> str:
-    return ", ".join(ident(n) for n in names)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -122,9 +99,8 @@ def column_sql(table: Table, column: Column, *, inline_pk: bool = False) -> str:
 def fk_sql(fk: ForeignKey) -> str:
     """``FOREIGN KEY (...) REFERENCES t (...) [ON DELETE ...]``, without the constraint name.
     NO ACTION is PostgreSQL's default and is left unsaid."""
-    target = ident(fk.ref_table) if fk.ref_schema in (None, "", "public") else (
-        f"{ident(fk.ref_schema)}.{ident(fk.ref_table)}")
-    s = f"FOREIGN KEY ({_column_list(fk.columns)}) REFERENCES {target} ({_column_list(fk.ref_columns)})"
+    target = qualified_name(fk.ref_schema, fk.ref_table)
+    s = f"FOREIGN KEY ({ident_list(fk.columns)}) REFERENCES {target} ({ident_list(fk.ref_columns)})"
     if fk.on_delete and fk.on_delete != "NO ACTION":
         s += f" ON DELETE {_fk_action(fk.on_delete)}"
     if fk.on_update and fk.on_update != "NO ACTION":
@@ -134,7 +110,7 @@ def fk_sql(fk: ForeignKey) -> str:
 
 def in_list_sql(column: str, values: list[str]) -> str:
     """``status IN ('done', 'todo')``: the CHECK expression for a fixed value set."""
-    return f"{ident(column)} IN ({', '.join(literal(v) for v in values)})"
+    return f"{ident(column)} IN ({literal_list(values)})"
 
 
 def _value_set_checked(table: Table, column: str) -> bool:
@@ -160,9 +136,9 @@ def create_table_sql(table: Table) -> str:
     single_pk = pk[0] if len(pk) == 1 else None
     lines = [column_sql(table, c, inline_pk=c.name == single_pk) for c in table.columns]
     if len(pk) > 1:
-        lines.append(f"PRIMARY KEY ({_column_list(pk)})")
+        lines.append(f"PRIMARY KEY ({ident_list(pk)})")
     lines += [f"UNIQUE ({ident(c.name)})" for c in table.columns if c.unique and [c.name] != pk]
-    lines += [_constraint(u.name, f"UNIQUE ({_column_list(u.columns)})") for u in table.unique_constraints]
+    lines += [_constraint(u.name, f"UNIQUE ({ident_list(u.columns)})") for u in table.unique_constraints]
     lines += [_constraint(fk.name, fk_sql(fk)) for fk in table.foreign_keys]
     lines += [_constraint(ck.name, f"CHECK ({check_sql(table, ck.expression, ck.name)})") for ck in table.checks]
     lines += [f"CHECK ({in_list_sql(c.name, c.allowed_values)})" for c in table.columns
@@ -213,7 +189,7 @@ def create_index_sql(table: Table, index: Index, *, concurrently: bool = False,
         sql += f" USING {index.method.lower()}"
     sql += f" ({index_columns_sql(index)})"
     if index.include:
-        sql += f" INCLUDE ({_column_list(index.include)})"
+        sql += f" INCLUDE ({ident_list(index.include)})"
     if index.where:
         sql += f" WHERE {sql_expression(index.where, 'index predicate (WHERE)', example='deleted_at IS NULL')}"
     return sql + ";"
@@ -224,8 +200,7 @@ def create_index_sql(table: Table, index: Index, *, concurrently: bool = False,
 
 
 def create_enum_sql(enum: Enum) -> str:
-    name = ident(enum.name) if enum.schema_name == "public" else f"{ident(enum.schema_name)}.{ident(enum.name)}"
-    return f"CREATE TYPE {name} AS ENUM ({', '.join(literal(v) for v in enum.values)});"
+    return f"CREATE TYPE {qualified_name(enum.schema_name, enum.name)} AS ENUM ({literal_list(enum.values)});"
 
 
 UPDATED_AT_FUNCTION = """\

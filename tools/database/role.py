@@ -8,14 +8,21 @@ start and in CI, and refuse to serve queries as such a role (setting ``refuse_ow
 
 User-owned tables are the ones with the owner column, and the users table their owner column
 references; a link table owned only through a parent has no owner column and is not listed.
+
+The role's DDL is written here too: :func:`scoped_role_ddl` (what ``schema-architect scoped-role`` prints
+for a real database) and :func:`embedded_role_sql` (the reader role of the embedded database), with one
+row-security policy between them.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..schema.model import Schema
+from ..schema.names import CALLER_SETTING
 from .pipeline import run_batch
 from .queries import query
+from .quoting import ident, literal
 
 #: One statement ($1: the owner column, $2: the role, NULL for the connected one).
 ROLE_SQL = query("role_report.sql")
@@ -79,3 +86,76 @@ async def read_role_report(conn, *, role: str | None = None, owner_column: str =
                         f"rewrite scopes them: {', '.join(unprotected[:5])}{', …' if len(unprotected) > 5 else ''}")
     return RoleReport(role=name, superuser=superuser, bypass_rls=bypass, tables=access, problems=problems,
                       notes=notes, least_privilege=not problems)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The role's DDL: printed for a real database (``schema-architect scoped-role``), run on the embedded one
+
+#: What the role may not be or do: row security binds it and it cannot grant itself more.
+_LEAST_PRIVILEGE = "NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION"
+
+
+def _read_policy(table_sql: str, table: str, column: str, role_sql: str, setting: str) -> str:
+    """A policy letting the role read the rows whose ``column`` is the caller's id (compared as text,
+    which the setting is, whatever the column's type)."""
+    return (f"CREATE POLICY {ident('scoped_read_' + table)} ON {table_sql} FOR SELECT TO {role_sql} "
+            f"USING ({ident(column)}::text = (SELECT current_setting({literal(setting)}, true)))")
+
+
+def scoped_role_ddl(role: str, schema: str = "public", user_tables: list[str] | None = None, *,
+                    owner_column: str = "user_id", setting: str = CALLER_SETTING,
+                    users_table: str | None = None) -> str:
+    """SQL creating a non-owner, SELECT-only, NOBYPASSRLS login role for run_scoped_query.
+
+    With ``user_tables``, also RLS policies keyed on the caller setting (defence in depth: the
+    rewriter filters rows already). Read before running: enabling RLS on a table hides its rows
+    from every other non-owner role that has no policy.
+    """
+    r, s = ident(role), ident(schema)
+    lines = [
+        "-- Role for schema-architect's run_scoped_query: not an owner, cannot bypass RLS, SELECT only.",
+        f"CREATE ROLE {r} LOGIN {_LEAST_PRIVILEGE};",
+        f"-- Then set a password: ALTER ROLE {r} PASSWORD '...';",
+        f"ALTER ROLE {r} SET default_transaction_read_only = on;",
+        f"GRANT USAGE ON SCHEMA {s} TO {r};",
+    ]
+    if not user_tables:
+        lines.append(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r};")
+        lines.append("-- Revoke SELECT on tables holding secrets (tokens, keys) from this role.")
+        return "\n".join(lines) + "\n"
+    lines += [f"GRANT SELECT ON {s}.{ident(t)} TO {r};" for t in user_tables]
+    lines.append("")
+    lines.append(f"-- Row-level security keyed on the transaction-local setting {setting}.")
+    lines.append("-- CAUTION: ENABLE ROW LEVEL SECURITY hides rows from every non-owner role without a policy.")
+    for t in user_tables:
+        table_sql = f"{s}.{ident(t)}"
+        column = "id" if users_table and t == users_table else owner_column
+        lines += [f"ALTER TABLE {table_sql} ENABLE ROW LEVEL SECURITY;",
+                  _read_policy(table_sql, t, column, r, setting) + ";"]
+    return "\n".join(lines) + "\n"
+
+
+def embedded_role_sql(role: str, schema: Schema, owner_column: str) -> list[str]:
+    """The embedded database's reader role (created once), its SELECT grants, and row security enabled
+    and forced on every user table: the owned ones and the users table their owner column references."""
+    r = ident(role)
+    statements = [
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(role)}) THEN "
+        f"CREATE ROLE {r} NOLOGIN {_LEAST_PRIVILEGE}; END IF; END $$",
+        f"GRANT USAGE ON SCHEMA public TO {r}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {r}",
+    ]
+    owned = [t for t in schema.tables if t.column(owner_column) is not None]
+    owner_fks = [(t, fk) for t in owned for fk in t.foreign_keys if fk.columns == [owner_column]]
+    for table in schema.tables:
+        if table in owned:
+            column = owner_column
+        elif any(fk.ref_table == table.name for _, fk in owner_fks):
+            column = next(fk.ref_columns[0] for _, fk in owner_fks if fk.ref_table == table.name)
+        else:
+            continue
+        name = ident(table.name)
+        statements += [f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
+                       f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY",
+                       _read_policy(name, table.name, column, r, CALLER_SETTING)]
+    return statements

@@ -16,16 +16,15 @@ from ..database.ddl import (
     type_sql,
 )
 from ..database.expressions import norm_default, value_set_of
-from ..schema.model import Check, Column, Table
+from ..schema.model import Check, Column, Table, location_of
 from .core import (
     REWRITE_NOTE,
     Aspect,
     ColumnGroup,
     Ctx,
     TableGroup,
-    _compare,
-    _first_other,
-    _loc,
+    compare_aspect,
+    first_differing,
     alembic_autocommit,
     base_type,
     column_comparator,
@@ -45,7 +44,7 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
     lead = cg.lead
     absent = [s for s in tg.tables if s not in cg.cols]
     shown = {s: SideValue(value=(f"{cg.cols[s].name} {canon_type(cg.cols[s].type)}" if s in cg.cols else None),
-                          location=_loc(cg.cols.get(s)) or _loc(tg.tables[s])) for s in tg.tables}
+                          location=location_of(cg.cols.get(s), tg.tables[s])) for s in tg.tables}
     c, t = cg.cols[lead], tg.tables[lead]
     if cg.renamed:
         a = Aspect(obj, "possible-rename", lead, shown, list(cg.renamed))
@@ -123,7 +122,7 @@ def _alter(tg: TableGroup, side: str, cg: ColumnGroup) -> tuple[str, str]:
 
 
 def _column_spec_alt(tg: TableGroup, cg: ColumnGroup, a: Aspect, what: str) -> Fix | None:
-    s = _first_other(a)
+    s = first_differing(a)
     return spec_alt(f"Or accept what the {s} say{'s' if s == 'database' else ''} ({what}) in the spec.",
                     spec_row(tg.tables[s], cg.cols[s]))
 
@@ -177,7 +176,7 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
     obj = f"{tg.key}.{cg.key}"
     cols, silent = known(ctx, obj, "type", cg.cols, lambda c: c, lambda c: canon_type(c.type),
                          lambda c: canon_type(c.type))
-    a = _compare(obj, "column-type", cols, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
+    a = compare_aspect(obj, "column-type", cols, lambda c: canon_type(c.type), lambda c: canon_type(c.type))
     if not a:
         return
     a.silent = silent
@@ -365,13 +364,13 @@ def compare_nullability(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
     items = {s: (tg.tables[s], c) for s, c in cg.cols.items()}
     items, silent = known(ctx, obj, "nullability", items, lambda tc: tc[1], lambda tc: nullable(*tc),
                           lambda tc: "NULL" if nullable(*tc) else "NOT NULL")
-    a = _compare(obj, "nullability", items, lambda tc: nullable(*tc),
+    a = compare_aspect(obj, "nullability", items, lambda tc: nullable(*tc),
                  lambda tc: "NULL" if nullable(*tc) else "NOT NULL")
     if not a:
         return
     a.silent = silent
     for s in a.shown:
-        a.shown[s].location = _loc(cg.cols[s])
+        a.shown[s].location = location_of(cg.cols[s])
     want_null = nullable(tg.tables[a.lead], cg.cols[a.lead])
     lead_t, lead_c = tg.tables[a.lead], cg.cols[a.lead]
 
@@ -409,7 +408,7 @@ def compare_default(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift
     obj = f"{tg.key}.{cg.key}"
     cols, silent = known(ctx, obj, "default", cg.cols, lambda c: c, lambda c: norm_default(c.default),
                          lambda c: c.default if norm_default(c.default) is not None else None)
-    a = _compare(obj, "default", cols, lambda c: norm_default(c.default),
+    a = compare_aspect(obj, "default", cols, lambda c: norm_default(c.default),
                  lambda c: c.default if norm_default(c.default) is not None else None)
     if not a:
         return
@@ -443,7 +442,7 @@ def compare_identity(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drif
     obj = f"{tg.key}.{cg.key}"
     lead_base = base_type(cg.cols[cg.lead].type)  # a type change (serial -> uuid) is compare_column_type's
     same_type = {s: c for s, c in cg.cols.items() if base_type(c.type) == lead_base}
-    a = _compare(obj, "identity", same_type, identity, lambda c: identity(c) or "none")
+    a = compare_aspect(obj, "identity", same_type, identity, lambda c: identity(c) or "none")
     if not a:
         return
     lead_c, lead_t = cg.cols[a.lead], tg.tables[a.lead]
@@ -495,11 +494,11 @@ def compare_value_set(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Dri
         return  # one enum type on every side: compare_enums compares its labels once
     obj = f"{tg.key}.{cg.key}"
     sets = {s: value_set(ctx, s, tg.tables[s], c) for s, c in cg.cols.items()}
-    a = _compare(obj, "check", dict(sets), lambda v: v, lambda v: ", ".join(sorted(v)) if v is not None else None)
+    a = compare_aspect(obj, "check", dict(sets), lambda v: v, lambda v: ", ".join(sorted(v)) if v is not None else None)
     if not a:
         return
     for s in a.shown:
-        a.shown[s].location = _loc(cg.cols[s])
+        a.shown[s].location = location_of(cg.cols[s])
     enum = any(ctx.is_enum(c.type) for c in cg.cols.values())
     a.kind = "enum-labels" if enum else "check"
     want = sets[a.lead]

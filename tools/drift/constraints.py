@@ -10,14 +10,13 @@ from ..database.ddl import (
     pk_columns,
 )
 from ..database.expressions import expr_columns, norm_expr, value_set_of
-from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table, UniqueConstraint
+from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table, UniqueConstraint, location_of
 from .core import (
     CONCURRENT_NOTE,
     Aspect,
     Ctx,
     TableGroup,
-    _compare,
-    _loc,
+    compare_aspect,
     alembic_autocommit,
     make_drift,
     side_fix,
@@ -30,7 +29,7 @@ from .render import model_field, spec_row
 
 @table_comparator
 def compare_primary_key(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
-    a = _compare(tg.key, "primary-key", tg.tables, lambda t: tuple(pk_columns(t)),
+    a = compare_aspect(tg.key, "primary-key", tg.tables, lambda t: tuple(pk_columns(t)),
                  lambda t: f"({', '.join(pk_columns(t))})" if pk_columns(t) else "none")
     if not a:
         return
@@ -75,7 +74,7 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         def target(side: str, f: ForeignKey | None):
             return None if f is None else (ctx.ref_table(side, f.ref_table), tuple(f.ref_columns))
 
-        shown = {s: SideValue(value=f and fk_sql(f), location=_loc(f) or _fk_column_loc(tg.tables[s], key))
+        shown = {s: SideValue(value=f and fk_sql(f), location=location_of(f) or _fk_column_loc(tg.tables[s], key))
                  for s, f in items.items()}
         missing = [s for s in tg.tables if items[s] is None]
         if missing and lead == tg.lead:
@@ -92,9 +91,9 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                              spec_alt("Or document the foreign key in the spec.",
                                       _fk_spec_row(tg, a.differing[0], key)))
         present = {s: f for s, f in items.items() if f is not None}
-        tgt = _compare(obj, "fk-target", {s: (s, f) for s, f in present.items()},
+        tgt = compare_aspect(obj, "fk-target", {s: (s, f) for s, f in present.items()},
                        lambda sf: target(*sf), lambda sf: f"{sf[1].ref_table}.{', '.join(sf[1].ref_columns)}")
-        fk_shown = {s: SideValue(value=fk_sql(f), location=_loc(f) or _loc(tg.tables[s])) for s, f in present.items()}
+        fk_shown = {s: SideValue(value=fk_sql(f), location=location_of(f, tg.tables[s])) for s, f in present.items()}
         if tgt:
             tgt.shown = fk_shown
             yield make_drift(ctx, tgt, "breaking", "the FK target",
@@ -105,7 +104,7 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
             acts = {s: getattr(f, attr) or ("NO ACTION" if s != "spec" else None) for s, f in present.items()}
             if acts.get(next(iter(acts))) is None:
                 continue  # the spec does not say: nothing to compare against
-            a = _compare(obj, kind, acts, lambda v: v, lambda v: v or "unspecified")
+            a = compare_aspect(obj, kind, acts, lambda v: v, lambda v: v or "unspecified")
             if not a:
                 continue
             a.shown = fk_shown
@@ -127,7 +126,7 @@ def _fk_column_loc(t: Table, key: tuple[str, ...]) -> Location | None:
     """Where a side without the FK should get it: the column's own line when the side has that (single)
     column and knows its line, else the table's."""
     c = t.column(key[0]) if len(key) == 1 else None
-    return _loc(c) if c is not None and _loc(c) is not None and _loc(c).line else _loc(t)
+    return location_of(c) if c is not None and location_of(c) is not None and location_of(c).line else location_of(t)
 
 
 def _fk_spec_row(tg: TableGroup, side: str, key: tuple[str, ...]) -> str | None:
@@ -185,7 +184,7 @@ def unique_sets(t: Table) -> dict[frozenset[str], object]:
     for u in t.unique_constraints:
         out.setdefault(frozenset(u.columns), u)
     for i in t.indexes:
-        if _plain_unique(i):
+        if plain_unique(i):
             out.setdefault(frozenset(i.column_names), i)
     out.pop(frozenset(pk_columns(t)), None)  # the primary key is unique already
     return out
@@ -210,7 +209,7 @@ def _declared_name(el: object) -> str | None:
     return None
 
 
-def _plain_unique(i: Index) -> bool:
+def plain_unique(i: Index) -> bool:
     return (i.unique and not i.primary and not i.where and (i.method or "btree") == "btree"
             and not any(c.is_expression or c.descending for c in i.columns) and not i.include)
 
@@ -223,11 +222,11 @@ def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         cols = _declared_columns(declared)
         obj = _fk_obj(tg.key, tuple(cols))
         items = {s: (key in sets[s]) for s in tg.tables}
-        a = _compare(obj, "unique", items, lambda v: v, lambda v: f"UNIQUE ({', '.join(cols)})" if v else "not unique")
+        a = compare_aspect(obj, "unique", items, lambda v: v, lambda v: f"UNIQUE ({', '.join(cols)})" if v else "not unique")
         if not a:
             continue
         for s in a.shown:
-            a.shown[s].location = _loc(sets[s].get(key)) or _loc(tg.tables[s])
+            a.shown[s].location = location_of(sets[s].get(key)) or location_of(tg.tables[s])
         want = items[a.lead]
 
         def fixes(side: str, want=want, key=key, cols=cols) -> list[Fix]:
@@ -296,8 +295,8 @@ def _check_drift(ctx: Ctx, tg: TableGroup, side: str, ck: Check | None, other: C
     some = ck or other
     named = (ck and ck.name) or (other and other.name)
     obj = f"{tg.key}.{named}" if named else f"{tg.key}.check({norm_expr(some.expression)})"
-    shown = {lead: SideValue(value=ck and f"CHECK ({ck.expression})", location=_loc(ck) or _loc(tg.tables[lead])),
-             side: SideValue(value=other and f"CHECK ({other.expression})", location=_loc(other) or _loc(t))}
+    shown = {lead: SideValue(value=ck and f"CHECK ({ck.expression})", location=location_of(ck, tg.tables[lead])),
+             side: SideValue(value=other and f"CHECK ({other.expression})", location=location_of(other, t))}
     a = Aspect(obj, "check", lead, shown, [side])
     name = (other.name if other else None) or (ck.name if ck else None) or f"{t.name}_{'_'.join((some.columns or ['expr'])[:1])}_check"
     steps, ops = [], []

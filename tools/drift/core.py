@@ -13,7 +13,8 @@ from typing import Generic, TypeVar
 from ..database.ddl import (
     canon_type,
 )
-from ..schema.model import Column, Location, Schema, Table
+from ..schema.model import Column, Schema, Table, location_of
+from ..schema.names import name_variants
 from .model import SIDE_ORDER, Drift, Fix, SideValue, Unstated, worst
 
 # ---------------------------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def differences(old: dict[K, V], new: dict[K, V], same: Callable[[V, V], bool] =
 
 # ---------------------------------------------------------------------------------------------------
 # Normalisation (research/diff_index.md §5). canon_type, pk_columns, nullable and identity live in
-# tools.ddl, which renders the SQL from the same facts the comparators compare.
+# tools/database/ddl.py, which renders the SQL from the same facts the comparators compare.
 
 
 def base_type(t: str) -> str:
@@ -59,20 +60,6 @@ def base_type(t: str) -> str:
 def type_length(t: str) -> str | None:
     m = re.search(r"\((.*?)\)", canon_type(t))
     return m.group(1) if m else None
-
-def name_variants(name: str) -> list[str]:
-    """Singular/plural spellings of a table name: task<->tasks, category<->categories, box<->boxes."""
-    out = [name + "s", name + "es"]
-    if name.endswith("ies"):
-        out.append(name[:-3] + "y")
-    if name.endswith("es"):
-        out.append(name[:-2])
-    if name.endswith("s"):
-        out.append(name[:-1])
-    if name.endswith("y"):
-        out.append(name[:-1] + "ies")
-    return out
-
 
 def _tokens(name: str) -> set[str]:
     return {t for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()) if t}
@@ -190,10 +177,6 @@ def pair_renames(missing: list[Column], extra: list[Column]) -> list[tuple[str, 
 # Building drifts
 
 
-def _loc(x) -> Location | None:
-    return getattr(x, "location", None)
-
-
 @dataclass
 class Aspect:
     """One aspect compared across the sides of a group: the values, the leading side and the differing ones."""
@@ -206,7 +189,7 @@ class Aspect:
     silent: list[str] = field(default_factory=list)  # sides that do not state it (left out of the comparison)
 
 
-def _compare(obj: str, kind: str, items: dict[str, object], key: Callable, show: Callable) -> Aspect | None:
+def compare_aspect(obj: str, kind: str, items: dict[str, object], key: Callable, show: Callable) -> Aspect | None:
     """Compare ``key(item)`` of every side against the leading side; None when all agree."""
     if len(items) < 2:
         return None
@@ -215,7 +198,7 @@ def _compare(obj: str, kind: str, items: dict[str, object], key: Callable, show:
     differing = [s for s, it in items.items() if s != lead and key(it) != ref]
     if not differing:
         return None
-    shown = {s: SideValue(value=show(it), location=_loc(it)) for s, it in items.items()}
+    shown = {s: SideValue(value=show(it), location=location_of(it)) for s, it in items.items()}
     return Aspect(obj, kind, lead, shown, differing)
 
 
@@ -281,7 +264,7 @@ def alembic_autocommit(*ops: str) -> str:
     return f"with op.get_context().autocommit_block():\n{body}"
 
 
-def _first_other(a: Aspect) -> str:
+def first_differing(a: Aspect) -> str:
     return a.differing[0]
 
 

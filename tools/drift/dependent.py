@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, ColumnGroup, Ctx, TableGroup, _loc, align_columns
+from ..schema.model import location_of
+from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, ColumnGroup, Ctx, TableGroup, align_columns
 from .model import SIDE_ORDER, Drift, Fix, SideValue
 from .render import spec_row
 
@@ -55,7 +56,7 @@ def compare_managed(ctx: Ctx, tg: TableGroup) -> list[Drift]:
 
 def _missing_in_database(tg: TableGroup) -> Drift:
     name = next(iter(tg.tables.values())).name
-    sides = {s: SideValue(value=t.name, location=_loc(t)) for s, t in tg.tables.items()}
+    sides = {s: SideValue(value=t.name, location=location_of(t)) for s, t in tg.tables.items()}
     sides["database"] = SideValue(value=None)
     return Drift(object=tg.key, kind="missing-table", severity="breaking", sides=sides, message=(
         f"{tg.key}: the database lacks {name}, Better Auth's table (the {' and the '.join(tg.tables)} "

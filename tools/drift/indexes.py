@@ -12,14 +12,13 @@ from ..database.ddl import (
     pk_columns,
 )
 from ..database.expressions import norm_expr
-from ..schema.model import Index, Table
-from .constraints import _plain_unique, unique_sets
+from ..schema.model import Index, Table, location_of
+from .constraints import plain_unique, unique_sets
 from .core import (
     CONCURRENT_NOTE,
     Aspect,
     Ctx,
     TableGroup,
-    _loc,
     alembic_autocommit,
     make_drift,
     side_fix,
@@ -27,7 +26,7 @@ from .core import (
     table_comparator,
 )
 from .model import Drift, SideValue
-from .render import _plain_single, model_field, model_index, spec_index
+from .render import model_field, model_index, plain_single, spec_index
 
 
 def _index_key(i: Index) -> tuple:
@@ -39,7 +38,7 @@ def _index_key(i: Index) -> tuple:
 def _relevant_indexes(t: Table) -> list[Index]:
     """Indexes compared as indexes: not the PK's, not plain unique ones (compare_unique covers those)."""
     pk = pk_columns(t)
-    return [i for i in t.indexes if not i.primary and not _plain_unique(i)
+    return [i for i in t.indexes if not i.primary and not plain_unique(i)
             and not (i.column_names == pk and not i.where and not any(c.descending for c in i.columns))]
 
 
@@ -91,7 +90,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                 continue  # a unique constraint's index serves the same lookups
             obj = f"{tg.key}.{index_name(lead_t, i)}"
             shown = {lead: SideValue(value=_index_text(lead_t, i), location=i.location),
-                     side: SideValue(value=None, location=_loc(t))}
+                     side: SideValue(value=None, location=location_of(t))}
             a = Aspect(obj, "index-missing", lead, shown, [side])
             idx = i.model_copy(update={"name": index_name(lead_t, i)})
             yield make_drift(ctx, a, "degraded", "the index", lambda s, idx=idx: side_fix(
@@ -101,7 +100,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                 hint=f" It serves: {i.reason}." if i.reason else "")
         for j in rest:
             obj = f"{tg.key}.{index_name(t, j)}"
-            shown = {lead: SideValue(value=None, location=_loc(lead_t)),
+            shown = {lead: SideValue(value=None, location=location_of(lead_t)),
                      side: SideValue(value=_index_text(t, j), location=j.location)}
             a = Aspect(obj, "index-extra", lead, shown, [side])
             name = index_name(t, j)
@@ -115,7 +114,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
 def _model_index_line(t: Table, i: Index) -> str:
     col = t.column(i.columns[0].name)
-    if len(i.columns) == 1 and col is not None and _plain_single(i, col.name) and not i.unique:
+    if len(i.columns) == 1 and col is not None and plain_single(i, col.name) and not i.unique:
         with_index = t.model_copy(update={"indexes": [*t.indexes, i]})
         return model_field(with_index, col)
     return f"__table_args__ = ({model_index(t, i)},)"

@@ -5,6 +5,10 @@ plain SQL and as the text of an Alembic revision.
                    ─ runs of transactional statements in BEGIN/COMMIT, CONCURRENTLY and ADD VALUE alone
                    ─> Migration(steps, sql, alembic)
 
+The Alembic revision says each step in Alembic's own operation where one says exactly that statement
+(revision.py: op.add_column(..., if_not_exists=True), op.create_index(..., postgresql_concurrently=True),
+...) and in ``op.execute`` otherwise; the steps outside a transaction go in ``autocommit_block``.
+
 Re-runnable means a run stopped anywhere (a lock timeout, a duplicate row, a lost connection) can be
 started again from the top and completes: ``IF [NOT] EXISTS`` wherever PostgreSQL has it; a ``DO`` block
 that tests the catalog where it has not (ADD CONSTRAINT, a type change with USING, renames); an INVALID
@@ -22,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..database.ddl import dependency_order, ident, literal
 from ..schema.model import Schema
 from .model import Drift, Fix
+from .revision import op_call
 
 LOCK_TIMEOUT = "5s"
 STATEMENT_TIMEOUT = "30min"
@@ -206,7 +211,8 @@ def build_migration(fixes: list[tuple[Drift, Fix]], schemas: Iterable[Schema] = 
     return steps
 
 
-def _blocks(steps: list[MigrationStep]) -> list[tuple[bool, list[MigrationStep]]]:
+def transaction_blocks(steps: list[MigrationStep]) -> list[tuple[bool, list[MigrationStep]]]:
+    """Runs of steps that share a transaction, and each step that must run outside one."""
     out: list[tuple[bool, list[MigrationStep]]] = []
     for st in steps:
         if out and st.transactional and out[-1][0]:
@@ -220,7 +226,7 @@ def render_sql(steps: list[MigrationStep], title: str = "drift fixes") -> str:
     lines = [f"-- schema-architect: {title}. Re-runnable: if it stops, fix the cause and run it again.",
              "-- psql -v ON_ERROR_STOP=1 -f this.sql   (CONCURRENTLY steps run outside a transaction)",
              f"SET lock_timeout = '{LOCK_TIMEOUT}';", f"SET statement_timeout = '{STATEMENT_TIMEOUT}';"]
-    for transactional, block in _blocks(steps):
+    for transactional, block in transaction_blocks(steps):
         lines.append("")
         if transactional:
             lines.append("BEGIN;")
@@ -233,28 +239,33 @@ def render_sql(steps: list[MigrationStep], title: str = "drift fixes") -> str:
 
 
 def _alembic_body(steps: list[MigrationStep]) -> list[str]:
+    # SET lasts for the session, so it holds in the autocommit blocks too
     body = [f"    op.execute({f'SET lock_timeout = {literal(LOCK_TIMEOUT)}'!r})",
             f"    op.execute({f'SET statement_timeout = {literal(STATEMENT_TIMEOUT)}'!r})"]
-    for transactional, block in _blocks(steps):
+    for transactional, block in transaction_blocks(steps):
         indent = "    " if transactional else "        "
         if not transactional:
             body.append("    with op.get_context().autocommit_block():")
         for st in block:
             body.append(f"{indent}# {st.drift}" + (f" [{st.risk}]" if st.risk else ""))
-            body.append(f"{indent}op.execute(sa.text({st.sql!r}))")
+            body += [indent + line for line in op_call(st.sql).splitlines()]
     return body
 
 
 def render_alembic(upgrade: list[MigrationStep], downgrade: list[MigrationStep] | None,
                    revision: str = "schema_architect_drift") -> str:
+    """The steps as an Alembic revision: upgrade() and downgrade() in op.* calls, concurrent steps in
+    autocommit_block."""
     down = _alembic_body(downgrade) if downgrade else [
         "    raise NotImplementedError('no way back was proven for this migration')"]
+    up = _alembic_body(upgrade)
+    dialect = ["from sqlalchemy.dialects import postgresql"] if any("postgresql." in ln for ln in up + down) else []
     return "\n".join([
         '"""schema-architect: the drift fixes, re-runnable.', "",
         f"Revision ID: {revision}", "Revises: set down_revision to your current head", '"""',
-        "import sqlalchemy as sa", "from alembic import op", "",
+        "import sqlalchemy as sa", *dialect, "from alembic import op", "",
         f"revision = {revision!r}", "down_revision = None", "branch_labels = None", "depends_on = None", "", "",
-        "def upgrade() -> None:", *_alembic_body(upgrade), "", "",
+        "def upgrade() -> None:", *up, "", "",
         "def downgrade() -> None:", *down, ""])
 
 

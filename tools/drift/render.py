@@ -78,7 +78,7 @@ def model_field(t: Table, c: Column) -> str:
             kw.append(f'ondelete="{fk.on_delete}"')
     if _single_unique(t, c.name):
         kw.append("unique=True")
-    if any(_plain_single(i, c.name) and not i.unique for i in t.indexes):
+    if any(plain_single(i, c.name) and not i.unique for i in t.indexes):
         kw.append("index=True")
     if base == "varchar" and arg:
         kw.append(f"max_length={arg}")
@@ -104,16 +104,20 @@ def model_field(t: Table, c: Column) -> str:
     return f"{c.name}: {ann} = Field({', '.join(kw)})" if kw else f"{c.name}: {ann}"
 
 
-def _plain_single(i: Index, col: str) -> bool:
+def plain_single(i: Index, col: str) -> bool:
     return (len(i.columns) == 1 and i.columns[0].name == col and not i.columns[0].descending
             and not i.columns[0].is_expression and not i.where and (i.method or "btree") == "btree"
             and not i.include and not i.primary)
 
 
+# tools/drift/modelfix.py still imports the old name; it belongs to another change: drop this then.
+_plain_single = plain_single
+
+
 def _single_unique(t: Table, col: str) -> bool:
     return (next((c for c in t.columns if c.name == col and c.unique), None) is not None
             or any(u.columns == [col] for u in t.unique_constraints)
-            or any(_plain_single(i, col) and i.unique for i in t.indexes))
+            or any(plain_single(i, col) and i.unique for i in t.indexes))
 
 
 def model_index(t: Table, i: Index) -> str:
@@ -139,7 +143,7 @@ def model_class(t: Table) -> str:
               for u in t.unique_constraints]
     extras += [f"CheckConstraint({ck.expression!r})" for ck in t.checks]
     extras += [model_index(t, i) for i in t.indexes
-               if not i.primary and not i.constraint and not any(_plain_single(i, c.name) for c in t.columns)]
+               if not i.primary and not i.constraint and not any(plain_single(i, c.name) for c in t.columns)]
     if extras:
         lines.append(f"    __table_args__ = ({', '.join(extras)},)")
     lines += ["", *(f"    {model_field(t, c)}" for c in t.columns)]

@@ -9,12 +9,12 @@ from ..database.ddl import (
     literal,
     table_ddl,
 )
+from ..schema.model import location_of
 from .core import (
     Aspect,
     Ctx,
     TableGroup,
-    _compare,
-    _loc,
+    compare_aspect,
     alembic_autocommit,
     make_drift,
     side_fix,
@@ -32,7 +32,7 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
     if not absent:
         return
     shown = {s: SideValue(value=tg.tables[s].name if s in tg.tables else None,
-                          location=_loc(tg.tables.get(s))) for s in ctx.sides}
+                          location=location_of(tg.tables.get(s))) for s in ctx.sides}
     if lead == ctx.reference:  # the reference has it; some side does not
         a = Aspect(tg.key, "missing-table", lead, shown, absent)
 
@@ -64,7 +64,7 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
 @table_comparator
 def compare_table_name(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
-    a = _compare(tg.key, "table-name", tg.tables, lambda t: t.name, lambda t: t.name)
+    a = compare_aspect(tg.key, "table-name", tg.tables, lambda t: t.name, lambda t: t.name)
     if not a:
         return
     want = tg.tables[a.lead].name
@@ -94,7 +94,7 @@ def compare_enums(ctx: Ctx) -> Iterator[Drift]:
         for e in ctx.schemas[s].enums:
             by_name.setdefault(e.name, {})[s] = e
     for name, items in sorted(by_name.items()):
-        a = _compare(name, "enum-labels", items, lambda e: tuple(e.values), lambda e: ", ".join(e.values))
+        a = compare_aspect(name, "enum-labels", items, lambda e: tuple(e.values), lambda e: ", ".join(e.values))
         if not a:
             continue
         want = list(items[a.lead].values)

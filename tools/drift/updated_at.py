@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..database.ddl import UPDATED_AT_FUNCTION, ident, qualified
 from ..schema.findings import Finding
-from ..schema.model import Column, Schema, Table
-from .core import ColumnGroup, Ctx, TableGroup, _loc, align_columns, align_tables, column_comparator, side_fix
+from ..schema.model import Column, Schema, Table, location_of
+from .core import ColumnGroup, Ctx, TableGroup, align_columns, align_tables, column_comparator, side_fix
 from .model import SIDE_ORDER, Drift, Fix, SideValue
 
 #: Column names that mean "when the row last changed" (snake and camel case, as real models write them).
@@ -52,8 +52,8 @@ def compare_updated_at(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Dr
         return  # either keeps it current: an ORM onupdate (ORM updates) or a trigger (every UPDATE)
     c, t = cg.cols["database"], tg.tables["database"]
     obj = f"{tg.key}.{cg.key}"
-    shown = {"spec": SideValue(value="a trigger keeps it current", location=_loc(spec)),
-             "database": SideValue(value="no BEFORE UPDATE trigger", location=_loc(c))}
+    shown = {"spec": SideValue(value="a trigger keeps it current", location=location_of(spec)),
+             "database": SideValue(value="no BEFORE UPDATE trigger", location=location_of(c))}
     name = ident(f"set_{c.name.lower()}")  # set_updated_at(), the function the spec's DDL uses
     function = UPDATED_AT_FUNCTION.replace("NEW.updated_at", f"NEW.{ident(c.name)}").replace(
         "set_updated_at()", f"{name}()")
@@ -171,5 +171,5 @@ def updated_at_advice(sides: dict[str, Schema], project: Path | None = None,
                'sa_column_kwargs={"onupdate": func.now()} (ORM updates), or add a BEFORE UPDATE trigger that '
                "sets it (every UPDATE) and say so in the spec.")
         out.append(Finding(rule="updated-at-not-maintained", severity="info", object=obj, message=message,
-                           location=_loc(column), fix=fix))
+                           location=location_of(column), fix=fix))
     return out

@@ -73,9 +73,17 @@ import psycopg
 
 from ..database.catalog import IndexStats
 from ..schema.model import Schema
-from .entries import _attach, _entries
-from .evidence import _gather_evidence
-from .lints import _add_query_problems, _keep_needed, _live_problems, _sorted, _spec_vs_database, _static_problems, _table_rows
+from .entries import attach_evidence, index_entries
+from .evidence import gather_evidence
+from .lints import (
+    add_query_problems,
+    keep_needed,
+    live_problems,
+    sorted_problems,
+    spec_vs_database,
+    static_problems,
+    table_row_count,
+)
 from .model import (
     SMALL_TABLE_ROWS,
     ExplainError,
@@ -88,10 +96,10 @@ from .model import (
     ScanChoice,
     Source,
 )
-from .patterns import _parse_query, _patterns, _show, _tables_in_scope
+from .patterns import parse_query, query_patterns, show_column, tables_in_scope
 from .on_copy import prove_on_copy
-from .recommendations import _candidates, _check_candidates, _unchecked
-from .workload import _choose_set, _workload_queries
+from .recommendations import candidates_for, check_candidates, unchecked
+from .workload import choose_set, workload_queries
 from .session import _read_live, _Run
 
 #: Round trips to the database for one call, and for the example call of docs/tools/explain_indexes.md (shown
@@ -125,7 +133,7 @@ async def explain_indexes(
     chosen_source = _check_source(source, spec, conn)
     if lock_timeout_ms <= 0 or max_build_rows < 0:
         raise ExplainError("lock_timeout_ms must be positive and max_build_rows non-negative.")
-    parsed = [_parse_query(q) for q in queries or []]
+    parsed = [parse_query(q) for q in queries or []]
     run = _Run(conn=conn, owner=owner_column, lock_timeout_ms=lock_timeout_ms, progress=progress)
 
     db_schema: Schema | None = None
@@ -140,29 +148,29 @@ async def explain_indexes(
     spec_schema = spec if chosen_source in ("spec", "both") else None
     main = db_schema if db_schema is not None else spec_schema
     assert main is not None
-    tables = _tables_in_scope(main, spec_schema, table)
+    tables = tables_in_scope(main, spec_schema, table)
     notes: list[str] = []
     if chosen_source == "both" and spec_schema is not None and db_schema is not None:
         notes.append("Indexes, problems and plans come from the live database; the spec is compared with it.")
 
-    patterns = _patterns(tables, spec_schema, parsed, main, owner_column, notes)
-    entries = _entries(tables, spec_schema, db_schema, stats)
-    problems = _static_problems(main, tables, owner_column)
+    patterns = query_patterns(tables, spec_schema, parsed, main, owner_column, notes)
+    entries = index_entries(tables, spec_schema, db_schema, stats)
+    problems = static_problems(main, tables, owner_column)
     if db_schema is not None:
-        problems += _live_problems(tables, db_schema, stats, notes)
+        problems += live_problems(tables, db_schema, stats, notes)
         if spec_schema is not None:
-            problems += _spec_vs_database(tables, spec_schema, db_schema)
-    candidates = _candidates(tables, patterns, owner_column, spec_schema)
+            problems += spec_vs_database(tables, spec_schema, db_schema)
+    candidates = candidates_for(tables, patterns, owner_column, spec_schema)
 
     evidence: list[QueryEvidence] = []
     recommendations: list[Recommendation] = []
     workload = None
     if db_schema is not None:
-        rows = {t.qualified_name: _table_rows(t, stats) for t in tables}
+        rows = {t.qualified_name: table_row_count(t, stats) for t in tables}
         await run.note(f"planning {len(patterns)} queries")
         widths: dict[str, dict[str, int]] = {}
         shapes: dict = {}
-        evidence = await _gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths,
+        evidence = await gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths,
                                           shapes=shapes)
         for t in tables:
             if rows[t.qualified_name] is not None and rows[t.qualified_name] < SMALL_TABLE_ROWS:
@@ -178,27 +186,27 @@ async def explain_indexes(
             recommendations, workload = proved
         else:
             checked: list = []
-            recommendations = await _check_candidates(run, candidates, evidence, rows, hypothetical,
-                                                      max_build_rows, notes, _workload_queries(patterns), checked,
+            recommendations = await check_candidates(run, candidates, evidence, rows, hypothetical,
+                                                      max_build_rows, notes, workload_queries(patterns), checked,
                                                       build=build)
-            recommendations, workload = await _choose_set(run, checked, patterns, evidence, rows, run.hypopg,
+            recommendations, workload = await choose_set(run, checked, patterns, evidence, rows, run.hypopg,
                                                           max_build_rows, widths)
-        _add_query_problems(evidence, recommendations, problems)
-        _keep_needed(problems, entries, tables, evidence, owner_column)
+        add_query_problems(evidence, recommendations, problems)
+        keep_needed(problems, entries, tables, evidence, owner_column)
     else:
         # Without a database only the foreign keys are certain; a query pattern's index is a question of
         # data and costs, so it is named in the notes rather than recommended.
-        recommendations = [_unchecked(c, "not checked: no database connection (spec-only mode)")
+        recommendations = [unchecked(c, "not checked: no database connection (spec-only mode)")
                            for c in candidates if c.fk is not None]
         notes += [f"{c.table.name}: {', '.join(repr(p.description) for p in c.patterns)} would want "
-                  f"({', '.join(_show(x) for x in c.columns)}), which no index in the spec gives; connect a "
+                  f"({', '.join(show_column(x) for x in c.columns)}), which no index in the spec gives; connect a "
                   "database with realistic data to measure whether it is worth an index."
                   for c in candidates if c.fk is None]
-    _attach(entries, evidence, patterns, tables, problems, owner_column)
+    attach_evidence(entries, evidence, patterns, tables, problems, owner_column)
     return ExplainIndexesResult(
         source=chosen_source, database=db_schema.source if db_schema else None,
         server_version=run.server_version, tables=[t.qualified_name for t in tables], indexes=entries,
-        problems=_sorted(problems), recommendations=recommendations, workload=workload, evidence=evidence, notes=notes,
+        problems=sorted_problems(problems), recommendations=recommendations, workload=workload, evidence=evidence, notes=notes,
         statements=run.statements, round_trips=run.round_trips,
     )
 

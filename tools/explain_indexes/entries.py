@@ -10,13 +10,13 @@ from ..schema.findings import Finding
 from ..schema.model import Index, IndexColumn, Schema, Table
 from ..spec.lint import IndexShape, covers_columns, index_shapes, norm_where
 from .model import IndexEntry, PlanSummary, QueryEvidence
-from .patterns import _Pattern, _show
+from .patterns import Pattern, show_column
 
 # ---------------------------------------------------------------------------------------------------
 # Index entries and purposes
 
 
-def _entries(tables: list[Table], spec: Schema | None, db: Schema | None,
+def index_entries(tables: list[Table], spec: Schema | None, db: Schema | None,
              stats: dict[str, IndexStats]) -> list[IndexEntry]:
     entries = []
     for t in tables:
@@ -38,7 +38,7 @@ def _entries(tables: list[Table], spec: Schema | None, db: Schema | None,
             st = stats.get(f"{t.schema_name}.{name}")
             entries.append(IndexEntry(
                 table=t.qualified_name, name=name, definition=create_index_sql(t, ix.model_copy(update={"name": name})),
-                columns=[_show(c) for c in ix.columns], method=ix.method, unique=ix.unique or ix.primary,
+                columns=[show_column(c) for c in ix.columns], method=ix.method, unique=ix.unique or ix.primary,
                 primary=ix.primary, include=list(ix.include), where=ix.where, constraint=ix.constraint,
                 valid=ix.valid, declared_in=declared or ["database" if db is not None else "spec"],
                 spec_reason=reason, size_bytes=st.size_bytes if st else None, idx_scan=st.idx_scan if st else None,
@@ -52,7 +52,7 @@ def _default_name(t: Table, ix: Index) -> str:
     return index_name(t, ix)
 
 
-def _shape(ix: Index | IndexShape) -> tuple[Any, ...]:
+def shape_key(ix: Index | IndexShape) -> tuple[Any, ...]:
     if isinstance(ix, Index):
         keys = tuple((c.name, c.descending) for c in ix.columns)
         return keys, ix.method, _norm_pred(ix.where), ix.unique or ix.primary, tuple(sorted(ix.include))
@@ -72,9 +72,9 @@ def _norm_pred(where: str | None) -> str | None:
 
 def _spec_twin(spec_t: Table, ix: Index) -> Index | str | None:
     """The spec's index with the same shape (or the PK/UNIQUE constraint implying it)."""
-    shape = _shape(ix)
+    shape = shape_key(ix)
     for s in index_shapes(spec_t):
-        if _shape(s) == shape:
+        if shape_key(s) == shape:
             if s.source is not None:
                 return s.source
             what = "PRIMARY KEY" if s.primary else "UNIQUE"
@@ -82,7 +82,7 @@ def _spec_twin(spec_t: Table, ix: Index) -> Index | str | None:
     return None
 
 
-def _serves(keys: list[IndexColumn], p: _Pattern) -> tuple[int, bool, bool]:
+def keys_serve(keys: list[IndexColumn], p: Pattern) -> tuple[int, bool, bool]:
     """How an index's keys serve a pattern: (equality columns matched, order given, fully served)."""
     eq = {c.name for c in p.needs[: p.equality]}
     k = 0
@@ -100,8 +100,8 @@ def _serves(keys: list[IndexColumn], p: _Pattern) -> tuple[int, bool, bool]:
     return k, ordered, full
 
 
-def _purpose_for_pattern(keys: list[IndexColumn], p: _Pattern) -> str | None:
-    k, ordered, full = _serves(keys, p)
+def purpose_for_pattern(keys: list[IndexColumn], p: Pattern) -> str | None:
+    k, ordered, full = keys_serve(keys, p)
     sort = p.needs[p.equality:]
     if k == 0 and not ordered:
         return None
@@ -113,12 +113,12 @@ def _purpose_for_pattern(keys: list[IndexColumn], p: _Pattern) -> str | None:
     if eq_left:
         parts.append(f"{', '.join(eq_left)} filtered after")
     if sort:
-        shown = ", ".join(_show(c) for c in sort)
+        shown = ", ".join(show_column(c) for c in sort)
         parts.append(f"then rows already in {shown} order" if ordered else f"then a sort on {shown}")
     return f"serves: {p.description} ({'; '.join(parts)})"
 
 
-def _attach(entries: list[IndexEntry], evidence: list[QueryEvidence], patterns: list[_Pattern],
+def attach_evidence(entries: list[IndexEntry], evidence: list[QueryEvidence], patterns: list[Pattern],
             tables: list[Table], problems: list[Finding], owner: str) -> None:
     """Fill each entry's purposes (from its columns) and evidence (from the plans)."""
     by_table = {t.qualified_name: t for t in tables}
@@ -130,7 +130,7 @@ def _attach(entries: list[IndexEntry], evidence: list[QueryEvidence], patterns: 
     for t in tables:
         keysets = [ix.columns for ix in t.indexes if ix.valid and ix.where is None and ix.method == "btree"]
         served[t.qualified_name] = {id(p) for p in patterns if p.table is t and (
-            any(_serves(k, p)[2] for k in keysets)
+            any(keys_serve(k, p)[2] for k in keysets)
             or (t.primary_key and set(t.primary_key) <= {c.name for c in p.needs[: p.equality]}))}
     for e in entries:
         t = by_table[e.table]
@@ -156,8 +156,8 @@ def _attach(entries: list[IndexEntry], evidence: list[QueryEvidence], patterns: 
         if e.where is None and e.method == "btree" and e.valid:
             for p in patterns:
                 if p.table is t and p.origin != "foreign key" and (
-                        _serves(keys, p)[2] or id(p) not in served.get(e.table, set())):
-                    if (text := _purpose_for_pattern(keys, p)) is not None:
+                        keys_serve(keys, p)[2] or id(p) not in served.get(e.table, set())):
+                    if (text := purpose_for_pattern(keys, p)) is not None:
                         e.purposes.append(text)
         if e.spec_reason:
             e.purposes.append(f"spec says: {e.spec_reason}")

@@ -19,14 +19,14 @@ from .model import (
     QueryEvidence,
     ScanChoice,
 )
-from .patterns import _Pattern, _show
+from .patterns import Pattern, show_column
 from .session import _Run, _Stmt, _TxError
 
 # ---------------------------------------------------------------------------------------------------
 # Evidence: EXPLAIN of each pattern
 
 
-def _summarize(plan: Any) -> PlanSummary:
+def summarize_plan(plan: Any) -> PlanSummary:
     root = plan[0]["Plan"]
     scans: list[ScanChoice] = []
     sort = False
@@ -59,13 +59,13 @@ _PLANNED_HOW = {"plain": "plain EXPLAIN", "generic": "generic plan (EXPLAIN GENE
                 "prepared": "prepared generic plan (PREPARE, force_generic_plan, EXECUTE with NULLs)"}
 
 
-def _plan_stmts(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str]:
+def plan_statements(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str]:
     """The statements that plan one query, which of them returns the plan, and how it is planned.
 
     Parameters get a generic plan: ``EXPLAIN (GENERIC_PLAN)`` on 16+, else PREPARE / EXPLAIN EXECUTE
     with NULLs / DEALLOCATE, all three inside the caller's one transaction (so through a transaction-mode
     pooler they reach the same server session), under ``plan_cache_mode = force_generic_plan`` (set by
-    the caller with :func:`_settings`).
+    the caller with :func:`settings_statement`).
     """
     if params == 0:
         return [_Stmt(f"EXPLAIN (FORMAT JSON) {sql}")], 0, _PLANNED_HOW["plain"]
@@ -83,17 +83,17 @@ def _plan_stmts(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str
 _GUESS_FORCED_UP_TO = 200
 
 
-def _settings(values: dict[str, str]) -> _Stmt:
+def settings_statement(values: dict[str, str]) -> _Stmt:
     """All the SET LOCALs of a transaction in one statement (``set_config(..., true)``)."""
     calls = ", ".join(["set_config(%s, %s, true)"] * len(values))
     return _Stmt(f"SELECT {calls}", [x for kv in values.items() for x in kv])
 
 
-def _message(exc: psycopg.Error) -> str:
+def error_message(exc: psycopg.Error) -> str:
     return (exc.diag.message_primary or str(exc)).strip()
 
 
-async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, float | None],
+async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, float | None],
                            notes: list[str], raise_for_caller: bool,
                            widths: dict[str, dict[str, int]] | None = None,
                            shapes: dict | None = None) -> list[QueryEvidence]:
@@ -124,13 +124,13 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
     if widths is not None:  # the columns' average widths (pg_stats), for the WAL estimate of a new index
         width_stmt = _Stmt(query("column_widths.sql"), [sorted({p.table.qualified_name for p in patterns})])
     while todo_chosen or todo_forced:
-        body = [_settings(base)]
+        body = [settings_statement(base)]
         if width_stmt is not None and width_stmt.rows is None:
             body.append(width_stmt)
         jobs: list[tuple[int, bool, int, int, str]] = []  # pattern, forced, first statement, plan statement, how
 
         def add(i: int, is_forced: bool) -> None:
-            stmts, at, how = _plan_stmts(run, patterns[i].sql, patterns[i].params)
+            stmts, at, how = plan_statements(run, patterns[i].sql, patterns[i].params)
             jobs.append((i, is_forced, len(body), len(body) + at, how))
             body.extend(stmts)
 
@@ -143,7 +143,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
             if len(todo_chosen) <= _GUESS_FORCED_UP_TO else []
         want_forced = list(dict.fromkeys(todo_forced + [i for i in todo_chosen if small[i]] + guessed))
         if want_forced:
-            body.append(_settings({"enable_seqscan": "off"}))
+            body.append(settings_statement({"enable_seqscan": "off"}))
             for i in want_forced:
                 add(i, True)
         failure: _TxError | None = None
@@ -155,7 +155,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
             plan_rows = body[at].rows
             if plan_rows is None:
                 continue
-            plan = _summarize(json.loads(plan_rows[0][0]))
+            plan = summarize_plan(json.loads(plan_rows[0][0]))
             if is_forced:
                 forced[i] = plan
             else:
@@ -167,7 +167,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
             if job is None or job[1]:  # the settings or a forced plan: not a question of the pattern's SQL
                 raise failure.error
             i = job[0]
-            message = _message(failure.error)
+            message = error_message(failure.error)
             if raise_for_caller and patterns[i].origin == "caller":
                 raise ExplainError(f"The query {patterns[i].sql!r} cannot be planned on this database: "
                                    f"{message}. Fix the SQL (table and column names as in the database).") from None
@@ -183,7 +183,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
     out: list[QueryEvidence] = []
     for i, p in enumerate(patterns):
         fields = dict(table=p.table.qualified_name, query=p.description, sql=p.sql, origin=p.origin,
-                      location=p.location, needs=[_show(c) for c in p.needs])
+                      location=p.location, needs=[show_column(c) for c in p.needs])
         if i in failed:
             out.append(QueryEvidence(**fields, planned_how="not planned", verdict=f"could not be planned: {failed[i]}"))
             continue
@@ -195,7 +195,7 @@ async def _gather_evidence(run: _Run, patterns: list[_Pattern], rows: dict[str, 
     return out
 
 
-def _verdict(p: _Pattern, chosen: PlanSummary, forced: PlanSummary | None, table_rows: float | None) -> str:
+def _verdict(p: Pattern, chosen: PlanSummary, forced: PlanSummary | None, table_rows: float | None) -> str:
     mine = [s for s in chosen.scans if s.table == p.table.name]
     how = "; ".join(f"{s.node}{' Backward' if s.backward else ''}"
                     + (f" using {', '.join(s.indexes)}" if s.indexes else "") for s in mine) or "no scan of it"

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from ..database.catalog import IndexStats
 from ..database.ddl import create_index_sql, ident
-from ..schema.findings import Finding
+from ..schema.findings import SEVERITY_RANK, Finding
 from ..schema.model import Location, Schema, Table
 from ..spec.lint import INDEX_RULE_IDS, index_shapes, lint_schema
-from .entries import _shape
+from .entries import shape_key
 from .model import QueryEvidence, Recommendation
-from .patterns import _show
+from .patterns import show_column
 
 # ---------------------------------------------------------------------------------------------------
 # Problems
@@ -22,7 +22,7 @@ def _finding(rule: str, severity: str, message: str, obj: str | None, loc: Locat
     return Finding(rule=rule, severity=severity, message=message, object=obj, location=loc, fix=fix)  # type: ignore[arg-type]
 
 
-def _static_problems(schema: Schema, tables: list[Table], owner: str) -> list[Finding]:
+def static_problems(schema: Schema, tables: list[Table], owner: str) -> list[Finding]:
     """The lint rules about indexes (one definition of covered / redundant / duplicate, in lint.py)."""
     names = {t.qualified_name for t in tables}
     scoped = schema.model_copy(update={"tables": [t for t in schema.tables if t.qualified_name in names
@@ -30,7 +30,7 @@ def _static_problems(schema: Schema, tables: list[Table], owner: str) -> list[Fi
     return [f for f in lint_schema(scoped, owner_column=owner) if f.rule in INDEX_RULE_IDS]
 
 
-def _live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats], notes: list[str]) -> list[Finding]:
+def live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats], notes: list[str]) -> list[Finding]:
     out: list[Finding] = []
     reset = next((s.stats_reset for s in stats.values() if s.stats_reset), None)
     since = f"since {reset:%Y-%m-%d %H:%M %Z}".strip() if reset else "since the statistics were last reset"
@@ -60,7 +60,7 @@ def _live_problems(tables: list[Table], db: Schema, stats: dict[str, IndexStats]
     return out
 
 
-def _spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Finding]:
+def spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Finding]:
     out: list[Finding] = []
     for t in tables:
         if t.managed_by == "better-auth":
@@ -71,35 +71,35 @@ def _spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Fin
                                 "spec, so its indexes have no stated purpose.", t.name, Location(file="database"),
                                 f"Add a '## Table: {t.name}' section to the spec (read_schema_spec shows the format)."))
             continue
-        db_shapes = [_shape(s) for s in index_shapes(t)]
+        db_shapes = [shape_key(s) for s in index_shapes(t)]
         for s in index_shapes(spec_t):
-            if _shape(s) in db_shapes or s.source is None:
+            if shape_key(s) in db_shapes or s.source is None:
                 continue
             ix = s.source
             same_name = next((i for i in t.indexes if ix.name and i.name == ix.name), None)
-            what = (f"the database's {ix.name} has another definition ({', '.join(_show(c) for c in same_name.columns)})"
+            what = (f"the database's {ix.name} has another definition ({', '.join(show_column(c) for c in same_name.columns)})"
                     if same_name else "the database has no index like it")
             out.append(_finding(
                 "index-missing-in-database", "warning",
-                f"The spec declares {ix.name or 'an index'} on {t.name} ({', '.join(_show(c) for c in ix.columns)}), "
+                f"The spec declares {ix.name or 'an index'} on {t.name} ({', '.join(show_column(c) for c in ix.columns)}), "
                 f"but {what}.", f"{t.name}.{ix.name}" if ix.name else t.name, ix.location,
                 (f"DROP INDEX CONCURRENTLY {ident(same_name.name or '')}; " if same_name else "")
                 + create_index_sql(t, ix, concurrently=True)
                 + " -- outside a transaction (Alembic: op.get_context().autocommit_block())"))
-        spec_shapes = [_shape(s) for s in index_shapes(spec_t)]
+        spec_shapes = [shape_key(s) for s in index_shapes(spec_t)]
         for ix in t.indexes:
-            if _shape(ix) in spec_shapes or not ix.valid:
+            if shape_key(ix) in spec_shapes or not ix.valid:
                 continue
             out.append(_finding(
                 "index-missing-in-spec", "info",
-                f"{ix.name} on {t.name} ({', '.join(_show(c) for c in ix.columns)}) is in the database but not "
+                f"{ix.name} on {t.name} ({', '.join(show_column(c) for c in ix.columns)}) is in the database but not "
                 "in the spec.", f"{t.name}.{ix.name}", Location(file="database"),
                 f"Add it to the Indexes table of '## Table: {t.name}' with the query it serves, or drop it: "
                 f"DROP INDEX CONCURRENTLY {ident(ix.name or '')};"))
     return out
 
 
-def _add_query_problems(evidence: list[QueryEvidence], recs: list[Recommendation], problems: list[Finding]) -> None:
+def add_query_problems(evidence: list[QueryEvidence], recs: list[Recommendation], problems: list[Finding]) -> None:
     for r in recs:
         if r.cost_before is None or r.checked_how.startswith("not checked"):
             continue
@@ -111,10 +111,9 @@ def _add_query_problems(evidence: list[QueryEvidence], recs: list[Recommendation
                 r.table.rpartition(".")[2], None, r.ddl))
 
 
-def _sorted(problems: list[Finding]) -> list[Finding]:
-    rank = {"error": 0, "warning": 1, "info": 2}
+def sorted_problems(problems: list[Finding]) -> list[Finding]:
     unique = {(f.rule, f.object, f.message): f for f in problems}
-    return sorted(unique.values(), key=lambda f: (rank[f.severity], f.object or "", f.rule, f.message))
+    return sorted(unique.values(), key=lambda f: (SEVERITY_RANK[f.severity], f.object or "", f.rule, f.message))
 
 
 def _size(n: int) -> str:
@@ -125,14 +124,14 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _table_rows(t: Table, stats: dict[str, IndexStats]) -> float | None:
+def table_row_count(t: Table, stats: dict[str, IndexStats]) -> float | None:
     st = next((s for s in stats.values() if s.schema_name == t.schema_name and s.table_name == t.name), None)
     return st.table_rows if st else None
 
 
 
 
-def _keep_needed(problems: list[Finding], entries: list, tables: list[Table], evidence: list[QueryEvidence],
+def keep_needed(problems: list[Finding], entries: list, tables: list[Table], evidence: list[QueryEvidence],
                  owner: str) -> None:
     """Never advise dropping an index the house rules need or the planner chose in this very result.
 

@@ -27,12 +27,12 @@ import re
 from ..database.ddl import ident, literal, qualified
 from ..drift.scratch import copy_ddl, database_url, scratch_admin_url, scratch_name
 from ..schema.model import Column, Schema, Table
-from .evidence import _gather_evidence
+from .evidence import gather_evidence
 from .model import ColumnShape, QueryEvidence, Recommendation, WorkloadCost
-from .patterns import _Pattern
-from .recommendations import _Candidate, _check_candidates
+from .patterns import Pattern
+from .recommendations import Candidate, check_candidates
 from .session import _Run
-from .workload import _choose_set, _workload_queries
+from .workload import choose_set, workload_queries
 
 #: At most this many synthetic rows per table on the copy.
 ROW_CAP = 200_000
@@ -41,8 +41,8 @@ ROW_CAP = 200_000
 Shapes = dict[str, dict[str, ColumnShape]]  # table (schema.name) -> column -> shape
 
 
-async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidates: list[_Candidate],
-                        patterns: list[_Pattern], rows: dict[str, float | None], shapes: Shapes,
+async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidates: list[Candidate],
+                        patterns: list[Pattern], rows: dict[str, float | None], shapes: Shapes,
                         notes: list[str], widths: dict[str, dict[str, int]], *,
                         admin_url: str | None = None) -> tuple[list[Recommendation], WorkloadCost | None] | None:
     """The candidates checked and the set chosen on a scratch copy; None when the copy could not be made
@@ -91,7 +91,7 @@ async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidat
                            server_version=conn.info.server_version, hypopg="absent", copy_how=how)
             copy_rows: dict[str, float | None] = {t.qualified_name: float(counts.get(t.qualified_name, 0))
                                                   for t in tables}
-            evidence: list[QueryEvidence] = await _gather_evidence(scratch, patterns, copy_rows, [],
+            evidence: list[QueryEvidence] = await gather_evidence(scratch, patterns, copy_rows, [],
                                                                    raise_for_caller=False)
             sizes = ", ".join(f"{t.name} {counts[t.qualified_name]}" for t in filled)
             notes.append(
@@ -105,15 +105,15 @@ async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidat
                 "database. CREATE EXTENSION hypopg (Neon supports it) proves them on the live statistics instead; "
                 "build=true builds them there, in a rolled-back transaction that blocks writes while it builds.")
             checked: list = []
-            await _check_candidates(scratch, candidates, evidence, copy_rows, True, ROW_CAP + 1, notes,
-                                           _workload_queries(patterns), checked, build=True)
-            return await _choose_set(scratch, checked, patterns, evidence, copy_rows, "absent", ROW_CAP + 1, widths)
+            await check_candidates(scratch, candidates, evidence, copy_rows, True, ROW_CAP + 1, notes,
+                                           workload_queries(patterns), checked, build=True)
+            return await choose_set(scratch, checked, patterns, evidence, copy_rows, "absent", ROW_CAP + 1, widths)
     finally:
         async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _tables_to_fill(tables: list[Table], candidates: list[_Candidate], patterns: list[_Pattern]) -> list[Table]:
+def _tables_to_fill(tables: list[Table], candidates: list[Candidate], patterns: list[Pattern]) -> list[Table]:
     """The candidates' tables, and the tables their queries name (joins need their row counts too)."""
     wanted = {c.table.qualified_name for c in candidates}
     sqls = [p.sql for c in candidates for p in c.patterns]

@@ -46,7 +46,7 @@ class _Refs:
                 stack.extend(reversed(n))
 
 
-def _parse_query(sql: str) -> _Query:
+def parse_query(sql: str) -> _Query:
     import pglast
     from pglast import ast
 
@@ -80,7 +80,7 @@ def _parse_query(sql: str) -> _Query:
     return _Query(sql=sql.strip().rstrip(";"), tables=refs.tables, params=refs.params)
 
 
-def _tables_in_scope(main: Schema, spec: Schema | None, name: str | None) -> list[Table]:
+def tables_in_scope(main: Schema, spec: Schema | None, name: str | None) -> list[Table]:
     if name is None:
         return sorted(main.tables, key=lambda t: (t.schema_name, t.name))
     found = main.table(name.strip().lower())
@@ -93,7 +93,7 @@ def _tables_in_scope(main: Schema, spec: Schema | None, name: str | None) -> lis
 
 
 @dataclass
-class _Pattern:
+class Pattern:
     table: Table
     description: str
     sql: str
@@ -116,11 +116,11 @@ def _needs(sql: str, table: Table, owner: str) -> tuple[list[IndexColumn], int]:
         return [], 0
 
 
-def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], main: Schema, owner: str,
-              notes: list[str]) -> list[_Pattern]:
+def query_patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], main: Schema, owner: str,
+              notes: list[str]) -> list[Pattern]:
     """Caller queries; else the spec's query patterns, then the conventions' standard ones not already there."""
     in_scope = {t.name for t in tables}
-    out: list[_Pattern] = []
+    out: list[Pattern] = []
     if caller:
         for q in caller:
             target = next((t for n in q.tables if (t := main.table(n)) is not None), None)  # CTE names aside
@@ -146,7 +146,7 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
                     continue
                 sql = _sql_for(t, needs, eq)
             try:
-                parsed = _parse_query(sql)
+                parsed = parse_query(sql)
             except ExplainError as exc:
                 notes.append(f"{t.name}: the spec's query pattern is skipped: {exc}")
                 continue
@@ -156,7 +156,7 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
                 out.append(p)
         for description, sql in _convention_sql(t, owner):
             needs, eq = _needs(sql, t, owner)
-            p = _Pattern(t, description, sql, "convention", None, needs, eq, _parse_query(sql).params)
+            p = Pattern(t, description, sql, "convention", None, needs, eq, parse_query(sql).params)
             if p.key not in seen:
                 seen.add(p.key)
                 out.append(p)
@@ -165,7 +165,7 @@ def _patterns(tables: list[Table], spec: Schema | None, caller: list[_Query], ma
 
 def _per_table(sql: str, params: int, main: Schema, first: Table, owner: str, origin: Any,
                location: Location | None, description: str | None, in_scope: set[str],
-               notes: list[str]) -> list[_Pattern]:
+               notes: list[str]) -> list[Pattern]:
     """One pattern per table the query asks something of (reading.py); a query on one table alone keeps
     the pattern reader shared with propose_table (spec/query_patterns.py)."""
     from .reading import needs_per_table
@@ -178,7 +178,7 @@ def _per_table(sql: str, params: int, main: Schema, first: Table, owner: str, or
         needs, eq = _needs(sql, first, owner)
         found_here = [n for n in found if n.unindexable]
         _unindexable_notes(found_here, sql, notes)
-        return [_Pattern(first, description or _summary(sql, first, needs, eq), sql, origin, location, needs, eq,
+        return [Pattern(first, description or _summary(sql, first, needs, eq), sql, origin, location, needs, eq,
                          params)]
     _unindexable_notes(found, sql, notes)
     out = []
@@ -189,10 +189,10 @@ def _per_table(sql: str, params: int, main: Schema, first: Table, owner: str, or
             continue
         via = (" (join key)" if n.kind == "join" else "") + (f", joined with {', '.join(n.others)}" if n.others else "")
         what = _summary(sql, n.table, n.columns, n.equality) + via
-        out.append(_Pattern(n.table, f"{description}: {what}" if description else what, sql, origin, location,
+        out.append(Pattern(n.table, f"{description}: {what}" if description else what, sql, origin, location,
                             n.columns, n.equality, params))
     if not out and first.name in in_scope | {first.name} and not in_scope or (not out and first.name in in_scope):
-        out.append(_Pattern(first, description or _summary(sql, first, [], 0), sql, origin, location, [], 0, params))
+        out.append(Pattern(first, description or _summary(sql, first, [], 0), sql, origin, location, [], 0, params))
     return out
 
 
@@ -228,7 +228,7 @@ def _convention_sql(t: Table, owner: str) -> list[tuple[str, str]]:
     return out
 
 
-def _fk_patterns(tables: list[Table], main: Schema, owner: str) -> list[_Pattern]:
+def _fk_patterns(tables: list[Table], main: Schema, owner: str) -> list[Pattern]:
     """The lookup each foreign key makes on the child table when a parent row is deleted or its key changes."""
     out = []
     for t in tables:
@@ -236,7 +236,7 @@ def _fk_patterns(tables: list[Table], main: Schema, owner: str) -> list[_Pattern
             where = " AND ".join(f"{ident(c)} = ${i}" for i, c in enumerate(fk.columns, 1))
             sql = f"SELECT 1 FROM {qualified(t)} WHERE {where}"
             needs = [IndexColumn(name=c) for c in fk.columns]
-            out.append(_Pattern(t, f"find the {t.name} rows of one {fk.ref_table} row (ON DELETE "
+            out.append(Pattern(t, f"find the {t.name} rows of one {fk.ref_table} row (ON DELETE "
                                 f"{fk.on_delete or 'NO ACTION'} from {fk.ref_table})", sql, "foreign key",
                                 fk.location, needs, len(needs), len(needs), fk))
     return out
@@ -251,11 +251,11 @@ def _sql_for(t: Table, needs: list[IndexColumn], equality: int) -> str:
 
 def _summary(sql: str, t: Table, needs: list[IndexColumn], equality: int) -> str:
     where = ", ".join(c.name for c in needs[:equality])
-    order = ", ".join(_show(c) for c in needs[equality:])
+    order = ", ".join(show_column(c) for c in needs[equality:])
     return " ".join([f"{t.name} rows"] + ([f"by {where}"] if where else []) + ([f"ordered by {order}"] if order else []))
 
 
-def _show(c: IndexColumn) -> str:
+def show_column(c: IndexColumn) -> str:
     text = c.name + (" DESC" if c.descending else "")
     if c.nulls_first is not None:
         text += " NULLS FIRST" if c.nulls_first else " NULLS LAST"

@@ -14,10 +14,10 @@ from ..database.ddl import create_index_sql, ident
 from ..database.queries import query
 from ..schema.model import BETTER_AUTH_TABLES, ForeignKey, Index, IndexColumn, Schema, Table
 from ..spec.lint import index_shapes
-from .entries import _purpose_for_pattern, _serves
-from .evidence import _message, _plan_stmts, _settings, _summarize
+from .entries import keys_serve, purpose_for_pattern
+from .evidence import error_message, plan_statements, settings_statement, summarize_plan
 from .model import MIN_COST, MIN_GAIN, SMALL_TABLE_ROWS, STATEMENT_TIMEOUT_MS, QueryCost, QueryEvidence, Recommendation
-from .patterns import _Pattern, _show
+from .patterns import Pattern, show_column
 from .session import _Run, _Stmt, _TxError
 
 # ---------------------------------------------------------------------------------------------------
@@ -25,11 +25,11 @@ from .session import _Run, _Stmt, _TxError
 
 
 @dataclass
-class _Candidate:
+class Candidate:
     table: Table
     columns: list[IndexColumn]
     reason: str
-    patterns: list[_Pattern] = field(default_factory=list)
+    patterns: list[Pattern] = field(default_factory=list)
     fk: ForeignKey | None = None
     name: str | None = None
 
@@ -51,10 +51,10 @@ def _prefix_of(short: list[IndexColumn], long: list[IndexColumn]) -> bool:
     return all(a.name == b.name for a, b in zip(short, long, strict=False)) and len(flips) <= 1
 
 
-def _candidates(tables: list[Table], patterns: list[_Pattern], owner: str,
-                spec: Schema | None = None) -> list[_Candidate]:
+def candidates_for(tables: list[Table], patterns: list[Pattern], owner: str,
+                spec: Schema | None = None) -> list[Candidate]:
     """Indexes the query patterns and foreign keys ask for that no valid index gives them."""
-    out: list[_Candidate] = []
+    out: list[Candidate] = []
     for t in tables:
         if t.managed_by == "better-auth" or t.name in BETTER_AUTH_TABLES:
             continue
@@ -65,7 +65,7 @@ def _candidates(tables: list[Table], patterns: list[_Pattern], owner: str,
         for p in patterns:
             if p.table is not t or not p.needs:
                 continue
-            if any(_serves(keys, p)[2] for keys in keysets):
+            if any(keys_serve(keys, p)[2] for keys in keysets):
                 continue
             if p.fk is None:
                 pk = set(t.primary_key)
@@ -79,9 +79,9 @@ def _candidates(tables: list[Table], patterns: list[_Pattern], owner: str,
                 reason = (f"covers the foreign key ({', '.join(p.fk.columns)}) -> {p.fk.ref_table}: each delete "
                           f"in {p.fk.ref_table} otherwise scans {t.name}")
             else:
-                reason = _purpose_for_pattern(p.needs, p) or f"serves: {p.description}"
-            out.append(_Candidate(t, list(p.needs), reason, [p], p.fk))
-    merged: list[_Candidate] = []
+                reason = purpose_for_pattern(p.needs, p) or f"serves: {p.description}"
+            out.append(Candidate(t, list(p.needs), reason, [p], p.fk))
+    merged: list[Candidate] = []
     for c in sorted(out, key=lambda c: -len(c.columns)):
         host = next((m for m in merged if m.table is c.table and _prefix_of(c.columns, m.columns)), None)
         if host is None:
@@ -101,20 +101,20 @@ def _candidates(tables: list[Table], patterns: list[_Pattern], owner: str,
     return sorted(merged, key=lambda c: order[id(c)])
 
 
-def _unchecked(c: _Candidate, why: str) -> Recommendation:
+def unchecked(c: Candidate, why: str) -> Recommendation:
     return Recommendation(table=c.table.qualified_name, ddl=c.ddl(), reason=c.reason,
-                          serves=[p.description for p in c.patterns], checked_how=why, notes=[_CONCURRENTLY_NOTE])
+                          serves=[p.description for p in c.patterns], checked_how=why, notes=[CONCURRENTLY_NOTE])
 
 
-_CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction block: run it on its own "
+CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction block: run it on its own "
                       "(Alembic: inside op.get_context().autocommit_block()). If it fails it leaves an INVALID "
                       "index behind: drop it and retry.")
 
 
-async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: list[QueryEvidence],
+async def check_candidates(run: _Run, candidates: list[Candidate], evidence: list[QueryEvidence],
                             rows: dict[str, float | None], hypothetical: bool, max_build_rows: int,
                             notes: list[str], workload: list[tuple[str, int]] | None = None,
-                            checked: list[_Checked] | None = None, build: bool = True) -> list[Recommendation]:
+                            checked: list[Checked] | None = None, build: bool = True) -> list[Recommendation]:
     """Each candidate checked on its own (its patterns' costs before and after, and, in the same
     transaction, every query of ``workload``); the ones worth it are returned, and listed in ``checked``
     with what their check measured."""
@@ -139,13 +139,13 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
                      "transaction that is rolled back (small tables only, under a lock timeout). Run CREATE "
                      "EXTENSION hypopg (Neon supports it) to check them without building anything or locking.")
     # Decide for every candidate first, check the ones to check together, then judge them in order.
-    decided: list[tuple[_Candidate, Recommendation | None, str | None]] = []  # candidate, rec, note
+    decided: list[tuple[Candidate, Recommendation | None, str | None]] = []  # candidate, rec, note
     to_check: list[_Trial] = []
     for c in candidates:
         before = [(p, by_sql.get((c.table.qualified_name, p.sql))) for p in c.patterns]
         table_rows = rows.get(c.table.qualified_name)
         small = table_rows is not None and table_rows < SMALL_TABLE_ROWS
-        rec = _unchecked(c, "")
+        rec = unchecked(c, "")
         rec.cost_basis = ("plans with enable_seqscan=off (the table is too small for the planner's own choice to "
                           "mean anything)" if small else "the planner's estimates with the table's real statistics")
         if run.copy_how:
@@ -157,7 +157,7 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
         rec.cost_before = sum(q.cost_before for q in rec.queries) if rec.queries else None
         if c.fk is None and small:
             decided.append((c, None, f"{c.table.name}: {', '.join(repr(p.description) for p in c.patterns)} would "
-                            f"want ({', '.join(_show(x) for x in c.columns)}), which no index gives; {c.table.name} "
+                            f"want ({', '.join(show_column(x) for x in c.columns)}), which no index gives; {c.table.name} "
                             f"holds about {int(table_rows or 0)} rows, too few for costs to tell whether it is worth "
                             "it. Re-run on production-like data (a Neon branch) before adding it."))
             continue
@@ -192,15 +192,15 @@ async def _check_candidates(run: _Run, candidates: list[_Candidate], evidence: l
         out.append(rec)
         if checked is not None:
             t = trial_of.get(id(rec))
-            checked.append(_Checked(c, rec, t.costs if t else None, t.small if t else False))
+            checked.append(Checked(c, rec, t.costs if t else None, t.small if t else False))
     return out
 
 
 @dataclass
-class _Checked:
+class Checked:
     """A candidate worth adding, its recommendation, and the workload's costs with it alone."""
 
-    c: _Candidate
+    c: Candidate
     rec: Recommendation
     costs: dict[str, float] | None
     small: bool
@@ -216,7 +216,7 @@ def _cost(ev: QueryEvidence, small: bool) -> float:
 class _Trial:
     """One candidate index to check, and the statements of its transaction once built."""
 
-    c: _Candidate
+    c: Candidate
     rec: Recommendation
     small: bool
     body: list[_Stmt] = field(default_factory=list)
@@ -240,7 +240,7 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
     """
     t.trial = f"explain_indexes_trial_{time.monotonic_ns() % 10**9}"
     build = create_index_sql(t.c.table, t.c.index.model_copy(update={"name": t.trial}))
-    t.body = [_settings({"lock_timeout": f"{run.lock_timeout_ms}ms",
+    t.body = [settings_statement({"lock_timeout": f"{run.lock_timeout_ms}ms",
                          "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
     t.create_at = len(t.body)
     if use_hypopg:
@@ -252,15 +252,15 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
     after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
                                                                else {"plan_cache_mode": "force_generic_plan"})
     if after:
-        t.body.append(_settings(after))
+        t.body.append(settings_statement(after))
     t.plans_at = []
     for _q, p in zip(t.rec.queries, list(t.c.patterns), strict=False):
-        stmts, at, _ = _plan_stmts(run, p.sql, p.params)
+        stmts, at, _ = plan_statements(run, p.sql, p.params)
         t.plans_at.append(len(t.body) + at)
         t.body.extend(stmts)
     t.workload_at = {}
     for sql, params in t.workload:
-        stmts, at, _ = _plan_stmts(run, sql, params)
+        stmts, at, _ = plan_statements(run, sql, params)
         t.workload_at[sql] = len(t.body) + at
         t.body.extend(stmts)
     if use_hypopg:
@@ -322,7 +322,7 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float, copy_how: str | 
     for q, at in zip(rec.queries, t.plans_at, strict=False):
         plan_rows = t.body[at].rows
         assert plan_rows is not None
-        plan = _summarize(json.loads(plan_rows[0][0]))
+        plan = summarize_plan(json.loads(plan_rows[0][0]))
         q.cost_after = plan.total_cost
         q.uses_new_index = any(trial in n for n in plan.indexes)
     rec.checked_how = "hypopg" if use_hypopg else (copy_how or "transaction")
@@ -330,7 +330,7 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float, copy_how: str | 
     for sql, at in t.workload_at.items():
         plan_rows = t.body[at].rows
         if plan_rows is not None:
-            t.costs[sql] = _summarize(json.loads(plan_rows[0][0])).total_cost
+            t.costs[sql] = summarize_plan(json.loads(plan_rows[0][0])).total_cost
     after = [q.cost_after for q in rec.queries if q.cost_after is not None]
     rec.cost_after = sum(after) if after and len(after) == len(rec.queries) else None
     if rec.queries and not any(q.uses_new_index for q in rec.queries):
@@ -349,4 +349,4 @@ def _trial_failed(run: _Run, t: _Trial, error: psycopg.Error, elapsed_ms: float)
         rec.checked_how = (f"not checked: the test build of {name} took longer than "
                            f"statement_timeout={STATEMENT_TIMEOUT_MS} ms and was cancelled; nothing was kept.")
     else:
-        rec.checked_how = f"not checked: {_message(error)}"
+        rec.checked_how = f"not checked: {error_message(error)}"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ..database.ddl import create_index_sql, ident
 from ..database.queries import query
 from ..schema.model import IndexColumn, Table
-from .evidence import _plan_stmts, _settings, _summarize
+from .evidence import plan_statements, settings_statement, summarize_plan
 from .model import (
     SKIP_SCAN_MIN_VERSION,
     STATEMENT_TIMEOUT_MS,
@@ -38,15 +38,15 @@ from .model import (
     Recommendation,
     WorkloadCost,
 )
-from .patterns import _Pattern, _show
-from .recommendations import _CONCURRENTLY_NOTE, _Candidate, _Checked
+from .patterns import Pattern, show_column
+from .recommendations import CONCURRENTLY_NOTE, Candidate, Checked
 from .session import _Run, _Stmt, _TxError
 
 _HYPOPG_RESET = query("hypopg_reset.sql")
 _MAX_BUILT_SETS = 12  # without hypopg each set is a real (rolled-back) build
 
 
-def _workload_queries(patterns: list[_Pattern]) -> list[tuple[str, int]]:
+def workload_queries(patterns: list[Pattern]) -> list[tuple[str, int]]:
     """Every distinct query explained, the foreign keys' lookups aside (those are covered by rule)."""
     return list(dict.fromkeys((p.sql, p.params) for p in patterns if p.origin != "foreign key"))
 
@@ -61,11 +61,11 @@ def _before(workload: list[tuple[str, int]], evidence: list[QueryEvidence], smal
     return out
 
 
-def _key(c: _Candidate) -> tuple[str, tuple[tuple[str, bool], ...]]:
+def _key(c: Candidate) -> tuple[str, tuple[tuple[str, bool], ...]]:
     return c.table.qualified_name, tuple((x.name, x.descending) for x in c.columns)
 
 
-def _merges(a: _Candidate, b: _Candidate) -> list[_Candidate]:
+def _merges(a: Candidate, b: Candidate) -> list[Candidate]:
     """One index for both: the shared leading columns, then the rest of one, then what the other adds."""
     p = 0
     while p < min(len(a.columns), len(b.columns)) and a.columns[p].name == b.columns[p].name:
@@ -78,7 +78,7 @@ def _merges(a: _Candidate, b: _Candidate) -> list[_Candidate]:
         cols += [x for x in second.columns[p:] if x.name not in {y.name for y in cols}]
         if [(x.name, x.descending) for x in cols] in ([(x.name, x.descending) for x in y.columns] for y in (a, b)):
             continue
-        m = _Candidate(a.table, cols, f"one index for both: {_cols(a.columns)} and {_cols(b.columns)} share "
+        m = Candidate(a.table, cols, f"one index for both: {_cols(a.columns)} and {_cols(b.columns)} share "
                        f"their leading {_cols(a.columns[:p])}", a.patterns + b.patterns, a.fk or b.fk)
         if all(_key(m) != _key(o) for o in out):
             out.append(m)
@@ -86,10 +86,10 @@ def _merges(a: _Candidate, b: _Candidate) -> list[_Candidate]:
 
 
 def _cols(cols: list[IndexColumn]) -> str:
-    return "(" + ", ".join(_show(c) for c in cols) + ")"
+    return "(" + ", ".join(show_column(c) for c in cols) + ")"
 
 
-def _skip_scan_table(run: _Run, c: _Candidate) -> bool:
+def _skip_scan_table(run: _Run, c: Candidate) -> bool:
     if (run.server_version or 0) < SKIP_SCAN_MIN_VERSION or not c.columns:
         return False
     lead = c.columns[0].name
@@ -99,7 +99,7 @@ def _skip_scan_table(run: _Run, c: _Candidate) -> bool:
 
 @dataclass
 class _Eval:
-    members: list[_Candidate]
+    members: list[Candidate]
     costs: dict[str, float] | None = None  # per query; None: not checked
     sizes: list[int | None] | None = None
     error: str | None = None
@@ -115,7 +115,7 @@ class _Eval:
 
 def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, use_hypopg: bool,
           k: int) -> tuple[list[_Stmt], list[int], dict[str, int]]:
-    body = [_settings({"lock_timeout": f"{run.lock_timeout_ms}ms", "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"}
+    body = [settings_statement({"lock_timeout": f"{run.lock_timeout_ms}ms", "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"}
                       | ({"enable_seqscan": "off"} if small else {})
                       | ({} if run.generic else {"plan_cache_mode": "force_generic_plan"}))]
     sizes_at: list[int] = []
@@ -131,7 +131,7 @@ def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, us
             body.append(_Stmt(query("relation_size.sql"), (f"{ident(c.table.schema_name)}.{ident(name)}",)))
     plans_at: dict[str, int] = {}
     for sql, params in workload:
-        stmts, at, _ = _plan_stmts(run, sql, params)
+        stmts, at, _ = plan_statements(run, sql, params)
         plans_at[sql] = len(body) + at
         body.extend(stmts)
     if use_hypopg:
@@ -158,17 +158,17 @@ async def _evaluate(run: _Run, evals: list[_Eval], workload: list[tuple[str, int
                     e.error = (failure.error.diag.message_primary or str(failure.error)).strip()
                 continue
             e.sizes = [int(body[at].rows[0][0]) if body[at].rows else None for at in sizes_at]
-            e.costs = {sql: _summarize(json.loads(body[at].rows[0][0])).total_cost
+            e.costs = {sql: summarize_plan(json.loads(body[at].rows[0][0])).total_cost
                        for sql, at in plans_at.items() if body[at].rows}
         pending = [e for e in evals if e.costs is None and e.error is None]
 
 
-async def _choose_set(run: _Run, checked: list[_Checked], patterns: list[_Pattern], evidence: list[QueryEvidence],
+async def choose_set(run: _Run, checked: list[Checked], patterns: list[Pattern], evidence: list[QueryEvidence],
                       rows: dict[str, float | None], hypopg: str, max_build_rows: int,
                       widths: dict[str, dict[str, int]]) -> tuple[list[Recommendation], WorkloadCost | None]:
     """The smallest set of the checked candidates whose workload cost is within a few percent of the best."""
     recs = [k.rec for k in checked]
-    workload = _workload_queries(patterns)
+    workload = workload_queries(patterns)
     if not workload:
         return recs, None
     usable = [k for k in checked if k.rec.checked_how in ("hypopg", "transaction", run.copy_how)]
@@ -192,7 +192,7 @@ async def _choose_set(run: _Run, checked: list[_Checked], patterns: list[_Patter
     too_big = not use_hypopg and any((rows.get(k.c.table.qualified_name) or 0) > max_build_rows for k in usable)
     seen: dict[frozenset, _Eval] = {}
 
-    def ev_of(members: list[_Candidate]) -> _Eval:
+    def ev_of(members: list[Candidate]) -> _Eval:
         key = frozenset(_key(c) for c in members)
         if key not in seen:
             seen[key] = _Eval(members)
@@ -260,7 +260,7 @@ async def _choose_set(run: _Run, checked: list[_Checked], patterns: list[_Patter
     return final, result
 
 
-def _hand_over(state: _Eval, usable: list[_Checked], final: list[Recommendation], before: dict[str, float]) -> None:
+def _hand_over(state: _Eval, usable: list[Checked], final: list[Recommendation], before: dict[str, float]) -> None:
     """A candidate left out: its queries are served by an index of the set on the same table (the one
     sharing its leading column, else the first); that recommendation lists them, with their costs in
     the set."""
@@ -288,8 +288,8 @@ def _hand_over(state: _Eval, usable: list[_Checked], final: list[Recommendation]
                          f"{WORKLOAD_TOLERANCE:.0%} of the best.")
 
 
-def _neighbours(members: list[_Candidate], searched: set[str]) -> list[list[_Candidate]]:
-    out: list[list[_Candidate]] = []
+def _neighbours(members: list[Candidate], searched: set[str]) -> list[list[Candidate]]:
+    out: list[list[Candidate]] = []
     for c in members:
         if c.table.qualified_name in searched and c.fk is None:
             out.append([m for m in members if m is not c])
@@ -310,7 +310,7 @@ def _step(state: _Eval, nxt: _Eval, best: float) -> str:
             f"{len(nxt.members)} index(es), {nxt.size} bytes instead of {state.size}")
 
 
-def _recommendations(state: _Eval, checked: list[_Checked], before: dict[str, float],
+def _recommendations(state: _Eval, checked: list[Checked], before: dict[str, float],
                      how: str) -> list[Recommendation]:
     by_key = {_key(k.c): k for k in checked}
     out: list[Recommendation] = []
@@ -322,7 +322,7 @@ def _recommendations(state: _Eval, checked: list[_Checked], before: dict[str, fl
             rec = Recommendation(table=c.table.qualified_name, ddl=c.ddl(), reason=c.reason,
                                  serves=list(dict.fromkeys(p.description for p in c.patterns)), checked_how=how,
                                  cost_basis="the whole recommended set, planned together on the workload",
-                                 notes=[_CONCURRENTLY_NOTE])
+                                 notes=[CONCURRENTLY_NOTE])
             seen: set[str] = set()
             for p in c.patterns:
                 if p.sql in before and p.description not in seen and state.costs and p.sql in state.costs:
@@ -342,7 +342,7 @@ def _recommendations(state: _Eval, checked: list[_Checked], before: dict[str, fl
 _WAL_RECORD = 48
 
 
-def _wal_per_insert(c: _Candidate, widths: dict[str, dict[str, int]]) -> int | None:
+def _wal_per_insert(c: Candidate, widths: dict[str, dict[str, int]]) -> int | None:
     """WAL one INSERT writes into this index: one leaf-insert record carrying the index tuple (8-byte
     header + the keys' average widths, aligned). Page splits and full-page images come on top."""
     table = widths.get(c.table.qualified_name, {})

@@ -289,7 +289,8 @@ def read_models(
     key = (str(root), models, python, timeout, os.environ.get("VIRTUAL_ENV"))
     fingerprint = _source_fingerprint(plan)
     if (cached := _READS.get(key)) is not None and cached[0] == fingerprint:
-        return cached[1].model_copy(update={"elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
+        # deep: the caller may change its schema (the drift engine does); the cache's copy stays as read
+        return cached[1].model_copy(update={"elapsed_ms": round((time.monotonic() - started) * 1000, 1)}, deep=True)
     findings = list(plan.findings)
     raw: dict | None = None
     used = None
@@ -327,7 +328,7 @@ def read_models(
         versions=(raw or {}).get("versions", {}),
     )
     if not any(f.severity == "error" for f in result.findings):  # a failure is tried again next time
-        _READS[key] = (fingerprint, result)
+        _READS[key] = (fingerprint, result.model_copy(deep=True))  # not the one the caller gets
         while len(_READS) > _MAX_CACHED_READS:
             _READS.pop(next(iter(_READS)))
     return result

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from ..database.ddl import UPDATED_AT_FUNCTION, ident, schema_ddl, updated_at_trigger_sql
+from ..database.ddl import UPDATED_AT_FUNCTION, schema_ddl, updated_at_trigger_sql
 from ..database.pipeline import run_batch
 from ..database.queries import query
+from ..database.role import embedded_role_sql
 from ..schema.findings import Finding
 from ..schema.model import BETTER_AUTH_TABLES, Column, Schema, Table
 from ..spec.file import SpecFileError, read_spec_bytes
@@ -45,8 +46,6 @@ log = logging.getLogger("schema_architect.scratch")
 
 #: The role run_scoped_query switches to on the embedded database (SET LOCAL ROLE).
 READER_ROLE = "schema_architect_reader"
-#: The setting run_scoped_query binds the caller's id to, inside its transaction (tools/sqlsafe).
-CALLER_SETTING = "app.user_id"
 #: Taken for the whole rebuild, so that two processes sharing the embedded server do not both rebuild.
 _LOCK_KEY = 0x5A_5C_0A_7C
 STATE_VERSION = 1
@@ -154,36 +153,6 @@ def _failure(exc: Exception, statement: str) -> Finding:
             "database that has the schema.")
 
 
-def role_sql(schema: Schema, owner_column: str) -> list[str]:
-    """The reader role, its SELECT grants, and row security forced on every user table."""
-    r = ident(READER_ROLE)
-    statements = [
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = " + f"'{READER_ROLE}') THEN "
-        f"CREATE ROLE {r} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION; "
-        "END IF; END $$",
-        f"GRANT USAGE ON SCHEMA public TO {r}",
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {r}",
-    ]
-    owned = [t for t in schema.tables if t.column(owner_column) is not None]
-    users = {fk.ref_table for t in owned for fk in t.foreign_keys if fk.columns == [owner_column]}
-    for table in schema.tables:
-        if table in owned:
-            column = owner_column
-        elif table.name in users:
-            column = next((fk.ref_columns[0] for t in owned for fk in t.foreign_keys
-                           if fk.columns == [owner_column] and fk.ref_table == table.name), "id")
-        else:
-            continue
-        name = ident(table.name)
-        statements += [
-            f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
-            f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY",
-            f"CREATE POLICY {ident('scoped_read_' + table.name)} ON {name} FOR SELECT TO {r} "
-            f"USING ({ident(column)}::text = (SELECT current_setting('{CALLER_SETTING}', true)))",
-        ]
-    return statements
-
-
 async def follow_spec(conn: "psycopg.AsyncConnection", project: Path, spec_path: str | None, *,
                       owner_column: str = "user_id", seed: SeedPlan | None = None,
                       force: bool = False) -> ScratchState:
@@ -210,7 +179,7 @@ async def follow_spec(conn: "psycopg.AsyncConnection", project: Path, spec_path:
     if new.problem is not None:
         async with conn.transaction():  # the rebuild rolled back: keep the finding, and a reader role
             await _lock(conn)
-            for statement in role_sql(Schema(), owner_column):
+            for statement in embedded_role_sql(READER_ROLE, Schema(), owner_column):
                 await conn.execute(statement)
             await _write_state(conn, new)
         log.warning("%s %s", new.problem.message, new.problem.fix)
@@ -226,7 +195,7 @@ async def _rebuild(conn, text: str, digest: str, owner_column: str, plan: SeedPl
     stamped = [t for t in schema.tables if t.column("updated_at") is not None and not t.managed_by]
     if stamped:
         statements += [UPDATED_AT_FUNCTION] + [updated_at_trigger_sql(t) for t in stamped]
-    statements += role_sql(schema, owner_column)
+    statements += embedded_role_sql(READER_ROLE, schema, owner_column)
     state = ScratchState(spec_hash=digest, tables=[t.name for t in schema.tables if t.name not in stubs],
                          stubs=stubs, scoped_role=READER_ROLE, seed=plan)
     current = ""

@@ -2,7 +2,7 @@
 
 Pure design here (no I/O): :func:`design_table` turns a request into a :class:`Table`, the spec section,
 SQLModel code, DDL, lint findings and a migration note. Proving it (the dry run on a database and the
-code/DDL diff) lives in :mod:`tools.propose_check`.
+code/DDL diff) lives in :mod:`tools.propose_table.proof`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ a content hash and an ER diagram."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -38,19 +39,43 @@ class ReadSchemaSpecResult(BaseModel):
     summary: str = Field(description="One line: what was read and what was found")
 
 
-@lru_cache(maxsize=16)
-def _parse_and_lint(text: str, shown: str, digest: str) -> tuple[ParsedSpec, list[Finding]]:
-    """Parsing and linting depend only on the bytes: agents re-read an unchanged spec often."""
+class ParsedSpecs:
+    """Parsed and linted specs by content (a few): agents re-read an unchanged spec often.
+
+    One per server (kept on its app context, never a module global). What it holds is never handed out:
+    a result is built from a deep copy, so no caller can change what the next call reads."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], tuple[ParsedSpec, list[Finding]]] = OrderedDict()
+        self._lock = threading.Lock()  # calls run in worker threads
+
+    def get(self, text: str, shown: str, digest: str) -> tuple[ParsedSpec, list[Finding]]:
+        key = (digest, shown)
+        with self._lock:
+            found = self._entries.get(key)
+        if found is None:
+            found = _parse_and_lint(text, shown)
+        with self._lock:
+            self._entries[key] = found
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return found
+
+
+def _parse_and_lint(text: str, shown: str) -> tuple[ParsedSpec, list[Finding]]:
     parsed = parse_spec(text, file=shown)
     return parsed, lint_schema(parsed.schema)
 
 
 def read_schema_spec(
-    project_root: Path, path: str | None = None, tables: list[str] | None = None
+    project_root: Path, path: str | None = None, tables: list[str] | None = None, cache: ParsedSpecs | None = None
 ) -> ReadSchemaSpecResult:
+    """The spec read, linted and drawn; ``cache``: earlier readings to reuse (the result is then a copy)."""
     spec_path, text, digest = read_spec_bytes(project_root, path)
     shown = display_path(project_root, spec_path)
-    parsed, all_findings = _parse_and_lint(text, shown, digest)
+    parsed, all_findings = cache.get(text, shown, digest) if cache is not None else _parse_and_lint(text, shown)
     schema = parsed.schema
     if tables:
         missing = [name for name in tables if schema.table(name.lower()) is None]
@@ -65,7 +90,7 @@ def read_schema_spec(
         f"{len(schema.tables)} table(s) read from {shown}; {len(findings)} lint finding(s), "
         f"{len(parsed.warnings)} warning(s), {len(parsed.conflicts)} conflict(s)."
     )
-    return ReadSchemaSpecResult(
+    result = ReadSchemaSpecResult(
         path=shown,
         content_hash=digest,
         tables=schema.tables,
@@ -77,10 +102,11 @@ def read_schema_spec(
         er_diagram=mermaid_er(schema),
         summary=summary,
     )
+    return result.model_copy(deep=True) if cache is not None else result
 
 
 #: Round trips to the database for one call, and for the example call of docs/tools/read_schema_spec.md (shown
 #: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (0, "none: it reads the spec file, never the database.")
 
-__all__ = ["ReadSchemaSpecResult", "SpecFileError", "read_schema_spec"]
+__all__ = ["ParsedSpecs", "ReadSchemaSpecResult", "SpecFileError", "read_schema_spec"]

@@ -31,7 +31,6 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
 import json
@@ -49,14 +48,15 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ..database.pipeline import run_batch
 from ..database.queries import compose, query  # (a local "query" in _run_once is a result, not this)
-from ..sqlsafe import DEFAULT_CACHE, ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
+from ..database.role import scoped_role_ddl  # noqa: F401 - the CLI prints it (server/cli.py)
+from ..sqlsafe import ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
 from ..sqlsafe import check_sql, prepare, rewrite
-from ..sqlsafe.checker import CALLER_SETTING
 from ..sqlsafe.classify import CATALOG_VERSION_SQL, versions_sql
 from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import escape_invisible, generic_db_message, has_invisible, literal_values, names_in
 from ..sqlsafe.redact import nesting_depth, redact_db_message, source_location
 from ..sqlsafe.resolved import ResolutionFailed, param_types, resolve
+from ..schema.names import CALLER_SETTING
 from ..sqlsafe.rewriter import MAX_ROW_BYTES, ROW_TOO_LARGE
 
 MAX_LIMIT = 1000
@@ -376,7 +376,8 @@ async def run_scoped_query(
     params, limit = _validate_args(user_id, params, limit, sql)
     if not isinstance(sql, str):
         check_sql(sql)  # refuses: not text
-    cache = cache or DEFAULT_CACHE
+    if cache is None:  # without one to reuse, every call reads the catalog (the server keeps one per server)
+        cache = ClassificationCache()
     caller_param = len(params) + 1
     row_cap = limit + 1
 
@@ -548,56 +549,6 @@ async def _stale(conn, data, reads) -> bool:
         return seen.error is None and seen.rows[0][0] != data.version_of(reads)
     except Exception:  # noqa: BLE001 - cannot tell: report the query's own error
         return False
-
-
-def _ident(name: str) -> str:
-    if not name or "\x00" in name:
-        raise ValueError("identifier must be a non-empty string without NUL")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("literal must not contain NUL")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def scoped_role_ddl(role: str, schema: str = "public", user_tables: list[str] | None = None, *,
-                    owner_column: str = "user_id", setting: str = CALLER_SETTING,
-                    users_table: str | None = None) -> str:
-    """SQL creating a non-owner, SELECT-only, NOBYPASSRLS login role for run_scoped_query.
-
-    With ``user_tables``, also RLS policies keyed on the caller setting (defence in depth: the
-    rewriter filters rows already). Read before running: enabling RLS on a table hides its rows
-    from every other non-owner role that has no policy.
-    """
-    r, s = _ident(role), _ident(schema)
-    lines = [
-        f"-- Role for schema-architect's run_scoped_query: not an owner, cannot bypass RLS, SELECT only.",
-        f"CREATE ROLE {r} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION;",
-        f"-- Then set a password: ALTER ROLE {r} PASSWORD '...';",
-        f"ALTER ROLE {r} SET default_transaction_read_only = on;",
-        f"GRANT USAGE ON SCHEMA {s} TO {r};",
-    ]
-    if user_tables:
-        for t in user_tables:
-            lines.append(f"GRANT SELECT ON {s}.{_ident(t)} TO {r};")
-    else:
-        lines.append(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r};")
-        lines.append("-- Revoke SELECT on tables holding secrets (tokens, keys) from this role.")
-    if user_tables:
-        lines.append("")
-        lines.append(f"-- Row-level security keyed on the transaction-local setting {setting}.")
-        lines.append("-- CAUTION: ENABLE ROW LEVEL SECURITY hides rows from every non-owner role without a policy.")
-        for t in user_tables:
-            tbl = f"{s}.{_ident(t)}"
-            column = "id" if users_table and t == users_table else owner_column
-            lines += [
-                f"ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY;",
-                f"CREATE POLICY {_ident('scoped_read_' + t)} ON {tbl} FOR SELECT TO {r}",
-                f"  USING ({_ident(column)} = (SELECT current_setting({_literal(setting)}, true)));",
-            ]
-    return "\n".join(lines) + "\n"
 
 
 #: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md

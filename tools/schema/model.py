@@ -7,7 +7,7 @@
 Conventions that keep the three sources comparable:
 
 * Names are as PostgreSQL stores them (unquoted identifiers folded to lower case by the readers).
-* Column types are canonical PostgreSQL spellings from :mod:`tools.pgtypes` (``varchar(200)``,
+* Column types are canonical PostgreSQL spellings from :mod:`tools.database.types` (``varchar(200)``,
   ``timestamptz``, ``integer``...). ``serial``/identity is not a type: it is ``Column.identity``.
 * Defaults are database defaults only (``now()``, ``false``, ``'medium'``). Python-side defaults never
   reach the database and are not recorded here.
@@ -47,6 +47,14 @@ class Location(_Model):
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
+
+
+def location_of(*candidates: object) -> Location | None:
+    """The first location any of the candidates (tables, columns, indexes...) carries."""
+    for candidate in candidates:
+        if (location := getattr(candidate, "location", None)) is not None:
+            return location
+    return None
 
 
 class Column(_Model):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..schema.names import name_variants
 from .reader.document import read_document
 from .reader.headings import classify_heading
 from .reader.markdown import Heading, scan
@@ -183,20 +184,10 @@ def _home(reading: _Reading, name: str, line: int) -> int | None:
     for heading in sorted(enclosing, key=lambda h: -h.line):
         named = classify_heading(heading.text).table
         if named:
-            return heading.line if named in _singulars(name) else None
+            # the heading may name the table by a guessed singular ("Task Model" for tasks)
+            singulars = {name} | {v for v in name_variants(name) if len(v) < len(name)}
+            return heading.line if named in singulars else None
     return None
-
-
-def _singulars(name: str) -> set[str]:
-    """``name`` and the guessed names the reader maps to it ("Task Model" for tasks)."""
-    forms = {name}
-    if name.endswith("s"):
-        forms.add(name[:-1])
-    if name.endswith("es"):
-        forms.add(name[:-2])
-    if name.endswith("ies"):
-        forms.add(name[:-3] + "y")
-    return forms
 
 
 def _removals(reading: _Reading, name: str, heading: Heading, end_line: int, plan: SectionPlan) -> list[str]:

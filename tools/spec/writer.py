@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+from ..database.quoting import literal_list
 from ..schema.model import Check, Column, ForeignKey, Index, QueryPattern, Schema, Table
 from .sections import SectionPlan, SpecWriteError, plan_table_write
 
@@ -71,7 +72,7 @@ def _constraints_cell(table: Table, column: Column) -> str:
         parts.append(f"{prefix}CHECK ({check.expression})")
     if column.allowed_values and not checks:
         # A value set stated in words becomes an enforceable CHECK when written back.
-        values = ", ".join("'" + v.replace("'", "''") + "'" for v in column.allowed_values)
+        values = literal_list(column.allowed_values)
         parts.append(f"CHECK ({column.name} IN ({values}))")
     return ", ".join(parts)
 

@@ -6,12 +6,11 @@ LRU of rewrites), ``redact`` (no free text in anything said back).
 """
 
 from .checker import CheckedQuery, check_sql
-from .classify import DEFAULT_CACHE, ClassificationCache, Relation, UserDataMap, load_map
+from .classify import ClassificationCache, Relation, UserDataMap, load_map
 from .errors import QueryFailed, QueryRefused
 from .rewriter import Prepared, Rewritten, UnknownRelation, prepare, rewrite
 
 __all__ = [
-    "DEFAULT_CACHE",
     "CheckedQuery",
     "ClassificationCache",
     "QueryFailed",

@@ -19,11 +19,11 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from pglast.visitors import Skip, Visitor
 
+from ..schema.names import CALLER_SETTING
 from .errors import QueryRefused, line_col
 from .functions import READABLE_SETTINGS, is_allowed
 from .redact import is_plain, redact_parse_message, shown
 
-CALLER_SETTING = "app.user_id"
 
 # Node kinds a read may contain. Not here, so refused: writes (Insert/Update/Delete/Merge, also in
 # CTEs), utility statements, XML and JSON_TABLE constructs, TABLESAMPLE, locking and INTO.
@@ -60,7 +60,7 @@ class CheckedQuery:
         return self.stmt.query if self.is_explain else self.stmt
 
 
-def _refuse_at(sql: str, node: ast.Node | None, rule: str, message: str, fix: str,
+def refuse_at(sql: str, node: ast.Node | None, rule: str, message: str, fix: str,
                obj: str | None = None) -> QueryRefused:
     loc = getattr(node, "location", None)
     if isinstance(loc, int) and loc >= 0:
@@ -86,7 +86,7 @@ class StaticChecks(Visitor):
         self.max_param = 0
 
     def refuse(self, node, rule, message, fix, obj=None):
-        raise _refuse_at(self.sql, node, rule, message, fix, obj)
+        raise refuse_at(self.sql, node, rule, message, fix, obj)
 
     def visit(self, ancestors, node):
         kind = type(node).__name__
@@ -267,7 +267,7 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
             if opt.defname not in EXPLAIN_OPTIONS:
                 what = "EXPLAIN ANALYZE runs the statement and reports rows it filtered out" \
                     if opt.defname == "analyze" else f"The EXPLAIN option {opt.defname.upper() if is_plain(opt.defname) else '<quoted name>'} is not allowed"
-                raise _refuse_at(sql, stmt, "sql-write-not-allowed" if opt.defname == "analyze"
+                raise refuse_at(sql, stmt, "sql-write-not-allowed" if opt.defname == "analyze"
                                  else "sql-construct-not-allowed",
                                  f"{what}; it is refused.", "Use plain EXPLAIN (costs/format/verbose).")
         if not isinstance(stmt.query, ast.SelectStmt):
@@ -292,7 +292,7 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
             "it changes transaction or session state, runs code, or keeps state between calls"
     else:
         rule, why = "sql-statement-not-allowed", "only SELECT and EXPLAIN SELECT are run"
-    raise _refuse_at(sql, stmt, rule, f"{kind.removesuffix('Stmt')} statements are refused: {why}.",
+    raise refuse_at(sql, stmt, rule, f"{kind.removesuffix('Stmt')} statements are refused: {why}.",
                      "Send a single SELECT (or EXPLAIN SELECT); this tool is read-only.")
 
 

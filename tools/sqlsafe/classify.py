@@ -367,5 +367,3 @@ class ClassificationCache:
     def clear(self) -> None:
         self._maps.clear()
 
-
-DEFAULT_CACHE = ClassificationCache()

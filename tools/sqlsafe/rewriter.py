@@ -33,7 +33,8 @@ from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
-from .checker import CALLER_SETTING, CheckedQuery, CteScopedVisitor, _refuse_at, check_sql
+from ..schema.names import CALLER_SETTING
+from .checker import CheckedQuery, CteScopedVisitor, check_sql, refuse_at
 from .classify import Relation, UserDataMap
 from .errors import QueryRefused
 from .redact import elide_sql_literals, shown, walk
@@ -190,7 +191,7 @@ class _ScopeRewriter(CteScopedVisitor):
             raise UnknownRelation(shown(f"{node.schemaname}.{node.relname}" if node.schemaname
                                         else node.relname, "table name"), node)
         if rel.scope == "refused":
-            raise _refuse_at(self.checked.sql, node, "sql-table-not-user-scoped",
+            raise refuse_at(self.checked.sql, node, "sql-table-not-user-scoped",
                              f"Reading {rel.qualified} is refused: {rel.reason}.",
                              f"Query tables that belong to the caller (user tables: "
                              f"{', '.join(data.user_tables) or 'none found'}); a non-secret table "
@@ -244,7 +245,7 @@ def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
             for ref in _nodes(ast.ColumnRef, clause):
                 last = ref.fields[-1]
                 if isinstance(last, ast.String) and last.sval in masked:
-                    raise _refuse_at(checked.sql, ref, "sql-masked-column",
+                    raise refuse_at(checked.sql, ref, "sql-masked-column",
                                      f"The column {shown(last.sval, 'column')} holds credentials: it comes back "
                                      "masked (present, and its length), and a query may not filter, join, sort "
                                      "or group on it, since comparing it with guesses would reveal it.",

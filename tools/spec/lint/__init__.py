@@ -20,7 +20,7 @@ import sys
 import textwrap
 
 
-from ...schema.findings import Finding
+from ...schema.findings import SEVERITY_RANK, Finding
 from ...schema.model import Schema, Table
 from .columns import (
     allowed_values_not_enforced,
@@ -33,7 +33,7 @@ from .columns import (
     updated_at_trigger,
     varchar_without_length,
 )
-from .core import _SEVERITY_RANK, DOCS_PATH, LintContext, Rule
+from .core import DOCS_PATH, LintContext, Rule
 # Shared with explain_indexes and the tests.
 from .core import INDEX_RULE_IDS, IndexShape, RuleId, covers_columns, index_shapes, norm_where  # noqa: F401
 from .indexes import (
@@ -135,7 +135,7 @@ def lint_schema(schema: Schema, *, owner_column: str = "user_id", users_table: s
                 location=h.location, fix=h.fix)
         for r in RULES for h in r(ctx)
     ]
-    return sorted(findings, key=lambda f: (_SEVERITY_RANK[f.severity], f.object or "", order[f.rule], f.message))
+    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.object or "", order[f.rule], f.message))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ...schema.model import Column, Table
-from .core import RESERVED_NAMES, Hit, LintContext, _cols, _ident, _loc, _mentions, _pk_columns, _tname, rule
+from ...database.ddl import pk_columns, qualified
+from ...database.quoting import ident, ident_list, literal_list
+from ...schema.model import Column, Table, location_of
+from .core import RESERVED_NAMES, Hit, LintContext, mentions, rule
 
 # ---------------------------------------------------------------------------------------------------
 # Tables and columns
@@ -26,16 +28,16 @@ def missing_primary_key(ctx: LintContext) -> Iterator[Hit]:
     Fix: promote a NOT NULL unique key to the primary key, or add an identity column.
     """
     for t in ctx.tables:
-        if _pk_columns(t) or any(ix.primary for ix in t.indexes):
+        if pk_columns(t) or any(ix.primary for ix in t.indexes):
             continue
         not_null = {c.name for c in t.columns if not c.nullable}
         natural = next((uc.columns for uc in t.unique_constraints if set(uc.columns) <= not_null), None)
         if natural:
-            fix = f"ALTER TABLE {_tname(t)} ADD PRIMARY KEY ({_cols(natural)});"
+            fix = f"ALTER TABLE {qualified(t)} ADD PRIMARY KEY ({ident_list(natural)});"
         else:
-            fix = (f"ALTER TABLE {_tname(t)} ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY; "
+            fix = (f"ALTER TABLE {qualified(t)} ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY; "
                    f"model: id: int | None = Field(default=None, primary_key=True)")
-        yield Hit(f"{t.name} has no primary key.", t.name, _loc(t), fix)
+        yield Hit(f"{t.name} has no primary key.", t.name, location_of(t), fix)
 
 
 _TIMESTAMPS = ("created_at", "updated_at")
@@ -62,8 +64,8 @@ def timestamps_missing(ctx: LintContext) -> Iterator[Hit]:
         for name in _TIMESTAMPS:
             if t.column(name) is None:
                 yield Hit(
-                    f"{t.name} has no {name} column.", f"{t.name}.{name}", _loc(t),
-                    f"ALTER TABLE {_tname(t)} ADD COLUMN {name} timestamptz NOT NULL DEFAULT now(); "
+                    f"{t.name} has no {name} column.", f"{t.name}.{name}", location_of(t),
+                    f"ALTER TABLE {qualified(t)} ADD COLUMN {name} timestamptz NOT NULL DEFAULT now(); "
                     f"model: {name}: datetime = Field(default_factory=lambda: datetime.now(timezone.utc), "
                     f"sa_column_kwargs={{\"server_default\": sa.func.now()}})",
                 )
@@ -87,11 +89,11 @@ def timestamp_without_time_zone(ctx: LintContext) -> Iterator[Hit]:
     for t in ctx.tables:
         for col in t.columns:
             if col.type == "timestamp":
-                c = _ident(col.name)
+                c = ident(col.name)
                 yield Hit(
                     f"{t.name}.{col.name} is timestamp without time zone.", f"{t.name}.{col.name}",
-                    _loc(col, t),
-                    f"ALTER TABLE {_tname(t)} ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'; "
+                    location_of(col, t),
+                    f"ALTER TABLE {qualified(t)} ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'; "
                     f"model: {col.name}: datetime (SQLModel >= 0.0.45 maps it to timestamptz)",
                 )
 
@@ -115,8 +117,8 @@ def timestamp_default_missing(ctx: LintContext) -> Iterator[Hit]:
             col = t.column(name)
             if col is not None and not col.default:
                 yield Hit(
-                    f"{t.name}.{name} has no database default.", f"{t.name}.{name}", _loc(col, t),
-                    f"ALTER TABLE {_tname(t)} ALTER COLUMN {name} SET DEFAULT now(); "
+                    f"{t.name}.{name} has no database default.", f"{t.name}.{name}", location_of(col, t),
+                    f"ALTER TABLE {qualified(t)} ALTER COLUMN {name} SET DEFAULT now(); "
                     f"model: Field(..., sa_column_kwargs={{\"server_default\": sa.func.now()}})",
                 )
 
@@ -150,7 +152,7 @@ def updated_at_trigger(ctx: LintContext) -> Iterator[Hit]:
         if col is None:
             continue
         if (col.on_update or "").startswith("trigger") or any(
-                _mentions(text, "trigger") for text in [t.description, col.description, *t.notes]):
+                mentions(text, "trigger") for text in [t.description, col.description, *t.notes]):
             continue  # the spec's own BEFORE UPDATE trigger (its SQL), or words that say it has one
         names.append(t)
     if not names:
@@ -158,13 +160,13 @@ def updated_at_trigger(ctx: LintContext) -> Iterator[Hit]:
     if len(names) <= _LISTED_TABLES:
         listed = ", ".join(t.name for t in names)
         triggers = " ".join(
-            f"CREATE TRIGGER {_ident(t.name + '_set_updated_at')} BEFORE UPDATE ON {_tname(t)} "
+            f"CREATE TRIGGER {ident(t.name + '_set_updated_at')} BEFORE UPDATE ON {qualified(t)} "
             f"FOR EACH ROW EXECUTE FUNCTION set_updated_at();"
             for t in names
         )
     else:  # one statement per table would make the finding as long as the schema: loop over the names
         listed = f"{', '.join(t.name for t in names[:_LISTED_TABLES])} and {len(names) - _LISTED_TABLES} more"
-        array = ", ".join("'" + _tname(t).replace("'", "''") + "'" for t in names)
+        array = literal_list(qualified(t) for t in names)
         # The trigger is named from the table's own name (relname), not its SQL spelling, which may be quoted.
         triggers = ("DO $do$ DECLARE t text; BEGIN FOREACH t IN ARRAY ARRAY[" + array + "] LOOP "
                     "EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION "
@@ -201,8 +203,8 @@ def varchar_without_length(ctx: LintContext) -> Iterator[Hit]:
         for col in t.columns:
             if col.type == "varchar" and _prose_max(col) is None and not col.allowed_values:
                 yield Hit(
-                    f"{t.name}.{col.name} is varchar without a length.", f"{t.name}.{col.name}", _loc(col, t),
-                    f"ALTER TABLE {_tname(t)} ALTER COLUMN {_ident(col.name)} TYPE varchar(N); "
+                    f"{t.name}.{col.name} is varchar without a length.", f"{t.name}.{col.name}", location_of(col, t),
+                    f"ALTER TABLE {qualified(t)} ALTER COLUMN {ident(col.name)} TYPE varchar(N); "
                     f"model: {col.name}: str = Field(max_length=N) (N from the spec), or make it text on purpose",
                 )
 
@@ -245,13 +247,13 @@ def prose_length_not_enforced(ctx: LintContext) -> Iterator[Hit]:
             if col.type not in ("text", "varchar") or (n := _prose_max(col)) is None:
                 continue
             if any(re.search(r"\b(char_)?length\s*\(", ck.expression, re.IGNORECASE)
-                   and (col.name in ck.columns or _mentions(ck.expression, col.name)) for ck in t.checks):
+                   and (col.name in ck.columns or mentions(ck.expression, col.name)) for ck in t.checks):
                 continue
-            c = _ident(col.name)
+            c = ident(col.name)
             yield Hit(
                 f"{t.name}.{col.name} is {col.type} but its description says at most {n} characters.",
-                f"{t.name}.{col.name}", _loc(col, t),
-                f"ALTER TABLE {_tname(t)} ALTER COLUMN {c} TYPE varchar({n}); "
+                f"{t.name}.{col.name}", location_of(col, t),
+                f"ALTER TABLE {qualified(t)} ALTER COLUMN {c} TYPE varchar({n}); "
                 f"model: {col.name}: str = Field(max_length={n}); spec: | {col.name} | VARCHAR({n}) |",
             )
 
@@ -282,18 +284,18 @@ def allowed_values_not_enforced(ctx: LintContext) -> Iterator[Hit]:
         for col in t.columns:
             if not col.allowed_values or col.type in enums or not _ENFORCEABLE.fullmatch(col.type):
                 continue
-            if any(col.name in ck.columns or _mentions(ck.expression, col.name) for ck in t.checks):
+            if any(col.name in ck.columns or mentions(ck.expression, col.name) for ck in t.checks):
                 continue
-            c = _ident(col.name)
+            c = ident(col.name)
             if col.type in ("integer", "bigint", "smallint"):
                 values = ", ".join(col.allowed_values)
             else:
-                values = ", ".join("'" + v.replace("'", "''") + "'" for v in col.allowed_values)
+                values = literal_list(col.allowed_values)
             yield Hit(
                 f"{t.name}.{col.name} takes one of {', '.join(col.allowed_values)} but nothing in the "
                 f"database enforces it.",
-                f"{t.name}.{col.name}", _loc(col, t),
-                f"ALTER TABLE {_tname(t)} ADD CONSTRAINT {_ident(f'{t.name}_{col.name}_check')} "
+                f"{t.name}.{col.name}", location_of(col, t),
+                f"ALTER TABLE {qualified(t)} ADD CONSTRAINT {ident(f'{t.name}_{col.name}_check')} "
                 f"CHECK ({c} IN ({values}));",
             )
 
@@ -322,12 +324,12 @@ def reserved_word_name(ctx: LintContext) -> Iterator[Hit]:
     for t in ctx.tables:
         if t.name in RESERVED_NAMES:
             new = _RENAMES.get(t.name, f"{t.name}s")
-            yield Hit(f"The table name {t.name} is a reserved word.", t.name, _loc(t),
-                      f"ALTER TABLE {_tname(t)} RENAME TO {new};")
+            yield Hit(f"The table name {t.name} is a reserved word.", t.name, location_of(t),
+                      f"ALTER TABLE {qualified(t)} RENAME TO {new};")
         for col in t.columns:
             if col.name in RESERVED_NAMES:
                 new = _RENAMES.get(col.name, f"{col.name}_value")
                 yield Hit(f"The column name {t.name}.{col.name} is a reserved word.", f"{t.name}.{col.name}",
-                          _loc(col, t), f"ALTER TABLE {_tname(t)} RENAME COLUMN {_ident(col.name)} TO {new};")
+                          location_of(col, t), f"ALTER TABLE {qualified(t)} RENAME COLUMN {ident(col.name)} TO {new};")
 
 

@@ -8,38 +8,16 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
+from ...database.ddl import pk_columns, qualified
+from ...database.quoting import ident, ident_list, qualified_name
 from ...database.types import varchar_length
-from ...schema.findings import Severity
+from ...schema.findings import RuleId, Severity
 from ...schema.model import ForeignKey, Index, Location, Schema, Table
 
-RuleId = Literal[
-    "owner-column-missing",
-    "table-ownership-unclear",
-    "owner-column-nullable",
-    "owner-fk-missing",
-    "owner-fk-on-delete",
-    "owner-type-mismatch",
-    "owner-not-indexed",
-    "missing-primary-key",
-    "timestamps-missing",
-    "timestamp-without-time-zone",
-    "timestamp-default-missing",
-    "updated-at-trigger",
-    "varchar-without-length",
-    "prose-length-not-enforced",
-    "allowed-values-not-enforced",
-    "reserved-word-name",
-    "fk-on-delete-missing",
-    "fk-not-indexed",
-    "boolean-index",
-    "redundant-index",
-    "duplicate-index",
-    "index-without-reason",
-]
 
 DOCS_PATH = Path(__file__).resolve().parents[3] / "docs" / "rules.md"
 
@@ -47,9 +25,7 @@ DOCS_PATH = Path(__file__).resolve().parents[3] / "docs" / "rules.md"
 RESERVED_NAMES = frozenset(RESERVED_KEYWORDS) | frozenset(TYPE_FUNC_NAME_KEYWORDS)
 
 # Words in a table's description or notes that declare it shared on purpose (not user-owned).
-_SHARED_WORDS = re.compile(r"\b(shared|global|lookup|system-wide|not user-owned)\b", re.IGNORECASE)
-
-_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+SHARED_WORDS = re.compile(r"\b(shared|global|lookup|system-wide|not user-owned)\b", re.IGNORECASE)
 
 
 class Hit(NamedTuple):
@@ -99,31 +75,7 @@ def rule(rule_id: RuleId, severity: Severity) -> Callable[[Callable[[LintContext
 # Small helpers
 
 
-def _ident(name: str) -> str:
-    """An SQL identifier, quoted only when it has to be."""
-    if re.fullmatch(r"[a-z_][a-z0-9_]*", name) and name not in RESERVED_NAMES:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _tname(table: Table) -> str:
-    bare = _ident(table.name)
-    return bare if table.schema_name == "public" else f"{_ident(table.schema_name)}.{bare}"
-
-
-def _cols(names: Iterable[str]) -> str:
-    return ", ".join(_ident(n) for n in names)
-
-
-def _loc(*candidates: object) -> Location | None:
-    """The first location any of the candidates carries."""
-    for c in candidates:
-        if (loc := getattr(c, "location", None)) is not None:
-            return loc
-    return None
-
-
-def _py_type(pg_type: str) -> str:
+def py_type(pg_type: str) -> str:
     """The SQLModel annotation for a key column type (used in model-side fix examples)."""
     if pg_type == "uuid":
         return "uuid.UUID"
@@ -132,22 +84,18 @@ def _py_type(pg_type: str) -> str:
     return "str"
 
 
-def _type_family(pg_type: str) -> str:
+def type_family(pg_type: str) -> str:
     """Types an FK can join without surprises compare equal: all string types are one family."""
     if pg_type in ("text", "varchar", "citext") or varchar_length(pg_type) is not None:
         return "text"
     return pg_type
 
 
-def _pk_columns(table: Table) -> list[str]:
-    return table.primary_key or [c.name for c in table.columns if c.primary_key]
-
-
-def _mentions(text: str | None, word: str) -> bool:
+def mentions(text: str | None, word: str) -> bool:
     return bool(text) and re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
 
 
-class _Ix(NamedTuple):
+class IndexShape(NamedTuple):
     """An index as the planner sees it: real ones plus those implied by PK/UNIQUE in a spec."""
 
     name: str | None
@@ -169,10 +117,10 @@ class _Ix(NamedTuple):
         return any(k[1] for k in self.keys)
 
     def label(self, table: Table) -> str:
-        return self.name or f"the index on {_tname(table)} ({_cols(self.names)})"
+        return self.name or f"the index on {qualified(table)} ({ident_list(self.names)})"
 
 
-def _norm_where(where: str | None) -> str | None:
+def norm_where(where: str | None) -> str | None:
     if where is None:
         return None
     text = " ".join(where.lower().split())
@@ -181,21 +129,21 @@ def _norm_where(where: str | None) -> str | None:
     return text
 
 
-def _indexes(table: Table) -> list[_Ix]:
+def index_shapes(table: Table) -> list[IndexShape]:
     """Valid indexes of a table, plus the unique indexes its PK and UNIQUE constraints imply.
 
     A live database lists the PK/UNIQUE indexes itself; a spec or a model usually does not, so an
     implied index is added only when no real unique index has the same columns.
     """
     out = [
-        _Ix(ix.name, tuple((c.name, c.is_expression, c.descending, c.nulls_first) for c in ix.columns),
-            ix.unique or ix.primary, ix.method, _norm_where(ix.where), tuple(ix.include), ix.primary,
+        IndexShape(ix.name, tuple((c.name, c.is_expression, c.descending, c.nulls_first) for c in ix.columns),
+            ix.unique or ix.primary, ix.method, norm_where(ix.where), tuple(ix.include), ix.primary,
             ix.constraint, ix)
         for ix in table.indexes if ix.valid
     ]
     real_unique = {tuple(ix.names) for ix in out if ix.unique and ix.where is None}
     implied: list[tuple[list[str], bool, str | None]] = []
-    if pk := _pk_columns(table):
+    if pk := pk_columns(table):
         implied.append((pk, True, f"{table.name}_pkey"))
     implied += [(uc.columns, False, uc.name or f"{table.name}_{'_'.join(uc.columns)}_key")
                 for uc in table.unique_constraints]
@@ -204,36 +152,28 @@ def _indexes(table: Table) -> list[_Ix]:
     for cols, primary, constraint in implied:
         if tuple(cols) not in real_unique:
             real_unique.add(tuple(cols))
-            out.append(_Ix(constraint, tuple((c, False, False, None) for c in cols), True, "btree", None,
+            out.append(IndexShape(constraint, tuple((c, False, False, None) for c in cols), True, "btree", None,
                            (), primary, constraint, None))
     return out
 
 
-def _covers(ix: _Ix, columns: list[str]) -> bool:
+def covers_columns(ix: IndexShape, columns: list[str]) -> bool:
     """A plain btree index whose leading columns are exactly `columns` (in any order)."""
     n = len(columns)
     return (ix.method == "btree" and ix.where is None and len(ix.keys) >= n
             and not any(k[1] for k in ix.keys[:n]) and set(ix.names[:n]) == set(columns))
 
 
-#: Public names for the index helpers above, shared with explain_indexes (one definition of "covers").
-IndexShape = _Ix
-index_shapes = _indexes
-covers_columns = _covers
-norm_where = _norm_where
-
 #: The rules that are about indexes (explain_indexes reports these as its static problems).
 INDEX_RULE_IDS: tuple[str, ...] = ("fk-not-indexed", "owner-not-indexed", "boolean-index", "redundant-index",
                                    "duplicate-index")
 
 
-def _add_fk_sql(table: Table, fk: ForeignKey, on_delete: str) -> str:
+def add_fk_sql(table: Table, fk: ForeignKey, on_delete: str) -> str:
     name = fk.name or f"{table.name}_{'_'.join(fk.columns)}_fkey"
-    ref = _ident(fk.ref_table)
-    if fk.ref_schema and fk.ref_schema != "public":
-        ref = f"{_ident(fk.ref_schema)}.{ref}"
-    return (f"ALTER TABLE {_tname(table)} DROP CONSTRAINT {_ident(name)}, ADD CONSTRAINT {_ident(name)} "
-            f"FOREIGN KEY ({_cols(fk.columns)}) REFERENCES {ref} ({_cols(fk.ref_columns)}) "
+    ref = qualified_name(fk.ref_schema, fk.ref_table)
+    return (f"ALTER TABLE {qualified(table)} DROP CONSTRAINT {ident(name)}, ADD CONSTRAINT {ident(name)} "
+            f"FOREIGN KEY ({ident_list(fk.columns)}) REFERENCES {ref} ({ident_list(fk.ref_columns)}) "
             f"ON DELETE {on_delete};")
 
 

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ...schema.model import Index, Schema
-from .core import Hit, LintContext, _add_fk_sql, _cols, _covers, _ident, _indexes, _Ix, _loc, _tname, rule
+from ...database.ddl import qualified
+from ...database.quoting import ident, ident_list
+from ...schema.model import Index, Schema, location_of
+from .core import (
+    Hit,
+    IndexShape,
+    LintContext,
+    add_fk_sql,
+    covers_columns,
+    index_shapes,
+    rule,
+)
 
 # ---------------------------------------------------------------------------------------------------
 # Foreign keys and indexes
@@ -37,8 +47,8 @@ def fk_on_delete_missing(ctx: LintContext) -> Iterator[Hit]:
             action = "SET NULL" if nullable else "CASCADE"
             yield Hit(
                 f"The foreign key {t.name} ({', '.join(fk.columns)}) -> {fk.ref_table} does not state ON DELETE.",
-                f"{t.name}.{','.join(fk.columns)}", _loc(fk, t),
-                _add_fk_sql(t, fk, action) + f" model: Field(foreign_key=\"{fk.ref_table}."
+                f"{t.name}.{','.join(fk.columns)}", location_of(fk, t),
+                add_fk_sql(t, fk, action) + f" model: Field(foreign_key=\"{fk.ref_table}."
                 f"{fk.ref_columns[0]}\", ondelete=\"{action}\") -- or RESTRICT to forbid the delete",
             )
 
@@ -60,15 +70,15 @@ def fk_not_indexed(ctx: LintContext) -> Iterator[Hit]:
     Fix: create the index (CONCURRENTLY on a live table).
     """
     for t in ctx.tables:
-        indexes = _indexes(t)
+        indexes = index_shapes(t)
         for fk in t.foreign_keys:
-            if fk.columns == [ctx.owner_column] or any(_covers(ix, fk.columns) for ix in indexes):
+            if fk.columns == [ctx.owner_column] or any(covers_columns(ix, fk.columns) for ix in indexes):
                 continue
-            name = _ident(f"ix_{t.name}_{'_'.join(fk.columns)}")
+            name = ident(f"ix_{t.name}_{'_'.join(fk.columns)}")
             yield Hit(
                 f"No index on {t.name} starts with the foreign key columns ({', '.join(fk.columns)}).",
-                f"{t.name}.{','.join(fk.columns)}", _loc(fk, t),
-                f"CREATE INDEX CONCURRENTLY {name} ON {_tname(t)} ({_cols(fk.columns)});",
+                f"{t.name}.{','.join(fk.columns)}", location_of(fk, t),
+                f"CREATE INDEX CONCURRENTLY {name} ON {qualified(t)} ({ident_list(fk.columns)});",
             )
 
 
@@ -85,26 +95,26 @@ def boolean_index(ctx: LintContext) -> Iterator[Hit]:
     Fix: drop it; lead with the owner column, or use a partial index (`WHERE NOT completed`).
     """
     for t in ctx.tables:
-        for ix in _indexes(t):
+        for ix in index_shapes(t):
             if ix.source is None or ix.unique or len(ix.keys) != 1 or ix.has_expression:
                 continue
             col = t.column(ix.names[0])
             if col is None or col.type != "boolean":
                 continue
-            drop = f"DROP INDEX CONCURRENTLY {_ident(ix.name)};" if ix.name else "remove the index;"
+            drop = f"DROP INDEX CONCURRENTLY {ident(ix.name)};" if ix.name else "remove the index;"
             if t.column(ctx.owner_column) is not None:
-                better = (f"CREATE INDEX CONCURRENTLY {_ident(f'ix_{t.name}_{ctx.owner_column}_{col.name}')} "
-                          f"ON {_tname(t)} ({_cols([ctx.owner_column, col.name])});")
+                better = (f"CREATE INDEX CONCURRENTLY {ident(f'ix_{t.name}_{ctx.owner_column}_{col.name}')} "
+                          f"ON {qualified(t)} ({ident_list([ctx.owner_column, col.name])});")
             else:
                 better = (f"if rows with {col.name} = true are rare: "
-                          f"CREATE INDEX ... ON {_tname(t)} (...) WHERE {_ident(col.name)};")
+                          f"CREATE INDEX ... ON {qualified(t)} (...) WHERE {ident(col.name)};")
             yield Hit(
                 f"{ix.label(t)} indexes the boolean {t.name}.{col.name} alone.", f"{t.name}.{ix.name}" if ix.name else t.name,
-                _loc(ix.source, t), f"{drop} {better}",
+                location_of(ix.source, t), f"{drop} {better}",
             )
 
 
-def _same_prefix(short: _Ix, long: _Ix) -> bool:
+def _same_prefix(short: IndexShape, long: IndexShape) -> bool:
     return long.keys[: len(short.keys)] == short.keys
 
 
@@ -126,7 +136,7 @@ def redundant_index(ctx: LintContext) -> Iterator[Hit]:
     Fix: drop the shorter index.
     """
     for t in ctx.tables:
-        indexes = _indexes(t)
+        indexes = index_shapes(t)
         for short in indexes:
             if short.source is None or short.unique or short.where is not None:
                 continue
@@ -142,8 +152,8 @@ def redundant_index(ctx: LintContext) -> Iterator[Hit]:
             yield Hit(
                 f"{short.label(t)} ({', '.join(short.names)}) is the leftmost prefix of "
                 f"{longer.label(t)} ({', '.join(longer.names)}).",
-                f"{t.name}.{short.name}" if short.name else t.name, _loc(short.source, t),
-                f"DROP INDEX CONCURRENTLY {_ident(short.name)};" if short.name
+                f"{t.name}.{short.name}" if short.name else t.name, location_of(short.source, t),
+                f"DROP INDEX CONCURRENTLY {ident(short.name)};" if short.name
                 else "remove the index from the spec/model",
             )
 
@@ -165,8 +175,8 @@ def duplicate_index(ctx: LintContext) -> Iterator[Hit]:
     Fix: drop the extra index (or the extra UNIQUE constraint).
     """
     for t in ctx.tables:
-        groups: dict[tuple[object, ...], list[_Ix]] = {}
-        for ix in _indexes(t):
+        groups: dict[tuple[object, ...], list[IndexShape]] = {}
+        for ix in index_shapes(t):
             groups.setdefault((ix.keys, ix.method, ix.where, tuple(sorted(ix.include))), []).append(ix)
         for same in groups.values():
             if len(same) < 2:
@@ -175,14 +185,14 @@ def duplicate_index(ctx: LintContext) -> Iterator[Hit]:
             kept = same[0]
             for extra in same[1:]:
                 if extra.constraint:
-                    fix = f"ALTER TABLE {_tname(t)} DROP CONSTRAINT {_ident(extra.constraint)};"
+                    fix = f"ALTER TABLE {qualified(t)} DROP CONSTRAINT {ident(extra.constraint)};"
                 elif extra.name:
-                    fix = f"DROP INDEX CONCURRENTLY {_ident(extra.name)};"
+                    fix = f"DROP INDEX CONCURRENTLY {ident(extra.name)};"
                 else:
                     fix = "remove the index from the spec/model"
                 yield Hit(
                     f"{extra.label(t)} duplicates {kept.label(t)} ({', '.join(kept.names)}).",
-                    f"{t.name}.{extra.name}" if extra.name else t.name, _loc(extra.source, t), fix,
+                    f"{t.name}.{extra.name}" if extra.name else t.name, location_of(extra.source, t), fix,
                 )
 
 
@@ -213,7 +223,7 @@ def index_without_reason(ctx: LintContext) -> Iterator[Hit]:
                 continue
             label = ix.name or f"the index on {t.name} ({', '.join(ix.column_names)})"
             yield Hit(
-                f"{label} has no stated reason.", f"{t.name}.{ix.name}" if ix.name else t.name, _loc(ix, t),
+                f"{label} has no stated reason.", f"{t.name}.{ix.name}" if ix.name else t.name, location_of(ix, t),
                 f"In the spec, after the index: `{ix.name or 'ix_' + t.name} ({', '.join(ix.column_names)}): "
                 f"<the query it serves, e.g. list a user's tasks by created_at>`",
             )

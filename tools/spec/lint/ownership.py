@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ...database.ddl import qualified
+from ...database.quoting import ident
+from ...schema.model import location_of
 from .core import (
-    _SHARED_WORDS,
+    SHARED_WORDS,
     Hit,
     LintContext,
-    _add_fk_sql,
-    _covers,
-    _ident,
-    _indexes,
-    _loc,
-    _py_type,
-    _tname,
-    _type_family,
+    add_fk_sql,
+    covers_columns,
+    index_shapes,
+    py_type,
     rule,
+    type_family,
 )
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,14 +51,14 @@ def owner_column_missing(ctx: LintContext) -> Iterator[Hit]:
         how = ctx.owned.get(t.qualified_name)
         if how is None or t.column(ctx.owner_column) is not None:
             continue
-        col = _ident(ctx.owner_column)
+        col = ident(ctx.owner_column)
         yield Hit(
             f"{t.name} holds user data ({how}) but has no {ctx.owner_column} column.",
-            t.name, _loc(t),
-            f"ALTER TABLE {_tname(t)} ADD COLUMN {col} {ctx.users_id_type} "
-            f"REFERENCES {_ident(ctx.users_table)} (id) ON DELETE CASCADE; -- backfill from the parent, "
-            f"then: ALTER TABLE {_tname(t)} ALTER COLUMN {col} SET NOT NULL; "
-            f"CREATE INDEX ON {_tname(t)} ({col});",
+            t.name, location_of(t),
+            f"ALTER TABLE {qualified(t)} ADD COLUMN {col} {ctx.users_id_type} "
+            f"REFERENCES {ident(ctx.users_table)} (id) ON DELETE CASCADE; -- backfill from the parent, "
+            f"then: ALTER TABLE {qualified(t)} ALTER COLUMN {col} SET NOT NULL; "
+            f"CREATE INDEX ON {qualified(t)} ({col});",
         )
 
 
@@ -86,14 +86,14 @@ def table_ownership_unclear(ctx: LintContext) -> Iterator[Hit]:
     for t in ctx.tables:
         if t.qualified_name in ctx.owned or t.column(ctx.owner_column) is not None:
             continue
-        if any(_SHARED_WORDS.search(text) for text in [t.description or "", *t.notes]):
+        if any(SHARED_WORDS.search(text) for text in [t.description or "", *t.notes]):
             continue
         yield Hit(
             f"{t.name} has no {ctx.owner_column} and no foreign key path to {ctx.users_table}: every user "
             f"sees every row.",
-            t.name, _loc(t),
-            f"If rows belong to a user: ALTER TABLE {_tname(t)} ADD COLUMN {_ident(ctx.owner_column)} "
-            f"{ctx.users_id_type} NOT NULL REFERENCES {_ident(ctx.users_table)} (id) ON DELETE CASCADE; "
+            t.name, location_of(t),
+            f"If rows belong to a user: ALTER TABLE {qualified(t)} ADD COLUMN {ident(ctx.owner_column)} "
+            f"{ctx.users_id_type} NOT NULL REFERENCES {ident(ctx.users_table)} (id) ON DELETE CASCADE; "
             f"if the table is shared on purpose, say \"shared lookup table\" in its description.",
         )
 
@@ -114,13 +114,13 @@ def owner_column_nullable(ctx: LintContext) -> Iterator[Hit]:
         col = t.column(ctx.owner_column)
         if col is None or not col.nullable:
             continue
-        c = _ident(col.name)
+        c = ident(col.name)
         yield Hit(
             f"{t.name}.{col.name} is nullable: rows without an owner are visible to no one, or to everyone.",
-            f"{t.name}.{col.name}", _loc(col, t),
-            f"SELECT count(*) FROM {_tname(t)} WHERE {c} IS NULL; -- fix those rows, then: "
-            f"ALTER TABLE {_tname(t)} ALTER COLUMN {c} SET NOT NULL; "
-            f"model: {col.name}: {_py_type(col.type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
+            f"{t.name}.{col.name}", location_of(col, t),
+            f"SELECT count(*) FROM {qualified(t)} WHERE {c} IS NULL; -- fix those rows, then: "
+            f"ALTER TABLE {qualified(t)} ALTER COLUMN {c} SET NOT NULL; "
+            f"model: {col.name}: {py_type(col.type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
             f"ondelete=\"CASCADE\", index=True)",
         )
 
@@ -145,13 +145,13 @@ def owner_fk_missing(ctx: LintContext) -> Iterator[Hit]:
         if fk is not None and ctx.is_users_ref(fk):
             continue
         what = "has no foreign key" if fk is None else f"references {fk.ref_table}, not {ctx.users_table}"
-        c = _ident(col.name)
+        c = ident(col.name)
         yield Hit(
             f"{t.name}.{col.name} {what}: rows can point at users that do not exist.",
-            f"{t.name}.{col.name}", _loc(fk, col, t),
-            f"ALTER TABLE {_tname(t)} ADD CONSTRAINT {_ident(f'{t.name}_{col.name}_fkey')} FOREIGN KEY ({c}) "
-            f"REFERENCES {_ident(ctx.users_table)} (id) ON DELETE CASCADE; "
-            f"model: {col.name}: {_py_type(col.type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
+            f"{t.name}.{col.name}", location_of(fk, col, t),
+            f"ALTER TABLE {qualified(t)} ADD CONSTRAINT {ident(f'{t.name}_{col.name}_fkey')} FOREIGN KEY ({c}) "
+            f"REFERENCES {ident(ctx.users_table)} (id) ON DELETE CASCADE; "
+            f"model: {col.name}: {py_type(col.type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
             f"ondelete=\"CASCADE\", index=True)",
         )
 
@@ -179,8 +179,8 @@ def owner_fk_on_delete(ctx: LintContext) -> Iterator[Hit]:
         yield Hit(
             f"The foreign key {t.name}.{ctx.owner_column} -> {fk.ref_table} {said}: deleting a user who "
             f"has {t.name} rows fails.",
-            f"{t.name}.{ctx.owner_column}", _loc(fk, t),
-            _add_fk_sql(t, fk, "CASCADE")
+            f"{t.name}.{ctx.owner_column}", location_of(fk, t),
+            add_fk_sql(t, fk, "CASCADE")
             + f" model: Field(foreign_key=\"{fk.ref_table}.id\", ondelete=\"CASCADE\")",
         )
 
@@ -206,16 +206,16 @@ def owner_type_mismatch(ctx: LintContext) -> Iterator[Hit]:
         cols |= {fk.columns[0] for fk in t.foreign_keys if ctx.is_users_ref(fk) and len(fk.columns) == 1}
         for name in sorted(cols):
             col = t.column(name)
-            if col is None or _type_family(col.type) == _type_family(ctx.users_id_type):
+            if col is None or type_family(col.type) == type_family(ctx.users_id_type):
                 continue
             if "unknown" in (col.type, ctx.users_id_type):
                 continue  # the spec did not say the type (the reader warned): nothing to compare
-            c = _ident(name)
+            c = ident(name)
             yield Hit(
                 f"{t.name}.{name} is {col.type} but {ctx.users_table}.id is {ctx.users_id_type}.",
-                f"{t.name}.{name}", _loc(col, t),
-                f"ALTER TABLE {_tname(t)} ALTER COLUMN {c} TYPE {ctx.users_id_type} USING {c}::{ctx.users_id_type}; "
-                f"model: {name}: {_py_type(ctx.users_id_type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
+                f"{t.name}.{name}", location_of(col, t),
+                f"ALTER TABLE {qualified(t)} ALTER COLUMN {c} TYPE {ctx.users_id_type} USING {c}::{ctx.users_id_type}; "
+                f"model: {name}: {py_type(ctx.users_id_type)} = Field(foreign_key=\"{ctx.users_table}.id\", "
                 f"ondelete=\"CASCADE\", index=True)",
             )
 
@@ -239,13 +239,13 @@ def owner_not_indexed(ctx: LintContext) -> Iterator[Hit]:
     for t in ctx.tables:
         if t.column(ctx.owner_column) is None:
             continue
-        if any(_covers(ix, [ctx.owner_column]) for ix in _indexes(t)):
+        if any(covers_columns(ix, [ctx.owner_column]) for ix in index_shapes(t)):
             continue
-        c = _ident(ctx.owner_column)
+        c = ident(ctx.owner_column)
         yield Hit(
             f"No index on {t.name} starts with {ctx.owner_column}: every per-user query scans the table.",
-            f"{t.name}.{ctx.owner_column}", _loc(t.column(ctx.owner_column), t),
-            f"CREATE INDEX CONCURRENTLY {_ident(f'ix_{t.name}_{ctx.owner_column}')} ON {_tname(t)} ({c}); "
+            f"{t.name}.{ctx.owner_column}", location_of(t.column(ctx.owner_column), t),
+            f"CREATE INDEX CONCURRENTLY {ident(f'ix_{t.name}_{ctx.owner_column}')} ON {qualified(t)} ({c}); "
             f"model: Field(..., index=True) on {ctx.owner_column}",
         )
 

@@ -1,17 +1,24 @@
 """The walker's reading of field headings (``#### id`` + ``- **Type**: uuid``), columns named without a
 type, and foreign keys written as bullets (``Foreign key: a.b → c.d``, ``fk_x: REFERENCES users(id)``,
-a lone ``ON DELETE CASCADE``). A mixin of the document walker: it uses the walker's state."""
+a lone ``ON DELETE CASCADE``). A mixin of the document walker: :class:`FieldsAndKeys` declares the
+walker's state and methods it uses."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ...schema.model import Check, Column, ForeignKey, UniqueConstraint
-from .drafts import BULLETS, SECTION, ColumnDraft
+from ...schema.model import Check, Column, ForeignKey, Location, UniqueConstraint
+from .drafts import BULLETS, SECTION, ColumnDraft, ReadResult, TableDraft
 from .fields import column_for_constraint_name
 from .markdown import Bullet, Code, Heading, MdTable
-from .phrases import _fk_target_words
+from .phrases import fk_target_words
 from .words import FK_ACTIONS, IDENT, clean, expression_columns, normalize_expression, read_constraints
+
+if TYPE_CHECKING:
+    from .headings import HeadingInfo
+    from .markdown import Block
 
 _FK_LABEL = re.compile(r"^(?:foreign[\s_-]*keys?|fks?)(?:\s+constraints?)?\s*(?:[:\-–—]\s*|(?=\())", re.I)
 _ACTION = r"(cascade|set\s+null|set\s+default|restrict|no\s+action)"
@@ -62,6 +69,32 @@ _SAYS_A_KEY = re.compile(rf"(?=.*(?:→|->|=>|\breferences?\b|\bforeign\s+key\b|
 
 
 class FieldsAndKeys:
+    """Field headings, typeless columns and foreign-key bullets, read into the walker's drafts.
+
+    The document walker (document.py's ``_Walker``) sets the state and defines the methods declared
+    here; this mixin only reads and updates them.
+    """
+
+    # The walker's state: the blocks and the one being visited, what was read so far, and the column
+    # and foreign key the next sub-bullet may be about.
+    blocks: list[Block]
+    index: int
+    result: ReadResult  # the document walker's DocumentResult; this mixin adds to its drafts
+    bullet_draft: TableDraft | None
+    last_column: ColumnDraft | None
+    last_column_indent: int
+    last_column_pending: bool
+    last_column_nested: bool
+    pending_keep: bool
+    last_fk: ForeignKey | None
+
+    # The walker's methods: a location in the spec, a warning, the table in scope and its drafts.
+    loc: Callable[[int], Location]
+    warn: Callable[..., None]  # (rule, line, message, fix=None, severity="warning", object_=None)
+    current_table: Callable[[], tuple[str, str, HeadingInfo | None] | None]
+    new_draft: Callable[..., TableDraft | None]  # (source, line, name=None, schema="public")
+    section_draft: Callable[..., TableDraft | None]  # (table, line, schema="public")
+
     def flush_pending(self) -> None:
         col, draft = self.last_column, self.bullet_draft
         if self.last_column_pending and self.pending_keep and col and draft is not None:
@@ -118,7 +151,7 @@ class FieldsAndKeys:
         if "." in left[0]:
             parts = left[0].split(".")
             table, left[0] = parts[-2], parts[-1]
-        target = _fk_target_words(target_text)
+        target = fk_target_words(target_text)
         if target is None:
             return False
         schema, ref_table, ref_columns = target
@@ -176,14 +209,11 @@ class FieldsAndKeys:
             facts = read_constraints(rest)
             col = ColumnDraft(Column(name=column, type="", location=self.loc(line)), set())
             if facts.allowed_values:
-                col.column.allowed_values = facts.allowed_values
-                col.stated.add("allowed_values")
+                col.state("allowed_values", facts.allowed_values)
             if facts.unique:
-                col.column.unique = True
-                col.stated.add("unique")
+                col.state("unique", True)
             if facts.nullable is False:
-                col.column.nullable = False
-                col.stated.add("nullable")
+                col.state("nullable", False)
             draft.columns[column] = col
             if facts.fk_target:
                 schema, ref_table, ref = facts.fk_target

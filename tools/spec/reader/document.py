@@ -19,7 +19,7 @@ from ...schema.model import (
     QueryPattern,
 )
 from .bullet_keys import ACTION_ONLY, FieldsAndKeys, set_action
-from .drafts import BULLETS, MARKDOWN_TABLE, SECTION, ColumnDraft, TableDraft
+from .drafts import BULLETS, MARKDOWN_TABLE, SECTION, ColumnDraft, ReadResult, TableDraft
 from .fields import (
     field_heading_name,
     index_reason,
@@ -32,14 +32,14 @@ from .fields import (
 from .headings import HeadingInfo, classify_heading
 from .markdown import Bullet, Code, Heading, MdTable, Paragraph, scan
 from .phrases import (
-    _looks_like_column_words,
-    _mentioned_tables,
-    _paren_end,
-    _split_bullet_rest,
     clean_cell,
     clean_description,
+    find_mentioned_tables,
+    looks_like_column_words,
+    paren_end,
     parse_index_columns,
     parse_index_words,
+    split_bullet_rest,
     table_mentions,
 )
 from .python import looks_like_models, read_python
@@ -72,10 +72,7 @@ _TABLE_NAME_LINE = re.compile(rf"^\**table(?:\s+name)?\**\s*:?\s*\**\s*:?\s*`?({
 
 
 @dataclass
-class DocumentResult:
-    drafts: list[TableDraft] = field(default_factory=list)
-    enums: list[Enum] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
+class DocumentResult(ReadResult):
     query_patterns: list[tuple[QueryPattern, set[str]]] = field(default_factory=list)
     #: Table names the text uses ("tasks.user_id", "the tasks table"), each at its first line.
     mentioned_tables: dict[str, Location] = field(default_factory=dict)
@@ -377,7 +374,7 @@ class _Walker(FieldsAndKeys):
             found = None  # "Timestamp of record creation (TIMESTAMPTZ)": the type is the one in parentheses
         constraints = ""
         if found is None and rest.startswith("("):
-            end = _paren_end(rest)
+            end = paren_end(rest)
             inside = rest[1:end - 1] if end else rest[1:]
             parts = split_top_level(inside)
             if parts and (first := read_type(parts[0])):
@@ -387,7 +384,7 @@ class _Walker(FieldsAndKeys):
                 constraints = inside
             description = rest[end:].lstrip(" :-–—") if end else ""
         elif found is not None:
-            constraints, description = _split_bullet_rest(after)
+            constraints, description = split_bullet_rest(after)
         else:
             # "Unique identifier for each task (UUID, primary key)": the type in trailing parentheses
             for group in paren_groups(rest):
@@ -400,7 +397,7 @@ class _Walker(FieldsAndKeys):
                 options = type_alternatives(rest.split(" - ")[0].split(",")[0])
                 if len(options) > 1 and (first := read_type(options[0])):
                     found, spelled = first, options[0]
-                    constraints, description = _split_bullet_rest(rest)
+                    constraints, description = split_bullet_rest(rest)
                 else:
                     constraints, description = rest, ""
         if found:
@@ -421,9 +418,9 @@ class _Walker(FieldsAndKeys):
         # is not a column yet: it waits for a nested "- Type: ..." sub-bullet.
         self.last_column_pending = found is None and (
             not rest and not any("type" in c.stated for c in draft.columns.values())
-            or bool(rest) and not _looks_like_column_words(constraints))
+            or bool(rest) and not looks_like_column_words(constraints))
         # ... but a lower-case name with nothing or prose after it still names a column.
-        self.pending_keep = self.last_column_pending and name.islower() and not _looks_like_column_words(rest)
+        self.pending_keep = self.last_column_pending and name.islower() and not looks_like_column_words(rest)
         if self.pending_keep and not column.description and constraints.strip():
             column.description = clean(constraints).strip(" ()") or None
         if not self.last_column_pending:
@@ -433,17 +430,13 @@ class _Walker(FieldsAndKeys):
         facts = read_constraints(constraints, description)
         column = col.column
         if facts.primary_key:
-            column.primary_key = True
-            col.stated.add("primary_key")
+            col.state("primary_key", True)
         if facts.nullable is not None:
-            column.nullable = facts.nullable
-            col.stated.add("nullable")
+            col.state("nullable", facts.nullable)
         if facts.unique:
-            column.unique = True
-            col.stated.add("unique")
+            col.state("unique", True)
         if facts.default is not None:
-            column.default = facts.default
-            col.stated.add("default")
+            col.state("default", facts.default)
         if facts.identity and column.type in ("integer", "bigint", "smallint", ""):
             if facts.identity == "serial":
                 column.identity = {"bigint": "bigserial", "smallint": "smallserial"}.get(column.type, "serial")
@@ -459,8 +452,7 @@ class _Walker(FieldsAndKeys):
                 column.description or "") is None:  # "| description | TEXT | Max 1000 chars |": kept as words
             column.description = "; ".join(filter(None, [column.description, f"max {n} characters"]))
         if facts.allowed_values:
-            column.allowed_values = facts.allowed_values
-            col.stated.add("allowed_values")
+            col.state("allowed_values", facts.allowed_values)
         if draft is None:
             return
         for name, expression in facts.checks:
@@ -527,7 +519,7 @@ class _Walker(FieldsAndKeys):
             if draft := self.section_draft(None, block.line):
                 draft.query_patterns.append(pattern)
         else:
-            self.result.query_patterns.append((pattern, _mentioned_tables(description + " " + (sql or ""))))
+            self.result.query_patterns.append((pattern, find_mentioned_tables(description + " " + (sql or ""))))
 
     def note_bullet(self, block: Bullet) -> None:
         if self.current_table() and any(h.table for h in self.stack):
@@ -689,7 +681,7 @@ class _Walker(FieldsAndKeys):
                 if draft := self.section_draft(None, block.line):
                     draft.query_patterns.append(pattern)
             else:
-                self.result.query_patterns.append((pattern, _mentioned_tables(text)))
+                self.result.query_patterns.append((pattern, find_mentioned_tables(text)))
             return
         if lang in ("", "text", "txt", "plaintext") and self.current_table():
             self.key_value_block(block)
@@ -725,7 +717,7 @@ class _Walker(FieldsAndKeys):
                     return
             column = Column(name=m.group(1), type=found.type, identity=found.identity, location=self.loc(line))
             col = ColumnDraft(column, {"type"} | ({"identity"} if found.identity else set()))
-            constraints, description = _split_bullet_rest(rest)
+            constraints, description = split_bullet_rest(rest)
             self.apply_facts(col, constraints, description, draft)
             draft.add_column(col)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...schema.model import Check, Column, ForeignKey, Index, Location, QueryPattern, UniqueConstraint
+from ...schema.findings import Finding
+from ...schema.model import Check, Column, Enum, ForeignKey, Index, Location, QueryPattern, UniqueConstraint
 
 MARKDOWN_TABLE = "markdown table"
 SQL_DDL = "SQL DDL"
@@ -25,6 +26,11 @@ class ColumnDraft:
     #: primary_key); the rest are Column defaults and must not count as a disagreement.
     stated: set[str] = field(default_factory=set)
     unreadable_type: str | None = None
+
+    def state(self, aspect: str, value: object) -> None:
+        """The source says the column's ``aspect`` is ``value``: set it, and count it as said."""
+        setattr(self.column, aspect, value)
+        self.stated.add(aspect)
 
 
 @dataclass
@@ -68,3 +74,13 @@ class TableDraft:
         if self.primary_key:
             return list(self.primary_key)
         return [name for name, c in self.columns.items() if c.column.primary_key]
+
+
+@dataclass
+class ReadResult:
+    """What a reader of one representation (an SQL block, the whole document) found: table drafts, enum
+    types and warnings."""
+
+    drafts: list[TableDraft] = field(default_factory=list)
+    enums: list[Enum] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)

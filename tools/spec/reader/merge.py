@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...schema.findings import Finding, SpecConflict
 from ...schema.model import BETTER_AUTH_TABLES, Column, Enum, ForeignKey, Index, Location, Table
+from ...schema.names import name_variants
 from .drafts import PRECEDENCE, PRECEDENCE_TEXT, PYTHON, SECTION, ColumnDraft, TableDraft
 from .words import in_list_values
 
@@ -31,15 +32,6 @@ def _show(value) -> str:
     return str(value)
 
 
-def _plural_forms(name: str) -> list[str]:
-    forms = [name + "s", name + "es"]
-    if name.endswith("y"):
-        forms.append(name[:-1] + "ies")
-    if name.endswith("s"):
-        forms.append(name[:-1])
-    return forms
-
-
 def resolve_names(drafts: list[TableDraft], conflicts: list[SpecConflict],
                   mentioned: dict[str, Location] | None = None) -> None:
     """Give guessed names (``user`` from ``class User``, a "Task Model" heading) the plural another
@@ -52,12 +44,12 @@ def resolve_names(drafts: list[TableDraft], conflicts: list[SpecConflict],
     for draft in drafts:
         if not draft.weak_name or draft.name in strong:
             continue
-        match = next((form for form in _plural_forms(draft.name) if form in strong), None)
+        match = next((form for form in name_variants(draft.name) if form in strong), None)
         if match:
             winner = next(d for d in drafts if d.name == match and not d.weak_name)
             where, by = winner.location, "stated elsewhere"
         elif draft.source != PYTHON and draft.name not in mentioned and (match := next(
-                (form for form in _plural_forms(draft.name) if form in mentioned and len(form) > len(draft.name)),
+                (form for form in name_variants(draft.name) if form in mentioned and len(form) > len(draft.name)),
                 None)):  # only a plural: "Users Model" must not become a passing "user.id"
             where, by = mentioned[match], f"named in the text at line {mentioned[match].line}"
         else:

@@ -37,17 +37,17 @@ def clean_description(text: str) -> str:
     return "" if value in ("-", "—") else value
 
 
-def _paren_end(text: str) -> int | None:
+def paren_end(text: str) -> int | None:
     from .words import balanced_paren
 
     return balanced_paren(text, 0)
 
 
-def _split_bullet_rest(text: str) -> tuple[str, str]:
+def split_bullet_rest(text: str) -> tuple[str, str]:
     """``(primary key) - Task id`` / ``- Primary key, unique identifier`` -> (constraints, description)."""
     text = text.strip()
     if text.startswith("("):
-        end = _paren_end(text)
+        end = paren_end(text)
         if end:
             return text[1:end - 1], text[end:].strip(" :-–—,")
     if m := re.match(r"^[-–—:,]\s*(.*)$", text):
@@ -60,11 +60,11 @@ def _split_bullet_rest(text: str) -> tuple[str, str]:
     return text, text
 
 
-def _looks_like_column_words(text: str) -> bool:
+def looks_like_column_words(text: str) -> bool:
     return bool(re.search(r"primary\s+key|foreign\s+key|not\s+null|\bunique\b|\bPK\b|\bFK\b|references", text, re.I))
 
 
-def _fk_target_words(text: str) -> tuple[str | None, str, list[str]] | None:
+def fk_target_words(text: str) -> tuple[str | None, str, list[str]] | None:
     text = clean(text)
     # users(id) / auth.users(id, org_id); never "users.id (Better Auth managed, ...)", a note after a target
     if (m := re.match(rf"^({IDENT})(?:\.({IDENT}))?(\s*)\(\s*({IDENT}(?:\s*,\s*{IDENT})*)\s*\)", text)) and not (
@@ -89,7 +89,7 @@ def parse_index_columns(text: str) -> tuple[list[IndexColumn], list[str]] | None
         include = [c.strip() for c in m.group(1).split(",") if c.strip()]
         text = text[: m.start()]
     text = text.strip()
-    if text.startswith("(") and _paren_end(text) == len(text):
+    if text.startswith("(") and paren_end(text) == len(text):
         text = text[1:-1]
     if "(" not in text:
         text = re.sub(r"\s+(?:and|&|\+)\s+", ", ", text, flags=re.I)  # "user_id and created_at"
@@ -165,7 +165,7 @@ def parse_index_words(text: str, context) -> tuple[str | None, Index] | None:
                         where=where, reason=reason)
 
 
-def _mentioned_tables(text: str) -> set[str]:
+def find_mentioned_tables(text: str) -> set[str]:
     return {m.group(1).lower() for m in re.finditer(rf"\b(?:from|join|update|into)\s+({IDENT})", text, re.I)} | {
         w.lower() for w in re.findall(IDENT, text)}
 

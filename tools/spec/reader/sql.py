@@ -4,12 +4,11 @@ broken statement (a MySQL-ism, a typo) costs a warning, not the whole block."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ...schema.findings import Finding
 from ...database.types import try_normalize_type
 from ...schema.model import Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, UniqueConstraint
-from .drafts import SECTION, SQL_DDL, ColumnDraft, TableDraft
+from .drafts import SECTION, SQL_DDL, ColumnDraft, ReadResult, TableDraft
 from .words import normalize_default, print_node
 
 _FK_ACTION = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT", "r": "RESTRICT", "a": "NO ACTION"}
@@ -18,13 +17,6 @@ _INTERNAL_TYPES = {"int4": "integer", "int8": "bigint", "int2": "smallint", "boo
 _DDL_HINT = re.compile(r"\b(create|alter)\s+(unique\s+)?(table|index|type)\b", re.I)
 # MySQL spellings seen in specs that PostgreSQL rejects; dropped before parsing.
 _MYSQLISMS = re.compile(r"\bon\s+update\s+current_timestamp(\(\))?|\bauto_increment\b", re.I)
-
-
-@dataclass
-class SqlResult:
-    drafts: list[TableDraft] = field(default_factory=list)
-    enums: list[Enum] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
 
 
 def looks_like_ddl(text: str) -> bool:
@@ -61,12 +53,12 @@ def split_statements(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def read_sql(text: str, first_line: int, file: str) -> SqlResult:
+def read_sql(text: str, first_line: int, file: str) -> ReadResult:
     """Every CREATE TABLE / CREATE INDEX / ALTER TABLE ADD CONSTRAINT / CREATE TYPE AS ENUM in a block
     whose first line is ``first_line``. Other statements (queries, triggers, policies) are ignored."""
     from pglast import parse_sql
 
-    result = SqlResult()
+    result = ReadResult()
     tables: dict[str, TableDraft] = {}
     for offset, statement in split_statements(text):
         body = _strip_comments(statement)
@@ -128,7 +120,7 @@ def _name(range_var) -> tuple[str | None, str]:
     return range_var.schemaname, range_var.relname
 
 
-def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], result: SqlResult,
+def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], result: ReadResult,
                     comment: str | None = None) -> None:
     kind = type(stmt).__name__
     if kind == "CreateStmt":
@@ -170,7 +162,7 @@ def _read_statement(stmt, line_of, file: str, tables: dict[str, TableDraft], res
         ))
 
 
-def _section(tables: dict[str, TableDraft], result: SqlResult, name: str, line: int, file: str) -> TableDraft:
+def _section(tables: dict[str, TableDraft], result: ReadResult, name: str, line: int, file: str) -> TableDraft:
     """Indexes and ALTERs attach to the CREATE TABLE of the same block, else to a section draft."""
     if name in tables:
         return tables[name]
