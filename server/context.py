@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -69,8 +70,10 @@ class Call:
         self.settings, self.db, self.direct_db, self.kept = app.settings, app.db, app.direct_db, app.kept
         self._ctx = ctx
 
-    def database_skipped(self, db: Database, spec_problem: AgentError | None = None) -> AgentError | None:
-        return database_skipped(self.settings, db, spec_problem)
+    async def database_skipped(self, db: Database, spec_problem: AgentError | None = None) -> AgentError | None:
+        if spec_problem is None and _waits_for_spec(db):  # the reason is in the spec file: read it off the loop
+            return await anyio.to_thread.run_sync(database_skipped, self.settings, db)
+        return database_skipped(self.settings, db, spec_problem)  # no file to read: no worker thread per call
 
     def verified_subject(self) -> str | None:
         from mcp.server.auth.middleware.auth_context import get_access_token
@@ -118,9 +121,14 @@ def database_skipped(settings: Settings, db: Database, spec_problem: AgentError 
         return DatabaseUnavailable("No database is configured: DATABASE_URL is unset and the embedded "
                                    "PostgreSQL is turned off.", fix="Set DATABASE_URL (or "
                                    "SCHEMA_ARCHITECT_EMBEDDED=true).")
-    if db.is_embedded and db.embedded_state is None:
+    if _waits_for_spec(db):
         return spec_problem if spec_problem is not None else _spec_problem(settings)
     return None
+
+
+def _waits_for_spec(db: Database) -> bool:
+    """The embedded database, not started yet: it starts only where the project has a spec."""
+    return db.is_embedded and db.embedded_state is None
 
 
 def _spec_problem(settings: Settings) -> SpecUnreadable | None:

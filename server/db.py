@@ -397,6 +397,7 @@ class Database:
         ``caller`` says who is calling (server/fair.py): each caller holds at most ``caller_max_calls``
         connections, and callers whose calls take ``slow_call_s`` or longer leave ``quick_reserve`` free."""
         self._url = normalize_url(url) if url else None
+        self._described: str | None = None
         self._secrets = url_secrets(self._url) if self._url else []
         self._project = project
         self._allow_embedded = embedded
@@ -428,7 +429,9 @@ class Database:
         if self._embedded:
             return f"embedded PostgreSQL ({self._embedded.data_dir_display})/{self._embedded.dbname}"
         if self._url:
-            return describe_url(self._url)
+            if self._described is None:  # said in every result: parse the URL once
+                self._described = describe_url(self._url)
+            return self._described
         return "embedded PostgreSQL (not started)"
 
     def scrub(self, text: str) -> str:

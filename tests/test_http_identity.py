@@ -128,12 +128,12 @@ async def test_bad_tokens_get_401_before_any_tool_runs(served: str, case: str) -
 async def test_a_jwks_out_of_reach_refuses_at_once(todo_url: str, tmp_path: Path) -> None:
     port, closed = free_port(), free_port()
     with http_server("127.0.0.1", port, tmp_path, **env(todo_url, f"http://127.0.0.1:{closed}/jwks")):
-        started = time.monotonic()
-        async with httpx2.AsyncClient() as http:
+        # "At once": the client gives up after 5 s (a ReadTimeout fails the test), and a refused
+        # connection to the JWKS is answered 401 without retrying it.
+        async with httpx2.AsyncClient(timeout=5) as http:
             response = await http.post(f"http://127.0.0.1:{port}/mcp", json={},
                                        headers={"Authorization": f"Bearer {token()}"})
         assert response.status_code == 401
-        assert time.monotonic() - started < 10
 
 
 async def test_without_a_token_channel_run_scoped_query_is_refused(todo_url: str, jwks_url: str,

@@ -54,7 +54,7 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,6 +223,36 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
     if expect is None:
         expect = pq.TransactionStatus.IDLE
     pgconn = conn.pgconn
+
+    async def read(next_result: Callable[[], Awaitable[Any]]) -> bool:
+        left, clean = syncs, True
+        while left:
+            res = await next_result()
+            if res is None:
+                continue
+            status = res.status
+            if status == pq.ExecStatus.PIPELINE_SYNC:
+                left -= 1
+            elif status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+                return False
+            elif reset_segment and left == 1 and status in (pq.ExecStatus.FATAL_ERROR,
+                                                            pq.ExecStatus.PIPELINE_ABORTED):
+                clean = False  # the reset itself failed (or the cancel hit it): state unknown
+        pgconn.exit_pipeline_mode()
+        return clean and pgconn.transaction_status == expect
+
+    return await _drained(conn, timeout, read)
+
+
+class _DrainLimit(Exception):
+    """More than ``DRAIN_MAX_BYTES`` came back while draining: closing the connection is cheaper."""
+
+
+async def _drained(conn, timeout: float, read: Callable[[Callable[[], Awaitable[Any]]], Awaitable[bool]]) -> bool:
+    """Cancel what ``conn`` runs, then let ``read`` take what is still coming, one result at a time from
+    the function it is given; its answer, or False on any failure. Shielded from cancellation, bounded by
+    ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
+    pgconn = conn.pgconn
     meter = None
     with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
         try:
@@ -230,26 +260,16 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
             await conn.cancel_safe(timeout=timeout)
             while pgconn.flush():
                 await anyio.wait_writable(pgconn.socket)
-            clean = True
-            while syncs:
+
+            async def next_result() -> Any:
                 while pgconn.is_busy():
                     await anyio.wait_readable(pgconn.socket)
                     if meter.consume(pgconn) > DRAIN_MAX_BYTES:
-                        return False
-                res = pgconn.get_result()
-                if res is None:
-                    continue
-                status = res.status
-                if status == pq.ExecStatus.PIPELINE_SYNC:
-                    syncs -= 1
-                elif status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
-                    return False
-                elif reset_segment and syncs == 1 and status in (pq.ExecStatus.FATAL_ERROR,
-                                                                 pq.ExecStatus.PIPELINE_ABORTED):
-                    clean = False  # the reset itself failed (or the cancel hit it): state unknown
-            pgconn.exit_pipeline_mode()
-            return clean and pgconn.transaction_status == expect
-        except Exception:  # noqa: BLE001 (any failure: the connection is closed instead)
+                        raise _DrainLimit
+                return pgconn.get_result()
+
+            return await read(next_result)
+        except Exception:  # noqa: BLE001 (any failure, _DrainLimit included: the connection is closed instead)
             return False
         finally:
             if meter is not None:
@@ -313,27 +333,13 @@ async def run_script(conn, statements: Sequence[str]) -> list[StatementResult]:
 async def _cancel_and_drain_query(conn, expect: Any, timeout: float = DRAIN_S) -> bool:
     """:func:`cancel_and_drain` for a simple-protocol Query: read until libpq has no result left; True
     if the connection is then back in transaction status ``expect``."""
-    pgconn = conn.pgconn
-    meter = None
-    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
-        try:
-            meter = _Meter(pgconn.socket)
-            await conn.cancel_safe(timeout=timeout)
-            while pgconn.flush():
-                await anyio.wait_writable(pgconn.socket)
-            while True:
-                while pgconn.is_busy():
-                    await anyio.wait_readable(pgconn.socket)
-                    if meter.consume(pgconn) > DRAIN_MAX_BYTES:
-                        return False
-                if pgconn.get_result() is None:
-                    return pgconn.transaction_status == expect
-        except Exception:  # noqa: BLE001 (any failure: the connection is closed instead)
-            return False
-        finally:
-            if meter is not None:
-                meter.close()
-    return False
+
+    async def read(next_result: Callable[[], Awaitable[Any]]) -> bool:
+        while await next_result() is not None:
+            pass
+        return conn.pgconn.transaction_status == expect
+
+    return await _drained(conn, timeout, read)
 
 
 def _stream(pgconn) -> None:

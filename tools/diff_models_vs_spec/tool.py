@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from pydantic import Field
 
 from ..schema.call import READ_ONLY, ToolCall, ToolSpec
@@ -37,7 +36,7 @@ async def diff_models_vs_spec(
     async def progress(fraction: float, message: str) -> None:
         await call.progress(fraction, 1.0, message)
 
-    skipped = await anyio.to_thread.run_sync(call.database_skipped, db) if include_database else None
+    skipped = await call.database_skipped(db) if include_database else None
     return await diff_project(
         project=settings.project, spec_path=spec or settings.spec_path, models=models or settings.models,
         include_database=include_database, tables=tables, include_managed=include_managed,

@@ -47,7 +47,7 @@ async def explain_indexes(
     db = call.direct_db  # a hypothetical index build holds locks: keep it off the pooler if we can
     skipped = None
     if source != "spec" and not bound:
-        skipped = call.database_skipped(db, problem)
+        skipped = await call.database_skipped(db, problem)
         if skipped is None:
             try:
                 # Everything it runs is rolled back: no check before it, rerun on a new connection

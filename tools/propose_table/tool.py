@@ -58,7 +58,7 @@ async def propose_table(
     change = {"purpose": purpose, "columns": columns, "user_owned": user_owned, "references": references,
               "query_patterns": query_patterns}
     confirmed = replace_confirmed(call, name, change, answer, confirm_breaking)
-    skipped = await anyio.to_thread.run_sync(call.database_skipped, db)
+    skipped = await call.database_skipped(db)
     return await propose(
         project=settings.project, spec_path=settings.spec_path, name=name, purpose=purpose, columns=columns,
         user_owned=user_owned, references=references, query_patterns=query_patterns, apply=apply,

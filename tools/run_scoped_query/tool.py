@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -16,7 +17,7 @@ from ..database.role import RoleReport, read_role_report
 from ..schema.call import READ_ONLY, ToolCall, ToolSpec
 from ..schema.errors import AgentError
 from ..spec.current import read_spec_schema
-from ..spec.file import SpecFileError, resolve_spec_path
+from ..spec.file import DEFAULT_SPEC_PATH
 from ..sqlsafe import ClassificationCache
 from . import ScopedQueryResult
 from . import run_scoped_query as run
@@ -61,7 +62,7 @@ async def run_scoped_query(
             sensitive_columns=sensitive, cache=call.kept(ClassificationCache),
         )
 
-    if (skipped := await anyio.to_thread.run_sync(call.database_skipped, db)) is not None:
+    if (skipped := await call.database_skipped(db)) is not None:
         raise skipped
     # No check before the call (a round trip after every pause); a dead connection is replaced and
     # the call run again, which is safe: it is read-only and commits nothing.
@@ -143,13 +144,15 @@ class SpecSensitiveColumns:
         return columns
 
 
-def _spec_file_key(project, spec_path) -> tuple | None:
-    """What identifies the spec file's content cheaply (a stat), or None when there is none."""
+def _spec_file_key(project: Path, spec_path: str | None) -> tuple | None:
+    """What identifies the spec file's content cheaply, or None when there is none: one stat of the path
+    as configured, following a symlink (so a link pointed elsewhere changes the inode). No resolving: the
+    file is only read, when this changes, through the spec reader's own path checks."""
     try:
-        stat = (path := resolve_spec_path(project, spec_path)).stat()
-    except (OSError, SpecFileError):
+        stat = (project / (spec_path or DEFAULT_SPEC_PATH)).stat()
+    except (OSError, ValueError):  # ValueError: a NUL in the path (the reader says why)
         return None
-    return (str(path), stat.st_mtime_ns, stat.st_size)
+    return (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_size)
 
 
 TOOL = ToolSpec(run_scoped_query, title="Run a query as one user", hints=READ_ONLY, result=ScopedQueryResult,

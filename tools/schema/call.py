@@ -77,9 +77,9 @@ class ToolCall(Protocol):
         """The server's one instance of ``kind`` (made with no arguments on first use): caches and
         memories that outlive a call and a session, one per server, never a module global."""
 
-    def database_skipped(self, db: DatabaseHandle, spec_problem: AgentError | None = None) -> AgentError | None:
+    async def database_skipped(self, db: DatabaseHandle, spec_problem: AgentError | None = None) -> AgentError | None:
         """Why ``db`` cannot be used now (none configured; the embedded one without a spec), or None.
-        Reads the spec file: call it in a worker thread."""
+        Reads the spec file (in a worker thread) only when the answer is in it."""
 
     def verified_subject(self) -> str | None:
         """The subject of the request's verified token (identity binding on), or None."""
