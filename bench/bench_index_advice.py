@@ -33,26 +33,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from schema_architect.tools.explain_indexes import explain_indexes  # noqa: E402
-
-SCHEMA = """
-CREATE TABLE users (id text PRIMARY KEY, email text NOT NULL);
-CREATE TABLE tasks (id bigserial PRIMARY KEY, user_id text NOT NULL REFERENCES users ON DELETE CASCADE,
-                    title text NOT NULL, completed boolean NOT NULL DEFAULT false, priority text NOT NULL,
-                    due_at timestamptz, created_at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX ix_tasks_user_id ON tasks (user_id);
-CREATE TABLE tags (id bigserial PRIMARY KEY, user_id text NOT NULL REFERENCES users ON DELETE CASCADE,
-                   name text NOT NULL);
-CREATE INDEX ix_tags_user_id ON tags (user_id);
-CREATE TABLE task_tags (task_id bigint NOT NULL REFERENCES tasks ON DELETE CASCADE,
-                        tag_id bigint NOT NULL REFERENCES tags ON DELETE CASCADE, PRIMARY KEY (task_id, tag_id));
-CREATE INDEX ix_task_tags_tag_id ON task_tags (tag_id);
-"""
-
+from workload_schema import WORKLOAD_SCHEMA  # noqa: E402
 
 def load(url: str, users: int, tasks: int) -> None:
     tags = users * 20
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SCHEMA)
+        conn.execute(WORKLOAD_SCHEMA)
         conn.execute("INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com' FROM generate_series(1, %s) g",
                      (users,))
         conn.execute("INSERT INTO tasks (user_id, title, completed, priority, due_at, created_at) "

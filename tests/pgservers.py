@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 # Where Debian's packages put them; the environment can say otherwise (tests/test_plain_clone.py points them
 # at nothing, to run as a machine without the packages).
@@ -61,6 +62,16 @@ def _wait_for_port(port: int, timeout: float, what: str, log: Path) -> None:
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:g} s:\n{tail}")
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s`` (tests and benches alike)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
 class _RunAs:
     """Run commands as the postgres system user when we are root."""
 
@@ -92,20 +103,51 @@ def _url(user: str, password: str | None, port: int, dbname: str, **params: str)
     return f"postgresql://{auth}127.0.0.1:{port}/{dbname}" + (f"?{query}" if query else "")
 
 
-class PgServer:
+class _LoopbackService:
+    """What PgServer and PgBouncer share: a temporary folder the server's user owns, a free loopback port,
+    URLs to it, the ``with`` block that starts and stops it, and the check that Debian's packages are there."""
+
+    def __init__(self) -> None:
+        if problem := missing():
+            raise RuntimeError(problem)
+        self.port = 0
+        self.root: Path | None = None
+        self._as = _RunAs()
+
+    def url(self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = PASSWORD,
+            **params: str) -> str:
+        return _url(user, password, self.port, dbname, **params)
+
+    def _new_root(self, prefix: str) -> Path:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.root.chmod(0o755)
+        self._as.own(self.root)
+        self.port = free_port()
+        return self.root
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PgServer(_LoopbackService):
     """Debian's PostgreSQL 15 in a temporary folder; ``tls=True`` adds ssl=on with a self-signed cert."""
 
     def __init__(self, *, tls: bool = False, trust: bool = False, max_connections: int = 60) -> None:
         """``trust``: loopback logins need no password (as the embedded test server, for suites that log
         in as roles they create without one); otherwise SCRAM, as on Neon."""
-        if problem := missing():
-            raise RuntimeError(problem)
+        super().__init__()
         self.tls = tls
         self.trust = trust
         self.max_connections = max_connections
-        self.port = 0
-        self.root: Path | None = None
-        self._as = _RunAs()
 
     @property
     def data(self) -> Path:
@@ -117,19 +159,12 @@ class PgServer:
         assert self.root is not None
         return self.root / "server.log"
 
-    def url(self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = PASSWORD,
-            **params: str) -> str:
-        return _url(user, password, self.port, dbname, **params)
-
     @property
     def admin_url(self) -> str:
         return self.url()
 
     def start(self) -> PgServer:
-        self.root = Path(tempfile.mkdtemp(prefix="sa-pg15-"))
-        self.root.chmod(0o755)
-        self._as.own(self.root)
-        self.port = free_port()
+        self._new_root("sa-pg15-")
         pwfile = self.root / "pw"
         pwfile.write_text(PASSWORD + "\n")
         self._as.own(pwfile)
@@ -194,36 +229,19 @@ class PgServer:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
-    def __enter__(self) -> PgServer:
-        return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class PgBouncer:
+class PgBouncer(_LoopbackService):
     """PgBouncer in front of ``backend``: transaction pooling, SCRAM logins, as Neon's ``-pooler`` hosts."""
 
     def __init__(self, backend: PgServer, *, pool_size: int = 2, pool_mode: str = "transaction") -> None:
-        if problem := missing():
-            raise RuntimeError(problem)
+        super().__init__()
         self.backend = backend
         self.pool_size = pool_size
         self.pool_mode = pool_mode
-        self.port = 0
-        self.root: Path | None = None
         self._proc: subprocess.Popen | None = None
-        self._as = _RunAs()
-
-    def url(self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = PASSWORD,
-            **params: str) -> str:
-        return _url(user, password, self.port, dbname, **params)
 
     def start(self) -> PgBouncer:
-        self.root = Path(tempfile.mkdtemp(prefix="sa-pgbouncer-"))
-        self.root.chmod(0o755)
-        self._as.own(self.root)
-        self.port = free_port()
+        self._new_root("sa-pgbouncer-")
         users = self.root / "userlist.txt"
         users.write_text(f'"{SUPERUSER}" "{PASSWORD}"\n')
         self._as.own(users)
@@ -254,22 +272,11 @@ class PgBouncer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+            stop_process(self._proc)
             self._proc = None
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
-
-    def __enter__(self) -> PgBouncer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --- a small todo database: the reference spec's schema and a few users' rows ------------------------

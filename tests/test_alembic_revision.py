@@ -101,7 +101,7 @@ async def test_every_kind_of_the_issue_is_planted_found_and_proven(first) -> Non
         assert fixes and all(f.proof == "proven" for f in fixes), (key, found[key].withheld)
     # the table only in the models (not in the spec either): a model or spec fix, nothing for the database
     notes = found[("notes", "extra-table")]
-    assert {f.side for f in notes.fixes} == {"models", "spec"}
+    assert {f.side for f in notes.fixes} == {"models", "spec"}, notes.withheld
     assert first.migration.proof == ("upgrade on the copy: the database needs no more fixes; downgrade on the "
                                      "copy: the diff equals the one we started from")
     sql = first.migration.sql

@@ -55,9 +55,10 @@ def _show(values: list[str]) -> str:
     return repr(values[0]) if len(values) == 1 else f"one of {values!r}"
 
 
-def _find_ci(names: list[str], wanted: str) -> str | None:
-    """A name that matches ``wanted`` ignoring case, for a more helpful message."""
-    return next((n for n in names if n.lower() == wanted.lower()), None)
+def _case_hint(names: list[str], wanted: str) -> str:
+    """A note for the message when a name matches ``wanted`` but for case, else an empty string."""
+    hint = next((n for n in names if n.lower() == wanted.lower()), None)
+    return f" (found {hint!r}: case differs)" if hint else ""
 
 
 def compare(schema: Any, spec: dict[str, Any]) -> list[str]:
@@ -68,10 +69,8 @@ def compare(schema: Any, spec: dict[str, Any]) -> list[str]:
     for table_name, table_exp in spec["tables"].items():
         table = schema.table(table_name)
         if table is None:
-            hint = _find_ci(found_tables, table_name)
-            extra = f" (found {hint!r}: case differs)" if hint else ""
             problems.append(
-                f"table {table_name!r}: expected to be found, got no such table{extra}; "
+                f"table {table_name!r}: expected to be found, got no such table{_case_hint(found_tables, table_name)}; "
                 f"tables found: {found_tables}"
             )
             continue
@@ -82,10 +81,8 @@ def compare(schema: Any, spec: dict[str, Any]) -> list[str]:
             where = f"{table_name}.{col_name}"
             column = table.column(col_name)
             if column is None:
-                hint = _find_ci(found_columns, col_name)
-                extra = f" (found {hint!r}: case differs)" if hint else ""
                 problems.append(
-                    f"{where}: expected column, got no such column{extra}; "
+                    f"{where}: expected column, got no such column{_case_hint(found_columns, col_name)}; "
                     f"columns found in {table_name}: {found_columns}"
                 )
                 continue

@@ -8,6 +8,7 @@ import pytest
 
 from schema_architect.tools.database.expressions import norm_default, norm_expr
 from schema_architect.tools.drift import Drift, DiffResult, diff_schemas, differences
+from schema_architect.tools.spec.reader import parse_spec
 from schema_architect.tools.schema.model import (
     Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, Schema, Table, UniqueConstraint,
 )
@@ -283,8 +284,10 @@ def test_extra_table_in_database_is_data_loss_risk_and_offers_spec_section():
     d = only(run(spec=spec_schema(), database=db.model_copy(update={"tables": [*db.tables, extra]})))
     assert (d.object, d.kind, d.severity) == ("audit_log", "extra-table", "data-loss-risk")
     assert fix(d, "database").migration_sql == "DROP TABLE audit_log;"
-    assert fix(d, "spec").spec_patch.startswith("### audit_log\n\n| Column | Type | Constraints | Description |")
-    assert "| id | BIGINT | PRIMARY KEY |  |" in fix(d, "spec").spec_patch
+    assert fix(d, "spec").spec_patch.startswith("## Table: audit_log\n\n| Column | Type | Constraints | Description |")
+    patch = fix(d, "spec").spec_patch  # the canonical section, as propose_table writes one: it reads back
+    assert "| id | bigint | PRIMARY KEY |  |" in patch
+    assert [c.name for c in parse_spec(patch).schema.table("audit_log").columns] == ["id"]
 
 
 def test_table_only_in_models_is_breaking_against_the_database():

@@ -20,12 +20,12 @@ from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 from conftest import REPO
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
 
 REFERENCE_SPEC = (REPO / "specs" / "database" / "schema.md").read_text(encoding="utf-8")
 REFERENCE_MODELS = (REPO / "specs" / "database" / "models.py").read_text(encoding="utf-8")
-TOOL_DOC = (REPO / "docs" / "tools" / "diff_models_vs_spec.md").read_text(encoding="utf-8")
 
 # Two drifts a developer makes: shorter strings in two tables.
 SHORTER = (("title: str = Field(max_length=200)", "title: str = Field(max_length=100)"),
@@ -134,11 +134,7 @@ async def test_spec_warnings_are_findings_and_a_spec_only_table_is_breaking(tmp_
 
 
 async def test_listed_with_the_annotations_its_page_states(tmp_path: Path) -> None:
-    async with Client(create_server(Settings(project=make_project(tmp_path), embedded=False))) as client:
-        tool = next(t for t in (await client.list_tools()).tools if t.name == "diff_models_vs_spec")
-    said = re.search(r"Read-only: (\w+); destructive: (\w+); idempotent: (\w+)\.", TOOL_DOC).groups()
-    annotations = tool.annotations
-    assert said == tuple("yes" if flag else "no" for flag in (
-        annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint))
+    tool = await listed_tool(Settings(project=make_project(tmp_path), embedded=False), "diff_models_vs_spec")
+    assert_annotations_as_its_page_states(tool)
     assert set(tool.input_schema["properties"]) == {"spec", "models", "include_database", "tables",
                                                     "include_managed", "detail", "cursor"}

@@ -18,11 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import Client
 
 from conftest import REPO, require
-from schema_architect.server.app import create_server
-from schema_architect.server.settings import Settings
+from through_mcp import diff_models_vs_spec as diff
 
 pytestmark = pytest.mark.anyio
 
@@ -77,13 +75,6 @@ def make_project(tmp_path: Path, ts: str, pins: str | None = None) -> Path:
     if pins is not None:
         (tmp_path / "backend" / "requirements.txt").write_text(pins)
     return tmp_path
-
-
-async def diff(project: Path, **arguments) -> dict:
-    async with Client(create_server(Settings(project=project, embedded=False))) as client:
-        result = await client.call_tool("diff_models_vs_spec", arguments)
-    assert not result.is_error, result.content
-    return result.structured_content
 
 
 def timestamp_drift(data: dict) -> list[dict]:

@@ -1,10 +1,8 @@
 """explain_indexes on a real PostgreSQL: purposes, EXPLAIN evidence, problems, checked recommendations.
 
-Two databases per module, each built once:
-
-* ``ref``: the reference todo spec (specs/database/schema.md) applied with schema_ddl, then the
-  (user_id, created_at DESC) index on tasks dropped; 50 users x 2,000 tasks so the planner uses indexes.
-* ``kinds``: one table per problem kind (redundant, duplicate, boolean, partial-only FK, invalid, unused).
+One database per module, built once: the reference todo spec (specs/database/schema.md) applied with
+schema_ddl, then the (user_id, created_at DESC) index on tasks dropped; 50 users x 2,000 tasks so the
+planner uses indexes. Every problem kind is tested through MCP only (tests/test_explain_indexes_through_mcp.py).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import anyio
 import psycopg
 import pytest
 
-from conftest import load_reference_without_newest_index
 from schema_architect.tools.explain_indexes import session as explain_session
 from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
 from schema_architect.tools.spec.reader import parse_spec
@@ -33,53 +30,8 @@ def _spec():
 
 
 @pytest.fixture(scope="module")
-def ref_url(make_database: Callable[[str], str]) -> str:
-    url = make_database("explain_ref")
-    with psycopg.connect(url, autocommit=True) as conn:
-        load_reference_without_newest_index(conn, users=50, tasks=100_000)
-    return url
-
-
-@pytest.fixture(scope="module")
-def kinds_url(make_database: Callable[[str], str]) -> str:
-    url = make_database("explain_kinds")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("""
-            CREATE TABLE users (id text PRIMARY KEY);
-            CREATE TABLE projects (
-                id serial PRIMARY KEY,
-                user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-                name text NOT NULL,
-                archived boolean NOT NULL DEFAULT false,
-                created_at timestamptz NOT NULL DEFAULT now()
-            );
-            CREATE INDEX projects_user_id ON projects (user_id);
-            CREATE INDEX projects_user_created ON projects (user_id, created_at DESC);
-            CREATE INDEX projects_user_created_copy ON projects (user_id, created_at DESC);
-            CREATE INDEX projects_archived ON projects (archived);
-            CREATE TABLE notes (
-                id serial PRIMARY KEY,
-                user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-                project_id integer NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
-                body text,
-                created_at timestamptz NOT NULL DEFAULT now()
-            );
-            CREATE INDEX notes_user_created ON notes (user_id, created_at DESC);
-            CREATE INDEX notes_project_partial ON notes (project_id) WHERE body IS NOT NULL;
-            CREATE TABLE codes (id serial PRIMARY KEY, code text NOT NULL);
-            INSERT INTO users SELECT 'u' || g FROM generate_series(1, 100) g;
-            INSERT INTO projects (user_id, name, archived, created_at)
-                SELECT 'u' || (g % 100 + 1), 'p' || g, g % 2 = 0, now() - g * interval '1 hour'
-                FROM generate_series(1, 20000) g;
-            INSERT INTO notes (user_id, project_id, body)
-                SELECT 'u' || (g % 100 + 1), g % 20000 + 1, CASE WHEN g % 10 = 0 THEN NULL ELSE 'n' END
-                FROM generate_series(1, 40000) g;
-            INSERT INTO codes (code) SELECT 'c' || (g % 5) FROM generate_series(1, 20) g;
-        """)
-        with pytest.raises(psycopg.errors.UniqueViolation):  # leaves an INVALID index behind
-            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY codes_code_uq ON codes (code)")
-        conn.execute("VACUUM ANALYZE")  # a settled visibility map: plans cannot change under a test
-    return url
+def ref_url(make_reference_database: Callable[..., str]) -> str:
+    return make_reference_database("explain_ref", users=50, tasks=100_000)
 
 
 async def _connect(url: str) -> psycopg.AsyncConnection:
@@ -195,39 +147,7 @@ async def test_spec_and_database_disagree_both_ways(ref_url: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Every problem kind
-
-
-async def test_each_problem_kind_is_found(kinds_url: str) -> None:
-    with psycopg.connect(kinds_url, autocommit=True) as other:  # one real scan of notes_user_created
-        other.execute("SET enable_seqscan = off")
-        other.execute("SELECT * FROM notes WHERE user_id = 'u1' ORDER BY created_at DESC LIMIT 5").fetchall()
-        other.execute("SELECT pg_stat_force_next_flush()")
-    before = _fingerprint(kinds_url)
-    async with await _connect(kinds_url) as conn:
-        result = await explain_indexes(spec=None, conn=conn)
-    assert _fingerprint(kinds_url) == before
-    found = {(p.rule, p.object) for p in result.problems}
-    assert ("fk-not-indexed", "notes.project_id") in found  # the partial index does not cover it
-    assert ("duplicate-index", "projects.projects_user_created_copy") in found
-    assert ("redundant-index", "projects.projects_user_id") in found
-    assert ("boolean-index", "projects.projects_archived") in found
-    assert ("invalid-index", "codes.codes_code_uq") in found
-    assert ("unused-index", "projects.projects_archived") in found
-    assert ("unused-index", "notes.notes_user_created") not in found  # it was scanned above
-    assert not any(p.rule == "unused-index" and p.object in ("projects.projects_pkey", "notes.notes_pkey") for p in result.problems)
-    entry = next(e for e in result.indexes if e.name == "projects_archived")
-    assert {"boolean-index", "unused-index"} <= set(entry.problems)  # the entry names its problems too
-    for p in result.problems:
-        assert p.fix and p.severity in ("error", "warning", "info")
-    invalid = next(e for e in result.indexes if e.name == "codes_code_uq")
-    assert not invalid.valid and "invalid-index" in invalid.problems
-    assert any("neon" in n.lower() and "restart" in n for n in result.notes)
-
-    fk = next(r for r in result.recommendations if "notes (project_id)" in r.ddl)
-    assert fk.ddl.startswith("CREATE INDEX CONCURRENTLY")
-    assert fk.cost_before is not None and fk.cost_after is not None and fk.cost_after < fk.cost_before
-    assert fk.checked_how in ("hypopg", "transaction")
+# Spec only
 
 
 async def test_spec_only_mode_gives_purposes_and_static_problems() -> None:

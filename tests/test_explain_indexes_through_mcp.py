@@ -18,7 +18,7 @@ from mcp import Client
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
-from conftest import REPO, load_reference_without_newest_index
+from conftest import REPO
 
 pytestmark = pytest.mark.anyio
 
@@ -68,12 +68,9 @@ FINGERPRINT = """
 
 
 @pytest.fixture(scope="module")
-def ref_url(make_database) -> str:
+def ref_url(make_reference_database) -> str:
     """The reference schema with 20 users x 1,000 tasks, minus the (user_id, created_at DESC) index."""
-    url = make_database("explain_mcp_ref")
-    with psycopg.connect(url, autocommit=True) as conn:
-        load_reference_without_newest_index(conn, users=20, tasks=20_000)
-    return url
+    return make_reference_database("explain_mcp_ref", users=20, tasks=20_000)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +114,10 @@ async def explained(settings: Settings, arguments: dict) -> dict:
 
 
 async def test_every_problem_kind_is_named_with_its_fix(kinds_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(kinds_url, autocommit=True) as other:  # one real scan of cards_board_when_body
+        other.execute("SET enable_seqscan = off")
+        other.execute("SELECT * FROM cards WHERE board_id = 1 AND body IS NOT NULL").fetchall()
+        other.execute("SELECT pg_stat_force_next_flush()")
     before = fingerprint(kinds_url)
     # No spec in this project: the database's indexes alone are explained, and a note says so.
     data = await explained(Settings(project=tmp_path, database_url=kinds_url), {"source": "database"})
@@ -128,16 +129,19 @@ async def test_every_problem_kind_is_named_with_its_fix(kinds_url: str, tmp_path
     assert ("boolean-index", "boards.boards_pinned") in found
     assert ("invalid-index", "labels.labels_code_uq") in found
     assert ("unused-index", "boards.boards_pinned") in found
+    assert ("unused-index", "cards.cards_board_when_body") not in found  # it was scanned above
     assert not any(p["rule"] == "unused-index" and p["object"].endswith("_pkey") for p in data["problems"])
     assert all(p["fix"] and p["severity"] in ("error", "warning", "info") for p in data["problems"])
     pinned = next(e for e in data["indexes"] if e["name"] == "boards_pinned")
     assert {"boolean-index", "unused-index"} <= set(pinned["problems"])
     invalid = next(e for e in data["indexes"] if e["name"] == "labels_code_uq")
-    assert invalid["valid"] is False
+    assert invalid["valid"] is False and "invalid-index" in invalid["problems"]
+    assert any("neon" in n.lower() and "restart" in n for n in data["notes"])
     assert data["source"] == "database"
     fk = next(r for r in data["recommendations"] if "cards (board_id)" in r["ddl"])
     assert fk["ddl"].startswith("CREATE INDEX CONCURRENTLY")
-    assert fk["cost_before"] is not None
+    assert fk["cost_before"] is not None and fk["cost_after"] < fk["cost_before"]
+    assert not fk["checked_how"].startswith("not checked")
 
 
 async def test_the_planners_choice_and_the_forced_plan_are_both_shown(ref_url: str) -> None:

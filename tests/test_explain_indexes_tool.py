@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
-from conftest import REPO, load_reference_without_newest_index
+from conftest import REPO
 
 pytestmark = pytest.mark.anyio
 
 
 
 @pytest.fixture(scope="module")
-def todo_db(make_database) -> str:
+def todo_db(make_reference_database) -> str:
     """The reference schema with 20 users x 1,000 tasks, minus the (user_id, created_at DESC) index."""
-    url = make_database("explain_tool")
-    with psycopg.connect(url, autocommit=True) as conn:
-        load_reference_without_newest_index(conn, users=20, tasks=20_000)
-    return url
+    return make_reference_database("explain_tool", users=20, tasks=20_000)
 
 
 async def call(settings: Settings, arguments: dict, progress: list | None = None):

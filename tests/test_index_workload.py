@@ -14,21 +14,11 @@ from pgservers import PgServer, create_database, missing
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.explain_indexes.reading import needs_per_table
 from schema_architect.tools.schema.model import Column, Schema, Table
+from workload_schema import WORKLOAD_SCHEMA
 
 pytestmark = pytest.mark.anyio
 
-SCHEMA = """
-CREATE TABLE users (id text PRIMARY KEY, email text NOT NULL);
-CREATE TABLE tasks (id bigserial PRIMARY KEY, user_id text NOT NULL REFERENCES users ON DELETE CASCADE,
-                    title text NOT NULL, completed boolean NOT NULL DEFAULT false, priority text NOT NULL,
-                    due_at timestamptz, created_at timestamptz NOT NULL DEFAULT now());
-CREATE INDEX ix_tasks_user_id ON tasks (user_id);
-CREATE TABLE tags (id bigserial PRIMARY KEY, user_id text NOT NULL REFERENCES users ON DELETE CASCADE,
-                   name text NOT NULL);
-CREATE INDEX ix_tags_user_id ON tags (user_id);
-CREATE TABLE task_tags (task_id bigint NOT NULL REFERENCES tasks ON DELETE CASCADE,
-                        tag_id bigint NOT NULL REFERENCES tags ON DELETE CASCADE, PRIMARY KEY (task_id, tag_id));
-CREATE INDEX ix_task_tags_tag_id ON task_tags (tag_id);
+SCHEMA = WORKLOAD_SCHEMA + """
 INSERT INTO users SELECT 'u' || g, 'u' || g || '@example.com' FROM generate_series(1, 40) g;
 INSERT INTO tasks (user_id, title, completed, priority, due_at, created_at)
   SELECT 'u' || (g % 40 + 1), 'task ' || g, g % 3 = 0, (ARRAY['low','medium','high'])[g % 3 + 1],

@@ -32,6 +32,15 @@ def plain_server():
         yield server
 
 
+async def first_connection_error(db: Database) -> str:
+    """What DatabaseUnavailable says when ``db`` opens its first connection (the pool closed after)."""
+    with pytest.raises(DatabaseUnavailable) as info:
+        async with db.connection():
+            pass
+    await db.close()
+    return str(info.value)
+
+
 async def test_neon_style_url_connects_over_tls_with_channel_binding(tls_server: PgServer, tmp_path: Path) -> None:
     url = tls_server.url("neondb", sslmode="require", channel_binding="require")
     db = Database(url, project=tmp_path, connect_timeout_s=10)
@@ -51,11 +60,7 @@ async def test_neon_style_url_connects_over_tls_with_channel_binding(tls_server:
 async def test_require_against_a_server_without_tls_is_a_clear_immediate_error(
         plain_server: PgServer, tmp_path: Path, connect_attempts: list[str]) -> None:
     db = Database(plain_server.url(sslmode="require"), project=tmp_path, connect_timeout_s=15)
-    with pytest.raises(DatabaseUnavailable) as info:
-        async with db.connection():
-            pass
-    await db.close()
-    message = str(info.value)
+    message = await first_connection_error(db)
     assert connect_attempts == ["failed"], "a missing TLS must not be retried until the timeout"
     assert "does not support SSL" in message and "sslmode=require" in message, message
     assert f"127.0.0.1:{plain_server.port}/postgres" in message
@@ -67,11 +72,7 @@ async def test_wrong_password_fails_at_once_without_showing_it(tls_server: PgSer
     wrong = "npg_Wr0ngPassw0rd"
     db = Database(tls_server.url("neondb", password=wrong, sslmode="require"), project=tmp_path,
                   connect_timeout_s=15)
-    with pytest.raises(DatabaseUnavailable) as info:
-        async with db.connection():
-            pass
-    await db.close()
-    message = str(info.value)
+    message = await first_connection_error(db)
     assert connect_attempts == ["failed"], "a wrong password must not be retried until the timeout"
     assert "password authentication failed" in message and "Check the user and password" in message
     assert wrong not in message and PASSWORD not in message
@@ -81,11 +82,8 @@ async def test_unverifiable_certificate_is_a_tls_error(tls_server: PgServer, tmp
     # verify-full with no root certificate: libpq refuses; the message points at TLS, not a timeout.
     db = Database(tls_server.url("neondb", sslmode="verify-full", sslrootcert=str(tmp_path / "none.crt")),
                   project=tmp_path, connect_timeout_s=15)
-    with pytest.raises(DatabaseUnavailable) as info:
-        async with db.connection():
-            pass
-    await db.close()
-    assert "TLS" in str(info.value) and PASSWORD not in str(info.value)
+    message = await first_connection_error(db)
+    assert "TLS" in message and PASSWORD not in message
 
 
 def test_neon_hosts_default_to_tls_and_keep_their_parameters() -> None:

@@ -9,7 +9,6 @@ annotations the tool's page states.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import pytest
 from mcp import Client
@@ -18,10 +17,9 @@ from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 from conftest import REPO
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
-
-TOOL_DOC = (REPO / "docs" / "tools" / "propose_table.md").read_text(encoding="utf-8")
 
 TASK_NOTES = {
     "name": "task_notes",
@@ -81,10 +79,6 @@ async def test_user_owned_false_has_no_owner_and_says_why() -> None:
 
 
 async def test_listed_with_the_annotations_its_page_states() -> None:
-    async with Client(create_server(Settings(project=REPO, embedded=False))) as client:
-        tool = next(t for t in (await client.list_tools()).tools if t.name == "propose_table")
-    said = re.search(r"Read-only: (\w+); destructive: (\w+); idempotent: (\w+)\.", TOOL_DOC).groups()
-    annotations = tool.annotations
-    assert said == tuple("yes" if flag else "no" for flag in (
-        annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint))
+    tool = await listed_tool(Settings(project=REPO, embedded=False), "propose_table")
+    assert_annotations_as_its_page_states(tool)
     assert {"name", "purpose"} <= set(tool.input_schema["required"])

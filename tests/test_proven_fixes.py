@@ -64,11 +64,27 @@ async def test_every_planted_kind_is_found_and_its_database_fix_proven(first: di
     for key in planted.PLANTED_DRIFTS:
         fixes = [f for f in found[key]["fixes"] if f["side"] == "database"]
         assert fixes and all(f["proof"] == "proven" for f in fixes), (key, found[key]["withheld"])
-        assert found[key].get("withheld", []) == []
+        assert [f for f in found[key].get("withheld", []) if f["side"] == "database"] == []
     assert first["proof"].get("withheld", 0) == 0 and first["proof"].get("copy_differs", []) == []
     assert first["proof"]["proven"] >= len(planted.PLANTED_DRIFTS)
     assert ("notes", "extra-table") in found  # the table only in the models: nothing for the database
     assert first["verdict"] == "DRIFTED"
+
+
+async def test_model_changes_and_spec_patches_are_proven_beside_the_database(first: dict) -> None:
+    """The models' fix re-read from a copy; a spec patch that takes the database's version is proven and says
+    that the models then need the same change (tests/test_proven_file_fixes.py has every model-fix kind)."""
+    found = {(d["object"], d["kind"]): d for d in first["drifts"]}
+    [notes] = [f for f in found[("notes", "extra-table")]["fixes"] if f["side"] == "models"]
+    assert notes["proof"] == "proven", found[("notes", "extra-table")]
+    [title] = [f for f in found[("tasks.title", "column-length")]["fixes"] if f["side"] == "spec"]
+    assert title["proof"] == "proven" and "tasks.title column-length (models)" in title["proof_note"], title
+    proof = first["proof"]
+    assert proof["models_proven"] >= 1 and proof["spec_proven"] >= 1 and proof["models_runs"] >= 1
+    assert "Proof on copies of the models and the spec:" in first["report"]
+    for d in first["drifts"]:
+        assert all(f["proof"] == "proven" for f in d["fixes"]), d
+        assert all(f["proof"] == "withheld" and f["proof_note"] for f in d.get("withheld", [])), d
 
 
 async def test_unique_keeps_its_declared_columns_order_and_name(first: dict) -> None:
@@ -219,6 +235,13 @@ async def test_a_model_fix_keeps_nullability_and_is_one_line_per_column(tmp_path
     before_col = read.schema.table("tasks").column("completed")
     after_col = again.schema.table("tasks").column("completed")
     assert after_col.nullable == before_col.nullable is False
+    # the tool proves the same fix itself, on its own copy, before offering it
+    from schema_architect.tools.diff_models_vs_spec import diff_project
+
+    data = await diff_project(project=project, spec_path=None, models=None, include_database=False, tables=None)
+    d = next(d for d in data.drifts if d.object == "tasks.completed" and d.kind == "default")
+    [fix] = [f for f in d.fixes if f.side == "models"]
+    assert fix.model_change == change and fix.proof == "proven", fix
 
 
 async def test_two_drifts_on_one_column_give_one_model_change(tmp_path: Path) -> None:

@@ -13,17 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
-from mcp import Client
 
-from schema_architect.server.app import create_server
 from schema_architect.server.cli import run
-from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import create_table_sql
 from schema_architect.tools.diff_models_vs_spec import mark_version_dependent
 from schema_architect.tools.drift import Drift, SideValue
 from schema_architect.tools.models.pins import Pin, project_pins, version_mismatches
 from schema_architect.tools.spec.lint import lint_schema
 from schema_architect.tools.spec.reader import parse_spec
+from through_mcp import diff_models_vs_spec as diff
 
 
 def cols(table):
@@ -282,13 +280,6 @@ def make_project(tmp_path: Path, spec: str, models: str = MODELS, crud: str | No
     if crud is not None:
         (tmp_path / "backend" / "app" / "crud.py").write_text(crud)
     return tmp_path
-
-
-async def diff(project: Path, **arguments) -> dict:
-    async with Client(create_server(Settings(project=project, embedded=False))) as client:
-        result = await client.call_tool("diff_models_vs_spec", arguments)
-    assert not result.is_error, result.content
-    return result.structured_content
 
 
 def spec_of_models(models: str = MODELS) -> str:

@@ -9,7 +9,6 @@ behind (none of it survives the call), how values are encoded, and argument erro
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from mcp import Client
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
-from conftest import REPO, with_database
+from conftest import with_database
 from fence import rows_in_fence
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
 
@@ -223,12 +223,7 @@ async def test_queries_run_as_the_scoped_role_with_the_caller_setting(url: str, 
 
 
 async def test_listed_with_the_annotations_its_page_states(tmp_path: Path) -> None:
-    doc = (REPO / "docs" / "tools" / "run_scoped_query.md").read_text(encoding="utf-8")
-    async with Client(create_server(Settings(project=tmp_path, embedded=False))) as client:
-        tool = next(t for t in (await client.list_tools()).tools if t.name == "run_scoped_query")
-    said = re.search(r"Read-only: (\w+); destructive: (\w+); idempotent: (\w+)\.", doc).groups()
-    annotations = tool.annotations
-    assert said == tuple("yes" if flag else "no" for flag in (
-        annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint))
+    tool = await listed_tool(Settings(project=tmp_path, embedded=False), "run_scoped_query")
+    assert_annotations_as_its_page_states(tool)
     assert tool.input_schema["required"] == ["sql"]
     assert tool.input_schema["properties"]["limit"]["maximum"] == 1000

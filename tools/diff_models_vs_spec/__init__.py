@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -16,8 +17,9 @@ import anyio
 from pydantic import BaseModel, Field
 
 from ..drift.migration import Migration
-from ..drift.proof import ProofReport
+from ..drift.proof import ProofReport, keys
 from ..drift.proof import prove as prove_fixes
+from ..drift.proof_files import FILES_FIELDS, ModelsCopies, count, prove_model_fixes, prove_spec_patches
 from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
 from ..drift.updated_at import updated_at_advice
 from ..schema.errors import AgentError, DatabaseUnavailable, PathOutsideProject, unknown_tables
@@ -74,7 +76,8 @@ class DiffModelsVsSpecResult(BaseModel):
     stamp: Stamp = Field(default_factory=Stamp, description="What was compared (hashes, versions)")
     migration: Migration | None = Field(None, description="The database fixes as one re-runnable migration "
                                         "(SQL and an Alembic revision), proven on a copy of the database")
-    proof: ProofReport | None = Field(None, description="How the database fixes were proven on a copy")
+    proof: ProofReport | None = Field(None, description="How the fixes were proven on copies (of the database, "
+                                      "the models and the spec), before they were offered")
     report: str = Field(description="The drift as a short readable report")
 
 
@@ -99,6 +102,7 @@ async def diff_project(
     spec_hash = None
     mention = None
     claims: dict[str, str] = {}
+    meaning = None  # what the spec's datetime means with the project's SQLModel, when not timestamptz
 
     await step(0.0, "reading the spec")
     try:
@@ -128,6 +132,8 @@ async def diff_project(
         if "spec" in sides and (meaning := datetime_meaning(models_read.versions)) != "timestamptz":
             # the spec's SQLModel classes mean what the project's SQLModel makes of them, as the models do
             sides["spec"] = parse_spec(text, file=shown, datetime_type=meaning).schema
+        else:
+            meaning = None
         mismatches = version_mismatches(project, models_read.versions, near=models_read.files)
         stamp.models_hash = models_hash(project, models_read.files)
         stamp.models_python = display_python(project, models_read.python)
@@ -180,9 +186,26 @@ async def diff_project(
     findings += updated_at_advice({s: sides[s].only(tables) for s in result.compared}, project,
                                   skip=set(result.managed_elsewhere), owner_column=owner_column)
     migration = proof = None
+    if prove and any(f.side in ("models", "spec") for d in result.drifts for f in d.fixes):
+        await step(0.8, "proving the model changes and spec patches on copies")
+        started, baseline = time.monotonic(), keys(result)
+        copies = None
+        if any(f.side == "models" for d in result.drifts for f in d.fixes):
+            copies = ModelsCopies(project, models, models_read.python, models_timeout, models_read.findings)
+            await prove_model_fixes(copies, sides, result, diff, baseline)
+        if "spec" in sides:
+            def reparse(patched: str) -> tuple[Schema, list[str]]:
+                again = parse_spec(patched, file=shown, datetime_type=meaning)
+                return again.schema, [w.message for w in again.warnings]
+
+            known = [w.message for w in parsed.warnings]  # a parse and a diff per patch: off the event loop
+            await anyio.to_thread.run_sync(
+                lambda: prove_spec_patches(text, reparse, sides, result, diff, baseline, known))
+        proof = count(result, ProofReport(), copies.runs if copies else 0, started)
     if prove and "database" in sides and any(f.side == "database" for d in result.drifts for f in d.fixes):
         await step(0.85, "proving the database fixes on a copy of the database")
-        proof, migration = await prove_fixes(sides, result, diff)
+        on_copy, migration = await prove_fixes(sides, result, diff)
+        proof = on_copy if proof is None else on_copy.model_copy(update=proof.model_dump(include=FILES_FIELDS))
     await step(1.0, "done")
     stamp.spec_hash = spec_hash
     unread = [f for f in findings if f.severity == "error"]
@@ -199,7 +222,13 @@ async def diff_project(
 def proof_lines(proof: ProofReport | None, migration: Migration | None) -> str:
     if proof is None:
         return ""
-    out = f"\nProof on a copy of the database: {proof.proven} fix(es) proven, {proof.withheld} withheld."
+    out = ""
+    if proof.models_proven + proof.models_withheld + proof.spec_proven + proof.spec_withheld:
+        out += (f"\nProof on copies of the models and the spec: {proof.models_proven} model change(s) proven, "
+                f"{proof.models_withheld} withheld; {proof.spec_proven} spec patch(es) proven, "
+                f"{proof.spec_withheld} withheld.")
+    if proof.server:
+        out += f"\nProof on a copy of the database: {proof.proven} fix(es) proven, {proof.withheld} withheld."
     if proof.copy_differs:
         out += " The copy differs on: " + "; ".join(proof.copy_differs) + "."
     if migration is not None:

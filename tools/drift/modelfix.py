@@ -72,5 +72,12 @@ def _merged(tg: TableGroup, cg: ColumnGroup, drifts: list[Drift]) -> tuple[Table
                 table = table.model_copy(update={
                     "unique_constraints": [u for u in table.unique_constraints if u.columns != [name]],
                     "indexes": [i for i in table.indexes if not (i.unique and _plain_single(i, name))]})
-    table = table.model_copy(update={"columns": [column if c.name == name else c for c in table.columns]})
+    # An index declared elsewhere than on the field (an Index in __table_args__) stays there: ``index=True``
+    # on the field would add a second one (the proof's re-read found it). The reader puts an index=True
+    # index on its field's line.
+    here = cg.cols["models"].location
+    table = table.model_copy(update={
+        "columns": [column if c.name == name else c for c in table.columns],
+        "indexes": [i for i in table.indexes if i.unique or not _plain_single(i, name)
+                    or i.location is None or here is None or i.location == here]})
     return table, column

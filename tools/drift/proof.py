@@ -9,7 +9,9 @@
           more fixes); the way back found by diffing the copy as it was against the upgraded one, run,
           and the three-way diff compared with the one we started from
 
-Nothing here touches the user's database or files: only the catalog already read is used.
+Nothing here touches the user's database or files: only the catalog already read is used. The model
+changes and spec patches are proven the same way on copies of the model files and the spec
+(proof_files.py).
 """
 
 from __future__ import annotations
@@ -31,10 +33,21 @@ Key = tuple[str, str, str]  # (object, kind, a side that needs a fix)
 
 
 class ProofReport(BaseModel):
+    """proven and withheld count the database fixes; models_* and spec_* the model changes and spec
+    patches, each tried on a copy of its own side."""
+
     model_config = ConfigDict(extra="forbid")
 
-    proven: int = 0
-    withheld: int = 0
+    proven: int = Field(0, description="Database fixes proven on a copy of the database")
+    withheld: int = Field(0, description="Database fixes withheld (in their drift's withheld, with the reason)")
+    models_proven: int = Field(0, description="Model changes proven: applied to a copy of the models, re-read "
+                               "with the project's interpreter, the same diff run again")
+    models_withheld: int = 0
+    spec_proven: int = Field(0, description="Spec patches proven: applied to a copy of the spec, re-read, diffed")
+    spec_withheld: int = 0
+    models_runs: int = Field(0, description="Times a copy of the models was re-read (one child process each): "
+                             "one for all the model changes, one more per change the combined copy could not vouch for")
+    files_ms: float = Field(0.0, description="What proving the model changes and spec patches took")
     copy_differs: list[str] = Field(default_factory=list, description="Drifts the copy of the database does "
                                     "not reproduce (or adds): nothing about them could be proven")
     server: str = Field("", description="The scratch server the proof ran on")
@@ -117,7 +130,7 @@ async def prove(sides: dict[str, Schema], result: DiffResult, diff: Callable[[di
                 await _prove_one(scratch, base, copied, diff, baseline, drift, fix, target)
         for d in result.drifts:
             report.proven += sum(f.proof == "proven" for f in d.fixes)
-            report.withheld += len(d.withheld)
+            report.withheld += sum(f.side == "database" for f in d.withheld)
         migration = await _prove_migration(scratch, base, copied, diff, baseline, result)
     finally:
         await scratch.drop_all()

@@ -187,10 +187,3 @@ def spec_index(t: Table, i: Index) -> str:
     return s + (f" — {i.reason}" if i.reason else "")
 
 
-def spec_section(t: Table) -> str:
-    rows = "\n".join(spec_row(t, c) for c in t.columns)
-    idx = "\n".join(spec_index(t, i) for i in t.indexes if not i.primary and not i.constraint)
-    out = f"### {t.name}\n\n| Column | Type | Constraints | Description |\n|---|---|---|---|\n{rows}"
-    return out + (f"\n\n**Indexes:**\n{idx}" if idx else "")
-
-

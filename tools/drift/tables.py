@@ -10,19 +10,20 @@ from ..database.ddl import (
     table_ddl,
 )
 from ..schema.model import location_of
+from ..spec.writer import render_table_section
 from .core import (
     Aspect,
     Ctx,
     TableGroup,
-    compare_aspect,
     alembic_autocommit,
+    compare_aspect,
     make_drift,
     side_fix,
     spec_alt,
     table_comparator,
 )
 from .model import Drift, Fix, SideValue
-from .render import enum_class, model_class, spec_section
+from .render import enum_class, model_class
 
 
 @table_comparator
@@ -59,7 +60,7 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                         alembic=f"op.drop_table({tg.tables[side].name!r})",
                         locks="DROP TABLE deletes its rows for good: back them up first.")
     yield make_drift(ctx, a, severity, "the table's existence", fixes,
-                     spec_alt(f"Or document the table {t.name} in the spec.", spec_section(t)))
+                     spec_alt(f"Or document the table {t.name} in the spec.", render_table_section(t)))
 
 
 @table_comparator
