@@ -63,6 +63,9 @@ VARIANT = [
     ("Message", "content: str = Field(sa_type=Text)", "content: str = Field(max_length=500)"),
     ("Message", 'user_id: str = Field(sa_type=Text, foreign_key="users.id", ondelete="CASCADE")',
      "user_id: str = Field(sa_type=Text)"),
+    # A named one-column index: index=True would come back as ix_task_tags_tag_id, not the spec's name.
+    ("TaskTag", 'Index("idx_task_tags_tag_id", "tag_id"), Index("idx_task_tags_user_id", "user_id"))',
+     'Index("idx_task_tags_user_id", "user_id"),)'),
 ]
 MODEL_KINDS = {
     ("tasks.completed", "default"), ("tasks.completed", "nullability"), ("tasks.title", "column-length"),
@@ -71,6 +74,7 @@ MODEL_KINDS = {
     ("tags.created_at", "timestamp-timezone"), ("task_tags.tag_id", "fk-on-delete"),
     ("conversations.title", "column-type"), ("messages.role", "check"), ("messages.content", "column-length"),
     ("messages.user_id", "fk-missing"), ("notes", "extra-table"), ("labels", "missing-table"),
+    ("task_tags.idx_task_tags_tag_id", "index-missing"),
 }
 
 

@@ -26,7 +26,7 @@ from .core import (
     table_comparator,
 )
 from .model import Drift, SideValue
-from .render import model_field, model_index, plain_single, spec_index
+from .render import field_index, model_field, model_index, spec_index
 
 
 def _index_key(i: Index) -> tuple:
@@ -114,7 +114,7 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
 def _model_index_line(t: Table, i: Index) -> str:
     col = t.column(i.columns[0].name)
-    if len(i.columns) == 1 and col is not None and plain_single(i, col.name) and not i.unique:
+    if col is not None and field_index(t, i, col):
         with_index = t.model_copy(update={"indexes": [*t.indexes, i]})
         return model_field(with_index, col)
     return f"__table_args__ = ({model_index(t, i)},)"

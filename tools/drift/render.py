@@ -78,7 +78,7 @@ def model_field(t: Table, c: Column) -> str:
             kw.append(f'ondelete="{fk.on_delete}"')
     if _single_unique(t, c.name):
         kw.append("unique=True")
-    if any(plain_single(i, c.name) and not i.unique for i in t.indexes):
+    if any(field_index(t, i, c) for i in t.indexes):
         kw.append("index=True")
     if base == "varchar" and arg:
         kw.append(f"max_length={arg}")
@@ -108,6 +108,15 @@ def plain_single(i: Index, col: str) -> bool:
     return (len(i.columns) == 1 and i.columns[0].name == col and not i.columns[0].descending
             and not i.columns[0].is_expression and not i.where and (i.method or "btree") == "btree"
             and not i.include and not i.primary)
+
+
+def field_index(t: Table, i: Index, c: Column) -> bool:
+    """``index=True`` on the field says ``i`` exactly: a plain index of that one column, declared on the
+    field itself (the models reader puts such an index on the field's line), named as SQLModel names one
+    (``ix_<table>_<column>``), or not named. Another name (``idx_tasks_user_id``) is written as an ``Index``
+    in ``__table_args__``: ``index=True`` would come back under SQLModel's name."""
+    return plain_single(i, c.name) and not i.unique and (
+        not i.name or i.name == f"ix_{t.name}_{c.name}" or (i.location is not None and i.location == c.location))
 
 
 # tools/drift/modelfix.py still imports the old name; it belongs to another change: drop this then.
@@ -143,7 +152,8 @@ def model_class(t: Table) -> str:
               for u in t.unique_constraints]
     extras += [f"CheckConstraint({ck.expression!r})" for ck in t.checks]
     extras += [model_index(t, i) for i in t.indexes
-               if not i.primary and not i.constraint and not any(plain_single(i, c.name) for c in t.columns)]
+               if not i.primary and not i.constraint
+               and not any(plain_single(i, c.name) if i.unique else field_index(t, i, c) for c in t.columns)]
     if extras:
         lines.append(f"    __table_args__ = ({', '.join(extras)},)")
     lines += ["", *(f"    {model_field(t, c)}" for c in t.columns)]
