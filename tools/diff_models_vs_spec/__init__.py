@@ -20,7 +20,7 @@ from ..drift.migration import Migration
 from ..drift.proof import ProofReport, keys
 from ..drift.proof import prove as prove_fixes
 from ..drift.proof_files import FILES_FIELDS, ModelsCopies, count, prove_model_fixes, prove_spec_patches
-from ..drift import SEVERITIES, DiffResult, Drift, Unstated, diff_schemas, spec_claims
+from ..drift import SEVERITIES, DiffResult, Drift, diff_schemas, spec_claims
 from ..drift.updated_at import updated_at_advice
 from ..schema.errors import AgentError, DatabaseUnavailable, PathOutsideProject, unknown_tables
 from ..schema.findings import Finding
@@ -53,20 +53,10 @@ class Stamp(BaseModel):
     catalog_hash: str | None = Field(None, description="sha256 of the catalog as read (the Schema model)")
 
 
-class DiffModelsVsSpecResult(BaseModel):
-    """Drift between the spec (source of truth), the SQLModel models and the live database."""
+class DiffModelsVsSpecResult(DiffResult):
+    """Drift between the spec (source of truth), the SQLModel models and the live database: the drift
+    engine's result (tools/drift/model.py), and what the tool adds to it."""
 
-    clean: bool = Field(description="True when nothing worse than cosmetic differs")
-    summary: dict[str, int] = Field(description="Drift count per severity")
-    reference: str = Field(description="The side treated as the source of truth")
-    compared: list[str] = Field(description="The sides compared with the reference")
-    drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
-    managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours "
-                                         "depend on, never altered")
-    better_auth: dict[str, str] = Field(default_factory=dict, description="For each table Better Auth could "
-                                        "own: the evidence that decided whether it is Better Auth's or ours")
-    unstated: list[Unstated] = Field(default_factory=list, description="Aspects the spec does not state "
-                                     "(nullability, default, type) where another side says something: not drift")
     sides: list[SideRead] = Field(description="What was read for each side")
     findings: list[Finding] = Field(default_factory=list, description="Sides that could not be read fully: import errors, "
                                     "spec parse warnings")
@@ -211,10 +201,8 @@ async def diff_project(
     unread = [f for f in findings if f.severity == "error"]
     verdict = "UNKNOWN" if unread else "IN_SYNC" if result.clean else "DRIFTED"
     return DiffModelsVsSpecResult(
-        clean=result.clean, summary=result.summary, reference=result.reference, compared=result.compared,
-        drifts=result.drifts, managed_elsewhere=result.managed_elsewhere, better_auth=result.better_auth,
-        unstated=result.unstated, sides=read, findings=findings,
-        spec_hash=spec_hash, verdict=verdict, stamp=stamp, migration=migration, proof=proof,
+        **dict(result), sides=read, findings=findings, spec_hash=spec_hash, verdict=verdict, stamp=stamp,
+        migration=migration, proof=proof,
         report=render_report(result, read) + f"\nVerdict: {verdict}." + proof_lines(proof, migration),
     )
 

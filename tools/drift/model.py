@@ -79,17 +79,17 @@ class Unstated(_Model):
 
 
 class DiffResult(_Model):
-    reference: SideName = Field(description="The side treated as the source of truth")
-    compared: list[SideName]
-    drifts: list[Drift]
-    managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours depend "
-                                         "on, never altered")
-    better_auth: dict[str, str] = Field(default_factory=dict, description="For each table that Better Auth "
-                                        "could own: the evidence that decided whether it was skipped or compared")
-    unstated: list[Unstated] = Field(default_factory=list, description="Aspects a side (usually the spec) "
-                                     "does not state: not drift, listed so they can be stated")
+    clean: bool = Field(description="True when nothing worse than cosmetic differs")
     summary: dict[str, int] = Field(description="Drift count per severity")
-    clean: bool = Field(description="True when no drift is worse than cosmetic")
+    reference: SideName = Field(description="The side treated as the source of truth")
+    compared: list[SideName] = Field(description="The sides compared with the reference")
+    drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
+    managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours "
+                                         "depend on, never altered")
+    better_auth: dict[str, str] = Field(default_factory=dict, description="For each table Better Auth could "
+                                        "own: the evidence that decided whether it is Better Auth's or ours")
+    unstated: list[Unstated] = Field(default_factory=list, description="Aspects the spec does not state "
+                                     "(nullability, default, type) where another side says something: not drift")
 
 
 def worst(severities: Iterable[str]) -> Severity:
