@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def wire_trace(pgconn: Any, folder: Path) -> Iterator[dict[str, int]]:
     sent = [(p[1], p[3].split(" ")[0].strip()) for p in
             (line.split("\t") for line in path.read_text().splitlines()) if len(p) > 3]
     counts["statements"] = sum(1 for d, m in sent if d == "F" and m in ("Execute", "Query"))
-    counts["round_trips"] = sum(1 for (a, _), (b, _) in zip(sent, sent[1:]) if a == "F" and b == "B")
+    counts["round_trips"] = sum(1 for (a, _), (b, _) in pairwise(sent) if a == "F" and b == "B")
     path.unlink()
 
 

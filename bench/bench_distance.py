@@ -4,9 +4,9 @@ Run: python bench/bench_distance.py [--delay-ms 10] [--quick] [--pauses 0,3,30]
 
 A private embedded PostgreSQL holds the reference project's schema (specs/database/schema.md) and a few
 rows (tests/test_tool_docs.py's SEED). Every client reaches it through one TCP proxy on loopback
-(tests/pgproxy.py, in a process of its own) that delays each direction by ``--delay-ms`` (10 ms each way: a 20 ms round trip,
-a laptop to a nearby Neon region) and counts each client's round trips (its turns: a write carrying a
-Sync or a Query after the server answered the last one).
+(tests/pgproxy.py, in a process of its own) that delays each direction by ``--delay-ms`` (10 ms each way:
+a 20 ms round trip, a laptop to a nearby Neon region) and counts each client's round trips (its turns: a write
+carrying a Sync or a Query after the server answered the last one).
 
 Printed:
 
@@ -52,6 +52,7 @@ def build_database(admin: str) -> tuple[str, Path]:
     """The reference schema with a few rows, and a project folder holding its spec and models."""
     from schema_architect.tools.database.ddl import schema_ddl
     from schema_architect.tools.spec.reader import parse_spec
+
     from test_tool_docs import SEED
 
     with psycopg.connect(admin, autocommit=True) as c:
@@ -99,7 +100,8 @@ async def main() -> None:
                       f"PostgreSQL {server.get_uri().split('?')[0]} via {proxied}")
                 env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SCHEMA_ARCHITECT"))}
                 ours = StdioServerParameters(
-                    command=sys.executable, args=["-m", "schema_architect.server.cli", "--project", str(project), "serve"],
+                    command=sys.executable,
+                    args=["-m", "schema_architect.server.cli", "--project", str(project), "serve"],
                     env=dict(env, DATABASE_URL=proxied, SCHEMA_ARCHITECT_EMBEDDED="false"))
                 clients: dict[str, tuple[object, str, dict]] = {
                     "run_scoped_query, stdio": (ours, "run_scoped_query", {"sql": COUNT, "user_id": "u_alice"})}
@@ -169,6 +171,7 @@ async def main() -> None:
 async def per_tool_round_trips(proxy: ProxyProcess, project: Path, proxied: str, env: dict) -> None:
     """Every tool's docs example over stdio: round trips per call back to back and after a pause."""
     from mcp import Client, StdioServerParameters
+
     from test_tool_docs import EXAMPLES
 
     print("\n2. Round trips per call of every tool (docs/tools examples, over stdio, counted at the proxy)")

@@ -29,8 +29,8 @@ import asyncio
 import contextlib
 import importlib.util
 import re
-import sys
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -39,8 +39,8 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 
-from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools import explain_indexes as current
+from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.spec.reader import parse_spec
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "database" / "schema.md"

@@ -32,8 +32,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from schema_architect.tools.explain_indexes import explain_indexes  # noqa: E402
 from workload_schema import WORKLOAD_SCHEMA  # noqa: E402
+
+from schema_architect.tools.explain_indexes import explain_indexes  # noqa: E402
+
 
 def load(url: str, users: int, tasks: int) -> None:
     tags = users * 20
@@ -105,7 +107,8 @@ def measure(url: str, ddl: list[str], label: str) -> dict:
             for _ in range(5):
                 plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {text}").fetchone()[0][0]
                 root = plan["Plan"]
-                runs.append((plan["Execution Time"], root.get("Shared Hit Blocks", 0) + root.get("Shared Read Blocks", 0)))
+                blocks = root.get("Shared Hit Blocks", 0) + root.get("Shared Read Blocks", 0)
+                runs.append((plan["Execution Time"], blocks))
             queries[name] = {"ms": statistics.median(r[0] for r in runs), "buffers": runs[-1][1]}
         # WAL per insert: a checkpoint first, then a warm-up batch so the pages are already in the WAL
         # once (no full-page images in the measured batch)

@@ -23,9 +23,9 @@ import anyio
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import planted  # noqa: E402
-
 from schema_architect.tools.drift import scratch  # noqa: E402
+
+import planted  # noqa: E402
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ async def tools_list(client: Client) -> None:
     print(f"  {'tool':22} {'description':>11} {'inputSchema':>11} {'outputSchema':>12} {'whole':>7}")
     for tool in listed.tools:
         print(f"  {tool.name:22} {len(tool.description.encode()):11} {size(tool.input_schema):11} "
-              f"{size(tool.output_schema or {}):12} {size(tool.model_dump(mode='json', by_alias=True, exclude_none=True)):7}")
+              f"{size(tool.output_schema or {}):12} "
+              f"{size(tool.model_dump(mode='json', by_alias=True, exclude_none=True)):7}")
 
 
 async def result(client: Client, label: str, tool: str, args: dict, against: int | None = None) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -74,17 +73,20 @@ async def main() -> None:
             for _ in range(N):
                 checked = check_sql(QUERY)
                 rewrite(checked, data, 1, row_cap=101)
-            print(f"parse+check+rewrite (check_sql + rewrite, no cache): {(time.perf_counter() - t) / N * 1e6:.0f} us per call")
+            print("parse+check+rewrite (check_sql + rewrite, no cache): "
+                  f"{(time.perf_counter() - t) / N * 1e6:.0f} us per call")
             t = time.perf_counter()
             for _ in range(N):
                 data.rewrites.clear()
                 prepare(QUERY, data, 1, 101)
-            print(f"prepare, cold (cache emptied each call)            : {(time.perf_counter() - t) / N * 1e6:.0f} us per call")
+            print("prepare, cold (cache emptied each call)            : "
+                  f"{(time.perf_counter() - t) / N * 1e6:.0f} us per call")
             prepare(QUERY, data, 1, 101)
             t = time.perf_counter()
             for _ in range(N * 20):
                 prepare(QUERY, data, 1, 101)
-            print(f"prepare, cached (LRU hit)                          : {(time.perf_counter() - t) / (N * 20) * 1e6:.2f} us per call")
+            print("prepare, cached (LRU hit)                          : "
+                  f"{(time.perf_counter() - t) / (N * 20) * 1e6:.2f} us per call")
 
             plain, cold, warm = [], [], []
             for _ in range(N):
@@ -107,7 +109,8 @@ async def main() -> None:
 
             # Statements per call, measured: transactions (BEGIN..ROLLBACK) and statements seen by the server.
             async def counters():
-                cur = await conn.execute("SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+                cur = await conn.execute(
+                    "SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()")
                 return (await cur.fetchone())[0]
             await conn.execute("SELECT pg_stat_force_next_flush()")
             before = await counters()
@@ -186,11 +189,11 @@ async def over_mcp(server, owner: str, fixture: str, tables: bool = False) -> No
     from schema_architect.server.settings import Settings
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from bare_server import make_server
-
     from urllib.parse import quote
 
     from psycopg.conninfo import conninfo_to_dict
+
+    from bare_server import make_server
 
     admin = server.get_uri()
     parts = conninfo_to_dict(owner)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import psycopg
 
+from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.project.scratch import spec_schema
 from schema_architect.tools.project.seed import SeedPlan, seed_schema
-from schema_architect.tools.database.ddl import schema_ddl
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -53,7 +53,7 @@ class Stats:
         self.slow = self.busy = self.left = 0
         self.backends_max = 0
 
-    def take(self) -> "Stats":
+    def take(self) -> Stats:
         """This window's figures; the counters start again."""
         out, fresh = Stats(), Stats()
         out.__dict__.update(self.__dict__)

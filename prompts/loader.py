@@ -56,7 +56,7 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "FrontMatterError",
@@ -81,8 +81,8 @@ ARGUMENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):(?:\s+(.*?))?\s*$")
 _ITEM = re.compile(r"^(\s+)-(?:\s+(.*?))?\s*$")
 _NOT_PLAIN_WORDS = {"null", "~", "yes", "no", "on", "off", "y", "n", "true", "false"}
-_NUMBER = re.compile(r"^[-+]?(?:\.?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.inf|\.nan|0x[0-9a-fA-F]+|0o[0-7]+)$",
-                     re.IGNORECASE)
+_NUMBER = re.compile(r"^[-+]?(?:\.?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?"
+                     r"|\.inf|\.nan|0x[0-9a-fA-F]+|0o[0-7]+)$", re.IGNORECASE)
 _INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
 
 
@@ -458,7 +458,7 @@ def register_prompts(mcp: Any, prompts: list[PromptDef] | None = None) -> list[s
 
     class TemplatePrompt(Prompt):
         async def render(self, arguments: dict[str, Any] | None, context: Any = None) -> list[Any]:
-            return [UserMessage(self.fn(**(arguments or {})))]
+            return [UserMessage(cast(str, self.fn(**(arguments or {}))))]  # fn: renderer()'s, below
 
     def renderer(prompt: PromptDef):
         def fn(**kwargs: str) -> str:

@@ -78,7 +78,8 @@ def create_server(settings: Settings) -> MCPServer:
         from .auth import verifier_from
 
         verifier = verifier_from(settings)
-        auth = AuthSettings(issuer_url=settings.jwt_issuer, resource_server_url=None)
+        # verifier_from refused a missing issuer; pydantic validates the text as a URL
+        auth = AuthSettings(issuer_url=settings.jwt_issuer, resource_server_url=None)  # type: ignore[arg-type]
     mcp = SchemaArchitectServer("schema-architect", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan,
                     token_verifier=verifier, auth=auth)
     register_prompts(mcp)
@@ -148,14 +149,15 @@ def _register_resources(mcp: MCPServer, settings: Settings) -> None:
 
     @mcp.resource("schema://database/{table}", mime_type="application/json", title="One table, live",
                   description="One table as the live database has it: columns, keys, indexes, policies")
-    async def database_table(table: str, ctx: Context) -> str:
+    async def database_table(table: str, ctx: Context[AppContext]) -> str:
         from ..tools.database.catalog import read_table
 
         app = ctx.request_context.lifespan_context
         if not app.db.configured:
             raise ResourceNotFoundError("No database is configured: set DATABASE_URL.")
         try:
-            schema = (await app.db.run_read_only(lambda conn: read_table(conn, table.lower()))).schema  # that table only
+            # that table only
+            schema = (await app.db.run_read_only(lambda conn: read_table(conn, table.lower()))).schema
         except DatabaseUnavailable as exc:
             raise ResourceNotFoundError(redact_url(str(exc))) from None
         found = schema.table(table.lower())

@@ -90,22 +90,22 @@ def _expected(prop: dict[str, Any], root: dict[str, Any], depth: int = 0) -> str
     if "anyOf" in prop:
         return _one_of([_expected(p, root, depth + 1) for p in prop["anyOf"]])
     types = prop.get("type", [])
-    words = []
+    words: list[str] = []
     for t in types if isinstance(types, list) else [types]:
         if t == "array":
             item = _expected(prop["items"], root, depth + 1) if "items" in prop else "a value"
             words.append(f"a list whose items are each {item};" if " or " in item.replace("true or false", "")
                          else "a list of " + _plural(item))
         else:
-            words.append(_TYPE_WORDS.get(t, t))
+            words.append(_TYPE_WORDS.get(t) or t)
     text = _one_of(words) or "a value"
     if "minimum" in prop or "maximum" in prop:
         text += f" from {prop.get('minimum', '-')} to {prop.get('maximum', '-')}"
     return text
 
 
-_TYPE_WORDS = {"string": "text", "integer": "an integer", "number": "a number", "boolean": "true or false",
-               "null": "null", "object": "an object"}
+_TYPE_WORDS: dict[str, str] = {"string": "text", "integer": "an integer", "number": "a number",
+                               "boolean": "true or false", "null": "null", "object": "an object"}
 
 
 def _one_of(words: list[str]) -> str:
@@ -128,7 +128,7 @@ def _plural(text: str) -> str:
 class SchemaArchitectServer(MCPServer):
     """``MCPServer`` with arguments checked as sent and every expected error in the agent's one shape."""
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context=None):  # type: ignore[override]
+    async def call_tool(self, name: str, arguments: dict[str, Any], context=None):
         schema = await self._input_schema(name)
         arguments = arguments or {}
         prefix = f"Error executing tool {name}: "
@@ -144,13 +144,13 @@ class SchemaArchitectServer(MCPServer):
                 raise ToolError(prefix + redact_url(cause.for_agent())) from None
             raise
 
-    async def list_tools(self):  # type: ignore[override]
+    async def list_tools(self):
         """The tools with their lean input schemas (server/results.py: no titles or null-only noise, and
         ``additionalProperties: false``); the SDK still validates arguments with the tool's own model."""
         return [tool.model_copy(update={"input_schema": input_schema(tool.input_schema)})
                 for tool in await super().list_tools()]
 
-    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):  # type: ignore[override]
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context=None):
         from ..prompts.loader import unknown_prompt
 
         names = [p.name for p in await self.list_prompts()]

@@ -165,6 +165,7 @@ def _check(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not ok:
         err.write(text.removeprefix("Error executing tool diff_models_vs_spec: ") + "\n")
         return 1
+    assert result is not None  # a tool's success carries its structured result
     threshold = SEVERITIES.index(ns.fail_on)
     failing = [d for d in result["drifts"] if SEVERITIES.index(d["severity"]) <= threshold]
     role = anyio.run(_role_report, settings) if ns.database else None
@@ -277,8 +278,8 @@ def _scoped_role(ns: argparse.Namespace, out: TextIO) -> int:
 
     user_tables = None
     if ns.rls:
-        from ..tools.spec.lint import find_users_table
         from ..tools.read_schema_spec import read_schema_spec
+        from ..tools.spec.lint import find_users_table
 
         settings = _settings(ns)
         try:

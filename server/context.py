@@ -65,7 +65,7 @@ class Call:
     direct_db: Database
     kept: Kept  # call.kept(SomeClass): the server's one instance
 
-    def __init__(self, app: AppContext, ctx: Context) -> None:
+    def __init__(self, app: AppContext, ctx: Context[AppContext]) -> None:
         # Plain attributes, not properties: this is on every call's path.
         self.settings, self.db, self.direct_db, self.kept = app.settings, app.db, app.direct_db, app.kept
         self._ctx = ctx
@@ -96,7 +96,7 @@ class Call:
 
 
 #: Exceptions that are the caller's to fix; their messages are written for the agent (tools/schema/errors.py).
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (AgentError,)
+EXPECTED_ERRORS: tuple[type[AgentError], ...] = (AgentError,)
 
 
 @contextmanager

@@ -27,9 +27,9 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
@@ -357,11 +357,8 @@ class _Pool:
 
     async def _discard(self, conn: AsyncConnection) -> None:
         self.opened -= 1
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            try:
-                await conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2), suppress(Exception):
+            await conn.close()
 
     async def close(self) -> None:
         self.closed = True
@@ -389,8 +386,8 @@ class Database:
     def __init__(self, url: str | None, *, project: Path, embedded: bool = True, max_size: int = 5,
                  connect_timeout_s: float = 20.0, caller_max_calls: int = 2, quick_reserve: int = 1,
                  slow_call_s: float = 1.0, caller: Callable[[], Hashable | None] = lambda: None,
-                 on_embedded_start: Callable[["AsyncConnection"], Awaitable[object]] | None = None,
-                 follow_spec: Callable[["AsyncConnection"], Awaitable[object]] | None = None) -> None:
+                 on_embedded_start: Callable[[AsyncConnection], Awaitable[object]] | None = None,
+                 follow_spec: Callable[[AsyncConnection], Awaitable[object]] | None = None) -> None:
         """``follow_spec``: for the embedded database only, run on every connection before it is handed out
         (it rebuilds the database when the spec changed, cheaply does nothing otherwise); what it returns
         is kept as :attr:`embedded_state`. ``on_embedded_start`` runs once, when the embedded server starts.
@@ -413,7 +410,7 @@ class Database:
         self._lock = anyio.Lock()
         self._follow_lock = anyio.Lock()
         #: What follow_spec last said about the embedded database (None: not embedded, or not started).
-        self.embedded_state: object | None = None
+        self.embedded_state: Any = None  # follow_spec's ScratchState (tools/project/scratch.py)
         #: Connections handed out so far: a caller compares before and after to tell if it touched the database.
         self.touches = 0
 
@@ -472,11 +469,13 @@ class Database:
                 await pool.release(conn)
         return pool
 
-    async def _follow(self, conn: "AsyncConnection") -> None:
+    async def _follow(self, conn: AsyncConnection) -> None:
         """The embedded database follows the spec: checked on each connection (one local query and a hash
         of the spec file); rebuilt, one caller at a time, when the spec changed."""
         async with self._follow_lock:
-            self.embedded_state = await self._follow_spec(conn)
+            follow = self._follow_spec
+            assert follow is not None  # _handed_out calls this only with one
+            self.embedded_state = await follow(conn)
 
     async def pool(self) -> _Pool:
         if self._pool is not None:  # opened: no lock to take
@@ -507,7 +506,7 @@ class Database:
         finally:
             await pool.release(conn)
 
-    async def _handed_out(self, conn: "AsyncConnection") -> None:
+    async def _handed_out(self, conn: AsyncConnection) -> None:
         """Counted (a caller compares touches before and after), and on the embedded database made to
         follow the spec."""
         self.touches += 1

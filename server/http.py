@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-
 from mcp.server.mcpserver import MCPServer
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -92,8 +91,8 @@ def http_app(server: MCPServer, *, host: str, allowed_hosts: list[str], token: s
                                              + [f"http://{h}" for h in allowed_hosts])
     app = server.streamable_http_app(host=host, transport_security=security, max_sessions=limits.max_sessions,
                                      session_idle_timeout=limits.session_idle_s)
-    app = SessionLimits(app, limits)
-    return require_bearer(app, token) if token else app
+    limited = SessionLimits(app, limits)
+    return require_bearer(limited, token) if token else limited
 
 
 @dataclass
@@ -272,7 +271,7 @@ def timed_protocol(header_timeout_s: float) -> type:
     class TimedH11Protocol(H11Protocol):
         _head_timer = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._watch_head()
 
@@ -321,7 +320,9 @@ def serve_http(server: MCPServer, *, host: str, port: int, allowed_hosts: list[s
     # reuses it, and that request is lost (seen in bench/bench_load.py).
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=75,
                             http=timed_protocol(limits.header_timeout_s), limit_concurrency=limits.max_connections,
-                            timeout_graceful_shutdown=limits.shutdown_timeout_s, lifespan="on")
+                            # a float: uvicorn hands it to asyncio.wait_for, which takes one
+                            timeout_graceful_shutdown=limits.shutdown_timeout_s,  # type: ignore[arg-type]
+                            lifespan="on")
     # uvicorn stops on the signal, then raises it again once it has restored the handlers it found: with
     # Python's defaults the process would die by the signal (SIGTERM) or a KeyboardInterrupt (SIGINT).
     # Handlers that do nothing make that last raise harmless; the shutdown itself is uvicorn's.

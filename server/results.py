@@ -177,17 +177,17 @@ class Snapshots:
     Each is kept with its :class:`Layout`, so the next page is only a selection."""
 
     def __init__(self, size: int = 4, ttl_s: float = 300.0) -> None:
-        self._entries: OrderedDict[Hashable, tuple[float, tuple[dict[str, Any], Layout]]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, tuple[dict[str, Any], Layout | None]]] = OrderedDict()
         self._size, self._ttl_s = size, ttl_s
 
-    def get(self, key: Hashable) -> tuple[dict[str, Any], Layout] | None:
+    def get(self, key: Hashable) -> tuple[dict[str, Any], Layout | None] | None:
         entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry[0] > self._ttl_s:
             self._entries.pop(key, None)
             return None
         return entry[1]
 
-    def put(self, key: Hashable, data: dict[str, Any], plan: Layout) -> None:
+    def put(self, key: Hashable, data: dict[str, Any], plan: Layout | None) -> None:
         self._entries[key] = (time.monotonic(), (data, plan))
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
@@ -246,7 +246,8 @@ def _shallow(prop: dict, defs: dict, depth: int = 0) -> dict[str, Any]:
     kind = prop.get("type")
     if kind == "array":
         items = prop.get("items")
-        return {"type": "array", "items": _shallow(items, defs, depth + 1)} if items and depth < 1 else {"type": "array"}
+        return ({"type": "array", "items": _shallow(items, defs, depth + 1)} if items and depth < 1
+                else {"type": "array"})
     if kind == "object" or "properties" in prop:
         return {"type": "object"}
     out: dict[str, Any] = {"type": kind} if kind else {}

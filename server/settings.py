@@ -8,10 +8,9 @@ the project root. CLI flags win over both.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from typing import Annotated
-
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -160,7 +159,7 @@ class Settings(BaseSettings):
         return names
 
     @classmethod
-    def load(cls, project: Path | None = None, **overrides: object) -> Settings:
+    def load(cls, project: Path | None = None, **overrides: Any) -> Settings:
         """Settings from the environment and ``<project>/.env``, with explicit overrides on top."""
         root = (project or Path(overrides.pop("project", None) or Path.cwd())).resolve()
         env_file = root / ".env"

@@ -93,7 +93,8 @@ def _handler(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter("ctx", keyword, annotation=Context[AppContext])]
     if spec.question is not None:
-        answer_type = Annotated[ElicitationResult[spec.question.model], Resolve(_resolver(spec))]
+        # a type built at run time, for the SDK to read: no type checker can follow it
+        answer_type = Annotated[ElicitationResult[spec.question.model], Resolve(_resolver(spec))]  # type: ignore[name-defined]
         params.append(inspect.Parameter(ANSWER, keyword, annotation=answer_type))
     params += own
     if spec.detail:
@@ -125,7 +126,7 @@ def _resolver(spec: ToolSpec) -> Callable[..., Awaitable[Any]]:
     hints = get_type_hints(question.ask, include_extras=True)
     own = [p.replace(annotation=hints.get(p.name, Any)) for p in inspect.signature(question.ask).parameters.values()
            if p.name not in NOT_ARGUMENTS]
-    returns = Elicit[question.model] | Any
+    returns = Elicit[question.model] | Any  # type: ignore[name-defined]  # built at run time, as above
 
     async def ask(ctx: Context[AppContext], **given: Any) -> Any:
         asked = await question.ask(Call(ctx.request_context.lifespan_context, ctx), **given)

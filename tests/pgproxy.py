@@ -43,10 +43,10 @@ class Counts:
     writes: int = 0
     connections: int = 0
 
-    def __sub__(self, other: "Counts") -> "Counts":
+    def __sub__(self, other: Counts) -> Counts:
         return Counts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
-    def copy(self) -> "Counts":
+    def copy(self) -> Counts:
         return Counts(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
@@ -103,7 +103,7 @@ class PgProxy:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    async def __aenter__(self) -> "PgProxy":
+    async def __aenter__(self) -> PgProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -216,7 +216,7 @@ class ProxyProcess:
     def __init__(self, target: str | tuple[str, int], *, delay_s: float) -> None:
         self.target, self.delay_s, self.port = target, delay_s, 0
 
-    def __enter__(self) -> "ProxyProcess":
+    def __enter__(self) -> ProxyProcess:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")

@@ -15,6 +15,7 @@ The command gets ``SCHEMA_ARCHITECT_TEST_ADMIN_URL`` (a superuser URL) in its en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -334,10 +335,8 @@ def main(argv: list[str]) -> int:
     with PgServer(trust=True) as server:
         if not command:
             print(server.admin_url, flush=True)
-            try:
+            with contextlib.suppress(EOFError):
                 input("PostgreSQL 15 running; press Enter to stop it.\n")
-            except EOFError:
-                pass
             return 0
         env = dict(os.environ, SCHEMA_ARCHITECT_TEST_ADMIN_URL=server.admin_url)
         print(f"pgservers: PostgreSQL 15 on 127.0.0.1:{server.port}: {' '.join(command)}", file=sys.stderr)

@@ -25,7 +25,7 @@ def body(path: Path) -> str:
 
 
 def test_every_role_has_a_prompt_and_an_agent() -> None:
-    assert ROLES == sorted(p.stem for p in (REPO / "prompts").glob("*.md")) and len(ROLES) == 5
+    assert sorted(p.stem for p in (REPO / "prompts").glob("*.md")) == ROLES and len(ROLES) == 5
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -136,7 +136,8 @@ class Task(SQLModel, table=True):
     __tablename__ = "tasks"
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: {key_type} = Field({"sa_type=Text, " if key_type == "str" else ""}foreign_key="{user}.id", ondelete="CASCADE")
+    user_id: {key_type} = Field({"sa_type=Text, " if key_type == "str" else ""}foreign_key="{user}.id", \
+ondelete="CASCADE")
     title: str = Field(max_length=200)
 '''
     return head + (STUB.format(user=user) if stub else "") + task
@@ -154,7 +155,8 @@ _ALEMBIC = re.compile(r"op\.\w+\(\s*'([^']+)'|op\.\w+\(\s*\"([^\"]+)\"|table_nam
 
 def tables_touched(fix: dict) -> set[str]:
     """The tables a fix's SQL or Alembic operation changes (comments ignored)."""
-    sql = "\n".join(line for line in (fix.get("migration_sql") or "").splitlines() if not line.lstrip().startswith("--"))
+    sql = "\n".join(line for line in (fix.get("migration_sql") or "").splitlines()
+                    if not line.lstrip().startswith("--"))
     found = {m.group(1).strip('"').rpartition(".")[2] for m in _TARGET.finditer(sql)}
     for m in _ALEMBIC.finditer(fix.get("alembic_op") or ""):
         found.add(next(g for g in m.groups() if g))
@@ -271,7 +273,8 @@ async def test_a_stub_never_makes_the_table_ours(tmp_path: Path) -> None:
 
 async def test_a_changed_key_type_on_users_is_breaking(tmp_path: Path, make_database) -> None:
     # Better Auth with generateId: "uuid"; the spec and the stub say text ids.
-    ddl = SHAPES["usePlural"][2].replace('"id" text NOT NULL PRIMARY KEY, "name"', '"id" uuid NOT NULL PRIMARY KEY, "name"')
+    ddl = SHAPES["usePlural"][2].replace('"id" text NOT NULL PRIMARY KEY, "name"',
+                                         '"id" uuid NOT NULL PRIMARY KEY, "name"')
     ddl = ddl.replace('"userId" text NOT NULL', '"userId" uuid NOT NULL')
     url = make_database("ba_uuid_key", ddl + ";\n" + tasks_sql("users", key="uuid"))
     spec = spec_text("users").replace("- `users`: Managed by Better Auth, only referenced.\n", """

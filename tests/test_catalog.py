@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -141,7 +142,7 @@ def wire(conn: psycopg.AsyncConnection | psycopg.Connection, tmp_path: Path) -> 
     messages = [line.split("\t") for line in path.read_text().splitlines() if "\t" in line]
     sent = [(m[1], m[3].split(" ")[0].strip()) for m in messages if len(m) > 3]
     counted.statements = sum(1 for d, name in sent if d == "F" and name in ("Execute", "Query"))
-    counted.round_trips = sum(1 for (a, _), (b, _) in zip(sent, sent[1:]) if a == "F" and b == "B")
+    counted.round_trips = sum(1 for (a, _), (b, _) in pairwise(sent) if a == "F" and b == "B")
 
 
 # --- the database under test --------------------------------------------------------------------------
@@ -485,7 +486,7 @@ async def test_index_stats_sizes_scans_and_rows(url: str) -> None:
 
 # --- a schema made by SQLModel (research/diff_index.md §3.1) ----------------------------------------
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042 - as SQLModel projects write it
     active = "active_value"
     disabled = "disabled_value"
 

@@ -16,6 +16,7 @@ from mcp import Client
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.catalog import read_catalog, read_table
+
 from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio

@@ -219,7 +219,9 @@ def test_verify_generated_refuses_anything_but_declarations() -> None:
     assert "c_2_weird_name" in code and "'name': '2 weird name'" in code
     for extra in ("import os\nos.system('id')\n", "class X(SQLModel):\n    x = __import__('os')\n",
                   "class X(SQLModel):\n    def f(self): pass\n", "print('hi')\n",
-                  "class X(SQLModel):\n    y: int = Field(default=(lambda: 1)())\n"):
+                  "class X(SQLModel):\n    y: int = Field(default=(lambda: 1)())\n",
+                  # a comprehension of allowed names: refused as one (its node has no line number)
+                  "class X(SQLModel):\n    y: int = [Field for Field in Field]\n"):
         with pytest.raises(GeneratedCodeError):
             verify_generated(code + "\n" + extra)
 

@@ -7,11 +7,20 @@ import pglast
 import pytest
 
 from schema_architect.tools.database.expressions import norm_default, norm_expr
-from schema_architect.tools.drift import Drift, DiffResult, diff_schemas, differences
-from schema_architect.tools.spec.reader import parse_spec
+from schema_architect.tools.drift import DiffResult, Drift, diff_schemas, differences
 from schema_architect.tools.schema.model import (
-    Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, Schema, Table, UniqueConstraint,
+    Check,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    IndexColumn,
+    Location,
+    Schema,
+    Table,
+    UniqueConstraint,
 )
+from schema_architect.tools.spec.reader import parse_spec
 
 SPEC = "specs/database/schema.md"
 MODELS = "backend/models.py"
@@ -436,7 +445,8 @@ def test_id_type_change_is_breaking_column_type():
     db = edit_column(database_schema(), "tasks", "user_id", type="uuid")
     d = only(run(spec=spec_schema(), database=db))
     assert (d.kind, d.severity) == ("column-type", "breaking")
-    assert fix(d, "database").migration_sql == "ALTER TABLE tasks ALTER COLUMN user_id TYPE varchar USING user_id::varchar;"
+    assert fix(d, "database").migration_sql == \
+        "ALTER TABLE tasks ALTER COLUMN user_id TYPE varchar USING user_id::varchar;"
 
 
 def test_naive_timestamp_is_timestamp_timezone_drift():
@@ -722,7 +732,8 @@ def test_index_missing_in_database_is_created_concurrently():
     f = fix(d, "database")
     assert f.migration_sql == "CREATE INDEX CONCURRENTLY idx_tasks_user_id ON tasks (user_id);"
     assert f.alembic_op == ("with op.get_context().autocommit_block():\n"
-                            "    op.create_index('idx_tasks_user_id', 'tasks', ['user_id'], postgresql_concurrently=True)")
+                            "    op.create_index('idx_tasks_user_id', 'tasks', ['user_id'], "
+                            "postgresql_concurrently=True)")
 
 
 def test_index_extra_in_database():

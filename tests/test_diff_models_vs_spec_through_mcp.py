@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 from conftest import REPO
-from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +86,7 @@ async def test_the_spec_and_models_can_be_named_as_a_file_a_module_or_a_folder(t
     forms = (("app/models.py", "app/models.py"), ("app.models", "app/models.py"),
              ("app", "app/__init__.py, app/models.py"))
     results = await diffs(project, *({"spec": "docs/db/schema.md", "models": models} for models, _ in forms))
-    for (models, source), data in zip(forms, results):
+    for (models, source), data in zip(forms, results, strict=True):
         assert objects_and_kinds(data) == expected, (models, data["drifts"])
         assert [(s["side"], s["source"]) for s in data["sides"]] == [("spec", "docs/db/schema.md"),
                                                                      ("models", source)], models

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from through_mcp import diff_models_vs_spec as diff
 
 from conftest import REPO, require
-from through_mcp import diff_models_vs_spec as diff
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +61,8 @@ def old_sqlmodel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("venvs") / f"sqlmodel-{OLD_SQLMODEL}"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                                "--disable-pip-version-check", "--no-index", "--find-links", str(WHEELS), "-r", str(PINS)],
+                                "--disable-pip-version-check", "--no-index", "--find-links", str(WHEELS),
+                                "-r", str(PINS)],
                                capture_output=True, text=True, timeout=240)
     assert installed.returncode == 0, f"{WHEELS} does not hold what {PINS} asks for:\n{installed.stderr[-2000:]}"
     return venv
@@ -124,7 +125,8 @@ async def test_without_a_project_interpreter_the_version_difference_is_said(tmp_
     assert "no project virtualenv was found" in finding["message"]
     (drift,) = timestamp_drift(data)
     assert drift["caveat"] == (f"The models' type comes from the library version used: read with sqlmodel "
-                               f"{server_version}, the project pins sqlmodel=={OLD_SQLMODEL} (backend/requirements.txt). "
+                               f"{server_version}, the project pins sqlmodel=={OLD_SQLMODEL} "
+                               "(backend/requirements.txt). "
                                f"sqlmodel {server_version} maps a plain `datetime` field to timestamptz; the pinned "
                                "version maps it to timestamp (sqlmodel 0.0.45 changed it), so with the project's own "
                                "version this side would say timestamp.")
@@ -136,7 +138,8 @@ async def test_the_specs_sqlmodel_code_is_read_with_the_projects_meaning_too(tmp
     # Issue 29: a spec whose SQLModel code equals the models reports no drift under the project's 0.0.14,
     # where a plain datetime is timestamp on both sides (not timestamptz for the spec's code only).
     project = make_project(tmp_path, "timestamptz", pins=f"sqlmodel=={OLD_SQLMODEL}\n")
-    (project / "specs" / "database" / "schema.md").write_text(f"# Database schema\n\n## Events\n\n```python\n{MODELS}```\n")
+    (project / "specs" / "database" / "schema.md").write_text(
+        f"# Database schema\n\n## Events\n\n```python\n{MODELS}```\n")
     (project / ".venv").symlink_to(old_sqlmodel_venv, target_is_directory=True)
     data = await diff(project)
     assert data["sides"][1]["versions"]["sqlmodel"] == OLD_SQLMODEL

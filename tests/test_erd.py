@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from schema_architect.tools.spec.erd import mermaid_er
 from schema_architect.tools.schema.model import Column, ForeignKey, Index, IndexColumn, Schema, Table, UniqueConstraint
+from schema_architect.tools.spec.erd import mermaid_er
 
 
 def small() -> Schema:

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from mcp import Client, MCPError
 
+import schema_architect.server
+import schema_architect.tools
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.ddl import schema_ddl
-import schema_architect.server
-import schema_architect.tools
 from schema_architect.tools.schema.errors import CONDITIONS, TOOLS, AgentError, render_errors_doc
 from schema_architect.tools.spec.reader import parse_spec
 

@@ -26,17 +26,18 @@ import anyio
 import psycopg
 import pytest
 
-from pgservers import REPO, PgBouncer, PgServer, create_database, missing
-from conftest import load_reference_without_newest_index, require
-from schema_architect.tools.explain_indexes import recommendations
+from schema_architect.tools.explain_indexes import explain_indexes, recommendations
 from schema_architect.tools.explain_indexes.session import _Stmt
-from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.spec.reader import parse_spec
+
+from conftest import load_reference_without_newest_index, require
+from pgservers import REPO, PgBouncer, PgServer, create_database, missing
 
 pytestmark = pytest.mark.anyio
 
 SPEC_PATH = "specs/database/schema.md"
-HYPOPG_CONTROL = Path(os.environ.get("SCHEMA_ARCHITECT_HYPOPG_CONTROL", "/usr/share/postgresql/15/extension/hypopg.control"))
+HYPOPG_CONTROL = Path(os.environ.get("SCHEMA_ARCHITECT_HYPOPG_CONTROL",
+                                    "/usr/share/postgresql/15/extension/hypopg.control"))
 OWNER, OWNER_PASSWORD = "neondb_owner", "npg_0wnerPassw0rd"
 NEWEST = "SELECT * FROM tasks WHERE user_id = 'u7' ORDER BY created_at DESC LIMIT 50"
 

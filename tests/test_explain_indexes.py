@@ -14,10 +14,9 @@ import anyio
 import psycopg
 import pytest
 
-from schema_architect.tools.explain_indexes import session as explain_session
-from schema_architect.tools.explain_indexes import ExplainError, explain_indexes
-from schema_architect.tools.spec.reader import parse_spec
+from schema_architect.tools.explain_indexes import ExplainError, explain_indexes, session as explain_session
 from schema_architect.tools.schema.errors import UnknownTable
+from schema_architect.tools.spec.reader import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PATH = "specs/database/schema.md"
@@ -288,7 +287,8 @@ async def test_a_full_call_takes_a_constant_number_of_round_trips(ref_url: str) 
     assert off.round_trips == 2 and one.round_trips == 2
     assert full.statements > 10 * full.round_trips  # many statements, few waits
     # Same evidence whether or not candidates are checked: the plans do not depend on the batching.
-    assert [(e.query, e.chosen, e.forced) for e in full.evidence] == [(e.query, e.chosen, e.forced) for e in off.evidence]
+    checked_plans = [(e.query, e.chosen, e.forced) for e in full.evidence]
+    assert checked_plans == [(e.query, e.chosen, e.forced) for e in off.evidence]
 
 
 async def test_a_connection_inside_a_transaction_is_left_as_it_was(ref_url: str) -> None:

@@ -14,10 +14,11 @@ import anyio
 import psycopg
 import pytest
 
-from pgservers import REPO, PgBouncer, PgServer, create_database, missing
-from conftest import load_reference_without_newest_index, require
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.spec.reader import parse_spec
+
+from conftest import load_reference_without_newest_index, require
+from pgservers import REPO, PgBouncer, PgServer, create_database, missing
 
 pytestmark = pytest.mark.anyio
 

@@ -10,13 +10,13 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import psycopg
 import pytest
 from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.sqlsafe.redact import INVISIBLE_RANGES, derive_invisible, escape_invisible
+
 from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio

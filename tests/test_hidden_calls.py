@@ -19,15 +19,16 @@ import pytest
 from mcp import Client
 from psycopg.conninfo import conninfo_to_dict
 
-from fence import rows_in_fence
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
+
+from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "CANARY_JWT_SECRET"
 
-FIXTURE = f"""
+FIXTURE = """
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hc_owner') THEN
     CREATE ROLE hc_owner LOGIN BYPASSRLS;
@@ -150,13 +151,15 @@ async def test_explain_shows_no_estimate_from_other_users_rows(database: str, tm
     """Estimates come from statistics over every user's rows: EXPLAIN of Bob's id and of a made-up id
     read the same, so the plan says nothing about who exists or how much they hold."""
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("INSERT INTO tasks (user_id, title) SELECT 'u_bob', 'BOB_SECRET ' || g FROM generate_series(1, 3000) g")
+        conn.execute("INSERT INTO tasks (user_id, title) "
+                     "SELECT 'u_bob', 'BOB_SECRET ' || g FROM generate_series(1, 3000) g")
         conn.execute("ANALYZE tasks")
     s = settings(database, "hc_owner", tmp_path)
     plans = []
     for who in ("u_bob", "u_nobody"):
         result = await call(s, "run_scoped_query", {
-            "sql": f"EXPLAIN (FORMAT JSON, COSTS ON) SELECT id FROM tasks WHERE user_id = '{who}'", "user_id": "u_alice"})
+            "sql": f"EXPLAIN (FORMAT JSON, COSTS ON) SELECT id FROM tasks WHERE user_id = '{who}'",
+            "user_id": "u_alice"})
         assert not result.is_error, result.content
         plan = json.dumps(rows_in_fence(result.structured_content))
         assert "Plan Rows" not in plan and "Total Cost" not in plan
@@ -208,7 +211,8 @@ async def test_a_cached_verdict_does_not_outlive_a_new_operator(make_database) -
     url = make_database("hidden_calls_cache",
                         "CREATE TABLE users (id text PRIMARY KEY); CREATE TABLE tasks (id serial PRIMARY KEY, "
                         "user_id text NOT NULL REFERENCES users(id), title varchar(50) NOT NULL);"
-                        "INSERT INTO users VALUES ('u_alice'); INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'x');")
+                        "INSERT INTO users VALUES ('u_alice'); "
+                        "INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'x');")
     cache = ClassificationCache(ttl=0)  # every call compares the catalog's version
     sql = "SELECT count(*) FROM tasks t WHERE t.title = 'x'::varchar"
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

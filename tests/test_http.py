@@ -80,7 +80,7 @@ async def test_beyond_loopback_needs_the_bearer_token() -> None:
                                          headers={"Authorization": f"Bearer {token}", "Host": "evil.example"})
         assert denied.status_code == 401
         assert wrong_host.status_code == 421
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
-            async with Client(streamable_http_client(f"http://{host}:{port}/mcp", http_client=http)) as client:
-                result = await client.call_tool("read_schema_spec", {"tables": ["messages"]})
+        async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+                    Client(streamable_http_client(f"http://{host}:{port}/mcp", http_client=http)) as client):
+            result = await client.call_tool("read_schema_spec", {"tables": ["messages"]})
     assert result.structured_content["tables"][0]["name"] == "messages"

@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from fence import rows_in_fence
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
+
+from fence import rows_in_fence
 from test_http import free_port, http_server
 
 pytestmark = pytest.mark.anyio
@@ -81,9 +82,9 @@ def served(todo_url: str, jwks_url: str, tmp_path_factory):
 
 
 async def query(endpoint: str, bearer: str, arguments: dict):
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}) as http:
-        async with Client(streamable_http_client(endpoint, http_client=http)) as client:
-            return await client.call_tool("run_scoped_query", {"sql": "SELECT title FROM tasks", **arguments})
+    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}) as http,
+                Client(streamable_http_client(endpoint, http_client=http)) as client):
+        return await client.call_tool("run_scoped_query", {"sql": "SELECT title FROM tasks", **arguments})
 
 
 async def test_the_caller_is_the_tokens_subject(served: str) -> None:
@@ -119,9 +120,11 @@ async def test_bad_tokens_get_401_before_any_tool_runs(served: str, case: str) -
     }[case]()
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     async with httpx2.AsyncClient() as http:
-        response = await http.post(served, json=init, headers={**headers, "Accept": "application/json, text/event-stream"})
+        response = await http.post(served, json=init,
+                                   headers={**headers, "Accept": "application/json, text/event-stream"})
     assert response.status_code == 401, (case, response.status_code, response.text[:200])
 
 

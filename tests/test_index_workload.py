@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from workload_schema import WORKLOAD_SCHEMA
 
-from pgservers import PgServer, create_database, missing
 from schema_architect.tools.explain_indexes import explain_indexes
 from schema_architect.tools.explain_indexes.reading import needs_per_table
 from schema_architect.tools.schema.model import Column, Schema, Table
-from workload_schema import WORKLOAD_SCHEMA
+
+from pgservers import PgServer, create_database, missing
 
 pytestmark = pytest.mark.anyio
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from schema_architect.server.cli import run
 from schema_architect.tools.project.init import (
     InitError,
     InitReport,
@@ -16,7 +17,6 @@ from schema_architect.tools.project.init import (
     portable_command,
     shipped_agents,
 )
-from schema_architect.server.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ["/opt/venv/bin/schema-architect", "serve"]

@@ -12,7 +12,6 @@ from typing import get_args
 import pytest
 
 from schema_architect.tools.schema.findings import Finding
-from schema_architect.tools.spec.lint import RULES, RuleId, lint_schema
 from schema_architect.tools.schema.model import (
     Check,
     Column,
@@ -25,6 +24,7 @@ from schema_architect.tools.schema.model import (
     Table,
     UniqueConstraint,
 )
+from schema_architect.tools.spec.lint import RULES, RuleId, lint_schema
 
 SPEC = "specs/database/schema.md"
 TRIGGER_NOTE = "updated_at is maintained by the set_updated_at trigger"

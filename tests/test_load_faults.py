@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mcp import Client
 
 from schema_architect.server.db import Database, DatabaseBusy
 from schema_architect.server.fair import CALLER
+
 from test_http import EXE, free_port, http_server
 
 pytestmark = pytest.mark.anyio

@@ -11,13 +11,13 @@ import json
 import re
 from pathlib import Path
 
-import psycopg
 import pytest
 from mcp import Client
 
-from fence import rows_in_fence
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
+
+from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,8 @@ CREATE TABLE account (id text PRIMARY KEY, "accountId" text NOT NULL, "providerI
   "userId" text NOT NULL REFERENCES "user"(id) ON DELETE CASCADE, "accessToken" text, "refreshToken" text,
   "idToken" text, password text);
 CREATE TABLE jwks (id text PRIMARY KEY, "publicKey" text NOT NULL, "privateKey" text NOT NULL);
-INSERT INTO "user" VALUES ('u_alice', 'Alice', 'alice@example.com', true, NULL), ('u_bob', 'Bob', 'bob@example.com', true, NULL);
+INSERT INTO "user" VALUES ('u_alice', 'Alice', 'alice@example.com', true, NULL), \
+('u_bob', 'Bob', 'bob@example.com', true, NULL);
 INSERT INTO session VALUES ('s1', now() + interval '1 day', 'TOKEN_ALICE_SECRET', '127.0.0.1', 'ua', 'u_alice'),
                            ('s2', now() + interval '1 day', 'TOKEN_BOB_SECRET', '127.0.0.1', 'ua', 'u_bob');
 INSERT INTO account VALUES ('a1', 'alice', 'credential', 'u_alice', NULL, NULL, NULL, 'HASH_ALICE_SECRET'),

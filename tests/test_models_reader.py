@@ -19,10 +19,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from schema_architect.tools.models.reader import (
-    ModelsError, ModelsRead, choose_python, find_models, read_models,
-)
 from schema_architect.tools.database.types import from_format_type
+from schema_architect.tools.models.reader import (
+    ModelsError,
+    ModelsRead,
+    choose_python,
+    find_models,
+    read_models,
+)
 from schema_architect.tools.schema.model import ForeignKey, Index, IndexColumn, Location, UniqueConstraint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -457,7 +461,8 @@ def test_reported_schema_matches_what_create_all_builds(reads: dict[str, ModelsR
         uniques = conn.execute("select conrelid::regclass::text, array(select attname from unnest(conkey) "
                                "with ordinality k(num, pos) join pg_attribute on attrelid = conrelid "
                                "and attnum = k.num order by k.pos) "
-                               "from pg_constraint where contype = 'u' and connamespace = 'public'::regnamespace").fetchall()
+                               "from pg_constraint "
+                               "where contype = 'u' and connamespace = 'public'::regnamespace").fetchall()
         fks = conn.execute("select conrelid::regclass::text, pg_get_constraintdef(oid) from pg_constraint "
                            "where contype = 'f' and connamespace = 'public'::regnamespace").fetchall()
 
@@ -507,7 +512,7 @@ def test_the_child_never_imports_our_package() -> None:
     child = (Path(__file__).parents[1] / "tools" / "models" / "_child.py").read_text()
     imports = re.findall(r"^\s*(?:from|import) ([\w.]+)", child, re.M)
     assert {i.split(".")[0] for i in imports} <= {
-        "__future__", "ast", "importlib", "inspect", "json", "os", "re", "signal", "sys", "time",
+        "__future__", "ast", "contextlib", "importlib", "inspect", "json", "os", "re", "signal", "sys", "time",
         "traceback", "types", "sqlalchemy",
     }
 

@@ -18,12 +18,13 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import TODO_USERS, PgBouncer, PgServer, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.db import Database
 from schema_architect.server.settings import Settings
 from schema_architect.tools.database.catalog import read_catalog
+
 from fence import rows_in_fence
+from pgservers import TODO_USERS, PgBouncer, PgServer, make_project
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +48,12 @@ def test_the_pooler_is_in_transaction_mode(servers) -> None:
         config = {row[0]: row[1] for row in admin.execute("SHOW CONFIG").fetchall()}
     assert config["pool_mode"] == "transaction" and config["default_pool_size"] == "2"
     # Control: psycopg's default (prepare after 5 runs of a query) fails through it sooner or later.
-    with pytest.raises((psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)):
-        with psycopg.connect(bouncer.url("neondb"), autocommit=True, prepare_threshold=0) as a, \
-                psycopg.connect(bouncer.url("neondb"), autocommit=True, prepare_threshold=0) as b:
-            for _ in range(10):  # two clients, two server sessions: a statement lands on the other one
-                a.execute("SELECT 1 FROM tasks WHERE id = %s", (1,))
-                b.execute("SELECT 2 FROM tasks WHERE id = %s", (1,))
+    with (pytest.raises((psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)),
+          psycopg.connect(bouncer.url("neondb"), autocommit=True, prepare_threshold=0) as a,
+          psycopg.connect(bouncer.url("neondb"), autocommit=True, prepare_threshold=0) as b):
+        for _ in range(10):  # two clients, two server sessions: a statement lands on the other one
+            a.execute("SELECT 1 FROM tasks WHERE id = %s", (1,))
+            b.execute("SELECT 2 FROM tasks WHERE id = %s", (1,))
 
 
 @pytest.mark.parametrize("hint", ["pgbouncer=true", "-pooler host"])

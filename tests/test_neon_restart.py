@@ -18,11 +18,12 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import PASSWORD, PgServer, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.db import APPLICATION_NAME
 from schema_architect.server.settings import Settings
+
 from fence import rows_in_fence
+from pgservers import PASSWORD, PgServer, make_project
 
 pytestmark = pytest.mark.anyio
 

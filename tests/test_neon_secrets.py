@@ -22,9 +22,10 @@ import psycopg
 import pytest
 from mcp import Client
 
-from pgservers import PgServer, free_port, make_project
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
+
+from pgservers import PgServer, free_port, make_project
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,7 @@ CALLS = [
 @pytest.fixture(scope="module")
 def pg(neon_pg15):
     with psycopg.connect(neon_pg15.admin_url, autocommit=True) as conn:
-        conn.execute("CREATE ROLE app_owner LOGIN PASSWORD %s" % psycopg.sql.quote(SECRET))
+        conn.execute(f"CREATE ROLE app_owner LOGIN PASSWORD {psycopg.sql.quote(SECRET)}")
     with psycopg.connect(neon_pg15.url("neondb"), autocommit=True) as conn:
         conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app_owner")
         conn.execute("GRANT ALL ON SCHEMA public TO app_owner")

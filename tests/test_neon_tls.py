@@ -13,9 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgservers import PASSWORD, PgServer, missing
-from conftest import require
 from schema_architect.server.db import APPLICATION_NAME, Database, DatabaseUnavailable, normalize_url
+
+from conftest import require
+from pgservers import PASSWORD, PgServer, missing
 
 pytestmark = pytest.mark.anyio
 

@@ -28,11 +28,12 @@ async def conn(pg_url: str, request: pytest.FixtureRequest):
 async def test_results_come_back_in_order_with_the_types_a_cursor_gives(conn) -> None:
     first, second, third = await run_batch(conn, [
         ("SELECT $1::int + 1 AS n, $2::text AS t", [41, "x"]),
-        ("SELECT $1::numeric AS d, timestamptz '2025-01-02 03:04:05+00' AS at, $2::int[] AS ids", [Decimal("1.50"), [1, 2]]),
+        ("SELECT $1::numeric AS d, timestamptz '2025-01-02 03:04:05+00' AS at, $2::int[] AS ids",
+         [Decimal("1.50"), [1, 2]]),
         ("ROLLBACK", ()),
     ])
     assert first.columns == [("n", 23), ("t", 25)] and first.rows == [(42, "x")]
-    assert second.rows == [(Decimal("1.50"), dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), [1, 2])]
+    assert second.rows == [(Decimal("1.50"), dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC), [1, 2])]
     assert third.rows == [] and third.error is None and not third.aborted
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 

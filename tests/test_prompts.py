@@ -328,13 +328,13 @@ def test_name_check_catches_a_misspelt_tool() -> None:
 
 def test_result_fields_named_in_the_texts_exist() -> None:
     from schema_architect.tools.propose_table import ProposeTableResult
+    from schema_architect.tools.propose_table.design import ProposedColumn
     from schema_architect.tools.read_schema_spec import ReadSchemaSpecResult
     from schema_architect.tools.run_scoped_query import ScopedQueryResult
-    from schema_architect.tools.propose_table.design import ProposedColumn
 
     fields = set().union(*(m.model_fields for m in (ProposeTableResult, ReadSchemaSpecResult, ScopedQueryResult)))
-    assert RESULT_FIELDS <= fields, RESULT_FIELDS - fields
-    assert COLUMN_FIELDS <= set(ProposedColumn.model_fields)
+    assert fields >= RESULT_FIELDS, RESULT_FIELDS - fields
+    assert set(ProposedColumn.model_fields) >= COLUMN_FIELDS
 
 
 @pytest.mark.anyio
@@ -369,7 +369,7 @@ def test_agents_are_the_five_roles_with_unique_kebab_case_names() -> None:
     names = [read_agent(path)[0].get("name") for path in AGENT_FILES]
     assert len(names) == len(set(names))
     assert set(names) == ROLES
-    for path, name in zip(AGENT_FILES, names):
+    for path, name in zip(AGENT_FILES, names, strict=True):
         assert re.fullmatch(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*", name)
         assert path.stem == name
 

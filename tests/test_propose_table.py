@@ -13,8 +13,8 @@ from mcp.types import ElicitResult
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
-from schema_architect.tools.propose_table import proof as propose_check
 from schema_architect.tools.database.ddl import schema_ddl
+from schema_architect.tools.propose_table import proof as propose_check
 from schema_architect.tools.spec.file import content_hash
 from schema_architect.tools.spec.reader import parse_spec
 

@@ -12,12 +12,12 @@ import hashlib
 
 import pytest
 from mcp import Client
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 from conftest import REPO
-from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from through_mcp import diff_models_vs_spec as diff
 
 from schema_architect.server.cli import run
 from schema_architect.tools.database.ddl import create_table_sql
@@ -21,7 +22,6 @@ from schema_architect.tools.drift import Drift, SideValue
 from schema_architect.tools.models.pins import Pin, project_pins, version_mismatches
 from schema_architect.tools.spec.lint import lint_schema
 from schema_architect.tools.spec.reader import parse_spec
-from through_mcp import diff_models_vs_spec as diff
 
 
 def cols(table):

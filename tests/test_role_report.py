@@ -15,14 +15,15 @@ import psycopg
 import pytest
 from mcp import Client
 
-from conftest import REPO
 from schema_architect.server.app import create_server
 from schema_architect.server.cli import run
 from schema_architect.server.settings import Settings
-from schema_architect.tools.database.role import read_role_report
 from schema_architect.tools.database.ddl import schema_ddl
+from schema_architect.tools.database.role import read_role_report
 from schema_architect.tools.run_scoped_query import scoped_role_ddl
 from schema_architect.tools.spec.reader import parse_spec
+
+from conftest import REPO
 
 pytestmark = pytest.mark.anyio
 

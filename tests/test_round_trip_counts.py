@@ -34,20 +34,20 @@ def declared(tool: str) -> int:
 
 
 async def test_the_proxy_counts_waits_not_statements(pg_url: str) -> None:
-    async with PgProxy(unix_target(pg_url), delay_s=DELAY_S) as proxy:
-        async with await psycopg.AsyncConnection.connect(through(pg_url, proxy), autocommit=True) as conn:
-            before = proxy.snapshot()
-            async with conn.pipeline():  # three statements, no wait between them
-                for _ in range(3):
-                    await conn.execute("SELECT 1", prepare=False)
-            piped = proxy.snapshot() - before
-            before = proxy.snapshot()
-            for _ in range(3):  # three statements, each awaited
-                await (await conn.execute("SELECT %s::int", [1], prepare=False)).fetchall()
-            apart = proxy.snapshot() - before
-            before = proxy.snapshot()
-            await conn.execute("SELECT 1; SELECT 2")  # one Query message
-            simple = proxy.snapshot() - before
+    async with (PgProxy(unix_target(pg_url), delay_s=DELAY_S) as proxy,
+                await psycopg.AsyncConnection.connect(through(pg_url, proxy), autocommit=True) as conn):
+        before = proxy.snapshot()
+        async with conn.pipeline():  # three statements, no wait between them
+            for _ in range(3):
+                await conn.execute("SELECT 1", prepare=False)
+        piped = proxy.snapshot() - before
+        before = proxy.snapshot()
+        for _ in range(3):  # three statements, each awaited
+            await (await conn.execute("SELECT %s::int", [1], prepare=False)).fetchall()
+        apart = proxy.snapshot() - before
+        before = proxy.snapshot()
+        await conn.execute("SELECT 1; SELECT 2")  # one Query message
+        simple = proxy.snapshot() - before
     assert piped.round_trips == 1 and piped.executes == 3
     assert apart.round_trips == 3 and apart.syncs == 3
     assert simple.round_trips == 1

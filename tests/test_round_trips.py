@@ -72,7 +72,8 @@ async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_p
         text = f.read()
     statements = _statements(text[:middle - start])
     # BEGIN, the settings, the query, then ROLLBACK and the reset: one write, no check before it.
-    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
+    assert [(s.split() or [""])[0] for s in statements] == \
+        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
     # A failed query is followed by one more statement (were the tables it reads changed?), no warning.
     assert len(_statements(text[middle - start:])) == 6
     assert "WARNING" not in text, text
@@ -117,4 +118,5 @@ async def test_a_map_past_its_age_is_checked_in_the_calls_own_write(logged) -> N
     with log.open(errors="replace") as f:
         f.seek(start)
         statements = _statements(f.read())
-    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
+    assert [(s.split() or [""])[0] for s in statements] == \
+        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements

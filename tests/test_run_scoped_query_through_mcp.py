@@ -15,13 +15,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from mcp import Client
+from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 
 from conftest import with_database
 from fence import rows_in_fence
-from through_mcp import assert_annotations_as_its_page_states, listed_tool
 
 pytestmark = pytest.mark.anyio
 

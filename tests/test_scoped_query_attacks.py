@@ -12,6 +12,7 @@ holds only the caller's rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pglast import parse_sql
 from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
-from pglast import parse_sql
 
-from conftest import SHARED, require, shared_missing, with_database
 from schema_architect.tools.run_scoped_query import json_safe, run_scoped_query
 from schema_architect.tools.sqlsafe import ClassificationCache, QueryFailed, QueryRefused
+
+from conftest import SHARED, require, shared_missing, with_database
 
 pytestmark = pytest.mark.anyio
 
@@ -181,10 +183,8 @@ def attack_db(make_database, pg_admin_url):
     dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with _admin(url) as conn:
         for ext in ("dblink", "pg_stat_statements"):
-            try:
+            with contextlib.suppress(psycopg.Error):
                 conn.execute(pgsql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(pgsql.Identifier(ext)))
-            except psycopg.Error:
-                pass
         conn.execute(FIXTURE.replace("ALTER DATABASE neondb", f'ALTER DATABASE "{dbname}"'))
         conn.execute("GRANT agent_ro TO app_owner")  # as on Neon: the owner role may SET ROLE to it
     oracles = {}
@@ -361,7 +361,7 @@ async def _session_state(conn) -> dict:
     if not conn.autocommit:
         await conn.rollback()
     return dict(zip(["prepared", "advisory", "cursors", "app.user_id", "statement_timeout", "search_path",
-                     "current_user", "read_only"], row))
+                     "current_user", "read_only"], row, strict=True))
 
 
 def test_shared_attack_cases_are_here() -> None:

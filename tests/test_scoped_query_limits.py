@@ -10,13 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from mcp import Client
 
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 from schema_architect.tools.sqlsafe.rewriter import MAX_ROW_BYTES
+
 from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio

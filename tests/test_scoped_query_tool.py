@@ -14,6 +14,7 @@ from mcp import Client
 from schema_architect.server.app import create_server
 from schema_architect.server.cli import run
 from schema_architect.server.settings import Settings
+
 from fence import rows_in_fence
 
 pytestmark = pytest.mark.anyio

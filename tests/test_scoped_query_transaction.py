@@ -71,7 +71,8 @@ async def test_settings_changed_inside_the_query_do_not_survive_it(db_url: str, 
     with psycopg.connect(db_url, autocommit=True) as fresh:
         expected = fresh.execute(SESSION_SQL).fetchone()
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=autocommit) as conn:
-        await run_scoped_query(conn, "SELECT body, effect FROM notice_settings", "alice", shared_tables=SHARED, cache=ClassificationCache())
+        await run_scoped_query(conn, "SELECT body, effect FROM notice_settings", "alice", shared_tables=SHARED,
+                               cache=ClassificationCache())
         cur = await conn.execute(SESSION_SQL)
         assert await cur.fetchone() == expected
         assert expected[0] == "" and expected[3] == "off"
@@ -81,7 +82,8 @@ async def test_settings_changed_inside_the_query_do_not_survive_it(db_url: str, 
 async def test_a_view_that_writes_is_stopped_by_the_read_only_transaction(db_url: str, autocommit: bool) -> None:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=autocommit) as conn:
         with pytest.raises(QueryFailed) as info:
-            await run_scoped_query(conn, "SELECT body, effect FROM notice_audit", "alice", shared_tables=SHARED, cache=ClassificationCache())
+            await run_scoped_query(conn, "SELECT body, effect FROM notice_audit", "alice", shared_tables=SHARED,
+                                   cache=ClassificationCache())
         assert "25006" in str(info.value)  # read_only_sql_transaction
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         # The connection is usable at once, and still not read-only outside the call.
@@ -116,7 +118,8 @@ async def test_nothing_a_call_did_survives_on_the_pooled_connection(db_url: str)
                 assert not failing
             except QueryFailed as exc:
                 assert failing and "22012" in str(exc), exc
-            cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
             assert (await cur.fetchone())[0] == 0
             cur = await conn.execute("SELECT random()")
             assert (await cur.fetchone())[0] != seeded

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from schema_architect.tools.spec.reader import parse_spec
 
@@ -184,7 +183,8 @@ class Task(TaskBase, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     tags: list = Field(sa_column=Column(JSONB))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=text("now()"), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=text("now()"), \
+nullable=False))
     owner: "User" = Relationship(back_populates="tasks")
 
 class User(SQLModel, table=True):

@@ -311,5 +311,5 @@ def test_corpus_write_through_the_file_keeps_the_byte_order_mark(tmp_path: Path)
         original = BOM + crlf(text).encode()
         target.write_bytes(original)
         new = proposal_for(Table(name="zz_proposed"))
-        update_spec(target, content_hash(original), lambda t: write_table_section(t, new, replace=False)[0])
+        update_spec(target, content_hash(original), lambda t, new=new: write_table_section(t, new, replace=False)[0])
         assert target.read_bytes().startswith(original), path

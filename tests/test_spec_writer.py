@@ -5,11 +5,18 @@ from __future__ import annotations
 import string
 
 import psycopg
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from schema_architect.tools.schema.model import (Check, Column, ForeignKey, Index, IndexColumn, QueryPattern,
-                                           Schema, Table)
+from schema_architect.tools.schema.model import (
+    Check,
+    Column,
+    ForeignKey,
+    Index,
+    IndexColumn,
+    QueryPattern,
+    Schema,
+    Table,
+)
 from schema_architect.tools.spec.reader import parse_spec
 from schema_architect.tools.spec.writer import render_spec, render_table_section, upsert_table_section
 

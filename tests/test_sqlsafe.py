@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pglast import parse_sql
+from pglast.stream import RawStream
 
 from schema_architect.tools.database.quoting import ident, literal
 from schema_architect.tools.run_scoped_query import redact, scoped_role_ddl
@@ -14,7 +15,6 @@ from schema_architect.tools.sqlsafe import QueryRefused, UnknownRelation, check_
 from schema_architect.tools.sqlsafe.classify import REWRITE_CACHE_SIZE, build_map
 from schema_architect.tools.sqlsafe.redact import elided_literals
 from schema_architect.tools.sqlsafe.rewriter import MAX_CACHED_SQL_CHARS, OWN_LITERALS
-from pglast.stream import RawStream
 
 CASES = Path(__file__).parent / "cases" / "sqlsafe"
 _T = ["pg_catalog", "text"]
@@ -69,7 +69,8 @@ BAD = [
     ("SELECT 1；DROP TABLE tasks", "sql-parse-error"),
     ("DELETE FROM tasks", "sql-write-not-allowed"),
     ("WITH d AS (DELETE FROM tasks RETURNING *) SELECT * FROM d", "sql-write-not-allowed"),
-    ("SELECT (SELECT 1 FROM (WITH u AS (UPDATE tasks SET title = 'x' RETURNING 1) SELECT 1) s)", "sql-write-not-allowed"),
+    ("SELECT (SELECT 1 FROM (WITH u AS (UPDATE tasks SET title = 'x' RETURNING 1) SELECT 1) s)",
+     "sql-write-not-allowed"),
     ("SELECT * INTO loot FROM tasks", "sql-write-not-allowed"),
     ("SELECT * FROM tasks FOR UPDATE", "sql-write-not-allowed"),
     ("SELECT * FROM (SELECT * FROM tasks FOR SHARE SKIP LOCKED) s", "sql-write-not-allowed"),
@@ -186,7 +187,8 @@ def test_caller_param_follows_agent_params_and_is_never_text() -> None:
 
 def test_link_table_requires_every_parent_to_be_the_callers() -> None:
     assert MAP.relations[("public", "task_tags")].scope == "parent"
-    assert {p.parent for p in MAP.relations[("public", "task_tags")].parents} == {("public", "tasks"), ("public", "tags")}
+    parents = {p.parent for p in MAP.relations[("public", "task_tags")].parents}
+    assert parents == {("public", "tasks"), ("public", "tags")}
     assert MAP.relations[("public", "users")].scope == "auth-users"
     assert MAP.relations[("public", "colors")].scope == "shared"
     assert MAP.relations[("public", "app_settings")].scope == "refused"

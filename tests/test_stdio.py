@@ -26,7 +26,8 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 def _call(text: str, id_: int = 2) -> dict:
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": "noisy", "arguments": {"text": text}}}
+    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call",
+            "params": {"name": "noisy", "arguments": {"text": text}}}
 
 
 def _session_input(*messages: dict) -> bytes:
@@ -85,6 +86,7 @@ def test_the_sdk_still_runs_the_lowlevel_server_stdio_reaches() -> None:
 
     from mcp.server.mcpserver import MCPServer
     from mcp.server.stdio import stdio_server
+
     from schema_architect.server.stdio import lowlevel_server
 
     server = MCPServer("probe")

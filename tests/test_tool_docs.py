@@ -21,8 +21,8 @@ import pytest
 from mcp import Client
 
 from schema_architect.server.app import TOOLS, create_server
-from schema_architect.server.tooling import EMBEDDED_DESCRIPTION
 from schema_architect.server.settings import Settings
+from schema_architect.server.tooling import EMBEDDED_DESCRIPTION
 from schema_architect.tools.database.ddl import schema_ddl
 from schema_architect.tools.spec.reader import parse_spec
 
@@ -48,7 +48,8 @@ EXAMPLES: dict[str, dict] = {
 }
 
 SEED = """
-INSERT INTO users (id, email, name) VALUES ('u_alice', 'alice@example.com', 'Alice'), ('u_bob', 'bob@example.com', 'Bob');
+INSERT INTO users (id, email, name) VALUES ('u_alice', 'alice@example.com', 'Alice'), \
+('u_bob', 'bob@example.com', 'Bob');
 INSERT INTO tasks (user_id, title, completed, created_at) VALUES
   ('u_alice', 'Write the report', false, '2025-03-01'), ('u_alice', 'Pay the invoice', true, '2025-03-02'),
   ('u_bob', 'Bob''s private plan', false, '2025-03-03');

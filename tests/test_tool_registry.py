@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from conftest import REPO
 from mcp import Client
 from pydantic import BaseModel, Field
+
 from schema_architect.server.app import TOOLS, create_server
 from schema_architect.server.settings import Settings
 from schema_architect.server.tooling import register_tool
 from schema_architect.tools.schema.call import READ_ONLY, ToolCall, ToolSpec
+
+from conftest import REPO
 
 pytestmark = pytest.mark.anyio
 

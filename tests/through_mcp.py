@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mcp import Client
 from mcp.types import Tool
+
 from schema_architect.server.app import create_server
 from schema_architect.server.settings import Settings
 

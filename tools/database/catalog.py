@@ -35,9 +35,6 @@ from typing import Any
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
-from .pipeline import StatementResult, run_batch
-from .queries import compose, query
-from .types import from_format_type
 from ..schema.model import (
     BETTER_AUTH_TABLES,
     Check,
@@ -54,6 +51,9 @@ from ..schema.model import (
     Table,
     UniqueConstraint,
 )
+from .pipeline import StatementResult, run_batch
+from .queries import compose, query
+from .types import from_format_type
 
 __all__ = ["CATALOG_QUERY", "CatalogRead", "IndexStats", "allowed_values", "build_schema", "catalog_query",
            "catalog_statement", "describe_source", "index_stats_from_result", "index_stats_statement",
@@ -363,9 +363,10 @@ def allowed_values(expression: str | None) -> tuple[str, list[str]] | None:
     from pglast.enums import A_Expr_Kind
 
     try:
-        expr = parse_sql(f"SELECT {expression}")[0].stmt.targetList[0].val
+        stmt = parse_sql(f"SELECT {expression}")[0].stmt
     except Exception:  # pglast raises ParseError; an odd deparse is simply not an IN-list
         return None
+    expr = stmt.targetList[0].val if isinstance(stmt, ast.SelectStmt) and stmt.targetList else None
     if not isinstance(expr, ast.A_Expr) or [n.sval for n in expr.name or ()] != ["="]:
         return None
     if expr.kind == A_Expr_Kind.AEXPR_OP_ANY:
@@ -376,7 +377,7 @@ def allowed_values(expression: str | None) -> tuple[str, list[str]] | None:
     else:
         return None
     column = _uncast(expr.lexpr)
-    if items is None or not isinstance(column, ast.ColumnRef):
+    if items is None or not isinstance(column, ast.ColumnRef) or not column.fields:
         return None
     values = [_constant(_uncast(item)) for item in items]
     if not values or any(v is None for v in values):

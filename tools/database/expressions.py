@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pglast import ast as pg
-from pglast import parse_sql
+from pglast import ast as pg, parse_sql
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
@@ -55,12 +54,13 @@ def _single_target(text: str, what: str, example: str, prefix: str = ""):
         raise ExpressionError(f"The {what} {shown!r} holds {len(statements)} statements; a {what} is one "
                               f"expression, never a statement list (no ';'). {fix}")
     stmt = statements[0].stmt
+    targets = (stmt.targetList or ()) if isinstance(stmt, pg.SelectStmt) else ()
     if not isinstance(stmt, pg.SelectStmt) or any(getattr(stmt, f, None) for f in _SELECT_EXTRAS) \
-            or (stmt.op is not None and stmt.op.name != "SETOP_NONE") or len(stmt.targetList or ()) != 1 \
-            or stmt.targetList[0].name is not None:
+            or (stmt.op is not None and stmt.op.name != "SETOP_NONE") or len(targets) != 1 \
+            or targets[0].name is not None:
         raise ExpressionError(f"The {what} {shown!r} is more than one expression (a list, a clause such as "
                               f"FROM or WHERE, or an alias after it). {fix}")
-    return stmt.targetList[0].val
+    return targets[0].val
 
 
 def sql_expression(text: str, what: str = "expression", *, example: str = "now(), 'todo', 0 or lower(title)") -> str:
@@ -91,6 +91,7 @@ def sql_type(text: str, what: str = "type") -> str:
     refused(node)
     if refused.found:
         raise ExpressionError(f"The {what} {text!r} contains {refused.found}. Pass a type name, e.g. {example}.")
+    assert node.typeName is not None  # a cast has its type
     return RawStream()(node.typeName)
 
 
@@ -101,9 +102,12 @@ class _StripCasts(Visitor):
 
 def _parse_expr(expr: str):
     try:
-        node = parse_sql(f"SELECT {expr}")[0].stmt.targetList[0].val
+        stmt = parse_sql(f"SELECT {expr}")[0].stmt
     except Exception:  # pglast raises ParseError and friends: not SQL we can normalise
         return None
+    if not isinstance(stmt, pg.SelectStmt) or not stmt.targetList:  # an empty expression
+        return None
+    node = stmt.targetList[0].val
     for _ in range(6):  # casts nest: ((x)::text)::varchar
         node = _StripCasts()(node)
     return node
@@ -160,22 +164,25 @@ def value_set_of(expr: str) -> tuple[str, frozenset[str]] | None:
     """``col IN ('a','b')``, ``col = ANY (ARRAY['a','b'])`` or ``col = 'a' OR col = 'b'`` -> (col, values)."""
     node = _parse_expr(expr)
 
-    def walk(n) -> tuple[str, set[str]] | None:
+    def walk(n: object) -> tuple[str, set[str]] | None:
         if isinstance(n, pg.A_Expr) and (col := _colref(n.lexpr)):
+            assert n.kind is not None  # the parser sets every expression's kind
             kind = n.kind.name
             if kind == "AEXPR_IN" and isinstance(n.rexpr, tuple):
                 vals = [_const(v) for v in n.rexpr]
             elif kind == "AEXPR_OP_ANY" and isinstance(n.rexpr, pg.A_ArrayExpr):
                 vals = [_const(v) for v in n.rexpr.elements or ()]
-            elif kind == "AEXPR_OP" and n.name[0].sval == "=":
+            elif kind == "AEXPR_OP" and n.name and n.name[0].sval == "=":
                 vals = [_const(n.rexpr)]
             else:
                 return None
-            return (col, set(vals)) if None not in vals else None
-        if isinstance(n, pg.BoolExpr) and n.boolop.name == "OR_EXPR":
-            parts = [walk(a) for a in n.args]
-            if all(parts) and len({p[0] for p in parts}) == 1:
-                return parts[0][0], set().union(*(p[1] for p in parts))
+            values = {v for v in vals if v is not None}
+            return (col, values) if None not in vals else None
+        if isinstance(n, pg.BoolExpr) and n.boolop is not None and n.boolop.name == "OR_EXPR":
+            parts = [walk(a) for a in n.args or ()]
+            read = [p for p in parts if p is not None]
+            if len(read) == len(parts) and len({p[0] for p in read}) == 1:
+                return read[0][0], set().union(*(p[1] for p in read))
         return None
 
     found = walk(node) if node is not None else None

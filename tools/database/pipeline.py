@@ -55,12 +55,16 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .psycopg_adapter import Adapter, error_from_result
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: Rows libpq hands over at a time while streaming: large enough that a 100-row result is one PGresult,
 #: small enough that the rows held before the byte count is checked stay few.
@@ -89,7 +93,7 @@ class StatementResult:
     columns: list[tuple[str, int]] = field(default_factory=list)
     rows: Rows = field(default_factory=Rows)
     #: The statement's own error (a ``psycopg.errors`` class, with its diagnostics).
-    error: Exception | None = None
+    error: psycopg.Error | None = None
     #: Not run: an earlier statement of the batch failed, which aborted the rest.
     aborted: bool = False
 
@@ -131,7 +135,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     encoding = conn.info.encoding
     adapter = Adapter(conn)
     # Adapted before anything is sent: a value psycopg cannot adapt raises here, the connection untouched.
-    messages = []
+    messages: list[tuple[bytes, list[Any] | None, list[int] | None, list[Any] | None]] = []
     for sql, params in statements:
         if params:
             messages.append((sql.encode(encoding), *adapter.dump(params)))
@@ -139,6 +143,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
             messages.append((sql.encode(encoding), None, None, None))
     results: list[StatementResult] = []
     meter = _Meter(pgconn.socket) if max_bytes is not None else None
+    byte_cap = math.inf if max_bytes is None else max_bytes  # compared only when there is a meter
     current = _Collector(adapter, encoding, max_rows, meter)
     finished = stopped = timed_out = False
     syncs = 0  # Syncs sent whose result has not been read yet
@@ -164,7 +169,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                     await anyio.wait_readable(pgconn.socket)
                     if meter is None:
                         pgconn.consume_input()
-                    elif meter.consume(pgconn) > max_bytes:
+                    elif meter.consume(pgconn) > byte_cap:
                         stopped = True
                         break
                 if stopped:
@@ -189,7 +194,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
                     raise OperationalError("COPY is not supported in a batch")
                 else:
                     current.add(res)
-                    if meter is not None and meter.received > max_bytes:
+                    if meter is not None and meter.received > byte_cap:
                         stopped = True
                         break
         if deadline.cancelled_caught or stopped:
@@ -347,13 +352,11 @@ def _stream(pgconn) -> None:
     one whose results have begun, cannot change mode: nothing to stream then)."""
     from psycopg import OperationalError
 
-    try:
+    with suppress(OperationalError):
         pgconn.set_chunked_rows_mode(_CHUNK_ROWS)
-    except OperationalError:
-        pass
 
 
-def _give_up(results: list, current: "_Collector", total: int, *, timed_out: bool) -> None:
+def _give_up(results: list, current: _Collector, total: int, *, timed_out: bool) -> None:
     """Stop reading: the running statement keeps its rows (cut) or fails (timed out), the rest never ran."""
     from psycopg.errors import QueryCanceled
 
@@ -371,7 +374,7 @@ def _give_up(results: list, current: "_Collector", total: int, *, timed_out: boo
 class _Collector:
     """One statement's results as they arrive: rows loaded up to ``max_rows``, then dropped."""
 
-    def __init__(self, adapter: Adapter, encoding: str, max_rows: int | None, meter: "_Meter | None") -> None:
+    def __init__(self, adapter: Adapter, encoding: str, max_rows: int | None, meter: _Meter | None) -> None:
         self.adapter, self.encoding, self.max_rows, self.meter = adapter, encoding, max_rows, meter
         self.out = StatementResult()
 

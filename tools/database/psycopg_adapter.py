@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as _errors
+from psycopg.abc import AdaptContext
 from psycopg.adapt import PyFormat, Transformer
 
 #: The psycopg versions this adapter was written and tested against (the test says so when it breaks).
@@ -26,7 +27,7 @@ TESTED_WITH = "3.3.9"
 class Adapter:
     """Parameters out and rows in, for one batch on ``conn``, with the connection's adapters."""
 
-    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+    def __init__(self, conn: AdaptContext) -> None:
         self._transformer = Transformer(conn)
 
     def dump(self, params: Sequence[Any]) -> tuple[list[Any], list[int], list[Any]]:
@@ -43,7 +44,7 @@ class Adapter:
         return tx.load_rows(0, count, tuple)
 
 
-def param_types(conn: psycopg.AsyncConnection, params: Sequence[Any]) -> tuple[int, ...]:
+def param_types(conn: AdaptContext, params: Sequence[Any]) -> tuple[int, ...]:
     """The type oid each value is sent as (0: unknown, PostgreSQL infers it)."""
     if not params:
         return ()

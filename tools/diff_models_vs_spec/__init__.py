@@ -16,16 +16,15 @@ from typing import Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from ..drift.migration import Migration
-from ..drift.proof import ProofReport, keys
-from ..drift.proof import prove as prove_fixes
-from ..drift.proof_files import FILES_FIELDS, ModelsCopies, count, prove_model_fixes, prove_spec_patches
 from ..drift import SEVERITIES, DiffResult, Drift, diff_schemas, spec_claims
+from ..drift.migration import Migration
+from ..drift.proof import ProofReport, keys, prove as prove_fixes
+from ..drift.proof_files import FILES_FIELDS, ModelsCopies, count, prove_model_fixes, prove_spec_patches
 from ..drift.updated_at import updated_at_advice
-from ..schema.errors import AgentError, DatabaseUnavailable, PathOutsideProject, unknown_tables
-from ..schema.findings import Finding
 from ..models.pins import Pin, datetime_meaning, mapping_caveats, version_mismatches
 from ..models.reader import read_models
+from ..schema.errors import AgentError, DatabaseUnavailable, PathOutsideProject, unknown_tables
+from ..schema.findings import Finding
 from ..schema.model import Schema
 from ..spec.file import SpecFileError, display_path, read_spec_bytes
 from ..spec.reader import parse_spec
@@ -58,8 +57,8 @@ class DiffModelsVsSpecResult(DiffResult):
     engine's result (tools/drift/model.py), and what the tool adds to it."""
 
     sides: list[SideRead] = Field(description="What was read for each side")
-    findings: list[Finding] = Field(default_factory=list, description="Sides that could not be read fully: import errors, "
-                                    "spec parse warnings")
+    findings: list[Finding] = Field(default_factory=list, description="Sides that could not be read fully: "
+                                    "import errors, spec parse warnings")
     spec_hash: str | None = Field(None, description="Content hash of the spec as read")
     verdict: Literal["IN_SYNC", "DRIFTED", "UNKNOWN"] = Field(
         "UNKNOWN", description="IN_SYNC: nothing worse than cosmetic; DRIFTED; UNKNOWN: a side could not be read")
@@ -199,7 +198,8 @@ async def diff_project(
     await step(1.0, "done")
     stamp.spec_hash = spec_hash
     unread = [f for f in findings if f.severity == "error"]
-    verdict = "UNKNOWN" if unread else "IN_SYNC" if result.clean else "DRIFTED"
+    verdict: Literal["IN_SYNC", "DRIFTED", "UNKNOWN"] = (
+        "UNKNOWN" if unread else "IN_SYNC" if result.clean else "DRIFTED")
     return DiffModelsVsSpecResult(
         **dict(result), sides=read, findings=findings, spec_hash=spec_hash, verdict=verdict, stamp=stamp,
         migration=migration, proof=proof,
@@ -314,7 +314,8 @@ def better_auth_mention(text: str, file: str) -> str | None:
 
 #: Round trips to the database for one call, and for the example call of docs/tools/diff_models_vs_spec.md (shown
 #: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
-ROUND_TRIPS: tuple[int, str] = (1, ("1 with include_database=true (the whole catalog in one statement), none without. The pooled "
-                  "connection is not checked first, whatever the pause: a dead one is replaced and the read run again."))
+ROUND_TRIPS: tuple[int, str] = (1, (
+    "1 with include_database=true (the whole catalog in one statement), none without. The pooled connection is "
+    "not checked first, whatever the pause: a dead one is replaced and the read run again."))
 
 __all__ = ["DiffModelsVsSpecResult", "diff_project", "render_report"]

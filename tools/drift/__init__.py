@@ -38,8 +38,8 @@ from . import columns, constraints, indexes, updated_at  # noqa: F401
 from .core import COLUMN_COMPARATORS, TABLE_COMPARATORS, Ctx, align_columns, align_tables, differences, name_variants
 from .dependent import compare_managed
 from .managed import better_auth_decision, spec_claims
-from .modelfix import unify_model_changes
 from .model import SEVERITIES, SIDE_ORDER, DiffResult, Drift, DriftKind, Fix, Severity, SideValue, Unstated
+from .modelfix import unify_model_changes
 from .tables import compare_enums
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
     if not wanted:
         drifts += compare_enums(ctx)
     drifts.sort(key=lambda d: (d.object, d.kind, d.message))
-    summary = {s: sum(d.severity == s for d in drifts) for s in SEVERITIES}
+    summary: dict[str, int] = {s: sum(d.severity == s for d in drifts) for s in SEVERITIES}
     return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,  # type: ignore[arg-type]
                       managed_elsewhere=sorted(managed), better_auth=evidence, unstated=ctx.unstated,
                       summary=summary,

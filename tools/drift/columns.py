@@ -23,18 +23,18 @@ from .core import (
     ColumnGroup,
     Ctx,
     TableGroup,
-    compare_aspect,
-    first_differing,
     alembic_autocommit,
     base_type,
     column_comparator,
+    compare_aspect,
+    first_differing,
     known,
     make_drift,
     side_fix,
     spec_alt,
     type_length,
 )
-from .model import Drift, Fix, SideValue
+from .model import Drift, DriftKind, Fix, SideValue
 from .render import enum_class, model_field, sa_type, spec_row
 
 
@@ -59,7 +59,8 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
                            locks="RENAME COLUMN is a catalog change (brief ACCESS EXCLUSIVE lock).")
             out += side_fix(side, f"If they are different columns: add {c.name} and drop {old}.",
                             model=f"{model_field(t, c)}\n# and delete the field {old}",
-                            sql=(f"ALTER TABLE {ident(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
+                            sql=(f"ALTER TABLE {ident(tname)} ADD COLUMN "
+                                 f"{column_sql(t, c.model_copy(update={'nullable': True}))};\n"
                                  f"ALTER TABLE {ident(tname)} DROP COLUMN {ident(old)};"),
                             alembic=(f"op.add_column({tname!r}, sa.Column({c.name!r}, {sa_type(c)}, nullable=True))\n"
                                      f"op.drop_column({tname!r}, {old!r})"),
@@ -80,7 +81,8 @@ def compare_column_presence(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterat
             tname = tg.tables[side].name
             needs_backfill = not nullable(t, c) and not c.default and identity(c) is None
             if needs_backfill:  # a NOT NULL column without default cannot be added to a table with rows
-                sql = (f"ALTER TABLE {ident(tname)} ADD COLUMN {column_sql(t, c.model_copy(update={'nullable': True}))};\n"
+                sql = (f"ALTER TABLE {ident(tname)} ADD COLUMN "
+                       f"{column_sql(t, c.model_copy(update={'nullable': True}))};\n"
                        f"-- backfill: UPDATE {ident(tname)} SET {ident(c.name)} = ... WHERE {ident(c.name)} IS NULL;\n"
                        f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(c.name)} SET NOT NULL;")
                 locks = "ADD COLUMN is a catalog change; SET NOT NULL scans the table under ACCESS EXCLUSIVE."
@@ -127,7 +129,7 @@ def _column_spec_alt(tg: TableGroup, cg: ColumnGroup, a: Aspect, what: str) -> F
                     spec_row(tg.tables[s], cg.cols[s]))
 
 
-def _type_kind(a: str, b: str) -> str:
+def _type_kind(a: str, b: str) -> DriftKind:
     ba, bb = base_type(a), base_type(b)
     if {ba, bb} == {"timestamp", "timestamptz"}:
         return "timestamp-timezone"
@@ -158,11 +160,12 @@ def rewrites(have: str, want: str, using: str = "") -> bool:
     if {bh, bw} <= {"text", "varchar"}:
         return type_length(want) is not None and (bh == "text" or _length(have) > _length(want))
     if bh == bw == "numeric":
-        if type_length(want) is None:
+        have_length, want_length = type_length(have), type_length(want)
+        if want_length is None:
             return False
-        if type_length(have) is None:
+        if have_length is None:
             return True
-        (hp, _, hs), (wp, _, ws) = type_length(have).partition(","), type_length(want).partition(",")
+        (hp, _, hs), (wp, _, ws) = have_length.partition(","), want_length.partition(",")
         return (hs or "0") != (ws or "0") or int(wp) < int(hp)
     return True
 
@@ -228,6 +231,7 @@ def compare_column_type(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
                    + (f", postgresql_using={using[7:]!r}" if using else "") + ")")
         action = f"Make {cname} {want} (it is {have} here)."
         if ck is not None:  # the enum type enforced the value set: the CHECK must take over
+            assert ck.name is not None  # _enum_value_check names it
             action = f"Make {cname} {want} (it is the enum {have} here) and restrict it with the CHECK {ck.name}."
             model += ("\n# and add to the class's __table_args__ (the enum enforced these values):\n"
                       f"__table_args__ = (CheckConstraint({ck.expression!r}, name={ck.name!r}),)")
@@ -285,6 +289,7 @@ def _retype_generated(ctx: Ctx, side: str, t: Table, c: Column, lead_c: Column, 
     ``ALTER COLUMN id TYPE integer USING id_new`` (the column keeps its position, primary key and name)."""
     tname, cname = t.name, c.name
     gen = identity(lead_c)
+    assert gen is not None  # called for a generated column only
     have = canon_type(c.type)
     target = type_sql(lead_c.model_copy(update={"identity": None}))
     base = base_type(target)
@@ -387,13 +392,15 @@ def compare_nullability(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[D
                             alembic=f"op.alter_column({tname!r}, {cname!r}, nullable=True)",
                             locks="DROP NOT NULL is a catalog change.")
         ck = f"{tname}_{cname}_not_null"
+        add_check = (f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} "
+                     f"CHECK ({ident(cname)} IS NOT NULL) NOT VALID")
         sql = (f"-- check first: SELECT count(*) FROM {ident(tname)} WHERE {ident(cname)} IS NULL;\n"
-               f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} CHECK ({ident(cname)} IS NOT NULL) NOT VALID;\n"
+               f"{add_check};\n"
                f"ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)};\n"
                f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} SET NOT NULL;\n"
                f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(ck)};")
         return side_fix(side, f"Make {cname} NOT NULL.", model=model_field(lead_t, lead_c), sql=sql,
-                        alembic=(f"op.execute({f'ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(ck)} CHECK ({ident(cname)} IS NOT NULL) NOT VALID'!r})\n"
+                        alembic=(f"op.execute({add_check!r})\n"
                                  f"op.execute({f'ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(ck)}'!r})\n"
                                  f"op.alter_column({tname!r}, {cname!r}, nullable=False)\n"
                                  f"op.drop_constraint({ck!r}, {tname!r}, type_='check')"),
@@ -424,7 +431,8 @@ def compare_default(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drift
 
     def fixes(side: str) -> list[Fix]:
         tname, cname = _alter(tg, side, cg)
-        action = f"Set the database default of {cname} to {lead_c.default}." if want else f"Drop the default of {cname}."
+        action = (f"Set the database default of {cname} to {lead_c.default}." if want
+                  else f"Drop the default of {cname}.")
         sql = (f"ALTER TABLE {ident(tname)} ALTER COLUMN {ident(cname)} "
                + (f"SET DEFAULT {lead_c.default};" if want else "DROP DEFAULT;"))
         return side_fix(side, action, model=model_field(lead_t, lead_c), sql=sql,
@@ -469,7 +477,8 @@ def compare_identity(ctx: Ctx, tg: TableGroup, cg: ColumnGroup) -> Iterator[Drif
             seq = f"{tname}_{cname}_seq"
             steps += [f"CREATE SEQUENCE IF NOT EXISTS {ident(seq)} OWNED BY {ident(tname)}.{ident(cname)};",
                       f"{alter} SET DEFAULT nextval({literal(seq)});",
-                      f"SELECT setval({literal(seq)}, coalesce(max({ident(cname)}), 0) + 1, false) FROM {ident(tname)};"]
+                      f"SELECT setval({literal(seq)}, coalesce(max({ident(cname)}), 0) + 1, false) "
+                      f"FROM {ident(tname)};"]
         elif want:
             steps.append(f"{alter} ADD GENERATED {want.split(' ', 1)[1].upper()} AS IDENTITY;")
         return side_fix(side, f"Make {cname} {want or 'not generated'} (it is {have or 'not generated'} here).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from ..database.ddl import (
     fk_sql,
@@ -10,20 +11,30 @@ from ..database.ddl import (
     pk_columns,
 )
 from ..database.expressions import expr_columns, norm_expr, value_set_of
-from ..schema.model import BETTER_AUTH_TABLES, Check, ForeignKey, Index, Location, Table, UniqueConstraint, location_of
+from ..schema.model import (
+    BETTER_AUTH_TABLES,
+    Check,
+    Column,
+    ForeignKey,
+    Index,
+    Location,
+    Table,
+    UniqueConstraint,
+    location_of,
+)
 from .core import (
     CONCURRENT_NOTE,
     Aspect,
     Ctx,
     TableGroup,
-    compare_aspect,
     alembic_autocommit,
+    compare_aspect,
     make_drift,
     side_fix,
     spec_alt,
     table_comparator,
 )
-from .model import Drift, Fix, SideValue
+from .model import Drift, DriftKind, Fix, SideValue
 from .render import model_field, spec_row
 
 
@@ -42,15 +53,18 @@ def compare_primary_key(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         t = tg.tables[side]
         steps = [f"ALTER TABLE {ident(t.name)} DROP CONSTRAINT {ident(t.name + '_pkey')};"] if pk_columns(t) else []
         if want:
-            steps += [f"CREATE UNIQUE INDEX CONCURRENTLY {ident(t.name + '_pkey_new')} ON {ident(t.name)} ({', '.join(map(ident, want))});",
-                      f"ALTER TABLE {ident(t.name)} ADD CONSTRAINT {ident(t.name + '_pkey')} PRIMARY KEY USING INDEX {ident(t.name + '_pkey_new')};"]
+            steps += [f"CREATE UNIQUE INDEX CONCURRENTLY {ident(t.name + '_pkey_new')} ON {ident(t.name)} "
+                      f"({', '.join(map(ident, want))});",
+                      f"ALTER TABLE {ident(t.name)} ADD CONSTRAINT {ident(t.name + '_pkey')} PRIMARY KEY USING INDEX "
+                      f"{ident(t.name + '_pkey_new')};"]
         lead = tg.tables[a.lead]
         return side_fix(side, f"Make ({', '.join(want)}) the primary key." if want else "Drop the primary key.",
                         model="\n".join(model_field(lead, c) for c in lead.columns if c.name in want) or None,
                         sql="\n".join(steps),
                         alembic=("op.drop_constraint(" + repr(t.name + "_pkey") + f", {t.name!r}, type_='primary')\n"
                                  if pk_columns(t) else "")
-                                + (f"op.create_primary_key({t.name + '_pkey'!r}, {t.name!r}, {want!r})" if want else ""),
+                                + (f"op.create_primary_key({t.name + '_pkey'!r}, {t.name!r}, {want!r})"
+                                   if want else ""),
                         locks="PRIMARY KEY ... USING INDEX reuses an index built CONCURRENTLY (outside a "
                               "transaction); columns must be NOT NULL; FKs pointing at the old key must be "
                               "dropped first.")
@@ -68,47 +82,59 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
     for key in keys:
         obj = _fk_obj(tg.key, key)
         items = {s: fks[s].get(key) for s in tg.tables}
-        lead = next((s for s in tg.tables if items[s] is not None))
-        lead_t, lead_fk = tg.tables[lead], items[lead]
+        present = {s: f for s, f in items.items() if f is not None}
+        lead, lead_fk = next(iter(present.items()))  # the first side that has it
+        lead_t = tg.tables[lead]
 
-        def target(side: str, f: ForeignKey | None):
+        def target(side: str, f: ForeignKey | None) -> tuple[str, tuple[str, ...]] | None:
             return None if f is None else (ctx.ref_table(side, f.ref_table), tuple(f.ref_columns))
 
-        shown = {s: SideValue(value=f and fk_sql(f), location=location_of(f) or _fk_column_loc(tg.tables[s], key))
+        shown = {s: SideValue(value=fk_sql(f) if f is not None else None,
+                              location=location_of(f) or _fk_column_loc(tg.tables[s], key))
                  for s, f in items.items()}
         missing = [s for s in tg.tables if items[s] is None]
+
+        # make_drift calls these before the next key; this key's values are bound explicitly all the same.
+        def add_fix(side: str, lead_t: Table = lead_t, lead_fk: ForeignKey = lead_fk,
+                    present: dict[str, ForeignKey] = present) -> list[Fix]:
+            """The leading side's FK added; a side that has its own (a target or action differs) has it replaced."""
+            return _fk_add_fix(tg, side, lead_t, lead_fk, replace=present.get(side))
+
+        def drop_fix(side: str, present: dict[str, ForeignKey] = present) -> list[Fix]:
+            return _fk_drop_fix(tg, side, present[side])
+
         if missing and lead == tg.lead:
             a = Aspect(obj, "fk-missing", lead, shown, missing)
             yield make_drift(ctx, a, "degraded", "the foreign key",
-                             lambda s: _fk_add_fix(tg, s, lead_t, lead_fk),
+                             add_fix,  # a missing side: nothing to replace
                              hint=" Without it, rows can point at users or parents that do not exist."
                                   + (" Better Auth tables can be referenced by FK; they are only not altered."
                                      if lead_fk.ref_table in BETTER_AUTH_TABLES else ""))
         elif missing:
             a = Aspect(obj, "fk-extra", tg.lead, shown, [s for s in tg.tables if items[s] is not None])
             yield make_drift(ctx, a, "degraded", "the foreign key",
-                             lambda s: _fk_drop_fix(tg, s, items[s]),
+                             drop_fix,
                              spec_alt("Or document the foreign key in the spec.",
                                       _fk_spec_row(tg, a.differing[0], key)))
-        present = {s: f for s, f in items.items() if f is not None}
         tgt = compare_aspect(obj, "fk-target", {s: (s, f) for s, f in present.items()},
-                       lambda sf: target(*sf), lambda sf: f"{sf[1].ref_table}.{', '.join(sf[1].ref_columns)}")
+                             lambda sf: target(*sf), lambda sf: f"{sf[1].ref_table}.{', '.join(sf[1].ref_columns)}")
         fk_shown = {s: SideValue(value=fk_sql(f), location=location_of(f, tg.tables[s])) for s, f in present.items()}
         if tgt:
             tgt.shown = fk_shown
-            yield make_drift(ctx, tgt, "breaking", "the FK target",
-                             lambda s: _fk_add_fix(tg, s, lead_t, lead_fk, replace=present[s]),
-                             spec_alt("Or accept the other target in the spec.", _fk_spec_row(tg, tgt.differing[0], key)))
+            yield make_drift(ctx, tgt, "breaking", "the FK target", add_fix,
+                             spec_alt("Or accept the other target in the spec.",
+                                      _fk_spec_row(tg, tgt.differing[0], key)))
             continue
+        kind: DriftKind
         for kind, attr in (("fk-on-delete", "on_delete"), ("fk-on-update", "on_update")):
             acts = {s: getattr(f, attr) or ("NO ACTION" if s != "spec" else None) for s, f in present.items()}
             if acts.get(next(iter(acts))) is None:
                 continue  # the spec does not say: nothing to compare against
-            a = compare_aspect(obj, kind, acts, lambda v: v, lambda v: v or "unspecified")
-            if not a:
+            action = compare_aspect(obj, kind, acts, lambda v: v, lambda v: v or "unspecified")
+            if not action:
                 continue
-            a.shown = fk_shown
-            want = acts[a.lead]
+            action.shown = fk_shown
+            want = acts[action.lead]
 
             def severity(side: str, want=want, acts=acts) -> str:
                 pair = {want, acts[side]}
@@ -117,16 +143,15 @@ def compare_foreign_keys(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                 if acts[side] in ("CASCADE", "SET NULL", "SET DEFAULT") and want in ("NO ACTION", "RESTRICT", None):
                     return "data-loss-risk"  # deleting a parent silently deletes or clears children
                 return "breaking"  # deletes the reference cascades are refused here
-            yield make_drift(ctx, a, severity, f"ON {attr[3:].upper()}",
-                             lambda s: _fk_add_fix(tg, s, lead_t, lead_fk, replace=present[s]),
-                             spec_alt("Or accept this action in the spec.", _fk_spec_row(tg, a.differing[0], key)))
+            yield make_drift(ctx, action, severity, f"ON {attr[3:].upper()}", add_fix,
+                             spec_alt("Or accept this action in the spec.", _fk_spec_row(tg, action.differing[0], key)))
 
 
 def _fk_column_loc(t: Table, key: tuple[str, ...]) -> Location | None:
     """Where a side without the FK should get it: the column's own line when the side has that (single)
     column and knows its line, else the table's."""
     c = t.column(key[0]) if len(key) == 1 else None
-    return location_of(c) if c is not None and location_of(c) is not None and location_of(c).line else location_of(t)
+    return found if c is not None and (found := location_of(c)) is not None and found.line else location_of(t)
 
 
 def _fk_spec_row(tg: TableGroup, side: str, key: tuple[str, ...]) -> str | None:
@@ -138,7 +163,8 @@ def _fk_spec_row(tg: TableGroup, side: str, key: tuple[str, ...]) -> str | None:
     return f"- {fk_sql(f)}"
 
 
-def _fk_add_fix(tg: TableGroup, side: str, lead_t: Table, fk: ForeignKey, replace: ForeignKey | None = None) -> list[Fix]:
+def _fk_add_fix(tg: TableGroup, side: str, lead_t: Table, fk: ForeignKey,
+                replace: ForeignKey | None = None) -> list[Fix]:
     tname = tg.tables[side].name
     name = f"{tname}_{'_'.join(fk.columns)}_fkey"
     drop_sql = drop_op = ""
@@ -153,7 +179,8 @@ def _fk_add_fix(tg: TableGroup, side: str, lead_t: Table, fk: ForeignKey, replac
     kw = "".join(f", {k}={v!r}" for k, v in (("ondelete", fk.on_delete), ("onupdate", fk.on_update))
                  if v and v != "NO ACTION")
     return side_fix(side, f"{'Replace' if replace else 'Add'} the foreign key {fk_sql(fk)}.", model=model,
-                    sql=(f"{drop_sql}ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} {fk_sql(fk)} NOT VALID;\n"
+                    sql=(f"{drop_sql}ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} {fk_sql(fk)} "
+                         "NOT VALID;\n"
                          f"ALTER TABLE {ident(tname)} VALIDATE CONSTRAINT {ident(name)};"),
                     alembic=(f"{drop_op}op.create_foreign_key({name!r}, {tname!r}, {fk.ref_table!r}, "
                              f"{fk.columns!r}, {fk.ref_columns!r}{kw}, postgresql_not_valid=True)\n"
@@ -167,7 +194,8 @@ def _fk_drop_fix(tg: TableGroup, side: str, fk: ForeignKey) -> list[Fix]:
     name = fk.name or f"{tname}_{'_'.join(fk.columns)}_fkey"
     c = tg.tables[side].column(fk.columns[0])
     plain = c.model_copy() if c is not None else None
-    t_wo = tg.tables[side].model_copy(update={"foreign_keys": [f for f in tg.tables[side].foreign_keys if f is not fk]})
+    t_wo = tg.tables[side].model_copy(
+        update={"foreign_keys": [f for f in tg.tables[side].foreign_keys if f is not fk]})
     return side_fix(side, f"Drop the foreign key {fk_sql(fk)} (or add it to the reference).",
                     model=model_field(t_wo, plain) if plain is not None else None,
                     sql=f"ALTER TABLE {ident(tname)} DROP CONSTRAINT {ident(name)};",
@@ -175,9 +203,13 @@ def _fk_drop_fix(tg: TableGroup, side: str, fk: ForeignKey) -> list[Fix]:
                     locks="Dropping an FK takes a brief lock on both tables.")
 
 
-def unique_sets(t: Table) -> dict[frozenset[str], object]:
+#: How a side declares a column set unique: a column's UNIQUE, a constraint, or a unique index.
+UniqueElement = Column | UniqueConstraint | Index
+
+
+def unique_sets(t: Table) -> dict[frozenset[str], UniqueElement]:
     """Every column set declared unique, however it is spelled (column flag, constraint, unique index)."""
-    out: dict[frozenset[str], object] = {}
+    out: dict[frozenset[str], UniqueElement] = {}
     for c in t.columns:
         if c.unique:
             out.setdefault(frozenset([c.name]), c)
@@ -190,7 +222,7 @@ def unique_sets(t: Table) -> dict[frozenset[str], object]:
     return out
 
 
-def _declared_columns(el: object) -> list[str]:
+def _declared_columns(el: UniqueElement) -> list[str]:
     """The columns of a unique element in the order it declares them (PostgreSQL keeps that order in the
     index, and a later FK or lookup may rely on it)."""
     if isinstance(el, Index):
@@ -200,13 +232,17 @@ def _declared_columns(el: object) -> list[str]:
     return [el.name]  # a column's own UNIQUE
 
 
-def _declared_name(el: object) -> str | None:
+def _declared_name(el: UniqueElement | None) -> str | None:
     """The constraint or index name the side declares, if any."""
     if isinstance(el, Index):
         return el.constraint or el.name
     if isinstance(el, UniqueConstraint):
         return el.name
     return None
+
+
+def _unique_shown(cols: list[str], unique: bool) -> str:
+    return f"UNIQUE ({', '.join(cols)})" if unique else "not unique"
 
 
 def plain_unique(i: Index) -> bool:
@@ -222,33 +258,39 @@ def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
         cols = _declared_columns(declared)
         obj = _fk_obj(tg.key, tuple(cols))
         items = {s: (key in sets[s]) for s in tg.tables}
-        a = compare_aspect(obj, "unique", items, lambda v: v, lambda v: f"UNIQUE ({', '.join(cols)})" if v else "not unique")
+        a = compare_aspect(obj, "unique", items, lambda v: v, partial(_unique_shown, cols))
         if not a:
             continue
         for s in a.shown:
             a.shown[s].location = location_of(sets[s].get(key)) or location_of(tg.tables[s])
         want = items[a.lead]
 
-        def fixes(side: str, want=want, key=key, cols=cols) -> list[Fix]:
+        # Called inside make_drift, before the next key; bound explicitly all the same (ruff B023).
+        def fixes(side: str, want: bool = want, key: frozenset[str] = key, cols: list[str] = cols,
+                  a: Aspect = a) -> list[Fix]:
             tname = tg.tables[side].name
             lead_el = sets[a.lead].get(key)
             name = _declared_name(lead_el) or f"{tname}_{'_'.join(cols)}_key"
             lead = tg.tables[a.lead]
-            model = (model_field(lead, lead.column(cols[0])) if len(cols) == 1 and lead.column(cols[0])
+            model = (model_field(lead, lead_col) if len(cols) == 1 and (lead_col := lead.column(cols[0]))
                      else f"__table_args__ = (UniqueConstraint({', '.join(map(repr, cols))}, name={name!r}),)")
             if want:
+                add = f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} UNIQUE USING INDEX {ident(name)}"
                 return side_fix(side, f"Make ({', '.join(cols)}) unique.", model=model,
-                                sql=(f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {ident(tname)} ({', '.join(map(ident, cols))});\n"
-                                     f"ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} UNIQUE USING INDEX {ident(name)};"),
-                                alembic=(alembic_autocommit(f"op.create_index({name!r}, {tname!r}, {cols!r}, unique=True, postgresql_concurrently=True)")
-                                         + f"\nop.execute({f'ALTER TABLE {ident(tname)} ADD CONSTRAINT {ident(name)} UNIQUE USING INDEX {ident(name)}'!r})"),
-                                locks=CONCURRENT_NOTE + " Fails if duplicates exist: check with GROUP BY ... HAVING count(*) > 1.")
+                                sql=(f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {ident(tname)} "
+                                     f"({', '.join(map(ident, cols))});\n{add};"),
+                                alembic=(alembic_autocommit(f"op.create_index({name!r}, {tname!r}, {cols!r}, "
+                                                            "unique=True, postgresql_concurrently=True)")
+                                         + f"\nop.execute({add!r})"),
+                                locks=CONCURRENT_NOTE + " Fails if duplicates exist: check with GROUP BY ... "
+                                                        "HAVING count(*) > 1.")
             el = sets[side][key]
             if isinstance(el, Index) and not el.constraint:
                 iname = el.name or name
                 return side_fix(side, f"Drop the unique index on ({', '.join(cols)}).", model=model,
                                 sql=f"DROP INDEX CONCURRENTLY {ident(iname)};",
-                                alembic=alembic_autocommit(f"op.drop_index({iname!r}, table_name={tname!r}, postgresql_concurrently=True)"),
+                                alembic=alembic_autocommit(f"op.drop_index({iname!r}, table_name={tname!r}, "
+                                                           "postgresql_concurrently=True)"),
                                 locks=CONCURRENT_NOTE)
             cname = getattr(el, "constraint", None) or getattr(el, "name", None) or name
             return side_fix(side, f"Drop the unique constraint on ({', '.join(cols)}).", model=model,
@@ -256,7 +298,7 @@ def compare_unique(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                             alembic=f"op.drop_constraint({cname!r}, {tname!r}, type_='unique')",
                             locks="Dropping a constraint is a catalog change (brief ACCESS EXCLUSIVE lock).")
         s0 = a.differing[0]
-        patch = (spec_row(tg.tables[s0], tg.tables[s0].column(cols[0])) if len(cols) == 1 and tg.tables[s0].column(cols[0])
+        patch = (spec_row(tg.tables[s0], s0_col) if len(cols) == 1 and (s0_col := tg.tables[s0].column(cols[0]))
                  else f"- UNIQUE ({', '.join(cols)})")
         yield make_drift(ctx, a, "degraded", "uniqueness", fixes, spec_alt("Or accept this in the spec.", patch))
 
@@ -293,12 +335,16 @@ def _check_drift(ctx: Ctx, tg: TableGroup, side: str, ck: Check | None, other: C
     lead = tg.lead
     t = tg.tables[side]
     some = ck or other
+    assert some is not None  # a CHECK on one side at least
     named = (ck and ck.name) or (other and other.name)
     obj = f"{tg.key}.{named}" if named else f"{tg.key}.check({norm_expr(some.expression)})"
-    shown = {lead: SideValue(value=ck and f"CHECK ({ck.expression})", location=location_of(ck, tg.tables[lead])),
-             side: SideValue(value=other and f"CHECK ({other.expression})", location=location_of(other, t))}
+    shown = {lead: SideValue(value=f"CHECK ({ck.expression})" if ck else None,
+                             location=location_of(ck, tg.tables[lead])),
+             side: SideValue(value=f"CHECK ({other.expression})" if other else None,
+                             location=location_of(other, t))}
     a = Aspect(obj, "check", lead, shown, [side])
-    name = (other.name if other else None) or (ck.name if ck else None) or f"{t.name}_{'_'.join((some.columns or ['expr'])[:1])}_check"
+    name = ((other.name if other else None) or (ck.name if ck else None)
+            or f"{t.name}_{'_'.join((some.columns or ['expr'])[:1])}_check")
     steps, ops = [], []
     if other is not None:
         steps.append(f"ALTER TABLE {ident(t.name)} DROP CONSTRAINT {ident(name)};")
@@ -309,7 +355,7 @@ def _check_drift(ctx: Ctx, tg: TableGroup, side: str, ck: Check | None, other: C
         ops += [f"op.create_check_constraint({name!r}, {t.name!r}, {ck.expression!r}, postgresql_not_valid=True)",
                 f"op.execute({f'ALTER TABLE {ident(t.name)} VALIDATE CONSTRAINT {ident(name)}'!r})"]
     model = (f"__table_args__ = (CheckConstraint({ck.expression!r}, name={name!r}),)" if ck
-             else f"# remove CheckConstraint({other.expression!r})")
+             else f"# remove CheckConstraint({some.expression!r})")  # no ck: some is other
     fixes = side_fix(side, "Add the CHECK." if ck and not other else "Drop the CHECK." if other and not ck
                      else "Replace the CHECK.", model=model, sql="\n".join(steps), alembic="\n".join(ops),
                      locks="NOT VALID adds the CHECK without a scan; VALIDATE scans without blocking writes.")

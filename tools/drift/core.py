@@ -15,7 +15,7 @@ from ..database.ddl import (
 )
 from ..schema.model import Column, Schema, Table, location_of
 from ..schema.names import name_variants
-from .model import SIDE_ORDER, Drift, Fix, SideValue, Unstated, worst
+from .model import SIDE_ORDER, Drift, DriftKind, Fix, SideValue, Unstated, worst
 
 # ---------------------------------------------------------------------------------------------------
 # The generic keyed-map difference (migra's ``differences``)
@@ -182,14 +182,15 @@ class Aspect:
     """One aspect compared across the sides of a group: the values, the leading side and the differing ones."""
 
     obj: str
-    kind: str
+    kind: DriftKind
     lead: str
     shown: dict[str, SideValue]
     differing: list[str]
     silent: list[str] = field(default_factory=list)  # sides that do not state it (left out of the comparison)
 
 
-def compare_aspect(obj: str, kind: str, items: dict[str, object], key: Callable, show: Callable) -> Aspect | None:
+def compare_aspect(obj: str, kind: DriftKind, items: dict[str, V], key: Callable[[V], object],
+                   show: Callable[[V], str | None]) -> Aspect | None:
     """Compare ``key(item)`` of every side against the leading side; None when all agree."""
     if len(items) < 2:
         return None

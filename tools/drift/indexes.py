@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from ..database.ddl import (
     create_index_sql,
@@ -25,7 +26,7 @@ from .core import (
     spec_alt,
     table_comparator,
 )
-from .model import Drift, SideValue
+from .model import Drift, DriftKind, Fix, SideValue
 from .render import field_index, model_field, model_index, spec_index
 
 
@@ -42,13 +43,14 @@ def _relevant_indexes(t: Table) -> list[Index]:
             and not (i.column_names == pk and not i.where and not any(c.descending for c in i.columns))]
 
 
-def _index_aspects(a: Index, b: Index) -> list[str]:
+def _index_aspects(a: Index, b: Index) -> list[DriftKind]:
     ka, kb = _index_key(a), _index_key(b)
-    out = []
+    out: list[DriftKind] = []
     if {c[0] for c in ka[0]} != {c[0] for c in kb[0]}:
         out.append("index-columns")
     elif ka[0] != kb[0]:
         out.append("index-order")
+    kind: DriftKind
     for n, kind in ((1, "index-unique"), (2, "index-method"), (3, "index-predicate"), (4, "index-include")):
         if ka[n] != kb[n]:
             out.append(kind)
@@ -93,23 +95,32 @@ def compare_indexes(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
                      side: SideValue(value=None, location=location_of(t))}
             a = Aspect(obj, "index-missing", lead, shown, [side])
             idx = i.model_copy(update={"name": index_name(lead_t, i)})
-            yield make_drift(ctx, a, "degraded", "the index", lambda s, idx=idx: side_fix(
-                s, f"Create the index {idx.name}.", model=_model_index_line(lead_t, idx),
-                sql=create_index_sql(t, idx, concurrently=True),
-                alembic=alembic_autocommit(_alembic_create_index(t, idx)), locks=CONCURRENT_NOTE),
-                hint=f" It serves: {i.reason}." if i.reason else "")
+            yield make_drift(ctx, a, "degraded", "the index", partial(_create_index_fix, lead_t=lead_t, t=t, idx=idx),
+                             hint=f" It serves: {i.reason}." if i.reason else "")
         for j in rest:
             obj = f"{tg.key}.{index_name(t, j)}"
             shown = {lead: SideValue(value=None, location=location_of(lead_t)),
                      side: SideValue(value=_index_text(t, j), location=j.location)}
             a = Aspect(obj, "index-extra", lead, shown, [side])
             name = index_name(t, j)
-            yield make_drift(ctx, a, "degraded", "the index", lambda s, name=name, t=t: side_fix(
-                s, f"Drop the index {name} (or add it to the {lead}).",
-                model=f"# remove index=True / the Index({name!r}, ...) declaration",
-                sql=f"DROP INDEX CONCURRENTLY {ident(name)};",
-                alembic=alembic_autocommit(f"op.drop_index({name!r}, table_name={t.name!r}, postgresql_concurrently=True)"),
-                locks=CONCURRENT_NOTE), spec_alt("Or document the index in the spec.", spec_index(t, j)))
+            yield make_drift(ctx, a, "degraded", "the index", partial(_drop_index_fix, name=name, t=t, lead=lead),
+                             spec_alt("Or document the index in the spec.", spec_index(t, j)))
+
+
+# The fixes of compare_indexes: make_drift calls them at once, with the values of the index at hand.
+def _create_index_fix(side: str, *, lead_t: Table, t: Table, idx: Index) -> list[Fix]:
+    return side_fix(side, f"Create the index {idx.name}.", model=_model_index_line(lead_t, idx),
+                    sql=create_index_sql(t, idx, concurrently=True),
+                    alembic=alembic_autocommit(_alembic_create_index(t, idx)), locks=CONCURRENT_NOTE)
+
+
+def _drop_index_fix(side: str, *, name: str, t: Table, lead: str) -> list[Fix]:
+    return side_fix(side, f"Drop the index {name} (or add it to the {lead}).",
+                    model=f"# remove index=True / the Index({name!r}, ...) declaration",
+                    sql=f"DROP INDEX CONCURRENTLY {ident(name)};",
+                    alembic=alembic_autocommit(f"op.drop_index({name!r}, table_name={t.name!r}, "
+                                               "postgresql_concurrently=True)"),
+                    locks=CONCURRENT_NOTE)
 
 
 def _model_index_line(t: Table, i: Index) -> str:
@@ -140,22 +151,25 @@ def _index_pair_drift(ctx: Ctx, tg: TableGroup, side: str, i: Index, j: Index) -
     if not aspects:
         if i.name and j.name and i.name != j.name:
             a = Aspect(obj, "index-name", lead, shown, [side])
+            old, wanted = j.name, i.name
             yield make_drift(ctx, a, "cosmetic", "the index name", lambda s: side_fix(
-                s, f"Rename the index {j.name} to {i.name}.", model=_model_index_line(lead_t, i),
-                sql=f"ALTER INDEX {ident(j.name)} RENAME TO {ident(i.name)};",
-                alembic=f"op.execute({f'ALTER INDEX {ident(j.name)} RENAME TO {ident(i.name)}'!r})",
+                s, f"Rename the index {old} to {wanted}.", model=_model_index_line(lead_t, i),
+                sql=f"ALTER INDEX {ident(old)} RENAME TO {ident(wanted)};",
+                alembic=f"op.execute({f'ALTER INDEX {ident(old)} RENAME TO {ident(wanted)}'!r})",
                 locks="RENAME is a catalog change."), hint=" Same structure; only the name differs.")
         return
     a = Aspect(obj, aspects[0], lead, shown, [side])
-    new = i.model_copy(update={"name": index_name(lead_t, i)})
+    new_name = index_name(lead_t, i)
+    new = i.model_copy(update={"name": new_name})
     old_name = index_name(t, j)
-    tmp = new.name + "_new" if new.name == old_name else new.name
-    steps = [create_index_sql(t, new.model_copy(update={"name": tmp}), concurrently=True), f"DROP INDEX CONCURRENTLY {ident(old_name)};"]
-    if tmp != new.name:
-        steps.append(f"ALTER INDEX {ident(tmp)} RENAME TO {ident(new.name)};")
+    tmp = new_name + "_new" if new_name == old_name else new_name
+    steps = [create_index_sql(t, new.model_copy(update={"name": tmp}), concurrently=True),
+             f"DROP INDEX CONCURRENTLY {ident(old_name)};"]
+    if tmp != new_name:
+        steps.append(f"ALTER INDEX {ident(tmp)} RENAME TO {ident(new_name)};")
     ops = [_alembic_create_index(t, new.model_copy(update={"name": tmp})),
            f"op.drop_index({old_name!r}, table_name={t.name!r}, postgresql_concurrently=True)"]
-    rename = f"\nop.execute({f'ALTER INDEX {ident(tmp)} RENAME TO {ident(new.name)}'!r})" if tmp != new.name else ""
+    rename = f"\nop.execute({f'ALTER INDEX {ident(tmp)} RENAME TO {ident(new_name)}'!r})" if tmp != new_name else ""
     what = ", ".join(k.removeprefix("index-") for k in aspects)
     yield make_drift(ctx, a, "degraded", f"the index ({what})", lambda s: side_fix(
         s, f"Rebuild the index as {_index_text(t, new)}.", model=_model_index_line(lead_t, new),

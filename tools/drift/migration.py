@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,7 +101,7 @@ def robust(statement: str) -> list[tuple[str, bool]]:
     import pglast
     from pglast.enums import AlterTableType as A, ObjectType as O
 
-    node = pglast.parse_sql(statement)[0].stmt
+    node: Any = pglast.parse_sql(statement)[0].stmt  # its class is read by name below
     kind = type(node).__name__
     s = statement.rstrip().rstrip(";")
     if kind == "IndexStmt":
@@ -128,6 +129,7 @@ def robust(statement: str) -> list[tuple[str, bool]]:
         return [(s.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1), True)]
     if kind == "RenameStmt":
         table = node.relation.relname if node.relation else None
+        assert table is not None  # the fixes rename tables, columns and indexes: each on a relation
         if node.renameType == O.OBJECT_COLUMN:
             cond = (f"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {_rel(table)} AND attname = "
                     f"{literal(node.subname)} AND NOT attisdropped)")
@@ -146,7 +148,9 @@ def robust(statement: str) -> list[tuple[str, bool]]:
                     f"{literal(cmd.def_.conname)})")
             s = _guard(cond, s)
         elif sub == A.AT_AlterColumnType and cmd.def_.raw_default is not None:
-            target = re.search(r" TYPE (.+?) USING ", s).group(1)
+            using = re.search(r" TYPE (.+?) USING ", s)
+            assert using is not None  # raw_default is the USING expression
+            target = using.group(1)
             cond = (f"(SELECT atttypid FROM pg_attribute WHERE attrelid = {_rel(table)} AND attname = "
                     f"{literal(cmd.name)}) IS DISTINCT FROM {literal(target)}::regtype")
             s = _guard(cond, s)  # USING converts the values: run it once only

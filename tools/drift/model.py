@@ -12,7 +12,7 @@ from ..schema.model import Location
 SideName = Literal["spec", "models", "database"]
 SIDE_ORDER: tuple[str, ...] = ("spec", "models", "database")
 Severity = Literal["breaking", "data-loss-risk", "degraded", "cosmetic", "info"]
-SEVERITIES: tuple[str, ...] = ("breaking", "data-loss-risk", "degraded", "cosmetic", "info")
+SEVERITIES: tuple[Severity, ...] = ("breaking", "data-loss-risk", "degraded", "cosmetic", "info")
 
 DriftKind = Literal[
     "missing-table", "extra-table", "table-name",
@@ -93,6 +93,6 @@ class DiffResult(_Model):
 
 
 def worst(severities: Iterable[str]) -> Severity:
-    return min(severities, key=SEVERITIES.index)  # type: ignore[return-value]
+    return SEVERITIES[min(SEVERITIES.index(s) for s in severities)]
 
 

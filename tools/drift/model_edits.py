@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from collections.abc import Callable, Sequence
 
 #: Where each name the fixes use comes from, for a file that does not import it yet.
 IMPORTS = {
@@ -58,7 +59,7 @@ def apply_change(files: dict[str, str], table: str, change: str) -> tuple[dict[s
         raise CannotApply("it is an enum class: which column uses it, and how, is left to you")
     name, cls = _find_class(files, table)
     if first.startswith("# delete the class mapped to table"):
-        files[name] = _cut(files[name], _start(cls), cls.end_lineno)
+        files[name] = _cut(files[name], _start(cls), _end(cls))
         return files, []
     if first.startswith("# delete the field: "):
         files[name] = _delete_field(files[name], table, _field_name(first.removeprefix("# delete the field: ")))
@@ -100,11 +101,25 @@ def _parse(text: str, what: str = "the models file") -> ast.Module:
         raise CannotApply(f"{what} does not parse after the change: {exc.msg} (line {exc.lineno})") from None
 
 
+def _element(source: str) -> ast.expr:
+    """One ``__table_args__`` element of a fix (``Index(...)``, ``CheckConstraint(...)``), parsed."""
+    stmt = _parse(source, "the fix's __table_args__ element").body[0]
+    if not isinstance(stmt, ast.Expr):
+        raise CannotApply(f"the fix's __table_args__ element is not an expression: {source}")
+    return stmt.value
+
+
 def _tablename(cls: ast.ClassDef) -> str:
     for stmt in cls.body:
-        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else getattr(stmt, "target", None)
-        if isinstance(target, ast.Name) and target.id == "__tablename__" and isinstance(stmt.value, ast.Constant):
-            return str(stmt.value.value)
+        value: ast.expr | None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign):
+            target, value = stmt.target, stmt.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "__tablename__" and isinstance(value, ast.Constant):
+            return str(value.value)
     return cls.name.lower()  # SQLModel's own default
 
 
@@ -127,8 +142,13 @@ def _cls(text: str, table: str) -> ast.ClassDef:
     return found
 
 
-def _start(node: ast.AST) -> int:
+def _start(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+
+
+def _end(node: ast.stmt) -> int:
+    """The statement's last line (``end_lineno`` is set by ``ast.parse``; typeshed has it optional)."""
+    return node.end_lineno if node.end_lineno is not None else node.lineno
 
 
 def _fields(cls: ast.ClassDef) -> dict[str, ast.AnnAssign]:
@@ -163,8 +183,8 @@ def _set_field(text: str, table: str, declaration: str, was: str | None) -> str:
     old = old or fields.get(name)
     line = _indent(cls) + declaration.split("  # was:")[0].rstrip()
     if old is not None:
-        return _cut(text, old.lineno, old.end_lineno, [line])
-    last = cls.body[-1].end_lineno
+        return _cut(text, old.lineno, _end(old), [line])
+    last = _end(cls.body[-1])
     return _cut(text, last + 1, last, [line])  # a new field after the class's last statement
 
 
@@ -173,11 +193,13 @@ def _set_tablename(text: str, table: str, assignment: str) -> str:
     cls = _cls(text, table)
     line = _indent(cls) + assignment
     for stmt in cls.body:
-        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__tablename__" for t in stmt.targets):
-            return _cut(text, stmt.lineno, stmt.end_lineno, [line])
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__tablename__"
+                                                for t in stmt.targets):
+            return _cut(text, stmt.lineno, _end(stmt), [line])
     first = cls.body[0]
-    docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
-    at = first.end_lineno if docstring else first.lineno - 1
+    docstring = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                 and isinstance(first.value.value, str))
+    at = _end(first) if docstring else first.lineno - 1
     return _cut(text, at + 1, at, [line])
 
 
@@ -185,7 +207,7 @@ def _delete_field(text: str, table: str, name: str) -> str:
     field = _fields(_cls(text, table)).get(name)
     if field is None:
         raise CannotApply(f"the class of {table} has no field {name}")
-    return _cut(text, field.lineno, field.end_lineno)
+    return _cut(text, field.lineno, _end(field))
 
 
 def _add_class(files: dict[str, str], code: str) -> str:
@@ -212,7 +234,7 @@ def _element_name(node: ast.expr) -> str | None:
     callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
     if named is None and callee == "Index" and node.args and isinstance(node.args[0], ast.Constant):
         named = node.args[0].value
-    return named
+    return named if isinstance(named, str) else None
 
 
 def _norm(expression: str) -> str:
@@ -221,16 +243,17 @@ def _norm(expression: str) -> str:
 
 def _check_expr(node: ast.expr) -> str | None:
     if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "CheckConstraint" \
-            and node.args and isinstance(node.args[0], ast.Constant):
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
         return _norm(node.args[0].value)
     return None
 
 
-def _edit_table_args(text: str, table: str, *, add: list[str] = (), remove=lambda e: False) -> str:
+def _edit_table_args(text: str, table: str, *, add: Sequence[str] = (),
+                     remove: Callable[[ast.expr], bool] = lambda e: False) -> str:
     """Add elements to the class's ``__table_args__`` (an element of the same name, or a CHECK of the same
     expression, is replaced) and drop those ``remove`` says; the tuple is written back on one line."""
     cls = _cls(text, table)
-    new = [_parse(a, "the fix's __table_args__ element").body[0].value for a in add]
+    new = [_element(a) for a in add]
     names = {_element_name(n) for n in new} - {None}
     checks = {_check_expr(n) for n in new} - {None}
     stmt = next((s for s in cls.body if isinstance(s, ast.Assign) and any(
@@ -246,19 +269,21 @@ def _edit_table_args(text: str, table: str, *, add: list[str] = (), remove=lambd
         for e in elements:
             if isinstance(e, ast.Dict):
                 options = e
-            elif not (remove(e) or _element_name(e) in names or (_check_expr(e) is not None and _check_expr(e) in checks)):
+            elif not (remove(e) or _element_name(e) in names
+                      or (_check_expr(e) is not None and _check_expr(e) in checks)):
                 kept.append(e)
-    if stmt is not None and not add and len(kept) == len([e for e in getattr(stmt.value, "elts", []) if not isinstance(e, ast.Dict)]):
+    elements = [e for e in getattr(stmt.value, "elts", []) if not isinstance(e, ast.Dict)] if stmt is not None else []
+    if stmt is not None and not add and len(kept) == len(elements):
         raise CannotApply("the class's __table_args__ has no such element")
     source = [ast.get_source_segment(text, e) or ast.unparse(e) for e in kept] + list(add)
     if options is not None:
         source.append(ast.get_source_segment(text, options) or ast.unparse(options))
     line = _indent(cls) + "__table_args__ = (" + ", ".join(source) + ("," if source else "") + ")"
     if stmt is not None:
-        return _cut(text, stmt.lineno, stmt.end_lineno, [line])
+        return _cut(text, stmt.lineno, _end(stmt), [line])
     after = next((s for s in cls.body if isinstance(s, ast.Assign) and any(
         isinstance(t, ast.Name) and t.id == "__tablename__" for t in s.targets)), None)
-    at = after.end_lineno if after is not None else cls.body[0].lineno - 1
+    at = _end(after) if after is not None else cls.body[0].lineno - 1
     return _cut(text, at + 1, at, [line])
 
 
@@ -271,7 +296,7 @@ def _drop_index(text: str, table: str, index: str) -> str:
     for name, field in _fields(cls).items():  # index=True names its index ix_<table>_<column>
         if index == f"ix_{table}_{name}" and isinstance(field.value, ast.Call):
             field.value.keywords = [k for k in field.value.keywords if k.arg != "index"]
-            return _cut(text, field.lineno, field.end_lineno, [_indent(cls) + ast.unparse(field)])
+            return _cut(text, field.lineno, _end(field), [_indent(cls) + ast.unparse(field)])
     raise CannotApply(f"the class of {table} declares no index {index}")
 
 
@@ -300,6 +325,6 @@ def _add_imports(files: dict[str, str], name: str, code: str) -> list[str]:
     lines = sorted({IMPORTS[n] for n in used - bound if n in IMPORTS})
     if lines:
         imports = [n for n in module.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        at = imports[-1].end_lineno if imports else 0
+        at = _end(imports[-1]) if imports else 0
         files[name] = _cut(files[name], at + 1, at, lines)
     return lines

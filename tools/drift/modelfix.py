@@ -42,7 +42,7 @@ def unify_model_changes(tg: TableGroup, columns: list[ColumnGroup], drifts: list
         for d in mine:
             for f in d.fixes:
                 if f.side == "models":  # what follows the field line (a CHECK to add) stays
-                    rest = f.model_change.partition("\n")[2]
+                    rest = (f.model_change or "").partition("\n")[2]
                     f.model_change = text + ("\n" + rest if rest.startswith("#") else "")
 
 

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..database.catalog import read_catalog
 from ..schema.model import Schema
 from .migration import (
-    Migration, build_migration, called_out, database_fixes, lint, render_alembic, render_sql, split_fix_sql,
+    Migration,
+    build_migration,
+    called_out,
+    database_fixes,
+    lint,
+    render_alembic,
+    render_sql,
+    split_fix_sql,
 )
 from .model import DiffResult, Drift, Fix
 from .scratch import copy_ddl, database_url, scratch_admin_url, scratch_name
@@ -110,7 +117,7 @@ async def prove(sides: dict[str, Schema], result: DiffResult, diff: Callable[[di
     import anyio
 
     started = time.monotonic()
-    admin = admin_url or await anyio.to_thread.run_sync(scratch_admin_url)
+    admin: str = admin_url if admin_url is not None else await anyio.to_thread.run_sync(scratch_admin_url)
     scratch = Scratch(admin)
     report = ProofReport(server="scratch PostgreSQL (embedded, ours)")
     try:

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +108,8 @@ def _sharing(todo: list[tuple[Drift, Fix]], drift: Drift, change: str | None) ->
                       and (f.model_change or f.spec_patch) == change]
 
 
-def _prove_note(fix: Fix, what: str, outcome: Outcome, baseline: set[Key], drifts: list[Drift], extra: str = "") -> None:
+def _prove_note(fix: Fix, what: str, outcome: Outcome, baseline: set[Key], drifts: list[Drift],
+                extra: str = "") -> None:
     """Mark ``fix`` proven. A spec patch that takes the database's version leaves the models to follow (and
     the other way round): said, as what the other side then needs."""
     fix.proof = "proven"
@@ -137,7 +138,7 @@ class ModelsCopies:
     """Copies of the project's model files in a temporary folder, each re-read by the models reader."""
 
     def __init__(self, project: Path, models: str | None, python: str | None, timeout: float,
-                 findings: list[Finding] = ()) -> None:
+                 findings: Sequence[Finding] = ()) -> None:
         self.project = Path(project).resolve()
         #: the errors the models already had (a module that does not import): not the change's doing
         self.known = {error_key(f) for f in findings if f.severity == "error"}
@@ -194,7 +195,9 @@ async def prove_model_fixes(copies: ModelsCopies, sides: dict[str, Schema], resu
     async def run(texts: dict[str, str]) -> Outcome:
         return outcome(await anyio.to_thread.run_sync(copies.read, texts))
 
-    texts, applied, done = dict(copies.originals), [], {}
+    texts: dict[str, str] = dict(copies.originals)
+    applied: list[tuple[Drift, Fix, list[str]]] = []
+    done: dict[tuple[str, str], list[str]] = {}
     for d, f in batch:
         edit = (_models_table(sides["models"], d.object), f.model_change or "")
         if edit in done:
@@ -224,7 +227,8 @@ async def prove_model_fixes(copies: ModelsCopies, sides: dict[str, Schema], resu
                             _imported(imports))
     for d, f in singles:
         try:
-            one, imports = apply_change(copies.originals, _models_table(sides["models"], d.object), f.model_change or "")
+            one, imports = apply_change(copies.originals, _models_table(sides["models"], d.object),
+                                        f.model_change or "")
         except CannotApply as exc:
             _withhold(d, f, f"it cannot be applied to a copy of the models: {exc}")
             continue
@@ -288,8 +292,8 @@ def apply_patch(text: str, spec: Schema, obj: str, patch: str) -> str:
     if first.startswith("- "):
         named = re.match(r"- `([^`]+)`:", first)
         if named:  # an index or constraint of that name is replaced
-            lines[start:end] = [line for line in lines[start:end]
-                                if not (line.startswith(("|", "- ")) and _cell(line.removeprefix("- ").split(":")[0]) == named.group(1))]
+            lines[start:end] = [line for line in lines[start:end] if not (
+                line.startswith(("|", "- ")) and _cell(line.removeprefix("- ").split(":")[0]) == named.group(1))]
             start, end = _section(lines, table.location.line)
         heading = "### Indexes" if named else "### Constraints"  # render.spec_index names its index
         at = next((i for i in range(start, end) if lines[i].strip() == heading), None)

@@ -180,8 +180,7 @@ def _index(node) -> str:
 
 
 def _drop(node) -> str:
-    from pglast.enums import DropBehavior
-    from pglast.enums import ObjectType as O
+    from pglast.enums import DropBehavior, ObjectType as O
 
     if not node.missing_ok or node.behavior != DropBehavior.DROP_RESTRICT or len(node.objects) != 1:
         raise _NotExact
@@ -197,8 +196,7 @@ def _drop(node) -> str:
 
 
 def _alter_table(node) -> str:
-    from pglast.enums import AlterTableType as A
-    from pglast.enums import DropBehavior
+    from pglast.enums import AlterTableType as A, DropBehavior
 
     if len(node.cmds) != 1 or node.missing_ok:
         raise _NotExact

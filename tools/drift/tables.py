@@ -9,7 +9,7 @@ from ..database.ddl import (
     literal,
     table_ddl,
 )
-from ..schema.model import location_of
+from ..schema.model import Enum, location_of
 from ..spec.writer import render_table_section
 from .core import (
     Aspect,
@@ -53,13 +53,13 @@ def compare_table_presence(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
             return "breaking"  # the app maps a table the database does not have
         return "data-loss-risk" if side == "database" else "degraded"
 
-    def fixes(side: str) -> list[Fix]:
+    def drop_fixes(side: str) -> list[Fix]:
         return side_fix(side, f"Drop the table {t.name} (or add it to the {ctx.reference}).",
                         model=f"# delete the class mapped to table {t.name!r}",
                         sql=f"DROP TABLE {ident(tg.tables[side].name)};",
                         alembic=f"op.drop_table({tg.tables[side].name!r})",
                         locks="DROP TABLE deletes its rows for good: back them up first.")
-    yield make_drift(ctx, a, severity, "the table's existence", fixes,
+    yield make_drift(ctx, a, severity, "the table's existence", drop_fixes,
                      spec_alt(f"Or document the table {t.name} in the spec.", render_table_section(t)))
 
 
@@ -90,7 +90,7 @@ def compare_table_name(ctx: Ctx, tg: TableGroup) -> Iterator[Drift]:
 
 def compare_enums(ctx: Ctx) -> Iterator[Drift]:
     """Enum types present on several sides: labels compared in order (order is the sort order)."""
-    by_name: dict[str, dict[str, object]] = {}
+    by_name: dict[str, dict[str, Enum]] = {}
     for s in ctx.sides:
         for e in ctx.schemas[s].enums:
             by_name.setdefault(e.name, {})[s] = e
@@ -100,29 +100,34 @@ def compare_enums(ctx: Ctx) -> Iterator[Drift]:
             continue
         want = list(items[a.lead].values)
 
-        def severity(side: str, want=want) -> str:
+        # make_drift calls these before the next enum; its values are bound explicitly all the same.
+        def severity(side: str, want: list[str] = want, items: dict[str, Enum] = items) -> str:
             have = items[side].values
             if set(want) - set(have):
                 return "breaking"  # the app writes labels this side rejects
             return "degraded" if set(have) - set(want) else "cosmetic"  # extra labels / another order
 
-        def fixes(side: str, want=want, name=name) -> list[Fix]:
+        def fixes(side: str, want: list[str] = want, name: str = name, items: dict[str, Enum] = items) -> list[Fix]:
             have = list(items[side].values)
             adds = [v for v in want if v not in have]
             steps = []
             for v in adds:
                 pos = want.index(v)
                 after = next((w for w in reversed(want[:pos]) if w in have or w in adds[: adds.index(v)]), None)
-                steps.append(f"ALTER TYPE {ident(name)} ADD VALUE IF NOT EXISTS {literal(v)}" + (f" AFTER {literal(after)}" if after else "") + ";")
+                steps.append(f"ALTER TYPE {ident(name)} ADD VALUE IF NOT EXISTS {literal(v)}"
+                             + (f" AFTER {literal(after)}" if after else "") + ";")
             removed = [v for v in have if v not in want]
             sql = "\n".join(steps + ([f"-- labels {', '.join(removed)} cannot be dropped: create a new type, "
                                       "recast the columns, drop the old type"] if removed else []))
             return side_fix(side, f"Give the enum {name} the labels {', '.join(want)}.",
-                            model=f"class {enum_class(name)}(str, Enum):\n" + "\n".join(f"    {v} = {v!r}" for v in want)
+                            model=f"class {enum_class(name)}(str, Enum):\n"
+                                  + "\n".join(f"    {v} = {v!r}" for v in want)
                                   + "\n# SQLModel stores member NAMES as labels",
                             sql=sql or None,
-                            alembic=alembic_autocommit(*(f"op.execute({s.rstrip(';')!r})" for s in steps)) if steps else None,
-                            locks="ADD VALUE is a catalog change; a new label cannot be used in the transaction that adds it.")
+                            alembic=(alembic_autocommit(*(f"op.execute({s.rstrip(';')!r})" for s in steps))
+                                     if steps else None),
+                            locks="ADD VALUE is a catalog change; a new label cannot be used in the transaction "
+                                  "that adds it.")
         yield make_drift(ctx, a, severity, "the enum labels", fixes,
                          spec_alt("Or accept these labels in the spec.",
                                   f"- enum {name}: {', '.join(items[a.differing[0]].values)}"))

@@ -159,7 +159,8 @@ def updated_at_advice(sides: dict[str, Schema], project: Path | None = None,
         column = next(iter(keepers.values()))
         where = assigned.get(column.name) or []
         if where:
-            shown = ", ".join(where[:_MAX_SHOWN]) + (f" and {len(where) - _MAX_SHOWN} more" if len(where) > _MAX_SHOWN else "")
+            shown = ", ".join(where[:_MAX_SHOWN]) + (f" and {len(where) - _MAX_SHOWN} more"
+                                                     if len(where) > _MAX_SHOWN else "")
             message = (f"{obj}: the app sets it itself ({shown}); nothing in the schema keeps it current ({said}), "
                        "so an UPDATE that does not go through that code keeps the row's insert time.")
         else:

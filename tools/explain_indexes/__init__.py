@@ -96,15 +96,16 @@ from .model import (
     ScanChoice,
     Source,
 )
-from .patterns import parse_query, query_patterns, show_column, tables_in_scope
 from .on_copy import prove_on_copy
+from .patterns import parse_query, query_patterns, show_column, tables_in_scope
 from .recommendations import candidates_for, check_candidates, unchecked
-from .workload import choose_set, workload_queries
 from .session import _read_live, _Run
+from .workload import choose_set, workload_queries
 
 #: Round trips to the database for one call, and for the example call of docs/tools/explain_indexes.md (shown
 #: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
-ROUND_TRIPS: tuple[int, str] = (2, ("2 for the example: the catalog, the index statistics and hypopg's state in one write (with the "
+ROUND_TRIPS: tuple[int, str] = (2, (
+                  "2 for the example: the catalog, the index statistics and hypopg's state in one write (with the "
                   "check of the caller's queries, when given); every plan, chosen and with enable_seqscan=off, in one "
                   "rolled-back transaction in one write. Checking recommendations adds 1 with hypopg (every candidate "
                   "together), else 1 per candidate built; choosing the set adds 1 per search step with hypopg (at most "
@@ -173,7 +174,7 @@ async def explain_indexes(
         evidence = await gather_evidence(run, patterns, rows, notes, raise_for_caller=bool(parsed), widths=widths,
                                           shapes=shapes)
         for t in tables:
-            if rows[t.qualified_name] is not None and rows[t.qualified_name] < SMALL_TABLE_ROWS:
+            if (count := rows[t.qualified_name]) is not None and count < SMALL_TABLE_ROWS:
                 notes.append(f"{t.name} holds about {int(rows[t.qualified_name] or 0)} rows: at that size the "
                              "planner prefers a sequential scan whatever the indexes, so each plan is repeated "
                              "with enable_seqscan=off to show which index can serve it; costs are compared in "
@@ -206,7 +207,8 @@ async def explain_indexes(
     return ExplainIndexesResult(
         source=chosen_source, database=db_schema.source if db_schema else None,
         server_version=run.server_version, tables=[t.qualified_name for t in tables], indexes=entries,
-        problems=sorted_problems(problems), recommendations=recommendations, workload=workload, evidence=evidence, notes=notes,
+        problems=sorted_problems(problems), recommendations=recommendations, workload=workload, evidence=evidence,
+        notes=notes,
         statements=run.statements, round_trips=run.round_trips,
     )
 
@@ -239,6 +241,7 @@ async def _check_callers_queries(run: _Run, parsed: list, also: list | None = No
         return results[:len(statements)]
 
     run.statements += len(extra)
+    assert run.conn is not None  # opened before any query is checked
     try:
         await resolve(run.conn, [(q.sql, [0] * q.params) for q in parsed], run_batch=batch if also else run_batch,
                       caller_setting="", timeout_ms=max(run.lock_timeout_ms, 2000))

@@ -29,7 +29,7 @@ def index_entries(tables: list[Table], spec: Schema | None, db: Schema | None,
             name = ix.name or _default_name(t, ix)
             declared = [str(ix.location)] if ix.location else []
             reason = ix.reason
-            if db is not None and spec_t is not None:
+            if db is not None and spec is not None and spec_t is not None:  # spec_t is in spec
                 twin = _spec_twin(spec_t, ix)
                 if twin is not None:
                     declared.insert(0, str(twin.location or spec.source or "spec") if isinstance(twin, Index)

@@ -103,8 +103,8 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
     transaction) again for the nearly empty tables, where the forced plan is always wanted, and for the
     bigger ones, whose forced plan is wanted when the chosen plan scans the table sequentially (kept
     only then; past :data:`_GUESS_FORCED_UP_TO` patterns those are planned in one more round trip,
-    once the chosen plans say which). The EXPLAINs need no savepoints: a plan is computed, never executed. Should one fail (a
-    caller's or the spec's SQL that does not fit the database), the transaction is rolled back, that
+    once the chosen plans say which). The EXPLAINs need no savepoints: a plan is computed, never executed.
+    Should one fail (a caller's or the spec's SQL that does not fit the database), the transaction is rolled back, that
     pattern is reported as not planned and the rest are planned again, so the results are those of
     planning each pattern on its own.
     """
@@ -129,7 +129,9 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
             body.append(width_stmt)
         jobs: list[tuple[int, bool, int, int, str]] = []  # pattern, forced, first statement, plan statement, how
 
-        def add(i: int, is_forced: bool) -> None:
+        # called in this pass only; its lists are bound explicitly all the same (ruff B023)
+        def add(i: int, is_forced: bool, body: list[_Stmt] = body,
+                jobs: list[tuple[int, bool, int, int, str]] = jobs) -> None:
             stmts, at, how = plan_statements(run, patterns[i].sql, patterns[i].params)
             jobs.append((i, is_forced, len(body), len(body) + at, how))
             body.extend(stmts)
@@ -182,7 +184,7 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
                        if i not in forced and i not in failed and i not in todo_chosen]
     out: list[QueryEvidence] = []
     for i, p in enumerate(patterns):
-        fields = dict(table=p.table.qualified_name, query=p.description, sql=p.sql, origin=p.origin,
+        fields: dict[str, Any] = dict(table=p.table.qualified_name, query=p.description, sql=p.sql, origin=p.origin,
                       location=p.location, needs=[show_column(c) for c in p.needs])
         if i in failed:
             out.append(QueryEvidence(**fields, planned_how="not planned", verdict=f"could not be planned: {failed[i]}"))

@@ -77,12 +77,14 @@ def spec_vs_database(tables: list[Table], spec: Schema, db: Schema) -> list[Find
                 continue
             ix = s.source
             same_name = next((i for i in t.indexes if ix.name and i.name == ix.name), None)
-            what = (f"the database's {ix.name} has another definition ({', '.join(show_column(c) for c in same_name.columns)})"
+            what = (f"the database's {ix.name} has another definition "
+                    f"({', '.join(show_column(c) for c in same_name.columns)})"
                     if same_name else "the database has no index like it")
             out.append(_finding(
                 "index-missing-in-database", "warning",
-                f"The spec declares {ix.name or 'an index'} on {t.name} ({', '.join(show_column(c) for c in ix.columns)}), "
-                f"but {what}.", f"{t.name}.{ix.name}" if ix.name else t.name, ix.location,
+                f"The spec declares {ix.name or 'an index'} on {t.name} "
+                f"({', '.join(show_column(c) for c in ix.columns)}), but {what}.",
+                f"{t.name}.{ix.name}" if ix.name else t.name, ix.location,
                 (f"DROP INDEX CONCURRENTLY {ident(same_name.name or '')}; " if same_name else "")
                 + create_index_sql(t, ix, concurrently=True)
                 + " -- outside a transaction (Alembic: op.get_context().autocommit_block())"))

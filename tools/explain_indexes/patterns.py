@@ -36,11 +36,11 @@ class _Refs:
         while stack:
             n = stack.pop()
             if isinstance(n, ast.RangeVar):
-                self.tables.append(n.relname)
+                self.tables.append(n.relname or "")  # the parser names every relation
             elif isinstance(n, ast.ParamRef):
-                self.params = max(self.params, n.number)
+                self.params = max(self.params, n.number or 0)
             if isinstance(n, ast.Node):
-                children = [getattr(n, a) for a in n.__slots__]
+                children = [getattr(n, a) for a in n]  # a node iterates over its attribute names
                 stack.extend(reversed([c for c in children if isinstance(c, ast.Node | tuple | list)]))
             elif isinstance(n, tuple | list):
                 stack.extend(reversed(n))
@@ -252,7 +252,8 @@ def _sql_for(t: Table, needs: list[IndexColumn], equality: int) -> str:
 def _summary(sql: str, t: Table, needs: list[IndexColumn], equality: int) -> str:
     where = ", ".join(c.name for c in needs[:equality])
     order = ", ".join(show_column(c) for c in needs[equality:])
-    return " ".join([f"{t.name} rows"] + ([f"by {where}"] if where else []) + ([f"ordered by {order}"] if order else []))
+    return " ".join([f"{t.name} rows"] + ([f"by {where}"] if where else [])
+                    + ([f"ordered by {order}"] if order else []))
 
 
 def show_column(c: IndexColumn) -> str:

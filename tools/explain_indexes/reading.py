@@ -100,6 +100,7 @@ class _Reader:
 
         if isinstance(item, ast.RangeVar):
             alias = item.alias.aliasname if item.alias is not None else item.relname
+            assert alias is not None and item.relname is not None  # the parser names both
             if item.schemaname is None and item.relname in ctes:
                 scope[alias] = None  # a CTE: read where it is defined
                 return
@@ -124,6 +125,7 @@ class _Reader:
         elif isinstance(item, ast.RangeSubselect):
             self.select(item.subquery, [scope, *outer] if item.lateral else outer, ctes)
             if item.alias is not None:
+                assert item.alias.aliasname is not None  # an alias has a name
                 scope[item.alias.aliasname] = None
 
     # -- predicates --------------------------------------------------------------------------------
@@ -132,9 +134,9 @@ class _Reader:
 
         while isinstance(node, ast.TypeCast):
             node = node.arg
-        if not isinstance(node, ast.ColumnRef) or not all(isinstance(f, ast.String) for f in node.fields):
+        if not isinstance(node, ast.ColumnRef) or not all(isinstance(f, ast.String) for f in node.fields or ()):
             return None
-        names = [f.sval for f in node.fields]
+        names = [f.sval for f in node.fields or ()]
         col = names[-1]
         for scope in scopes:
             if len(names) >= 2:
@@ -154,7 +156,7 @@ class _Reader:
 
         local = scopes[:1]
         if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
-            op = node.name[-1].sval
+            op = (node.name or ())[-1].sval
             left, right = self._column(node.lexpr, scopes), self._column(node.rexpr, scopes)
             if left and right:
                 if op == "=" and left[0] is not right[0]:
@@ -180,7 +182,7 @@ class _Reader:
             if (hit := self._column(node.lexpr, local)) is not None:
                 (hit[0].equality if node.kind == enums.A_Expr_Kind.AEXPR_IN else hit[0].ranges).append(hit[1])
         elif isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.NOT_EXPR:
-            if (hit := self._column(node.args[0], local)) is not None:
+            if (hit := self._column((node.args or ())[0], local)) is not None:
                 hit[0].equality.append(hit[1])
         elif isinstance(node, ast.NullTest | ast.BooleanTest):
             if (hit := self._column(node.arg, local)) is not None:
@@ -196,7 +198,7 @@ def _conjuncts(node: Any) -> list[Any]:
     from pglast import ast, enums
 
     if isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.AND_EXPR:
-        return [c for a in node.args for c in _conjuncts(a)]
+        return [c for a in node.args or () for c in _conjuncts(a)]
     return [node]
 
 
@@ -210,7 +212,8 @@ def _walk(node: Any, stop: type | None = None):
             yield n
             if stop is not None and isinstance(n, stop):
                 continue
-            stack.extend(getattr(n, a) for a in n.__slots__ if isinstance(getattr(n, a), ast.Node | tuple | list))
+            # a node iterates over its attribute names
+            stack.extend(getattr(n, a) for a in n if isinstance(getattr(n, a), ast.Node | tuple | list))
         elif isinstance(n, tuple | list):
             stack.extend(n)
 
@@ -256,8 +259,8 @@ def needs_per_table(sql: str, schema: Schema, owner: str | None) -> list[_Need]:
             if equality or len(uses) == 1 or u.sort or u.group:
                 wanted.append((cols, len(equality), "filter"))
         if not equality:  # reached through its join keys only: each key is a lookup
-            for key in dict.fromkeys(u.joins):
-                wanted.append(([IndexColumn(name=key)], 1, "join"))
+            for join_key in dict.fromkeys(u.joins):
+                wanted.append(([IndexColumn(name=join_key)], 1, "join"))
         for cols, eq, kind in wanted:
             key = (u.table.qualified_name, tuple((c.name, c.descending) for c in cols))
             if cols and key not in seen:

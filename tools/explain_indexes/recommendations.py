@@ -157,7 +157,8 @@ async def check_candidates(run: _Run, candidates: list[Candidate], evidence: lis
         rec.cost_before = sum(q.cost_before for q in rec.queries) if rec.queries else None
         if c.fk is None and small:
             decided.append((c, None, f"{c.table.name}: {', '.join(repr(p.description) for p in c.patterns)} would "
-                            f"want ({', '.join(show_column(x) for x in c.columns)}), which no index gives; {c.table.name} "
+                            f"want ({', '.join(show_column(x) for x in c.columns)}), which no index gives; "
+                            f"{c.table.name} "
                             f"holds about {int(table_rows or 0)} rows, too few for costs to tell whether it is worth "
                             "it. Re-run on production-like data (a Neon branch) before adding it."))
             continue
@@ -180,19 +181,20 @@ async def check_candidates(run: _Run, candidates: list[Candidate], evidence: lis
     await _check_all(run, to_check, hypopg)
     trial_of = {id(t.rec): t for t in to_check}
     out: list[Recommendation] = []
-    for c, rec, note in decided:
-        if rec is None:
+    for c, recommendation, note in decided:
+        if recommendation is None:
             notes.append(note or "")
             continue
-        if rec.cost_after is not None and rec.cost_before is not None and c.fk is None \
-                and rec.cost_after > rec.cost_before * (1 - MIN_GAIN):
-            notes.append(f"{c.ddl(False)} was checked ({rec.checked_how}) and dropped: cost {rec.cost_before:.1f} "
-                         f"-> {rec.cost_after:.1f} is not a gain of {MIN_GAIN:.0%}.")
+        if recommendation.cost_after is not None and recommendation.cost_before is not None and c.fk is None \
+                and recommendation.cost_after > recommendation.cost_before * (1 - MIN_GAIN):
+            notes.append(f"{c.ddl(False)} was checked ({recommendation.checked_how}) and dropped: cost "
+                         f"{recommendation.cost_before:.1f} -> {recommendation.cost_after:.1f} is not a gain of "
+                         f"{MIN_GAIN:.0%}.")
             continue
-        out.append(rec)
+        out.append(recommendation)
         if checked is not None:
-            t = trial_of.get(id(rec))
-            checked.append(Checked(c, rec, t.costs if t else None, t.small if t else False))
+            t = trial_of.get(id(recommendation))
+            checked.append(Checked(c, recommendation, t.costs if t else None, t.small if t else False))
     return out
 
 

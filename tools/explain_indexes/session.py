@@ -12,9 +12,15 @@ from typing import Any
 
 import psycopg
 
-from ..database.catalog import (IndexStats, catalog_statement, describe_source, index_stats_from_result,
-                                index_stats_statement, schema_from_result)
-from ..database.pipeline import StatementResult, run_batch, run_script
+from ..database.catalog import (
+    IndexStats,
+    catalog_statement,
+    describe_source,
+    index_stats_from_result,
+    index_stats_statement,
+    schema_from_result,
+)
+from ..database.pipeline import Rows, StatementResult, run_batch, run_script
 from ..database.queries import query
 from ..schema.model import Schema
 from .model import GENERIC_PLAN_MIN_VERSION
@@ -199,7 +205,8 @@ async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
             await run.batch(stmts)
     except _BatchError as exc:
         raise exc.error from None
-    catalog, usage = (StatementResult(columns=[(c, 0) for c in s.columns], rows=s.rows) for s in stmts[:2])
+    catalog, usage = (StatementResult(columns=[(c, 0) for c in s.columns], rows=Rows(s.rows or ()))
+                      for s in stmts[:2])
     schema = schema_from_result(catalog, describe_source(conn))
     stats = index_stats_from_result(usage)
     if hypothetical:

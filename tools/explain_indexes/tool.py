@@ -12,8 +12,7 @@ from ..schema.call import READ_ONLY, Hints, ToolCall, ToolSettings, ToolSpec
 from ..schema.errors import AgentError, DatabaseUnavailable
 from ..schema.shape import Shape, itself, note_prefix, table_field, table_of_object
 from ..spec.current import read_spec_schema
-from . import ExplainIndexesResult
-from . import explain_indexes as explain
+from . import ExplainIndexesResult, explain_indexes as explain
 
 
 async def explain_indexes(

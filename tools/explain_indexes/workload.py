@@ -72,7 +72,7 @@ def _merges(a: Candidate, b: Candidate) -> list[Candidate]:
         p += 1
     if p == 0:
         return []
-    out = []
+    out: list[Candidate] = []
     for first, second in ((a, b), (b, a)):
         cols = list(first.columns)
         cols += [x for x in second.columns[p:] if x.name not in {y.name for y in cols}]
@@ -115,7 +115,8 @@ class _Eval:
 
 def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, use_hypopg: bool,
           k: int) -> tuple[list[_Stmt], list[int], dict[str, int]]:
-    body = [settings_statement({"lock_timeout": f"{run.lock_timeout_ms}ms", "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"}
+    body = [settings_statement({"lock_timeout": f"{run.lock_timeout_ms}ms",
+                                "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"}
                       | ({"enable_seqscan": "off"} if small else {})
                       | ({} if run.generic else {"plan_cache_mode": "force_generic_plan"}))]
     sizes_at: list[int] = []
@@ -157,9 +158,9 @@ async def _evaluate(run: _Run, evals: list[_Eval], workload: list[tuple[str, int
                 if k == failure.body:
                     e.error = (failure.error.diag.message_primary or str(failure.error)).strip()
                 continue
-            e.sizes = [int(body[at].rows[0][0]) if body[at].rows else None for at in sizes_at]
-            e.costs = {sql: summarize_plan(json.loads(body[at].rows[0][0])).total_cost
-                       for sql, at in plans_at.items() if body[at].rows}
+            e.sizes = [int(stmt_rows[0][0]) if (stmt_rows := body[at].rows) else None for at in sizes_at]
+            e.costs = {sql: summarize_plan(json.loads(stmt_rows[0][0])).total_cost
+                       for sql, at in plans_at.items() if (stmt_rows := body[at].rows)}
         pending = [e for e in evals if e.costs is None and e.error is None]
 
 

@@ -17,6 +17,7 @@ say what ``create_all`` would create with the project's own library versions.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import json
@@ -146,7 +147,7 @@ def _error(target: dict, exc: BaseException, root: str, kind: str) -> dict:
             "traceback": "\n".join(lines[-TRACEBACK_LINES:])}
 
 
-def _drop_machinery(te: traceback.TracebackException) -> None:
+def _drop_machinery(te: traceback.TracebackException | None) -> None:
     """Remove importlib's and this script's frames: the user needs their own lines only."""
     while te is not None:
         te.stack = traceback.StackSummary.from_list(
@@ -163,7 +164,7 @@ def _describe(root: str, result: dict) -> None:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    ddl = dialect.ddl_compiler(dialect, None)
+    ddl = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]  # no statement: compiles expressions
     modules = _project_modules(root)
     metadatas, classes = _metadatas_and_classes(modules)
     places = _named_calls(modules, root)
@@ -293,13 +294,13 @@ def _table(table, cls, root, dialect, ddl, places, enums) -> dict:
     indexes = []
     for index in sorted(table.indexes, key=lambda i: _name(i, dialect) or ""):
         options = index.dialect_options["postgresql"]
-        cols = [_index_element(e, options.get("ops") or {}, ddl) for e in index.expressions]
+        elements = [_index_element(e, options.get("ops") or {}, ddl) for e in index.expressions]
         single = index.expressions[0] if len(index.expressions) == 1 else None
         from_field = single is not None and getattr(single, "table", None) is table and single.index
         fallback = field(single) if from_field else at(table_args)
         where_clause = options.get("where")
         indexes.append({
-            "name": _name(index, dialect), "unique": bool(index.unique), "columns": cols,
+            "name": _name(index, dialect), "unique": bool(index.unique), "columns": elements,
             "using": (options.get("using") or "btree").lower(),
             "where": _sql(where_clause, ddl) if where_clause is not None else None,
             "include": [getattr(c, "name", c) for c in options.get("include") or []],
@@ -337,10 +338,8 @@ def _column(column, table, dialect, ddl, location, enums, root) -> dict:
         pass
     if column.identity is not None:
         out["identity"] = "always" if column.identity.always else "by default"
-    try:
+    with contextlib.suppress(Exception):
         out["server_default"] = ddl.get_column_default_string(column)
-    except Exception:
-        pass
     if column.computed is not None:
         out["computed"] = _sql(column.computed.sqltext, ddl)
     enum = _enum_of(column.type)
@@ -376,8 +375,8 @@ def _index_element(expr, ops: dict, ddl) -> dict:
     from sqlalchemy.sql.elements import ColumnClause, UnaryExpression
 
     descending, nulls_first = False, None
-    nulls_first_op = getattr(operators, "nulls_first_op", None) or getattr(operators, "nullsfirst_op")
-    nulls_last_op = getattr(operators, "nulls_last_op", None) or getattr(operators, "nullslast_op")
+    nulls_first_op = getattr(operators, "nulls_first_op", None) or operators.nullsfirst_op
+    nulls_last_op = getattr(operators, "nulls_last_op", None) or operators.nullslast_op
     while isinstance(expr, UnaryExpression) and expr.modifier in (
         operators.desc_op, operators.asc_op, nulls_first_op, nulls_last_op
     ):
@@ -502,10 +501,9 @@ def _member_place(cls, attr: str, root):
 
 def _column_place(cls, column, root):
     attr = column.key
-    try:  # the mapped attribute can differ from the column name: sa_column=Column("userId", ...)
+    # the mapped attribute can differ from the column name: sa_column=Column("userId", ...)
+    with contextlib.suppress(Exception):
         attr = cls.__mapper__.get_property_by_column(column).key
-    except Exception:
-        pass
     return _member_place(cls, attr, root)
 
 

@@ -17,6 +17,7 @@ Exit status: the child's, 124 when the child was killed for its time limit, 128+
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -40,7 +41,7 @@ def _become_subreaper() -> bool:
 
 def _children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (from /proc; empty where there is none)."""
-    found = []
+    found: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -61,17 +62,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _killpg(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def reap_everything(child_group: int, give_up_at: float) -> None:

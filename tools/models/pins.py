@@ -198,8 +198,7 @@ def _folders(root: Path, near: list[str] | None) -> list[Path]:
         out += [f for f in deeper if any((f / n).is_file() for n in ("uv.lock", "poetry.lock", "pyproject.toml"))
                 or any(f.glob("requirements*.txt"))]
         level = deeper
-    seen: set[Path] = set()
-    return [f for f in out if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(out))  # each folder once, in the order found
 
 
 def project_pins(root: Path, near: list[str] | None = None) -> dict[str, Pin]:

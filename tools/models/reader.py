@@ -19,6 +19,7 @@ hidden by a ``models/`` package), ``models-other-candidates`` (info: another mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,12 +34,21 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from ..schema.findings import Finding
-from ..schema.paths import inside_project
 from ..database.types import UnknownType, normalize_type
+from ..schema.findings import Finding
 from ..schema.model import (
-    Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, Schema, Table, UniqueConstraint,
+    Check,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    IndexColumn,
+    Location,
+    Schema,
+    Table,
+    UniqueConstraint,
 )
+from ..schema.paths import inside_project
 
 CHILD = Path(__file__).with_name("_child.py")
 REAPER = Path(__file__).with_name("_reaper.py")
@@ -84,7 +94,7 @@ with warnings.catch_warnings():
     class ModelsRead(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        schema: Schema
+        schema: Schema  # type: ignore[assignment]  # the API's field name (BaseModel.schema is deprecated)
         findings: list[Finding]
         files: list[str]
         elapsed_ms: float
@@ -125,8 +135,8 @@ def find_models(project_root: Path, models: str | None = None) -> ImportPlan:
 def _find_models(root: Path, models: str | None) -> ImportPlan:
     plan = ImportPlan(root)
     if models:
-        target = _explicit(root, models)
-        if target is None:
+        explicit = _explicit(root, models)
+        if explicit is None:
             plan.findings.append(Finding(
                 rule="models-not-found", severity="error",
                 message=f"The models {models!r} were not found under {root}.",
@@ -134,7 +144,7 @@ def _find_models(root: Path, models: str | None) -> ImportPlan:
                     "backend/models.py) or a dotted module name importable from it (app.models).",
             ))
             return plan
-        _plan_target(plan, *target)
+        _plan_target(plan, *explicit)
         return plan
     found = [t for base in MODEL_BASES if (t := _at_base(root, root / base)) is not None]
     if not found:
@@ -217,6 +227,7 @@ def _plan_target(plan: ImportPlan, target: Path, import_root: Path | None, modul
             top = top.parent
         import_root = top.parent
         module = ".".join(target.with_suffix("").relative_to(import_root).parts)
+    assert module is not None  # _explicit gives an import root with its module name
     plan.import_root = import_root
     if target.is_file():
         plan.modules.append((module, target, False))
@@ -297,7 +308,7 @@ def read_models(
     if plan.modules:
         for exe in choose_python(root, python):
             raw, problem = _run_child(plan, exe, timeout)
-            if raw is None and problem.startswith("cannot start"):
+            if raw is None and problem is not None and problem.startswith("cannot start"):
                 findings.append(Finding(
                     rule="models-python-unusable", severity="warning",
                     message=f"{exe}: {problem}; tried the next Python.",
@@ -452,15 +463,11 @@ def _run_child_raw(plan: ImportPlan, python: str, timeout: float) -> tuple[dict 
                 proc.wait(timeout=max(0.0, kill_at - time.time()) + REAP_GRACE)
             except subprocess.TimeoutExpired:  # the reaper itself is stuck: end it, then its group
                 proc.terminate()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=REAP_GRACE)
-                except subprocess.TimeoutExpired:
-                    pass
             finally:
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
                 proc.wait()
             killed = proc.returncode == TIMED_OUT
             if proc.returncode == 126:  # the reaper could not start this interpreter

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..database.ddl import UPDATED_AT_FUNCTION, DDLRefused, execute_ddl, schema_ddl, updated_at_trigger_sql
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("schema_architect.bootstrap")
 
 
-async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, spec_path: str | None) -> list[str]:
+async def apply_spec_if_empty(conn: psycopg.AsyncConnection, project: Path, spec_path: str | None) -> list[str]:
     """Create the spec's tables in an empty database (no tables in public); return what ran.
 
     Does nothing when the database already has tables or the spec cannot be read. All or nothing:
@@ -29,6 +28,7 @@ async def apply_spec_if_empty(conn: "psycopg.AsyncConnection", project: Path, sp
     import psycopg
 
     row = await (await conn.execute(query("public_tables_count.sql"))).fetchone()
+    assert row is not None  # count(*) returns one row
     if row[0]:
         return []
     try:

@@ -19,6 +19,7 @@ second time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -252,16 +253,12 @@ def _write_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         if path.exists():
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(tmp, path.stat().st_mode & 0o777)
-            except OSError:
-                pass
         else:
             os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary project files
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

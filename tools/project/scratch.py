@@ -106,7 +106,8 @@ def spec_schema(text: str, owner_column: str = "user_id") -> tuple[Schema, list[
                     stub.columns.append(Column(name=ref, type=ctype, nullable=False))
             if not stub.primary_key and len(fk.ref_columns) == 1:
                 stub.primary_key = list(fk.ref_columns)
-                stub.column(fk.ref_columns[0]).primary_key = True
+                if (key := stub.column(fk.ref_columns[0])) is not None:  # added just above
+                    key.primary_key = True
     for stub in stubs.values():
         if stub.managed_by == "better-auth" and stub.name in ("users", "user"):
             for name in ("name", "email"):  # Better Auth's user table has both; seeds fill them
@@ -115,7 +116,7 @@ def spec_schema(text: str, owner_column: str = "user_id") -> tuple[Schema, list[
     return schema.model_copy(update={"tables": list(stubs.values()) + schema.tables}), sorted(stubs)
 
 
-async def read_state(conn: "psycopg.AsyncConnection") -> ScratchState | None:
+async def read_state(conn: psycopg.AsyncConnection) -> ScratchState | None:
     """The state kept in the database's comment; None when it has none (never built by us)."""
     row = await (await conn.execute(query("database_comment.sql"))).fetchone()
     if not row or not row[0]:
@@ -126,17 +127,19 @@ async def read_state(conn: "psycopg.AsyncConnection") -> ScratchState | None:
         return None
 
 
-async def _lock(conn: "psycopg.AsyncConnection") -> None:
+async def _lock(conn: psycopg.AsyncConnection) -> None:
     """Wait for the rebuild lock, held until the caller's transaction ends."""
     (locked,) = await run_batch(conn, [(query("advisory_xact_lock.sql"), [_LOCK_KEY])], join_transaction=True)
     if locked.error is not None:
         raise locked.error
 
 
-async def _write_state(conn: "psycopg.AsyncConnection", state: ScratchState) -> None:
+async def _write_state(conn: psycopg.AsyncConnection, state: ScratchState) -> None:
     from psycopg import sql
 
-    name = (await (await conn.execute(query("database_comment.sql"))).fetchone())[1]
+    row = await (await conn.execute(query("database_comment.sql"))).fetchone()
+    assert row is not None  # the query returns one row
+    name = row[1]
     await conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
         sql.Identifier(name), sql.Literal(state.model_dump_json(exclude_none=True))))
 
@@ -153,7 +156,7 @@ def _failure(exc: Exception, statement: str) -> Finding:
             "database that has the schema.")
 
 
-async def follow_spec(conn: "psycopg.AsyncConnection", project: Path, spec_path: str | None, *,
+async def follow_spec(conn: psycopg.AsyncConnection, project: Path, spec_path: str | None, *,
                       owner_column: str = "user_id", seed: SeedPlan | None = None,
                       force: bool = False) -> ScratchState:
     """Make the database hold the spec's schema (rebuilt if the spec changed since it was built); its state.

@@ -157,7 +157,7 @@ def _generated(column: Column) -> bool:
     return bool(column.identity) or "nextval(" in (column.default or "")
 
 
-async def seed_schema(conn: "psycopg.AsyncConnection", schema: Schema, plan: SeedPlan, *,
+async def seed_schema(conn: psycopg.AsyncConnection, schema: Schema, plan: SeedPlan, *,
                       owner_column: str = "user_id") -> SeedReport:
     """Empty every table of ``schema`` and fill it by ``plan``; inside the caller's transaction."""
     started = time.perf_counter()
@@ -174,6 +174,7 @@ async def seed_schema(conn: "psycopg.AsyncConnection", schema: Schema, plan: See
     report = SeedReport(users=0, heavy_users=[], light_users=[], rows={})
     for table in dependency_order(schema.tables):
         if users is not None and table.name == users.name:
+            assert id_col is not None, f"the users table {users.name} lacks the column its key names"
             sql = _users_sql(table, id_col.name, id_type, plan, schema)
         elif table.name in owned:
             sql = _owned_sql(table, plan, schema, owner_column, id_type, owned)
@@ -207,7 +208,8 @@ def _insert(table: Table, columns: list[str], select: str) -> str:
     return f"INSERT INTO public.{ident(table.name)} ({cols}) {body} ON CONFLICT DO NOTHING"
 
 
-def _values(table: Table, g: str, schema: Schema, seed: int, given: dict[str, str]) -> tuple[list[str], list[str]] | str:
+def _values(table: Table, g: str, schema: Schema, seed: int,
+            given: dict[str, str]) -> tuple[list[str], list[str]] | str:
     """(column names, expressions) for every column we fill; 'skip: why' when a NOT NULL one cannot be."""
     names, exprs = [], []
     for column in table.columns:
@@ -288,11 +290,11 @@ def _with_fks(table: Table, plan: SeedPlan, schema: Schema, owner_column: str, o
         given[fk.columns[0]] = value
         if required:
             wheres.append(f"{value} IS NOT NULL")
-    got = _values(table, g, schema, plan.seed, given)
-    if isinstance(got, str):
-        return got
+    values = _values(table, g, schema, plan.seed, given)
+    if isinstance(values, str):
+        return values
     source = " ".join([source, *joins]) + (f" WHERE {' AND '.join(wheres)}" if wheres else "")
-    return _insert(table, got[0], _select(*got, source))
+    return _insert(table, values[0], _select(*values, source))
 
 
 def _child_sql(table: Table, plan: SeedPlan, schema: Schema, owner_column: str, owned: set[str]) -> str:
@@ -303,6 +305,7 @@ def _child_sql(table: Table, plan: SeedPlan, schema: Schema, owner_column: str, 
         return _with_fks(table, plan, schema, owner_column, owned, None, "s.k",
                          f"FROM generate_series(1, {plan.rows_per_user}) AS s(k)", {})
     parent = schema.table(parent_fk.ref_table)
+    assert parent is not None  # an owned table: one of the schema's
     ref = ident(parent_fk.ref_columns[0])
     source = (f"FROM (SELECT p.{ref} AS ref, p.{ident(owner_column)} AS o, row_number() OVER (ORDER BY p.{ref}) AS k "
               f"FROM public.{ident(parent.name)} AS p) AS s")

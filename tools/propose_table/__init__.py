@@ -15,14 +15,14 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel, Field
 
-from .design import ProposalError, ProposedColumn, TableDesign, design_table
-from .proof import DryRun, dry_run
 from ..schema.errors import DatabaseUnavailable
 from ..schema.model import Schema
 from ..spec.file import SpecFileChanged, SpecFileError, display_path, read_spec_bytes, resolve_spec_path, update_spec
 from ..spec.reader import parse_spec
 from ..spec.sections import SectionPlan, SpecWriteError, plan_table_write, table_exists
 from ..spec.writer import write_table_section
+from .design import ProposalError, ProposedColumn, TableDesign, design_table
+from .proof import DryRun, dry_run
 
 
 class ConfirmBreaking(BaseModel):
@@ -220,10 +220,11 @@ def _summary(result: ProposeTableResult) -> str:
 
 #: Round trips to the database for one call, and for the example call of docs/tools/propose_table.md (shown
 #: there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
-ROUND_TRIPS: tuple[int, str] = (8, ("3 plus one per DDL statement (8 for the example, 5 statements): the catalog; BEGIN, the settings and "
-                  "which referenced tables exist, in one write; each DDL statement alone, the transaction checked still "
-                  "open before the next; the catalog read back, ROLLBACK and the check that nothing stayed, in one "
-                  "write. None without a database; no check of the pooled connection first, whatever the pause."))
+ROUND_TRIPS: tuple[int, str] = (8, (
+    "3 plus one per DDL statement (8 for the example, 5 statements): the catalog; BEGIN, the settings and "
+    "which referenced tables exist, in one write; each DDL statement alone, the transaction checked still "
+    "open before the next; the catalog read back, ROLLBACK and the check that nothing stayed, in one "
+    "write. None without a database; no check of the pooled connection first, whatever the pause."))
 
 __all__ = ["ConfirmBreaking", "DeclinedChanges", "ProposeTableResult", "propose_table", "replace_plan",
            "spec_has_table"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import cast
 
 from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 from pydantic import BaseModel, Field
@@ -25,6 +26,7 @@ from ..schema.model import (
     Column,
     FkAction,
     ForeignKey,
+    Identity,
     Index,
     IndexColumn,
     QueryPattern,
@@ -221,7 +223,7 @@ def _referenced_type(table: Table, column_name: str) -> str:
 
 def _id_column(existing: Schema) -> tuple[Column, str]:
     """The primary key in the project's own style (what most of its tables use)."""
-    styles = Counter()
+    styles: Counter[str] = Counter()
     for t in existing.tables:
         if t.managed_by or t.name in BETTER_AUTH_TABLES or t.primary_key != ["id"]:
             continue
@@ -234,7 +236,8 @@ def _id_column(existing: Schema) -> tuple[Column, str]:
         return Column(name="id", type="uuid", nullable=False, primary_key=True, default="gen_random_uuid()",
                       description="Primary key"), f"uuid primary keys are the project's style ({seen})."
     if style in ("identity always", "identity by default"):
-        return Column(name="id", type="integer", nullable=False, primary_key=True, identity=style,
+        identity = cast(Identity, style)  # one of the two just named
+        return Column(name="id", type="integer", nullable=False, primary_key=True, identity=identity,
                       description="Primary key"), f"identity primary keys are the project's style ({seen})."
     if style == "bigserial":
         return Column(name="id", type="bigint", nullable=False, primary_key=True, identity="bigserial",
@@ -382,7 +385,7 @@ def _add_indexes(table: Table, patterns: list[str], owner_column: str | None, ru
 def _is_prefix(short: list[IndexColumn], long: list[IndexColumn]) -> bool:
     return len(short) <= len(long) and all(
         a.name == b.name and (a.descending == b.descending or i == len(short) - 1 and len(short) < len(long))
-        for i, (a, b) in enumerate(zip(short, long)))
+        for i, (a, b) in enumerate(zip(short, long, strict=False)))  # long may go on
 
 
 def _show(columns: list[IndexColumn]) -> str:

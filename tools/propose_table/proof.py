@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from ..database.ddl import (
-    UPDATED_AT_FUNCTION, DDLRefused, dependency_order, execute_ddl, qualified, table_ddl, updated_at_trigger_sql,
+    UPDATED_AT_FUNCTION,
+    DDLRefused,
+    dependency_order,
+    execute_ddl,
+    qualified,
+    table_ddl,
+    updated_at_trigger_sql,
 )
 from ..database.expressions import ExpressionError
 from ..database.queries import query
@@ -48,7 +53,7 @@ class DryRun(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *, database: str,
+async def dry_run(conn: psycopg.AsyncConnection, table: Table, spec: Schema, *, database: str,
                   models_timeout: float = 30.0) -> DryRun:
     """Execute the table's DDL in a rolled-back transaction and prove the generated code matches it.
 
@@ -58,7 +63,6 @@ async def dry_run(conn: "psycopg.AsyncConnection", table: Table, spec: Schema, *
     table exists exactly as before (one write again): ``2 + statements``.
     """
     import psycopg  # here, not at import: the server starts without loading the driver
-
     from psycopg.pq import TransactionStatus
 
     result = DryRun(ran=True, database=database, ok=False)
@@ -124,7 +128,7 @@ _SETTINGS = query("dry_run_settings.sql")
 _EXISTS = query("tables_exist.sql")  # $1: qualified names
 
 
-async def _begin(conn: "psycopg.AsyncConnection", table: Table, spec: Schema) -> dict[str, bool]:
+async def _begin(conn: psycopg.AsyncConnection, table: Table, spec: Schema) -> dict[str, bool]:
     """Open the dry run's transaction and read which tables exist: one write, one round trip.
 
     The names asked about are the table's and every table reachable from its foreign keys through the
@@ -158,7 +162,7 @@ def _reachable(table: Table, spec: Schema) -> set[str]:
     return {_qualified(name) for name in _references(table, spec)}
 
 
-async def _roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None) -> None:
+async def _roll_back(conn: psycopg.AsyncConnection, table: Table, existed: bool | None) -> None:
     """ROLLBACK and check the table exists as it did before, in one write (see :func:`_check_rolled_back`)."""
     from psycopg.pq import TransactionStatus
 
@@ -170,7 +174,7 @@ async def _roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: boo
     _check_rolled_back(conn, table, existed, _exists(results[-1]))
 
 
-async def _read_and_roll_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool) -> Schema:
+async def _read_and_roll_back(conn: psycopg.AsyncConnection, table: Table, existed: bool) -> Schema:
     """What PostgreSQL made of the DDL (the catalog of the table's schema), then ROLLBACK and the check
     that the table exists as it did before: one write, one round trip."""
     from ..database.catalog import catalog_statement, describe_source, schema_from_result
@@ -190,7 +194,7 @@ def _exists(result) -> bool:
     return bool(result.rows[0][1])
 
 
-def _check_rolled_back(conn: "psycopg.AsyncConnection", table: Table, existed: bool | None,
+def _check_rolled_back(conn: psycopg.AsyncConnection, table: Table, existed: bool | None,
                        exists: bool | None) -> None:
     """After the proof: the connection is idle again and the proposed table exists exactly when it did
     before. Anything else means something committed, which must never pass silently."""

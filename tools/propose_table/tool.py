@@ -12,8 +12,7 @@ from pydantic import Field
 from ..schema.call import Hints, Question, ToolCall, ToolSpec
 from ..schema.errors import AgentError
 from ..schema.shape import Shape
-from . import ConfirmBreaking, DeclinedChanges, ProposeTableResult, replace_plan
-from . import propose_table as propose
+from . import ConfirmBreaking, DeclinedChanges, ProposeTableResult, propose_table as propose, replace_plan
 from .design import ProposedColumn
 
 #: What identifies a proposed change (the declined-changes memory keys on these arguments' values).

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from ..spec.erd import mermaid_er
 from ..schema.errors import unknown_tables
 from ..schema.findings import Finding, SpecConflict
-from ..spec.lint import lint_schema
 from ..schema.model import Enum, QueryPattern, Table
+from ..spec.erd import mermaid_er
 from ..spec.file import SpecFileError, display_path, read_spec_bytes
+from ..spec.lint import lint_schema
 from ..spec.reader import ParsedSpec, parse_spec
 
 
@@ -31,7 +31,8 @@ class ReadSchemaSpecResult(BaseModel):
         default_factory=list, description="Query patterns not tied to one table"
     )
     lint: list[Finding] = Field(default_factory=list, description="Convention findings (docs/rules.md)")
-    warnings: list[Finding] = Field(default_factory=list, description="What the reader could not read, with line numbers")
+    warnings: list[Finding] = Field(default_factory=list,
+                                    description="What the reader could not read, with line numbers")
     conflicts: list[SpecConflict] = Field(
         default_factory=list, description="Places where the spec says two things about one column, and which one wins"
     )

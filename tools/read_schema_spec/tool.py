@@ -9,8 +9,7 @@ from pydantic import Field
 
 from ..schema.call import READ_ONLY, ToolCall, ToolSpec
 from ..schema.shape import Shape, name_field, table_of_object
-from . import ParsedSpecs, ReadSchemaSpecResult
-from . import read_schema_spec as read
+from . import ParsedSpecs, ReadSchemaSpecResult, read_schema_spec as read
 
 
 async def read_schema_spec(

@@ -39,25 +39,48 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pglast import ast
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ..database.pipeline import run_batch
 from ..database.queries import compose, query  # (a local "query" in _run_once is a result, not this)
-from ..database.role import scoped_role_ddl  # noqa: F401 - the CLI prints it (server/cli.py)
-from ..sqlsafe import ClassificationCache, QueryFailed, QueryRefused, UnknownRelation
-from ..sqlsafe import check_sql, prepare, rewrite
+from ..database.role import scoped_role_ddl as scoped_role_ddl  # the CLI prints it (server/cli.py)
+from ..schema.names import CALLER_SETTING
+from ..sqlsafe import (
+    ClassificationCache,
+    Prepared,
+    QueryFailed,
+    QueryRefused,
+    Rewritten,
+    UnknownRelation,
+    UserDataMap,
+    check_sql,
+    prepare,
+    rewrite,
+)
 from ..sqlsafe.classify import CATALOG_VERSION_SQL, versions_sql
 from ..sqlsafe.errors import line_col
-from ..sqlsafe.redact import escape_invisible, generic_db_message, has_invisible, literal_values, names_in
-from ..sqlsafe.redact import nesting_depth, redact_db_message, source_location
+from ..sqlsafe.redact import (
+    escape_invisible,
+    generic_db_message,
+    has_invisible,
+    literal_values,
+    names_in,
+    nesting_depth,
+    redact_db_message,
+    source_location,
+)
 from ..sqlsafe.resolved import ResolutionFailed, param_types, resolve
-from ..schema.names import CALLER_SETTING
 from ..sqlsafe.rewriter import MAX_ROW_BYTES, ROW_TOO_LARGE
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg.abc import AdaptContext
 
 MAX_LIMIT = 1000
 MAX_CELL_CHARS = 10_000
@@ -194,7 +217,8 @@ def redact(message: str, sql: str, sqlstate: str = "") -> str:
     return redact_db_message(message, sqlstate, plain, [*other, *literal_values(tree)])
 
 
-def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None, shift: int = 0) -> QueryFailed:
+def _db_error(exc: Exception, sql: str, timeout_ms: int, ran: Rewritten | None = None,
+              shift: int = 0) -> QueryFailed:
     """``ran``: the :class:`sqlsafe.Rewritten` that was executed (its tree maps error positions);
     ``shift``: characters sent before ``ran.sql`` in the failing statement."""
     import psycopg.errors as E
@@ -239,7 +263,7 @@ def _db_error(exc: Exception, sql: str, timeout_ms: int, ran=None, shift: int = 
                        "and an error raised on a row's value is named by its condition only.", line=line)
 
 
-def _type_name(conn, oid: int, user_types: dict[int, str]) -> str:
+def _type_name(conn: AdaptContext, oid: int, user_types: dict[int, str]) -> str:
     info = conn.adapters.types.get(oid)
     if info is not None:
         return f"{info.name}[]" if getattr(info, "array_oid", None) == oid else info.name
@@ -280,7 +304,7 @@ def _fit(rows: list[list[Any]], max_bytes: int) -> tuple[list[list[Any]], bool]:
     return kept, False
 
 
-def _validate_args(user_id: Any, params: Any, limit: Any, sql: Any = None) -> tuple[list, int]:
+def _validate_args(user_id: Any, params: Any, limit: Any, sql: Any = None) -> tuple[list[Any], int]:
     # user_id is echoed in the result: one line of visible text, or refused (never quoted back).
     if not isinstance(user_id, str) or not user_id or len(user_id) > 256 or not user_id.isprintable() \
             or has_invisible(user_id):
@@ -325,7 +349,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _check_array(number: int, value: list) -> None:
+def _check_array(number: int, value: list[Any]) -> None:
     """An array param must be one PostgreSQL array: one element type, and nested lists of equal length
     (PostgreSQL arrays are rectangular). psycopg would fail on either with no word on which param."""
     kinds: set[str] = set()
@@ -347,10 +371,10 @@ def _check_array(number: int, value: list) -> None:
 
 
 async def run_scoped_query(
-    conn,
+    conn: AsyncConnection[Any],
     sql: str,
-    user_id: str,
-    params: list | None = None,
+    user_id: str | None,
+    params: list[Any] | None = None,
     limit: int = 100,
     *,
     owner_column: str = "user_id",
@@ -374,6 +398,7 @@ async def run_scoped_query(
     """
     started = time.perf_counter()
     params, limit = _validate_args(user_id, params, limit, sql)
+    assert user_id is not None  # _validate_args refused anything but a line of text
     if not isinstance(sql, str):
         check_sql(sql)  # refuses: not text
     if cache is None:  # without one to reuse, every call reads the catalog (the server keeps one per server)
@@ -381,7 +406,7 @@ async def run_scoped_query(
     caller_param = len(params) + 1
     row_cap = limit + 1
 
-    async def fetch(refresh: bool = False):
+    async def fetch(refresh: bool = False) -> UserDataMap:
         # Not refreshing, a map past its age comes back unchecked: its catalog version is read in the
         # call's own statement (no round trip of its own), and a change drops the result and reruns.
         return await cache.get(conn, owner_column, shared_tables, refresh=refresh, sensitive=sensitive_columns,
@@ -426,7 +451,8 @@ async def run_scoped_query(
     )
 
 
-async def _prepare(fetch, sql, params, data, caller_param, row_cap, caller_setting):
+async def _prepare(fetch: Callable[..., Awaitable[UserDataMap]], sql: str, params: list[Any], data: UserDataMap,
+                   caller_param: int, row_cap: int, caller_setting: str) -> tuple[Prepared, UserDataMap]:
     """Check and rewrite ``sql`` against ``data``; return it and the map used (re-read for an unknown name
     by ``fetch(refresh=True)``)."""
     try:
@@ -456,7 +482,8 @@ async def _prepare(fetch, sql, params, data, caller_param, row_cap, caller_setti
     return prep, data
 
 
-async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may_rerun, row_cap) -> bool:
+async def _resolved(conn: AsyncConnection[Any], sql: str, prep: Prepared, args: list[Any], data: UserDataMap,
+                    caller_setting: str, timeout_ms: int, may_rerun: bool, row_cap: int) -> bool:
     """Check ``prep`` by PostgreSQL's own analysis (sqlsafe/resolved.py), once per shape and map.
 
     Returns False when the analysis failed and the map is stale for what the query reads (the caller
@@ -467,13 +494,16 @@ async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may
     if data.resolved.get(key):
         return True
     try:
-        await resolve(conn, [(prep.sql, oids)], run_batch=run_batch, caller_setting=caller_setting, timeout_ms=timeout_ms)
+        await resolve(conn, [(prep.sql, oids)], run_batch=run_batch, caller_setting=caller_setting,
+                      timeout_ms=timeout_ms)
     except ResolutionFailed as exc:
         if may_rerun and await _stale(conn, data, data.reads(prep.scoped + prep.shared)):
             return False
+        ran: Rewritten | None
         try:
             ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, prep.caller_param, row_cap)
-            ran.tree = ran.tree.query if prep.is_explain else ran.tree
+            if isinstance(ran.tree, ast.ExplainStmt):  # an EXPLAIN's SELECT is what PostgreSQL analysed
+                ran.tree = ran.tree.query
             ran.sql = exc.printed
         except Exception:  # noqa: BLE001 - no position is better than no error
             ran = None
@@ -482,8 +512,10 @@ async def _resolved(conn, sql, prep, args, data, caller_setting, timeout_ms, may
     return True
 
 
-async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap, statement_timeout_ms,
-                   role, caller_setting, may_rerun, whole=False):
+async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: list[Any], prep: Prepared,
+                   data: UserDataMap, caller_param: int, row_cap: int, statement_timeout_ms: int,
+                   role: str | None, caller_setting: str, may_rerun: bool, whole: bool = False,
+                   ) -> tuple[list[tuple[str, int]] | None, list[Any], str | None]:
     """Run ``prep`` in one round trip; return (columns as (name, type oid), rows, the catalog version seen).
     ``whole``: the map is past its age: the same statement compares the whole catalog's version with the
     map's and fails if it changed, so the query never runs on a map (or a cached verdict of
@@ -507,7 +539,8 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
     if whole:  # a division by zero, at run time only, when the catalog moved: the query then never runs
         ctx_params.append(data.catalog_version)
     ctx_sql = compose(_CONTEXT_SQL, versions=versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]),
-                      role=_ROLE_SQL if role else "", catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
+                      role=_ROLE_SQL if role else "",
+                      catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
     begin, context, query = await run_batch(conn, [
@@ -516,7 +549,7 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
         (prep.sql, params + [user_id] if prep.scoped else params),
     ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
         reset=("ROLLBACK", RESET_SQL))
-    version = context.rows[0][0] if context.rows else None
+    version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
         return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
     # The server sends results only when the batch ends: a client-side deadline lands on the first one.
@@ -526,6 +559,7 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
     if may_rerun and version is not None and (version != _versions(data, prep) or await _stale(conn, data, reads)):
         return None, [], None  # the map was stale (a dropped column?): the caller reruns
     # Rewrite again (uncached) for the tree that maps the error position to the agent's text.
+    ran: Rewritten | None
     try:
         ran = rewrite(check_sql(sql, caller_setting=caller_setting), data, caller_param, row_cap)
     except Exception:  # noqa: BLE001
@@ -533,12 +567,12 @@ async def _execute(conn, sql, user_id, params, prep, data, caller_param, row_cap
     raise _db_error(error, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
 
 
-def _versions(data, prep) -> str:
+def _versions(data: UserDataMap, prep: Prepared) -> str:
     """The version the call's set_config statement returns while the map is current for ``prep``."""
     return data.version_of(data.unfiltered(data.reads(prep.scoped + prep.shared)))
 
 
-async def _stale(conn, data, reads) -> bool:
+async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[tuple[str, str]]) -> bool:
     """Whether DDL changed any relation in ``reads`` since ``data`` was read (one statement, after a
     failed query only: a renamed or dropped column fails a rewrite that a fresh map would not)."""
     if not reads:
@@ -546,7 +580,7 @@ async def _stale(conn, data, reads) -> bool:
     try:
         versions = versions_sql([data.relations[k].oid for k in reads])
         (seen,) = await run_batch(conn, [(compose(_SELECT_VALUE_SQL, value=versions), ())])
-        return seen.error is None and seen.rows[0][0] != data.version_of(reads)
+        return seen.error is None and bool(seen.rows[0][0] != data.version_of(reads))
     except Exception:  # noqa: BLE001 - cannot tell: report the query's own error
         return False
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import anyio
 from pydantic import Field
@@ -19,14 +19,19 @@ from ..schema.errors import AgentError
 from ..spec.current import read_spec_schema
 from ..spec.file import DEFAULT_SPEC_PATH
 from ..sqlsafe import ClassificationCache
-from . import ScopedQueryResult
-from . import run_scoped_query as run
+from . import ScopedQueryResult, run_scoped_query as run
 
 log = logging.getLogger("schema_architect.run_scoped_query")
 
 # A bind parameter as PostgreSQL takes one: a scalar, or an array of them (nested for more dimensions);
 # psycopg sends a Python list as an array.
-ParamValue = TypeAliasType("ParamValue", str | int | float | bool | None | list["ParamValue"])
+# pydantic needs TypeAliasType for a recursive alias; mypy reads a recursive alias only as a plain one.
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    ParamValue: TypeAlias = str | int | float | bool | None | list["ParamValue"]
+else:
+    ParamValue = TypeAliasType("ParamValue", str | int | float | bool | None | list["ParamValue"])
 
 
 async def run_scoped_query(
@@ -45,7 +50,7 @@ async def run_scoped_query(
     settings, db = call.settings, call.db
     user_id, verified = bound_caller(call, user_id)
 
-    async def work(conn):
+    async def work(conn: AsyncConnection[Any]) -> ScopedQueryResult:
         report = await call.kept(ScopedRole).report(call, conn)
         if settings.refuse_owner_role and report.owns_user_data:
             raise AgentError(
@@ -106,7 +111,7 @@ class ScopedRole:
     def __init__(self) -> None:
         self._report: RoleReport | None = None
 
-    async def report(self, call: ToolCall, conn) -> RoleReport:
+    async def report(self, call: ToolCall, conn: AsyncConnection[Any]) -> RoleReport:
         if self._report is None:
             self._report = report = await read_role_report(conn, role=scoped_role_of(call),
                                                            owner_column=call.settings.owner_column)
@@ -124,7 +129,7 @@ class SpecSensitiveColumns:
     this is one stat."""
 
     def __init__(self) -> None:
-        self._read_at: tuple[tuple | None, list[str]] = (None, [])  # (the file's stat key, its columns)
+        self._read_at: tuple[tuple[object, ...] | None, list[str]] = (None, [])  # (the file's stat key, its columns)
 
     async def of(self, call: ToolCall) -> list[str]:
         settings = call.settings
@@ -136,7 +141,7 @@ class SpecSensitiveColumns:
             return columns
         return await anyio.to_thread.run_sync(self._read, settings.project, settings.spec_path, key)
 
-    def _read(self, project, spec_path, key: tuple) -> list[str]:
+    def _read(self, project: Path, spec_path: str | None, key: tuple[object, ...]) -> list[str]:
         spec, _ = read_spec_schema(project, spec_path)
         columns = [f"{t.name}.{c.name}" for t in (spec.tables if spec else [])
                    for c in t.columns if c.description and _SENSITIVE_WORDS.search(c.description)]
@@ -144,7 +149,7 @@ class SpecSensitiveColumns:
         return columns
 
 
-def _spec_file_key(project: Path, spec_path: str | None) -> tuple | None:
+def _spec_file_key(project: Path, spec_path: str | None) -> tuple[object, ...] | None:
     """What identifies the spec file's content cheaply, or None when there is none: one stat of the path
     as configured, following a symlink (so a link pointed elsewhere changes the inode). No resolving: the
     file is only read, when this changes, through the spec reader's own path checks."""

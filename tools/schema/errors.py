@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import ClassVar
 
 TOOLS = ("read_schema_spec", "propose_table", "diff_models_vs_spec", "explain_indexes", "run_scoped_query")
 

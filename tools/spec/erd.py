@@ -105,8 +105,8 @@ def mermaid_er(schema: Schema) -> str:
                 continue
             cols = stubs.setdefault(key, {})
             for own, ref in zip(fk.columns, fk.ref_columns, strict=False):
-                col = t.column(own)
-                cols.setdefault(ref, col.type if col else "unknown")
+                column = t.column(own)
+                cols.setdefault(ref, column.type if column else "unknown")
             if fk.ref_table in BETTER_AUTH_TABLES:
                 better_auth.add(key)
     for key, cols in stubs.items():

@@ -15,7 +15,8 @@ from ..schema.names import singular
 
 _SORT_NEWEST = re.compile(r"\b(newest|latest|most recent|recent(ly)?|last created)\b")
 _SORT_OLDEST = re.compile(r"\b(oldest|earliest|first created)\b")
-_SORT_BY = re.compile(r"\b(?:(?:sorted|ordered|order|sort)\s+)?by\s+([a-z_ ]+?)(?:\s+(asc|desc|ascending|descending))?\b(?:,|$|\s+(?:and|then|for|with|newest|oldest))")
+_SORT_BY = re.compile(r"\b(?:(?:sorted|ordered|order|sort)\s+)?by\s+([a-z_ ]+?)(?:\s+(asc|desc|ascending|descending))?"
+                      r"\b(?:,|$|\s+(?:and|then|for|with|newest|oldest))")
 _BOOL_WORDS = {"open": False, "incomplete": False, "pending": False, "unfinished": False, "active": False,
                "done": True, "completed": True, "finished": True, "closed": True}
 _OWNER_WORDS = re.compile(r"\b(user'?s|a user|my|their|for a user|per user|owner'?s?|of a user|for the user)\b")
@@ -72,10 +73,10 @@ def _from_words(pattern: str, table: Table, owner_column: str | None) -> tuple[l
             equality.append(booleans[0].name)
     for column in table.columns:
         spoken = column.name.replace("_", " ")
-        if column.allowed_values and any(re.search(rf"\b{re.escape(v.lower())}\b", text) for v in column.allowed_values):
-            equality.append(column.name)
-        elif re.search(rf"\b(with|where|filtered by|for a|of a|whose) {re.escape(spoken)}\b", text) and \
-                column.name not in equality and not column.primary_key:
+        names_a_value = column.allowed_values and any(
+            re.search(rf"\b{re.escape(v.lower())}\b", text) for v in column.allowed_values)
+        names_the_column = re.search(rf"\b(with|where|filtered by|for a|of a|whose) {re.escape(spoken)}\b", text)
+        if names_a_value or names_the_column and column.name not in equality and not column.primary_key:
             equality.append(column.name)
     sort: list[tuple[str, bool]] = []
     if m := _SORT_BY.search(text + ","):  # "list a user's tags by name", "sorted by due date desc"
@@ -104,23 +105,23 @@ def _from_sql(sql: str, table: Table) -> tuple[list[str], list[tuple[str, bool]]
     equality: list[str] = []
     ranges: list[str] = []
 
-    def column_of(node) -> str | None:
+    def column_of(node: object) -> str | None:
         while isinstance(node, ast.TypeCast):
             node = node.arg
-        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+        if isinstance(node, ast.ColumnRef) and node.fields and isinstance(node.fields[-1], ast.String):
             name = node.fields[-1].sval
-            return name if table.column(name) else None
+            return name if name and table.column(name) else None
         return None
 
-    def walk(node) -> None:
+    def walk(node: ast.Node | None) -> None:
         if isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.AND_EXPR:
-            for arg in node.args:
+            for arg in node.args or ():
                 walk(arg)
         elif isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.NOT_EXPR:
-            if (name := column_of(node.args[0])) is not None:
+            if node.args and (name := column_of(node.args[0])) is not None:
                 equality.append(name)
         elif isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
-            op = node.name[-1].sval
+            op = node.name[-1].sval if node.name else None
             name = column_of(node.lexpr) or column_of(node.rexpr)
             if name and op == "=":
                 equality.append(name)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
-from pglast.visitors import Skip, Visitor
+from pglast.visitors import Ancestor, Skip, Visitor
 
+from ..schema.findings import SqlRefusalId
 from ..schema.names import CALLER_SETTING
 from .errors import QueryRefused, line_col
 from .functions import READABLE_SETTINGS, is_allowed
 from .redact import is_plain, redact_parse_message, shown
-
 
 # Node kinds a read may contain. Not here, so refused: writes (Insert/Update/Delete/Merge, also in
 # CTEs), utility statements, XML and JSON_TABLE constructs, TABLESAMPLE, locking and INTO.
@@ -51,16 +52,18 @@ class CheckedQuery:
     """A query that passed the static checks. ``stmt`` is the AST the rewriter changes."""
 
     sql: str
-    stmt: ast.Node  # SelectStmt or ExplainStmt
+    stmt: ast.SelectStmt | ast.ExplainStmt
     is_explain: bool
     max_param: int  # highest $n used, 0 if none
 
     @property
     def select(self) -> ast.SelectStmt:
-        return self.stmt.query if self.is_explain else self.stmt
+        select = self.stmt.query if isinstance(self.stmt, ast.ExplainStmt) else self.stmt
+        assert isinstance(select, ast.SelectStmt)  # check_sql refused any other statement
+        return select
 
 
-def refuse_at(sql: str, node: ast.Node | None, rule: str, message: str, fix: str,
+def refuse_at(sql: str, node: ast.Node | None, rule: SqlRefusalId, message: str, fix: str,
                obj: str | None = None) -> QueryRefused:
     loc = getattr(node, "location", None)
     if isinstance(loc, int) and loc >= 0:
@@ -71,7 +74,7 @@ def refuse_at(sql: str, node: ast.Node | None, rule: str, message: str, fix: str
 
 def function_name(node: ast.FuncCall) -> tuple[str | None, str]:
     """(schema or None, name) exactly as written, quotes resolved by the parser."""
-    parts = [p.sval for p in node.funcname]
+    parts: list[str] = [p.sval for p in node.funcname or ()]
     return (parts[-2] if len(parts) > 1 else None), parts[-1]
 
 
@@ -85,10 +88,11 @@ class StaticChecks(Visitor):
         self.invented_names = invented_names
         self.max_param = 0
 
-    def refuse(self, node, rule, message, fix, obj=None):
+    def refuse(self, node: ast.Node | None, rule: SqlRefusalId, message: str, fix: str,
+               obj: str | None = None) -> NoReturn:
         raise refuse_at(self.sql, node, rule, message, fix, obj)
 
-    def visit(self, ancestors, node):
+    def visit(self, ancestors: Ancestor, node: ast.Node) -> None:
         kind = type(node).__name__
         if kind in ALLOWED_NODES:
             return None
@@ -103,18 +107,18 @@ class StaticChecks(Visitor):
                     f"The construct {kind} is not allowed in a scoped read-only query.",
                     "Rewrite it as a plain SELECT using ordinary expressions, joins and subqueries.")
 
-    def visit_LockingClause(self, ancestors, node):
+    def visit_LockingClause(self, ancestors: Ancestor, node: ast.LockingClause) -> None:
         self.refuse(node, "sql-write-not-allowed",
                     "Row locking (FOR UPDATE / FOR SHARE) is refused: it takes locks other sessions wait on.",
                     "Remove the FOR UPDATE/SHARE clause.")
 
-    def visit_IntoClause(self, ancestors, node):
+    def visit_IntoClause(self, ancestors: Ancestor, node: ast.IntoClause) -> None:
         self.refuse(node, "sql-write-not-allowed", "SELECT INTO creates a table and is refused.",
                     "Remove INTO; the rows come back in the result.")
 
     # Names the agent invents come back as result column names and in rewritten_sql; a quoted
     # name can hold any text (a copied value, an email), so invented names must be plain.
-    def _invented(self, node, *names) -> None:
+    def _invented(self, node: ast.Node | None, *names: str | tuple[ast.String | str, ...] | None) -> None:
         if not self.invented_names:
             return
         for name in names:
@@ -130,56 +134,58 @@ class StaticChecks(Visitor):
                                 "Use a plain name such as total_tasks (no quotes, spaces, capitals "
                                 "or symbols).")
 
-    def visit_ResTarget(self, ancestors, node):
+    def visit_ResTarget(self, ancestors: Ancestor, node: ast.ResTarget) -> None:
         self._invented(node, node.name)
 
-    def visit_Alias(self, ancestors, node):
+    def visit_Alias(self, ancestors: Ancestor, node: ast.Alias) -> None:
         self._invented(None, node.aliasname, node.colnames or ())  # an Alias has no location
 
-    def visit_CommonTableExpr(self, ancestors, node):
+    def visit_CommonTableExpr(self, ancestors: Ancestor, node: ast.CommonTableExpr) -> None:
         self._invented(node, node.ctename, node.aliascolnames or ())
 
-    def visit_ColumnDef(self, ancestors, node):
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         self._invented(node, node.colname)
 
-    def visit_WindowDef(self, ancestors, node):
+    def visit_WindowDef(self, ancestors: Ancestor, node: ast.WindowDef) -> None:
         self._invented(node, node.name)
 
-    def visit_CTESearchClause(self, ancestors, node):
+    def visit_CTESearchClause(self, ancestors: Ancestor, node: ast.CTESearchClause) -> None:
         self._invented(node, node.search_seq_column)
 
-    def visit_CTECycleClause(self, ancestors, node):
+    def visit_CTECycleClause(self, ancestors: Ancestor, node: ast.CTECycleClause) -> None:
         self._invented(node, node.cycle_mark_column, node.cycle_path_column)
 
-    def visit_NamedArgExpr(self, ancestors, node):
+    def visit_NamedArgExpr(self, ancestors: Ancestor, node: ast.NamedArgExpr) -> None:
         self._invented(node, node.name)
 
-    def visit_ParamRef(self, ancestors, node):
-        self.max_param = max(self.max_param, node.number)
+    def visit_ParamRef(self, ancestors: Ancestor, node: ast.ParamRef) -> None:
+        self.max_param = max(self.max_param, node.number or 0)
 
-    def visit_ColumnRef(self, ancestors, node):
-        last = node.fields[-1]
+    def visit_ColumnRef(self, ancestors: Ancestor, node: ast.ColumnRef) -> None:
+        last = (node.fields or (None,))[-1]
         if isinstance(last, ast.String) and last.sval in SYSTEM_COLUMNS:
             self.refuse(node, "sql-system-column",
                         f"The system column {last.sval} is refused: it exposes the physical layout "
                         "of rows, including other users' rows.",
                         "Select ordinary columns (use the primary key to identify rows).", last.sval)
 
-    def visit_A_Expr(self, ancestors, node):
+    def visit_A_Expr(self, ancestors: Ancestor, node: ast.A_Expr) -> None:
         # OPERATOR(schema.op) could call a user-defined operator's function.
-        names = node.name or ()
+        names: tuple[ast.String, ...] = node.name or ()
         if len(names) > 1 and names[0].sval != "pg_catalog":
+            operator = names[-1].sval or ""
             self.refuse(node, "sql-function-not-allowed",
-                        f"The operator {shown(names[0].sval, 'schema')}.{names[-1].sval if _OPERATOR.match(names[-1].sval) else '?'} "
-                        "is not a built-in operator.",
+                        f"The operator {shown(names[0].sval, 'schema')}."
+                        f"{operator if _OPERATOR.match(operator) else '?'} is not a built-in operator.",
                         "Use the built-in operators.")
 
-    def visit_TypeName(self, ancestors, node):
+    def visit_TypeName(self, ancestors: Ancestor, node: ast.TypeName) -> None:
         if node.setof or node.pct_type:
             self.refuse(node, "sql-construct-not-allowed", "SETOF / %TYPE type names are refused.",
                         "Cast to a plain type name.")
 
-    def visit_RangeVar(self, ancestors, node):
+    def visit_RangeVar(self, ancestors: Ancestor, node: ast.RangeVar) -> None:
+        relname = node.relname or ""
         if node.catalogname:
             self.refuse(node, "sql-table-not-user-scoped",
                         f"Three-part name {shown(node.catalogname)}.{shown(node.schemaname)}."
@@ -187,24 +193,24 @@ class StaticChecks(Visitor):
                         "Write schema.table or just the table name.", shown(node.relname))
         schema = node.schemaname
         if (schema in SYSTEM_SCHEMAS or (schema or "").startswith("pg_temp")
-                or (not schema and node.relname.startswith("pg_"))):
+                or (not schema and relname.startswith("pg_"))):
             self.refuse(node, "sql-system-catalog",
                         f"Reading the system catalog relation {shown(node.relname)} is refused: catalogs "
                         "and statistics views leak other users' data, row counts and queries.",
                         "Ask the schema tools for structure; query your own tables for data.",
                         shown(node.relname))
 
-    def visit_FuncCall(self, ancestors, node):
+    def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
         schema, name = function_name(node)
         shown_name = shown(f"{schema}.{name}" if schema else name, "function name")
-        if len(node.funcname) > 2 or (schema is not None and schema != "pg_catalog"):
+        if len(node.funcname or ()) > 2 or (schema is not None and schema != "pg_catalog"):
             self.refuse(node, "sql-function-not-allowed",
                         f"The function {shown_name} is refused: only built-in pg_catalog functions on "
                         "the allowlist may be called, not functions defined in the database.",
                         "Use built-in functions, or express the logic in SQL.", shown_name)
         if name == "current_setting":
             self._check_current_setting(node)
-            return None
+            return
         if not is_allowed(name):
             self.refuse(node, "sql-function-not-allowed",
                         f"The function {shown_name}() is not on the allowlist of side-effect-free "
@@ -225,7 +231,7 @@ class StaticChecks(Visitor):
                         "current_setting")
 
 
-def _parse_one(sql: str) -> ast.Node:
+def _parse_one(sql: str) -> ast.Node | None:
     if "\x00" in sql:
         raise QueryRefused("sql-nul-byte",
                            "The query contains a NUL byte, which PostgreSQL's parser treats as the end "
@@ -260,13 +266,14 @@ def _parse_one(sql: str) -> ast.Node:
     return stmts[0].stmt
 
 
-def _check_statement(sql: str, stmt: ast.Node) -> bool:
-    """Refuses anything but SELECT / EXPLAIN SELECT; returns True for EXPLAIN."""
+def _check_statement(sql: str, stmt: ast.Node | None) -> ast.SelectStmt:
+    """Refuses anything but SELECT / EXPLAIN SELECT; returns the SELECT (the one explained, for EXPLAIN)."""
     if isinstance(stmt, ast.ExplainStmt):
         for opt in stmt.options or ():
             if opt.defname not in EXPLAIN_OPTIONS:
+                option = opt.defname.upper() if is_plain(opt.defname) else "<quoted name>"
                 what = "EXPLAIN ANALYZE runs the statement and reports rows it filtered out" \
-                    if opt.defname == "analyze" else f"The EXPLAIN option {opt.defname.upper() if is_plain(opt.defname) else '<quoted name>'} is not allowed"
+                    if opt.defname == "analyze" else f"The EXPLAIN option {option} is not allowed"
                 raise refuse_at(sql, stmt, "sql-write-not-allowed" if opt.defname == "analyze"
                                  else "sql-construct-not-allowed",
                                  f"{what}; it is refused.", "Use plain EXPLAIN (costs/format/verbose).")
@@ -274,9 +281,9 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
             raise QueryRefused("sql-write-not-allowed",
                                f"EXPLAIN of {type(stmt.query).__name__} is refused: only a SELECT may be "
                                "explained.", "EXPLAIN a SELECT.")
-        return True
+        return stmt.query
     if isinstance(stmt, ast.SelectStmt):
-        return False
+        return stmt
     kind = type(stmt).__name__
     writes = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "TruncateStmt", "CopyStmt",
               "CreateTableAsStmt", "CreateStmt", "DropStmt", "AlterTableStmt", "GrantStmt",
@@ -285,6 +292,7 @@ def _check_statement(sql: str, stmt: ast.Node) -> bool:
                "PrepareStmt", "ExecuteStmt", "DeallocateStmt", "DeclareCursorStmt", "FetchStmt",
                "ClosePortalStmt", "ListenStmt", "NotifyStmt", "UnlistenStmt", "DoStmt", "CallStmt",
                "AlterRoleSetStmt", "AlterDatabaseSetStmt", "AlterSystemStmt", "LoadStmt"}
+    rule: SqlRefusalId
     if kind in writes:
         rule, why = "sql-write-not-allowed", "it changes data, schema or locks"
     elif kind in session:
@@ -308,14 +316,15 @@ def check_sql(sql: str, *, caller_setting: str = CALLER_SETTING, invented_names:
     if not isinstance(sql, str) or not sql.strip():
         raise QueryRefused("sql-empty", "No SQL was given.", "Pass one SELECT statement.")
     stmt = _parse_one(sql)
-    is_explain = _check_statement(sql, stmt)
+    select = _check_statement(sql, stmt)
+    assert isinstance(stmt, (ast.SelectStmt, ast.ExplainStmt))  # _check_statement refused anything else
     checks = StaticChecks(sql, caller_setting, invented_names)
     try:
-        checks(stmt.query if is_explain else stmt)
+        checks(select)
     except RecursionError:
         raise QueryRefused("sql-parse-error", "The query is nested too deeply to check.",
                            "Flatten the expression.") from None
-    return CheckedQuery(sql=sql, stmt=stmt, is_explain=is_explain, max_param=checks.max_param)
+    return CheckedQuery(sql=sql, stmt=stmt, is_explain=isinstance(stmt, ast.ExplainStmt), max_param=checks.max_param)
 
 
 class CteScopedVisitor(Visitor):
@@ -336,20 +345,21 @@ class CteScopedVisitor(Visitor):
     def child(self, ctes: frozenset[str]) -> CteScopedVisitor:
         raise NotImplementedError
 
-    def visit_SelectStmt(self, ancestors, node):
+    def visit_SelectStmt(self, ancestors: Ancestor, node: ast.SelectStmt) -> type[Skip] | None:
         with_clause = node.withClause
         if with_clause is None:
             return None
-        names = [cte.ctename for cte in with_clause.ctes]
+        ctes: tuple[ast.CommonTableExpr, ...] = with_clause.ctes or ()
+        names = [cte.ctename or "" for cte in ctes]
         scope = self.ctes
         if with_clause.recursive:
             scope = scope | set(names)
-            for cte in with_clause.ctes:
+            for cte in ctes:
                 self.child(scope)(cte)
         else:
-            for cte in with_clause.ctes:
+            for cte in ctes:
                 self.child(scope)(cte)
-                scope = scope | {cte.ctename}
+                scope = scope | {cte.ctename or ""}
         node.withClause = None  # visit the rest of the statement with all CTEs in scope
         try:
             self.child(scope)(node)
@@ -357,13 +367,15 @@ class CteScopedVisitor(Visitor):
             node.withClause = with_clause
         return Skip
 
-    def visit_RangeVar(self, ancestors, node):
+    def visit_RangeVar(self, ancestors: Ancestor, node: ast.RangeVar) -> ast.Node | None:
         if not node.schemaname and not node.catalogname and node.relname in self.ctes:
             return self.cte_reference(node)
         return self.relation(ancestors, node)
 
-    def cte_reference(self, node):
+    def cte_reference(self, node: ast.RangeVar) -> ast.Node | None:
+        """A reference to a CTE in scope; a replacement node, or None to keep it."""
         return None
 
-    def relation(self, ancestors, node):
+    def relation(self, ancestors: Ancestor, node: ast.RangeVar) -> ast.Node | None:
+        """A reference to a real table; a replacement node, or None to keep it."""
         return None

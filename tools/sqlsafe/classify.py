@@ -23,13 +23,16 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from ..database.pipeline import run_batch
+from ..database.pipeline import StatementResult, run_batch
 from ..database.queries import compose, query
 from .credentials import masked_columns
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 Scope = Literal["owner", "auth-users", "parent", "shared", "refused"]
 
@@ -44,7 +47,7 @@ _VERSIONS_SQL = compose(query("relations_version.sql"),
                         xmins=compose(query("relation_xmins.sql"), oids="{oids}"))
 
 
-def versions_sql(oids: Sequence[int]) -> str:
+def versions_sql(oids: Sequence[int | None]) -> str:
     """An expression: ``count:sum`` over the relations ``oids`` (see :meth:`UserDataMap.version_of`).
 
     The oids come from the catalog and are formatted as integers, so the statement needs no
@@ -52,7 +55,8 @@ def versions_sql(oids: Sequence[int]) -> str:
     """
     if not oids:
         return "'0:0'"
-    array = "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"
+    # int(): only integers reach the SQL; a relation without an oid (not read from the catalog) raises
+    array = "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
     return compose(_VERSIONS_SQL, oids=array)
 
 
@@ -103,22 +107,26 @@ class Relation:
         return f"{self.schema}.{self.name}"
 
 
-class LRU:
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+
+
+class LRU(Generic[_Key, _Value]):
     """A small thread-safe least-recently-used map with at most ``size`` entries."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._data: OrderedDict = OrderedDict()
+        self._data: OrderedDict[_Key, _Value] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key: _Key) -> _Value | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
+    def put(self, key: _Key, value: _Value) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -154,10 +162,15 @@ class UserDataMap:
     catalog_version: str = ""  # CATALOG_VERSION_SQL when the map was read
     loaded_at: float = field(default_factory=time.monotonic)
     version: int = field(default_factory=lambda: next(_VERSIONS))
-    rewrites: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
-    _reads: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    #: (sql, caller setting, caller param, row cap) -> rewriter.prepare's Prepared (not imported here:
+    #: the rewriter imports this module)
+    rewrites: LRU[tuple[str, str, int, int | None], object] = field(
+        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    _reads: LRU[tuple[str, ...], tuple[tuple[str, str], ...]] = field(
+        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
     #: (rewritten SQL, parameter types, caller setting) that PostgreSQL's analysis cleared (resolved.py)
-    resolved: LRU = field(default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    resolved: LRU[tuple[str, tuple[int, ...], str], bool] = field(
+        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
         """The relation a (possibly unqualified) name refers to, searching the search path."""
@@ -214,7 +227,8 @@ def _shared_keys(shared: Sequence[str], search_path: Sequence[str]) -> set[tuple
     return keys
 
 
-def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> UserDataMap:
+def build_map(row: dict[str, Any], owner_column: str, shared_tables: Sequence[str],
+              sensitive: Sequence[str] = ()) -> UserDataMap:
     """Classify catalog rows (the output of :data:`CLASSIFY_SQL`) into a :class:`UserDataMap`;
     ``sensitive``: ``table.column`` patterns masked besides Better Auth's credentials."""
     search_path = tuple(row["search_path"] or ())
@@ -231,7 +245,7 @@ def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensit
                 target = (fk["ref_schema"], fk["ref_name"])
                 votes[target] = (fk["ref_cols"][0], tuple(fk["ref_types"][0]))
                 counts[target] = counts.get(target, 0) + 1
-    auth: tuple[str, str] | None = max(counts, key=counts.get) if counts else None
+    auth: tuple[str, str] | None = max(counts, key=counts.__getitem__) if counts else None
     if auth is None:
         for schema in search_path:
             for name in AUTH_TABLE_NAMES:
@@ -271,7 +285,8 @@ def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensit
         reads = {tuple(json.loads(x)) for x in r["reads"] or ()}
         kind = r["kind"]
         if kind in ("v", "m") and reads & user_keys:
-            reason = ("it is a view that reads user tables (" + ", ".join(sorted(".".join(k) for k in reads & user_keys))
+            reason = ("it is a view that reads user tables ("
+                      + ", ".join(sorted(".".join(k) for k in reads & user_keys))
                       + ") with its owner's rights, so it cannot be filtered to the caller")
             out[key] = Relation(key[0], key[1], kind, "refused", reason=reason)
         elif key in shared:
@@ -289,7 +304,7 @@ def build_map(row: dict, owner_column: str, shared_tables: Sequence[str], sensit
     return UserDataMap(row["db"], search_path, out, types, owner_column, row.get("catalog_version") or "")
 
 
-async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
+async def load_map(conn: AsyncConnection[Any], owner_column: str = "user_id", shared_tables: Sequence[str] = (),
                    sensitive: Sequence[str] = ()) -> UserDataMap:
     """Read the catalog (one query) and classify it. Leaves no transaction open if it opened one."""
     (result,) = await run_batch(conn, [(CLASSIFY_SQL, [owner_column])], join_transaction=True)
@@ -297,13 +312,14 @@ async def load_map(conn, owner_column: str = "user_id", shared_tables: Sequence[
     return build_map(row, owner_column, shared_tables, sensitive)
 
 
-async def read_catalog_version(conn) -> str:
+async def read_catalog_version(conn: AsyncConnection[Any]) -> str:
     """:data:`CATALOG_VERSION_SQL` alone: one small statement. Leaves no transaction open."""
     (result,) = await run_batch(conn, [(_READ_CATALOG_VERSION_SQL, ())], join_transaction=True)
-    return _checked(result).rows[0][0]
+    version: str = _checked(result).rows[0][0]
+    return version
 
 
-def _checked(result):
+def _checked(result: StatementResult) -> StatementResult:
     """``result``, or its error raised (an idle connection ran it in an implicit transaction: none is left)."""
     if result.error is not None:
         raise result.error
@@ -324,22 +340,23 @@ class ClassificationCache:
 
     def __init__(self, ttl: float = 60.0) -> None:
         self.ttl = ttl
-        self._maps: dict[tuple, UserDataMap] = {}
+        self._maps: dict[tuple[object, ...], UserDataMap] = {}
 
     @staticmethod
-    def key(conn, owner_column: str, shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> tuple:
+    def key(conn: AsyncConnection[Any], owner_column: str, shared_tables: Sequence[str],
+            sensitive: Sequence[str] = ()) -> tuple[object, ...]:
         info = conn.info
         return (info.host, info.port, info.dbname, owner_column, tuple(sorted(shared_tables)),
                 tuple(sorted(sensitive)))
 
-    def peek(self, conn, owner_column: str, shared_tables: Sequence[str],
+    def peek(self, conn: AsyncConnection[Any], owner_column: str, shared_tables: Sequence[str],
              sensitive: Sequence[str] = ()) -> UserDataMap | None:
         m = self._maps.get(self.key(conn, owner_column, shared_tables, sensitive))
         if m is not None and time.monotonic() - m.loaded_at < self.ttl:
             return m
         return None
 
-    async def get(self, conn, owner_column: str = "user_id", shared_tables: Sequence[str] = (),
+    async def get(self, conn: AsyncConnection[Any], owner_column: str = "user_id", shared_tables: Sequence[str] = (),
                   *, refresh: bool = False, sensitive: Sequence[str] = (), stale_ok: bool = False) -> UserDataMap:
         """The map; ``stale_ok``: even one older than ``ttl``, unchecked (the caller checks the catalog's
         version in its own statement, :data:`CATALOG_VERSION_SQL`, and calls :meth:`confirm` or refreshes)."""

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from ..schema.errors import AgentError
-from ..schema.findings import Finding
+from ..schema.findings import Finding, SqlRefusalId
 from ..schema.model import Location
 
 
@@ -22,7 +22,7 @@ class QueryRefused(AgentError):
     #: definition, analysed and never run: sqlsafe/resolved.py).
     analysed = False
 
-    def __init__(self, rule: str, message: str, fix: str | None = None, *, obj: str | None = None,
+    def __init__(self, rule: SqlRefusalId, message: str, fix: str | None = None, *, obj: str | None = None,
                  line: int | None = None) -> None:
         self.finding = Finding(
             rule=rule, severity="error", message=message, object=obj, fix=fix,

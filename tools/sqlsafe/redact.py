@@ -32,8 +32,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from pglast import ast
-from pglast.keywords import (COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS,
-                             UNRESERVED_KEYWORDS)
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS, UNRESERVED_KEYWORDS
 
 REDACTED = "<redacted>"
 ELIDED = "…"
@@ -81,7 +80,7 @@ def redact_quoted(message: str, keep: Callable[[str], bool], *, greedy: bool = F
             return message[:first] + f'"{REDACTED}"'
         return message[:first] + f'"{REDACTED}"' + message[last + 1:]
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         return m.group(0) if keep(m.group(1)) else f'"{REDACTED}"'
 
     return _FRAGMENT.sub(sub, message)
@@ -135,9 +134,9 @@ def redact_db_message(message: str, sqlstate: str, identifiers: Iterable[str] = 
     return out
 
 
-def walk(node) -> Iterator[ast.Node]:
+def walk(node: object) -> Iterator[ast.Node]:
     """Every node of a tree, depth first; constants (A_Const) are yielded but not entered."""
-    stack = [node]
+    stack: list[object] = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, (list, tuple)):
@@ -148,17 +147,18 @@ def walk(node) -> Iterator[ast.Node]:
         yield n
         if isinstance(n, ast.A_Const):
             continue
-        stack.extend(v for attr in type(n).__slots__
+        stack.extend(v for attr in n  # a node iterates over its attribute names
                      if isinstance(v := getattr(n, attr, None), (ast.Node, list, tuple)))
 
 
-def _strings(node) -> Iterable[str]:
+def _strings(node: object) -> Iterator[str]:
     """Every identifier-like string in a tree (names, not literal values)."""
     for n in walk(node):
         if isinstance(n, ast.String):
-            yield n.sval
+            if n.sval is not None:
+                yield n.sval
         elif not isinstance(n, ast.A_Const):  # literal values are not names
-            for attr in type(n).__slots__:
+            for attr in n:
                 if attr in _NAME_ATTRS and isinstance(v := getattr(n, attr, None), str):
                     yield v
 
@@ -167,21 +167,22 @@ _NAME_ATTRS = frozenset({"relname", "schemaname", "aliasname", "name", "ctename"
                          "refname", "search_seq_column", "cycle_mark_column", "cycle_path_column"})
 
 
-def literal_values(node) -> list[str]:
+def literal_values(node: object) -> list[str]:
     """The values of every string (and bit-string) literal in a tree."""
     out = []
     for n in walk(node):
         if isinstance(n, ast.A_Const):
-            if isinstance(n.val, ast.String):
+            if isinstance(n.val, ast.String) and n.val.sval is not None:
                 out.append(n.val.sval)
-            elif isinstance(n.val, ast.BitString):
+            elif isinstance(n.val, ast.BitString) and n.val.bsval is not None:
                 out.append(n.val.bsval)
     return out
 
 
-def names_in(node) -> tuple[set[str], set[str]]:
+def names_in(node: object) -> tuple[set[str], set[str]]:
     """(plain names, other names) appearing in a tree."""
-    plain, other = set(), set()
+    plain: set[str] = set()
+    other: set[str] = set()
     for s in _strings(node):
         (plain if is_plain(s) else other).add(s)
     return plain, other
@@ -223,33 +224,33 @@ class elided_literals:
     Printing inside the block gives the displayed SQL without copying the tree.
     """
 
-    def __init__(self, node, keep: frozenset[str] = frozenset()) -> None:
+    def __init__(self, node: ast.Node, keep: frozenset[str] = frozenset()) -> None:
         self.node = node
         self.keep = keep
-        self.saved: list[tuple[ast.String, str]] = []
+        self.saved: list[tuple[ast.String, str | None]] = []
 
-    def __enter__(self):
+    def __enter__(self) -> elided_literals:
         for n in walk(self.node):
             if isinstance(n, ast.A_Const) and isinstance(n.val, ast.String) and n.val.sval not in self.keep:
                 self.saved.append((n.val, n.val.sval))
                 n.val.sval = ELIDED
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for node, value in self.saved:
             node.sval = value
         self.saved.clear()
 
 
-def _pairs(a, b):
+def _pairs(a: object, b: object) -> Iterator[tuple[ast.Node, object]]:
     """Walk two trees of the same shape in step; raise ValueError where they differ."""
-    stack = [(a, b)]
+    stack: list[tuple[object, object]] = [(a, b)]
     while stack:
         x, y = stack.pop()
         if isinstance(x, (list, tuple)):
             if not isinstance(y, (list, tuple)) or len(x) != len(y):
                 raise ValueError("shape")
-            stack.extend(zip(x, y))
+            stack.extend(zip(x, y, strict=True))  # lengths compared just above
             continue
         if not isinstance(x, ast.Node):
             continue
@@ -259,13 +260,13 @@ def _pairs(a, b):
                 continue
             raise ValueError("shape")
         yield x, y
-        for attr in type(x).__slots__:
+        for attr in x:
             vx = getattr(x, attr, None)
             if isinstance(vx, (ast.Node, list, tuple)):
                 stack.append((vx, getattr(y, attr, None)))
 
 
-def source_location(rewritten, printed_tree, position: int) -> int | None:
+def source_location(rewritten: ast.Node, printed_tree: ast.Node | None, position: int) -> int | None:
     """Map a character index into the executed SQL to one into the agent's SQL.
 
     ``rewritten`` is the rewritten tree (nodes from the agent's text keep their original
@@ -323,7 +324,7 @@ _INVISIBLE = re.compile("[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b
                                       for a, b in INVISIBLE_RANGES) + "]")
 
 
-def _escaped(m: re.Match) -> str:
+def _escaped(m: re.Match[str]) -> str:
     code = ord(m.group())
     if code <= 0xFFFF:
         return f"\\u{code:04x}"

@@ -27,18 +27,22 @@ minute, and its verdicts with it: a function created in ``public`` since is seen
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from pglast import ast, parse_sql
 from pglast.stream import RawStream
-from pglast.visitors import Visitor
+from pglast.visitors import Ancestor, Visitor
 
 from ..database import psycopg_adapter
 from ..database.queries import query
 from .errors import QueryRefused
 from .functions import READABLE_SETTINGS, is_allowed
 from .redact import shown
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg.abc import AdaptContext
 
 # Extensions whose functions and operators are pure computations on their arguments (text similarity,
 # vectors, case-insensitive text, ...). Their operators are used in ordinary queries (citext's =,
@@ -68,6 +72,22 @@ _SETTINGS_SQL = query("resolve_settings.sql")  # $1: the statement and lock time
 _UNAVAILABLE = {"42501", "25006"}
 
 
+class BatchResult(Protocol):
+    """What :func:`resolve` reads of one statement's outcome (``tools.database.pipeline.StatementResult``)."""
+
+    @property
+    def error(self) -> Exception | None: ...
+    @property
+    def rows(self) -> Sequence[Any]: ...
+
+
+class BatchRunner(Protocol):
+    """``tools.database.pipeline.run_batch``: statements ((SQL, params), ...) in one round trip."""
+
+    def __call__(self, conn: AsyncConnection[Any], statements: Sequence[tuple[str, Sequence[Any]]], *,
+                 reset: Sequence[str]) -> Awaitable[Sequence[BatchResult]]: ...
+
+
 class ResolutionFailed(Exception):
     """PostgreSQL rejected the query while analysing it: ``error`` is its psycopg error, ``index`` which
     query (for a batch); the caller reports it as it would the query's own error."""
@@ -79,7 +99,7 @@ class ResolutionFailed(Exception):
         self.printed, self.shift = printed, shift
 
 
-def param_types(conn, params: Sequence[Any]) -> tuple[int, ...]:
+def param_types(conn: AdaptContext, params: Sequence[Any]) -> tuple[int, ...]:
     """The type oid each value is sent as (0: unknown, PostgreSQL infers it), as run_batch sends them."""
     return psycopg_adapter.param_types(conn, params)
 
@@ -91,9 +111,9 @@ class _TypedNulls(Visitor):
         super().__init__()
         self.names = names
 
-    def visit_ParamRef(self, ancestors, node):
+    def visit_ParamRef(self, ancestors: Ancestor, node: ast.ParamRef) -> ast.Node:
         null = ast.A_Const(isnull=True)
-        named = self.names.get(node.number)
+        named = self.names.get(node.number or 0)
         if named is None:
             return null
         name, is_array = named
@@ -102,7 +122,7 @@ class _TypedNulls(Visitor):
             arrayBounds=(ast.Integer(ival=-1),) if is_array else None))
 
 
-def _type_names(conn, oids: Sequence[int]) -> dict[int, tuple[str, bool] | None]:
+def _type_names(conn: AdaptContext, oids: Sequence[int]) -> dict[int, tuple[str, bool] | None]:
     out: dict[int, tuple[str, bool] | None] = {}
     for number, oid in enumerate(oids, 1):
         info = conn.adapters.types.get(oid) if oid else None
@@ -113,7 +133,7 @@ def _type_names(conn, oids: Sequence[int]) -> dict[int, tuple[str, bool] | None]
     return out
 
 
-def view_sql(sql: str, conn, oids: Sequence[int], name: str) -> tuple[str, str]:
+def view_sql(sql: str, conn: AdaptContext, oids: Sequence[int], name: str) -> tuple[str, str]:
     """``CREATE TEMP VIEW`` of ``sql``'s SELECT (of an EXPLAIN, its query), ``$n`` as typed NULLs;
     and that SELECT as printed in it (error positions point into it, after :func:`view_prefix`).
 
@@ -121,6 +141,8 @@ def view_sql(sql: str, conn, oids: Sequence[int], name: str) -> tuple[str, str]:
     """
     stmt = parse_sql(sql)[0].stmt
     select = stmt.query if isinstance(stmt, ast.ExplainStmt) else stmt
+    if select is None:
+        raise TypeError("view_sql needs a statement with a query")
     _TypedNulls(_type_names(conn, oids))(select)
     inner = RawStream()(select)
     return f"{view_prefix(name)}{inner}) AS q", inner
@@ -137,8 +159,8 @@ class ResolvedCalls(Visitor):
         super().__init__()
         self.caller_setting = caller_setting
 
-    def visit_FuncCall(self, ancestors, node):
-        parts = [p.sval for p in node.funcname]
+    def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
+        parts: list[str] = [p.sval for p in node.funcname or ()]
         name = parts[-1]
         schema = parts[-2] if len(parts) > 1 else None
         if schema not in (None, "pg_catalog") or len(parts) > 2:
@@ -155,7 +177,7 @@ class ResolvedCalls(Visitor):
         elif not is_allowed(name):
             _refuse_call(name)
 
-    def visit_TypeCast(self, ancestors, node):
+    def visit_TypeCast(self, ancestors: Ancestor, node: ast.TypeCast) -> None:
         type_name = node.typeName.names[-1].sval if node.typeName and node.typeName.names else ""
         if type_name in LOOKUP_TYPES:
             raise QueryRefused(
@@ -165,7 +187,7 @@ class ResolvedCalls(Visitor):
                 "Compare text with text instead of casting to a catalog type.", obj=type_name)
 
 
-def _literal_text(node) -> str | None:
+def _literal_text(node: ast.Node | None) -> str | None:
     while isinstance(node, ast.TypeCast):
         node = node.arg
     if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
@@ -173,7 +195,7 @@ def _literal_text(node) -> str | None:
     return None
 
 
-def _refuse_call(name: str) -> None:
+def _refuse_call(name: str) -> NoReturn:
     what = shown(name, "function")
     raise QueryRefused(
         "sql-function-not-allowed",
@@ -205,11 +227,12 @@ def _check_printed(viewdef: str, unsafe: list[str], caller_setting: str) -> None
             "notation (x).f, an operator or an implicit cast can call one).",
             "Use built-in functions and operators only.")
     stmt = parse_sql(viewdef)[0].stmt
-    ResolvedCalls(caller_setting)(stmt)
+    if stmt is not None:
+        ResolvedCalls(caller_setting)(stmt)
 
 
-async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch, caller_setting: str,
-                  timeout_ms: int) -> None:
+async def resolve(conn: AsyncConnection[Any], sqls: Sequence[tuple[str, Sequence[int]]], *,
+                  run_batch: BatchRunner, caller_setting: str, timeout_ms: int) -> None:
     """Check each (SQL, parameter type oids) by PostgreSQL's analysis, in one round trip.
 
     Raises QueryRefused (a disallowed call, or this database cannot analyse here) or
@@ -220,7 +243,7 @@ async def resolve(conn, sqls: Sequence[tuple[str, Sequence[int]]], *, run_batch,
     names = [f"{VIEW_PREFIX}{i}" for i in range(1, len(sqls) + 1)]
     timeout = f"{int(timeout_ms)}ms"
     try:
-        views = [view_sql(sql, conn, oids, name) for (sql, oids), name in zip(sqls, names)]
+        views = [view_sql(sql, conn, oids, name) for (sql, oids), name in zip(sqls, names, strict=True)]
     except RecursionError:
         raise QueryRefused("sql-too-deep", "The query nests too deeply to check.",
                            "Flatten it: use a CTE (WITH) or a join instead of nesting subqueries.") from None

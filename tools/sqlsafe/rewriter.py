@@ -27,18 +27,19 @@ computed from.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
-from pglast.visitors import Visitor
+from pglast.visitors import Ancestor, Visitor
 
 from ..schema.names import CALLER_SETTING
 from .checker import CheckedQuery, CteScopedVisitor, check_sql, refuse_at
 from .classify import Relation, UserDataMap
 from .errors import QueryRefused
 from .redact import elide_sql_literals, shown, walk
-
 
 # Longer queries are rewritten every time: with 256 entries of (text, run SQL, shown SQL) each, this
 # keeps one map's cache under about 10 MB.
@@ -91,7 +92,7 @@ def _eq(left: ast.Node, right: ast.Node) -> ast.A_Expr:
     return ast.A_Expr(kind=enums.A_Expr_Kind.AEXPR_OP, name=(_s("="),), lexpr=left, rexpr=right)
 
 
-def _and(args: list[ast.Node]) -> ast.Node:
+def _and(args: Sequence[ast.Node]) -> ast.Node:
     return args[0] if len(args) == 1 else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=tuple(args))
 
 
@@ -151,7 +152,8 @@ class _Scoper:
                                                              typemod=-1))
 
     def predicate(self, rel: Relation, alias: str, depth: int = 0) -> ast.Node:
-        if rel.scope in ("owner", "auth-users"):
+        # classify gives these scopes a key column; without one, the row matches nothing (the end)
+        if rel.scope in ("owner", "auth-users") and rel.key_column is not None:
             return _eq(_col(alias, rel.key_column), self.caller(rel))
         if rel.scope == "parent" and depth < 6:
             # Every parent row this row points to must be the caller's.
@@ -159,8 +161,9 @@ class _Scoper:
             for link in rel.parents:
                 parent = self.data.relations[link.parent]
                 palias = self.alias()
-                joins = [_eq(_col(palias, pc), _col(alias, c)) for c, pc in zip(link.cols, link.parent_cols)]
-                sub = _select(parent, palias, _and(joins + [self.predicate(parent, palias, depth + 1)]),
+                joins = [_eq(_col(palias, pc), _col(alias, c))  # a foreign key's two column lists
+                         for c, pc in zip(link.cols, link.parent_cols, strict=True)]
+                sub = _select(parent, palias, _and([*joins, self.predicate(parent, palias, depth + 1)]),
                               star=False)
                 conds.append(ast.SubLink(subLinkType=enums.SubLinkType.EXISTS_SUBLINK, subLinkId=0,
                                          subselect=sub))
@@ -176,16 +179,17 @@ class _ScopeRewriter(CteScopedVisitor):
         self.scoper = scoper
         self.out = out
 
-    def child(self, ctes):
+    def child(self, ctes: frozenset[str]) -> _ScopeRewriter:
         return _ScopeRewriter(self.checked, self.scoper, self.out, ctes)
 
-    def visit_FuncCall(self, ancestors, node):
+    def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
         # Only allow-listed built-ins got past the checker; pin them to pg_catalog.
-        node.funcname = (_s("pg_catalog"), node.funcname[-1])
+        node.funcname = (_s("pg_catalog"), (node.funcname or ())[-1])
 
-    def relation(self, ancestors, node: ast.RangeVar):
+    def relation(self, ancestors: Ancestor, node: ast.RangeVar) -> ast.Node:
         data = self.scoper.data
-        rel = data.resolve(node.schemaname, node.relname)
+        inh = bool(node.inh)
+        rel = data.resolve(node.schemaname, node.relname or "")
         if rel is None:
             # Only a plain name is ever echoed back (a quoted one could hold any text).
             raise UnknownRelation(shown(f"{node.schemaname}.{node.relname}" if node.schemaname
@@ -200,34 +204,37 @@ class _ScopeRewriter(CteScopedVisitor):
         if rel.scope == "shared" and rel.masked:
             self.out.shared.append(rel.qualified)
             inner = self.scoper.alias()
-            sub = _select(rel, inner, None, star=True, inh=node.inh, fence=True)
+            sub = _select(rel, inner, None, star=True, inh=inh, fence=True)
             alias = copy.copy(node.alias) if node.alias else ast.Alias(aliasname=node.relname)
             return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
         if rel.scope == "shared":
             self.out.shared.append(rel.qualified)
-            return ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=node.inh,
+            return ast.RangeVar(schemaname=rel.schema, relname=rel.name, inh=inh,
                                 relpersistence="p", alias=node.alias, location=node.location)
         self.out.scoped.append(rel.qualified)
         inner = self.scoper.alias()
-        sub = _select(rel, inner, self.scoper.predicate(rel, inner), star=True, inh=node.inh, fence=True)
+        sub = _select(rel, inner, self.scoper.predicate(rel, inner), star=True, inh=inh, fence=True)
         alias = copy.copy(node.alias) if node.alias else ast.Alias(aliasname=node.relname)
         return ast.RangeSubselect(lateral=False, subquery=sub, alias=alias)
 
 
-class _Nodes(Visitor):
+_Kind = TypeVar("_Kind", bound=ast.Node)
+
+
+class _Nodes(Visitor, Generic[_Kind]):
     """Collects every node of one kind below where it is called."""
 
-    def __init__(self, kind: type) -> None:
+    def __init__(self, kind: type[_Kind]) -> None:
         super().__init__()
         self.kind = kind
-        self.found: list = []
+        self.found: list[_Kind] = []
 
-    def visit(self, ancestors, node):
+    def visit(self, ancestors: Ancestor, node: ast.Node) -> None:
         if isinstance(node, self.kind):
             self.found.append(node)
 
 
-def _nodes(kind: type, tree) -> list:
+def _nodes(kind: type[_Kind], tree: ast.Node | tuple[Any, ...]) -> list[_Kind]:
     collect = _Nodes(kind)
     collect(tree)
     return collect.found
@@ -243,7 +250,7 @@ def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
             if clause is None:
                 continue
             for ref in _nodes(ast.ColumnRef, clause):
-                last = ref.fields[-1]
+                last = (ref.fields or (None,))[-1]
                 if isinstance(last, ast.String) and last.sval in masked:
                     raise refuse_at(checked.sql, ref, "sql-masked-column",
                                      f"The column {shown(last.sval, 'column')} holds credentials: it comes back "
@@ -253,9 +260,9 @@ def _refuse_masked_filters(checked: CheckedQuery, masked: set[str]) -> None:
                                      shown(last.sval, "column"))
 
 
-def _join_quals(from_clause) -> list:
-    out = []
-    stack = list(from_clause or ())
+def _join_quals(from_clause: tuple[ast.Node, ...] | None) -> list[ast.Node | None]:
+    out: list[ast.Node | None] = []
+    stack: list[ast.Node | None] = list(from_clause or ())
     while stack:
         item = stack.pop()
         if isinstance(item, ast.JoinExpr):
@@ -285,6 +292,7 @@ def _row_bound() -> ast.SelectStmt:
     for node in walk(stmt):
         if isinstance(getattr(node, "location", None), int):
             node.location = -1
+    assert isinstance(stmt, ast.SelectStmt)  # the statement just above
     return stmt
 
 
@@ -299,6 +307,7 @@ def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
     below a LIMIT) and the planner keeps its top-N sort."""
     const = ast.A_Const(val=ast.Integer(ival=cap))
     bound = copy.deepcopy(_ROW_BOUND)
+    assert bound.fromClause is not None  # FROM (SELECT) AS _sa_rows
     bound.fromClause[0].subquery = stmt
     count = enums.LimitOption.LIMIT_OPTION_COUNT
     if stmt.limitCount is None and stmt.limitOption != enums.LimitOption.LIMIT_OPTION_WITH_TIES:
@@ -308,7 +317,7 @@ def _cap_rows(stmt: ast.SelectStmt, cap: int) -> ast.SelectStmt:
     return bound
 
 
-def _without_costs(options) -> tuple:
+def _without_costs(options: tuple[ast.DefElem, ...] | None) -> tuple[ast.DefElem, ...]:
     """EXPLAIN options with COSTS OFF: estimates come from statistics over every user's rows (how many
     rows ``user_id = 'u_bob'`` matches), so a caller bound to one user sees the plan's shape only."""
     kept = [o for o in options or () if o.defname != "costs"]
@@ -321,20 +330,23 @@ def rewrite(checked: CheckedQuery, data: UserDataMap, caller_param: int, row_cap
     Works on a fresh parse of the checked text (cheaper than a deep copy), so ``checked`` can be
     rewritten again after the catalog map is refreshed.
     """
-    stmt = parse_sql(checked.sql)[0].stmt
+    parsed = parse_sql(checked.sql)[0].stmt
+    explain = parsed if isinstance(parsed, ast.ExplainStmt) else None
+    select = explain.query if explain is not None else parsed
+    if not isinstance(select, ast.SelectStmt):
+        raise TypeError("check_sql passes only a SELECT or an EXPLAIN of one")
     out = Rewritten(sql="", caller_param=caller_param)
     scoper = _Scoper(data, caller_param)
-    select = stmt.query if checked.is_explain else stmt
     _ScopeRewriter(checked, scoper, out)(select)
     if out.masked:
         _refuse_masked_filters(checked, {m.rsplit(".", 1)[1] for m in out.masked})
-    if row_cap is not None and not checked.is_explain:
+    if row_cap is not None and explain is None:
         select = _cap_rows(select, row_cap)
-    if checked.is_explain:
-        stmt.query = select
-        stmt.options = _without_costs(stmt.options)
-    else:
-        stmt = select
+    stmt: ast.Node = select
+    if explain is not None:
+        explain.query = select
+        explain.options = _without_costs(explain.options)
+        stmt = explain
     out.sql = RawStream()(stmt)
     out.shown_sql = elide_sql_literals(out.sql, keep=OWN_LITERALS)
     out.tree = stmt
@@ -351,7 +363,7 @@ def prepare(sql: str, data: UserDataMap, caller_param: int, row_cap: int | None 
     cacheable = len(sql) <= MAX_CACHED_SQL_CHARS
     key = (sql, caller_setting, caller_param, row_cap)
     hit = data.rewrites.get(key) if cacheable else None
-    if hit is not None:
+    if isinstance(hit, Prepared):  # what this function put there
         return hit, True
     checked = check_sql(sql, caller_setting=caller_setting)
     try:

@@ -19,7 +19,6 @@ import inspect
 import sys
 import textwrap
 
-
 from ...schema.findings import SEVERITY_RANK, Finding
 from ...schema.model import Schema, Table
 from .columns import (
@@ -33,9 +32,19 @@ from .columns import (
     updated_at_trigger,
     varchar_without_length,
 )
-from .core import DOCS_PATH, LintContext, Rule
+
 # Shared with explain_indexes and the tests.
-from .core import INDEX_RULE_IDS, IndexShape, RuleId, covers_columns, index_shapes, norm_where  # noqa: F401
+from .core import (  # noqa: F401
+    DOCS_PATH,
+    INDEX_RULE_IDS,
+    IndexShape,
+    LintContext,
+    Rule,
+    RuleId,
+    covers_columns,
+    index_shapes,
+    norm_where,
+)
 from .indexes import (
     boolean_index,
     duplicate_index,

@@ -18,7 +18,6 @@ from ...database.types import varchar_length
 from ...schema.findings import RuleId, Severity
 from ...schema.model import ForeignKey, Index, Location, Schema, Table
 
-
 DOCS_PATH = Path(__file__).resolve().parents[3] / "docs" / "rules.md"
 
 # Words PostgreSQL will not take as a bare table or column name (ColId excludes both categories).
@@ -92,7 +91,7 @@ def type_family(pg_type: str) -> str:
 
 
 def mentions(text: str | None, word: str) -> bool:
-    return bool(text) and re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
+    return text is not None and re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
 
 
 class IndexShape(NamedTuple):

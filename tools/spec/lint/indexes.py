@@ -109,7 +109,8 @@ def boolean_index(ctx: LintContext) -> Iterator[Hit]:
                 better = (f"if rows with {col.name} = true are rare: "
                           f"CREATE INDEX ... ON {qualified(t)} (...) WHERE {ident(col.name)};")
             yield Hit(
-                f"{ix.label(t)} indexes the boolean {t.name}.{col.name} alone.", f"{t.name}.{ix.name}" if ix.name else t.name,
+                f"{ix.label(t)} indexes the boolean {t.name}.{col.name} alone.",
+                f"{t.name}.{ix.name}" if ix.name else t.name,
                 location_of(ix.source, t), f"{drop} {better}",
             )
 
@@ -199,7 +200,7 @@ def duplicate_index(ctx: LintContext) -> Iterator[Hit]:
 def _from_spec(schema: Schema, ix: Index) -> bool:
     if ix.location is not None:
         return ix.location.file.endswith(".md")
-    return bool(schema.source) and schema.source.endswith(".md")
+    return schema.source is not None and schema.source.endswith(".md")
 
 
 @rule("index-without-reason", "info")

@@ -39,7 +39,7 @@ class ParsedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @property
-    def schema(self) -> Schema:  # type: ignore[override]  (BaseModel.schema is a deprecated classmethod)
+    def schema(self) -> Schema:  # type: ignore[override]  # BaseModel.schema is a deprecated classmethod
         return self.schema_
 
 
@@ -52,7 +52,7 @@ def parse_spec(text: str, file: str = "specs/database/schema.md", *, datetime_ty
     try:
         return _parse(text, file)
     except Exception as error:  # the last line of defence: a reader bug is a warning, never a crash
-        return ParsedSpec(schema=Schema(source=file), warnings=[Finding(
+        return ParsedSpec(schema_=Schema(source=file), warnings=[Finding(
             rule="spec-reader-error", severity="warning", location=Location(file=file, line=1),
             message=f"The spec could not be read ({type(error).__name__}: {str(error)[:200]}).",
             fix="Write the tables in the canonical format described in specs/format.md.",
@@ -89,7 +89,7 @@ def _parse(text: str, file: str) -> ParsedSpec:
     warnings.sort(key=lambda f: (f.location.line or 0) if f.location else 0)
     schema = Schema(tables=tables, enums=_unique_enums(document.enums), query_patterns=schema_patterns,
                     source=file)
-    return ParsedSpec(schema=schema, warnings=warnings, conflicts=conflicts)
+    return ParsedSpec(schema_=schema, warnings=warnings, conflicts=conflicts)
 
 
 def _unique_enums(enums):

@@ -37,7 +37,7 @@ class _ActionOnly:
     def match(self, text: str) -> tuple[str, str] | None:
         for form, event, action in self._FORMS:
             if m := form.match(text.strip()):
-                return (m.group(event), m.group(action)) if event else ("delete", "cascade")
+                return (m.group(event), m.group(action)) if event and action else ("delete", "cascade")
         return None
 
 
@@ -64,8 +64,8 @@ def _until_group_end(text: str, start: int, rest: str) -> str:
 
 
 # A line that names a key's target (users.id, users(id)) with a key word: unread, it is worth a warning
-_SAYS_A_KEY = re.compile(rf"(?=.*(?:→|->|=>|\breferences?\b|\bforeign\s+key\b|\bFK\b))(?=.*\b{IDENT}(?:\.{IDENT}|\s*\(\s*{IDENT}\s*\)))",
-                         re.I)
+_SAYS_A_KEY = re.compile(r"(?=.*(?:→|->|=>|\breferences?\b|\bforeign\s+key\b|\bFK\b))"
+                         rf"(?=.*\b{IDENT}(?:\.{IDENT}|\s*\(\s*{IDENT}\s*\)))", re.I)
 
 
 class FieldsAndKeys:
@@ -124,9 +124,9 @@ class FieldsAndKeys:
         (about the foreign key just before it); False when the bullet is not a foreign key."""
         text = _FK_LABEL.sub("", clean(block.text))
         line = block.line
-        if m := ACTION_ONLY.match(text):
+        if action := ACTION_ONLY.match(text):
             if self.last_fk is not None:
-                set_action(self.last_fk, m)
+                set_action(self.last_fk, action)
             return self.last_fk is not None
         named = re.match(rf"^({IDENT})\s*:\s*(.*)$", text)
         name = None
@@ -206,6 +206,7 @@ class FieldsAndKeys:
         if m := re.match(rf"^({IDENT})\.({IDENT})\b\s*:?\s*(.*)$", text):
             table, column, rest = m.group(1).lower(), m.group(2), m.group(3)
             draft = self.section_draft(table, line)
+            assert draft is not None  # a named table always gets one
             facts = read_constraints(rest)
             col = ColumnDraft(Column(name=column, type="", location=self.loc(line)), set())
             if facts.allowed_values:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...schema.findings import Finding
+from ...schema.findings import Finding, FindingId, Severity
 from ...schema.model import (
     BETTER_AUTH_TABLES,
     Check,
     Column,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     IndexColumn,
     Location,
@@ -65,6 +66,7 @@ _NESTED_ASPECT = re.compile(r"^(?:\*\*)?(type|data\s*type|constraints?|default|n
                             r"(?:\*\*)?\s*:\s*(?:\*\*)?\s*(.*)$", re.I)
 # "Purpose: ...", "Note: ...": a capitalised label, in a column's sub-bullets.
 _ASPECT_LABEL = re.compile(r"^([A-Z][A-Za-z]*(?:\s+[A-Za-z]+)?)\s*:\s*(.*)$")
+_SERIALS: dict[str, Identity] = {"bigint": "bigserial", "smallint": "smallserial"}  # else serial
 _DESCRIPTION_LABELS = {"purpose", "meaning", "usage", "details", "comment", "comments"}
 _LEADING_NULLABILITY = re.compile(r"^(optional|nullable|required|mandatory|not[\s-]+null|non[\s-]*null(?:able)?)\s+",
                                   re.I)
@@ -81,6 +83,8 @@ class DocumentResult(ReadResult):
 
 
 class _Walker(FieldsAndKeys):
+    result: DocumentResult  # what FieldsAndKeys knows as a ReadResult
+
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.blocks = scan(text)
@@ -110,7 +114,7 @@ class _Walker(FieldsAndKeys):
     def loc(self, line: int) -> Location:
         return Location(file=self.file, line=line)
 
-    def warn(self, rule: str, line: int, message: str, fix: str | None = None, severity="warning",
+    def warn(self, rule: FindingId, line: int, message: str, fix: str | None = None, severity: Severity = "warning",
              object_: str | None = None) -> None:
         self.result.warnings.append(Finding(rule=rule, severity=severity, location=self.loc(line),
                                             message=message, fix=fix, object=object_))
@@ -168,7 +172,8 @@ class _Walker(FieldsAndKeys):
     # ------------------------------------------------------------ walk
 
     def walk(self) -> DocumentResult:
-        for self.index, block in enumerate(self.blocks):
+        for index, block in enumerate(self.blocks):
+            self.index = index
             try:
                 self.visit(block)
             except Exception as error:  # a reader bug must cost one block, never the whole spec
@@ -310,6 +315,8 @@ class _Walker(FieldsAndKeys):
     def on_nested_aspect(self, text: str) -> bool:
         m = _NESTED_ASPECT.match(clean(text) if text.startswith("**") else text)
         col = self.last_column
+        if col is None:
+            return False
         if (action := ACTION_ONLY.match(clean(text))) and self.bullet_draft is not None and (fk := next(
                 (f for f in self.bullet_draft.foreign_keys if f.columns == [col.column.name]), None)):
             set_action(fk, action)
@@ -369,7 +376,8 @@ class _Walker(FieldsAndKeys):
         if (m := _LEADING_NULLABILITY.match(rest)) and leading_type(rest[m.end():])[0]:
             said_first, rest = m.group(1), rest[m.end():]
         # "id (int, PK): description" / "id: integer (primary key) - description"
-        found, spelled, after = leading_type(rest.lstrip("( ").replace("`", "")) if not rest.startswith("(") else (None, "", rest)
+        found, _, after = (leading_type(rest.lstrip("( ").replace("`", "")) if not rest.startswith("(")
+                           else (None, "", rest))
         if found is not None and reads_as_prose(after) and parenthesized_type(rest):
             found = None  # "Timestamp of record creation (TIMESTAMPTZ)": the type is the one in parentheses
         constraints = ""
@@ -378,8 +386,7 @@ class _Walker(FieldsAndKeys):
             inside = rest[1:end - 1] if end else rest[1:]
             parts = split_top_level(inside)
             if parts and (first := read_type(parts[0])):
-                found, spelled = first, parts[0]
-                constraints = ", ".join(parts[1:])
+                found, constraints = first, ", ".join(parts[1:])
             else:
                 constraints = inside
             description = rest[end:].lstrip(" :-–—") if end else ""
@@ -390,13 +397,13 @@ class _Walker(FieldsAndKeys):
             for group in paren_groups(rest):
                 parts = split_top_level(group)
                 if parts and (first := read_type(parts[0])):
-                    found, spelled, constraints = first, parts[0], ", ".join(parts[1:])
+                    found, constraints = first, ", ".join(parts[1:])
                     description = rest[: rest.find("(" + group)].strip(" :-–—")
                     break
             if found is None:
                 options = type_alternatives(rest.split(" - ")[0].split(",")[0])
                 if len(options) > 1 and (first := read_type(options[0])):
-                    found, spelled = first, options[0]
+                    found = first
                     constraints, description = split_bullet_rest(rest)
                 else:
                     constraints, description = rest, ""
@@ -439,7 +446,7 @@ class _Walker(FieldsAndKeys):
             col.state("default", facts.default)
         if facts.identity and column.type in ("integer", "bigint", "smallint", ""):
             if facts.identity == "serial":
-                column.identity = {"bigint": "bigserial", "smallint": "smallserial"}.get(column.type, "serial")
+                column.identity = _SERIALS.get(column.type, "serial")
                 column.type = column.type or "integer"
                 col.stated.add("type")
                 col.unreadable_type = None
@@ -465,6 +472,7 @@ class _Walker(FieldsAndKeys):
                                       location=column.location)
             draft.foreign_keys.append(self.last_fk)
         elif facts.fk_said:
+            assert column.location is not None and column.location.line is not None  # loc(line) of its bullet or row
             draft.fk_without_target[column.name] = column.location.line
         if facts.indexed:
             draft.indexes.append(Index(columns=[IndexColumn(name=column.name)], unique=bool(facts.unique),
@@ -641,8 +649,8 @@ class _Walker(FieldsAndKeys):
         for line, cells in block.rows:
             cells = cells + [""] * (len(header) - len(cells))
             table = clean(cells[table_col]).lower() if table_col is not None else None
-            columns = parse_index_columns(cells[columns_col])
-            if not columns:
+            read = parse_index_columns(cells[columns_col])
+            if not read:
                 continue
             kind = " ".join(clean(cells[c]).lower() for c in (unique_col, type_col, method_col) if c is not None)
             unique = bool(re.search(r"\b(yes|true|unique)\b", kind))
@@ -651,11 +659,13 @@ class _Walker(FieldsAndKeys):
             if where.upper().startswith("WHERE "):
                 where = where[6:]
             name = clean(cells[name_col]) if name_col is not None else ""
-            columns, include = columns
+            columns, include = read
+            if where in ("-", "—"):
+                where = ""
             index = Index(name=name if is_identifier(name) else None, columns=columns, unique=unique,
-                          method=method, where=(normalize_expression(where) or where) if where and where not in ("-", "—") else None,
-                          include=include, reason=(cells[reason_col].strip() or None) if reason_col is not None else None,
-                          location=self.loc(line))
+                          method=method, where=(normalize_expression(where) or where) if where else None,
+                          include=include, location=self.loc(line),
+                          reason=(cells[reason_col].strip() or None) if reason_col is not None else None)
             if table and "." in table:
                 table = table.split(".")[-1]
             if draft := self.section_draft(table if table and is_identifier(table) else None, line):

@@ -113,9 +113,9 @@ def scan(text: str) -> list[Block]:
             if lang in _WRAPPER_LANGS:
                 # A spec wrapped in a ```md fence is still the spec: read what is inside. Its closing
                 # fence (if any) is the one left unpaired after the inner code blocks.
-                later = [j for j in range(i + 1, n) if _FENCE.match(lines[j])]
-                if len(later) % 2 == 1 and not _FENCE.match(lines[later[-1]]).group(2):
-                    lines[later[-1]] = ""
+                later = [(j, mark) for j in range(i + 1, n) if (mark := _FENCE.match(lines[j]))]
+                if len(later) % 2 == 1 and not later[-1][1].group(2):
+                    lines[later[-1][0]] = ""
                 i += 1
                 continue
             end = close if close is not None else n

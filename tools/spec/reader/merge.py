@@ -276,8 +276,8 @@ def _merge_constraints_and_indexes(table: Table, ranked: list[TableDraft]) -> No
             cols = [c for c in unique.columns if table.column(c)]
             if len(cols) != len(unique.columns):
                 continue
-            if len(cols) == 1 and unique.name is None:
-                table.column(cols[0]).unique = True
+            if len(cols) == 1 and unique.name is None and (column := table.column(cols[0])) is not None:
+                column.unique = True
             elif all(u.columns != cols for u in table.unique_constraints):
                 table.unique_constraints.append(unique.model_copy(deep=True))
         for check in draft.checks:

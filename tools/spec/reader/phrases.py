@@ -154,7 +154,8 @@ def parse_index_words(text: str, context) -> tuple[str | None, Index] | None:
         names = re.split(_AND, m.group(1), flags=re.I)
         kept = next((i for i, n in enumerate(names) if n.lower() in _PLAIN_WORDS), len(names)) or 1
         columns = parse_index_columns(", ".join(names[:kept]))
-        tail = m.group(1)[len(re.match(rf"(?:{IDENT}(?:{_AND})?){{{kept}}}", m.group(1), re.I).group(0)):]
+        named = re.match(rf"(?:{IDENT}(?:{_AND})?){{{kept}}}", m.group(1), re.I)  # matches: kept <= len(names)
+        tail = m.group(1)[len(named.group(0)) if named else 0:]
         reason = (tail + m.group(2)).strip(" -–—:,.") or None
     if columns is None:
         return None

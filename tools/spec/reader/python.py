@@ -161,8 +161,14 @@ def _kwargs(call: ast.Call) -> dict[str, ast.AST]:
     return {k.arg: k.value for k in call.keywords if k.arg}
 
 
-def _const(node: ast.AST | None):
+def _const(node: ast.AST | None) -> object:
     return node.value if isinstance(node, ast.Constant) else None
+
+
+def _text(node: ast.AST | None) -> str | None:
+    """The string a node is, written as a literal; else None."""
+    value = _const(node)
+    return value if isinstance(value, str) else None
 
 
 def _sa_type(node: ast.AST) -> str | None:
@@ -190,8 +196,8 @@ def _server_default(node: ast.AST | None) -> str | None:
         return None
     if isinstance(node, ast.Call):
         func = ast.unparse(node.func)
-        if func.endswith("text") and node.args and isinstance(_const(node.args[0]), str):
-            return normalize_default(node.args[0].value)
+        if func.endswith("text") and node.args and isinstance(text := _const(node.args[0]), str):
+            return normalize_default(text)
         if func.startswith(("func.", "sa.func.", "sqlalchemy.func.")):
             return normalize_default(func.rsplit(".", 1)[-1] + "()")
     value = _const(node)
@@ -203,6 +209,7 @@ def _server_default(node: ast.AST | None) -> str | None:
 
 def _read_field(statement: ast.AnnAssign, info: _ClassInfo, draft: TableDraft,
                 classes: dict[str, _ClassInfo], file: str) -> None:
+    assert isinstance(statement.target, ast.Name)  # the caller reads plain names only
     name = statement.target.id
     annotation, optional = _unwrap_optional(statement.annotation)
     spelled = ast.unparse(annotation).strip("'\"")
@@ -223,25 +230,25 @@ def _read_field(statement: ast.AnnAssign, info: _ClassInfo, draft: TableDraft,
     column = Column(name=name, type=pg_type or "", location=location)
     stated = {"type", "nullable", "primary_key"}
     unreadable = None if pg_type else spelled
-    kwargs = _kwargs(call) if call_name == "Field" else {}
+    kwargs = _kwargs(call) if call is not None and call_name == "Field" else {}
     nullable_kwarg = _const(kwargs.get("nullable"))
     primary = _const(kwargs.get("primary_key")) is True
     column.primary_key = primary
     if allowed:
         column.allowed_values = allowed
         stated.add("allowed_values")
-    if isinstance(_const(kwargs.get("max_length")), int) and column.type == "varchar":
-        column.type = f"varchar({kwargs['max_length'].value})"
+    if isinstance(max_length := _const(kwargs.get("max_length")), int) and column.type == "varchar":
+        column.type = f"varchar({max_length})"
     if _const(kwargs.get("unique")) is True:
         column.unique = True
         stated.add("unique")
-    if isinstance(_const(kwargs.get("description")), str):
-        column.description = kwargs["description"].value
+    if isinstance(description := _const(kwargs.get("description")), str):
+        column.description = description
     if isinstance(kwargs.get("sa_type"), ast.AST) and (sa := _sa_type(kwargs["sa_type"])):
         column.type, unreadable = sa, None
     extra = kwargs.get("sa_column_kwargs")
     if isinstance(extra, ast.Dict):
-        for key, value in zip(extra.keys, extra.values):
+        for key, value in zip(extra.keys, extra.values, strict=True):
             if _const(key) == "server_default" and (default := _server_default(value)):
                 column.default = default
                 stated.add("default")
@@ -252,17 +259,17 @@ def _read_field(statement: ast.AnnAssign, info: _ClassInfo, draft: TableDraft,
     sa_column = kwargs.get("sa_column")
     if isinstance(sa_column, ast.Call) and ast.unparse(sa_column.func).rsplit(".", 1)[-1] == "Column":
         for arg in sa_column.args:
-            if isinstance(_const(arg), str):
-                column.name = arg.value  # Column("userId", ...) names the database column
+            if isinstance(db_name := _const(arg), str):
+                column.name = db_name  # Column("userId", ...) names the database column
             elif isinstance(arg, ast.Call) and ast.unparse(arg.func).rsplit(".", 1)[-1] == "ForeignKey":
-                if arg.args and isinstance(_const(arg.args[0]), str):
-                    foreign = arg.args[0].value
+                if arg.args and isinstance(target := _const(arg.args[0]), str):
+                    foreign = target
                 on_delete = _const(_kwargs(arg).get("ondelete")) or on_delete
             elif sa := _sa_type(arg):
                 column.type, unreadable = sa, None
         column_kwargs = _kwargs(sa_column)
-        if isinstance(_const(column_kwargs.get("nullable")), bool):
-            nullable_kwarg = column_kwargs["nullable"].value
+        if isinstance(nullable := _const(column_kwargs.get("nullable")), bool):
+            nullable_kwarg = nullable
         if _const(column_kwargs.get("primary_key")) is True:
             primary = column.primary_key = True
         if _const(column_kwargs.get("unique")) is True:
@@ -296,13 +303,13 @@ def _read_table_args(value: ast.AST, info: _ClassInfo, draft: TableDraft, file: 
             continue
         kind = ast.unparse(item.func).rsplit(".", 1)[-1]
         location = Location(file=file, line=_line(info, item))
-        strings = [a.value for a in item.args if isinstance(_const(a), str)]
+        strings = [text for a in item.args if (text := _text(a)) is not None]
         kwargs = _kwargs(item)
         if kind == "Index" and strings:
             ops = kwargs.get("postgresql_ops")
             descending = set()
             if isinstance(ops, ast.Dict):
-                descending = {_const(k) for k, v in zip(ops.keys, ops.values)
+                descending = {_const(k) for k, v in zip(ops.keys, ops.values, strict=True)
                               if str(_const(v)).upper() == "DESC"}
             draft.indexes.append(Index(
                 name=strings[0], unique=_const(kwargs.get("unique")) is True,
@@ -310,9 +317,9 @@ def _read_table_args(value: ast.AST, info: _ClassInfo, draft: TableDraft, file: 
                 columns=[IndexColumn(name=c, descending=c in descending) for c in strings[1:]],
                 location=location))
         elif kind == "UniqueConstraint" and strings:
-            name = _const(kwargs.get("name"))
-            draft.unique_constraints.append(UniqueConstraint(name=name, columns=strings, location=location))
+            draft.unique_constraints.append(UniqueConstraint(name=_text(kwargs.get("name")), columns=strings,
+                                                             location=location))
         elif kind == "CheckConstraint" and strings:
             expression = normalize_expression(strings[0]) or strings[0]
-            draft.checks.append(Check(name=_const(kwargs.get("name")), expression=expression,
+            draft.checks.append(Check(name=_text(kwargs.get("name")), expression=expression,
                                       columns=expression_columns(expression), location=location))

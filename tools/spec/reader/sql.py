@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import re
 
-from ...schema.findings import Finding
 from ...database.types import try_normalize_type
-from ...schema.model import Check, Column, Enum, ForeignKey, Index, IndexColumn, Location, UniqueConstraint
+from ...schema.findings import Finding
+from ...schema.model import (
+    Check,
+    Column,
+    Enum,
+    FkAction,
+    ForeignKey,
+    Index,
+    IndexColumn,
+    Location,
+    UniqueConstraint,
+)
 from .drafts import SECTION, SQL_DDL, ColumnDraft, ReadResult, TableDraft
 from .words import normalize_default, print_node
 
-_FK_ACTION = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT", "r": "RESTRICT", "a": "NO ACTION"}
+_FK_ACTION: dict[str, FkAction] = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT", "r": "RESTRICT",
+                                   "a": "NO ACTION"}
 _INTERNAL_TYPES = {"int4": "integer", "int8": "bigint", "int2": "smallint", "bool": "boolean",
                    "float8": "double precision", "float4": "real", "bpchar": "char"}
 _DDL_HINT = re.compile(r"\b(create|alter)\s+(unique\s+)?(table|index|type)\b", re.I)
@@ -222,8 +233,8 @@ def _read_column(element, draft: TableDraft, line_of, file: str) -> None:
 
 def _foreign_key(constraint, columns: list[str], line_of, file: str) -> ForeignKey:
     schema, table = _name(constraint.pktable)
-    on_delete = _FK_ACTION.get(constraint.fk_del_action or "", None)
-    on_update = _FK_ACTION.get(constraint.fk_upd_action or "", None)
+    on_delete = _FK_ACTION.get(constraint.fk_del_action or "")
+    on_update = _FK_ACTION.get(constraint.fk_upd_action or "")
     return ForeignKey(
         name=constraint.conname, columns=columns, ref_table=table, ref_schema=schema,
         ref_columns=[a.sval for a in constraint.pk_attrs or ()] or ["id"],

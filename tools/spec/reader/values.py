@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...schema.findings import Finding
-from ...schema.model import Enum, Location, Table
+from ...schema.model import Column, Enum, Location, Table
 from .headings import classify_heading
 from .markdown import Bullet, Code, Heading, MdTable, Paragraph
 from .words import clean, leading_type
@@ -90,7 +90,9 @@ def find_value_lists(blocks: list) -> dict[int, ValueList]:
             continue
         if kind not in ("table", "other", "enums"):
             continue  # indexes, relationships, constraints, columns...: their bullets are theirs
-        run, values, indent = [], [], None
+        run: list[int] = []
+        values: list[str] = []
+        indent: int | None = None
         for j in range(i + 1, len(blocks)):
             item = blocks[j]
             if not isinstance(item, Bullet):
@@ -109,15 +111,15 @@ def find_value_lists(blocks: list) -> dict[int, ValueList]:
             values.append(value)
         if len(run) < 2 or _defines_a_table(blocks, i, block, title):
             continue
-        strong = enums_level is not None or bool(_VALUE_WORDS.search(clean(title)))
+        strong: bool | None = enums_level is not None or bool(_VALUE_WORDS.search(clean(title)))
         if not strong and sum(bool(_COLUMN_LIKE.match(v)) for v in values) * 2 >= len(values):
             continue  # "- id / - email / - created_at": columns written without types
         name = _NAME_NOISE.sub(" ", re.sub(r"^\s*(?:\d+(?:\.\d+)*\.?)\s+", "", clean(title))).strip(" :-–—()")
-        if not strong and not all(_plain_case(blocks[j].text, v) for j, v in zip(run, values)):
+        if not strong and not all(_plain_case(blocks[j].text, v) for j, v in zip(run, values, strict=True)):
             strong = None  # "- Development / - Production": prose unless the heading names a column
         enum_name = "_".join(re.findall(r"[a-z0-9]+", _ENUM_NOISE.sub(" ", clean(title).lower())))
-        found[i] = ValueList(name=" ".join(name.split()), enum_name=enum_name, values=values, line=block.line, strong=strong,
-                             bullets=set(range(run[0], run[-1] + 1)))
+        found[i] = ValueList(name=" ".join(name.split()), enum_name=enum_name, values=values, line=block.line,
+                             strong=strong, bullets=set(range(run[0], run[-1] + 1)))
     return found
 
 
@@ -160,13 +162,13 @@ def apply_value_lists(lists: list[ValueList], tables: list[Table], enums: list[E
     warnings: list[Finding] = []
     by_name = {t.name: t for t in tables}
     for vl in lists:
-        hits = []
+        hits: list[Column] = []
         for table_word, column in _candidates(vl.name):
             pool = [vl.context] if vl.context in by_name else []
             if table_word:
                 pool = [t for t in by_name if t == table_word or t.rstrip("s") == table_word.rstrip("s")]
             pool = pool or list(by_name)
-            hits = [by_name[t].column(column) for t in pool if by_name[t].column(column) is not None]
+            hits = [found for t in pool if (found := by_name[t].column(column)) is not None]
             if hits and (len(hits) == 1 or vl.context in by_name or table_word):
                 break
             hits = []

@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ...database.types import NormalType, try_normalize_type
+from ...schema.model import FkAction, Identity
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _IDENT_RE = re.compile(rf"^{IDENT}$")
 
-FK_ACTIONS = {"cascade": "CASCADE", "set null": "SET NULL", "set default": "SET DEFAULT",
-              "restrict": "RESTRICT", "no action": "NO ACTION"}
+FK_ACTIONS: dict[str, FkAction] = {"cascade": "CASCADE", "set null": "SET NULL", "set default": "SET DEFAULT",
+                                   "restrict": "RESTRICT", "no action": "NO ACTION"}
 
 
 @dataclass
@@ -28,11 +30,11 @@ class Facts:
     primary_key: bool | None = None
     unique: bool | None = None
     default: str | None = None
-    identity: str | None = None  # "serial" / "identity always" / "identity by default"
+    identity: Identity | None = None  # "serial" / "identity always" / "identity by default"
     fk_said: bool = False
     fk_target: tuple[str | None, str, str] | None = None  # (schema, table, column)
-    on_delete: str | None = None
-    on_update: str | None = None
+    on_delete: FkAction | None = None
+    on_update: FkAction | None = None
     checks: list[tuple[str | None, str]] = field(default_factory=list)  # (name, expression)
     allowed_values: list[str] | None = None
     indexed: bool = False
@@ -79,7 +81,7 @@ def balanced_paren(text: str, start: int) -> int | None:
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside parentheses and quotes."""
     cuts = [i for i, ch, depth in _scan(text) if ch == sep and depth == 0]
-    bounds = zip([-1, *cuts], [*cuts, len(text)])
+    bounds = zip([-1, *cuts], [*cuts, len(text)], strict=True)
     return [part for a, b in bounds if (part := text[a + 1:b].strip())]
 
 
@@ -152,11 +154,13 @@ def normalize_default(text: str) -> str | None:
 
 def normalize_expression(text: str) -> str | None:
     """An SQL expression as PostgreSQL's own parser prints it (None when it does not parse)."""
-    from pglast import parse_sql
+    from pglast import ast, parse_sql
     from pglast.stream import RawStream
 
     try:
         statement = parse_sql(f"SELECT 1 WHERE {text}")[0].stmt
+        if not isinstance(statement, ast.SelectStmt) or statement.whereClause is None:
+            return None
         return _lower_literals(RawStream()(statement.whereClause))
     except Exception:  # any parse or printer failure: the caller keeps the original text
         return None
@@ -283,16 +287,16 @@ def read_constraints(text: str, description: str = "") -> Facts:
     facts = Facts()
     text = clean(text)
     rest = text
-    for m in list(_CHECK.finditer(text)):
-        end = balanced_paren(text, m.end() - 1)
+    for check in list(_CHECK.finditer(text)):
+        end = balanced_paren(text, check.end() - 1)
         if end is None:
             continue
-        inner = text[m.end():end - 1].strip()
+        inner = text[check.end():end - 1].strip()
         expression = normalize_expression(inner) or inner
-        facts.checks.append((m.group(1), expression))
+        facts.checks.append((check.group(1), expression))
         if values := in_list_values(expression):
             facts.allowed_values = values
-        rest = rest.replace(text[m.start():end], " ")
+        rest = rest.replace(text[check.start():end], " ")
     if m := _IDENTITY.search(rest):
         facts.identity = "identity always" if m.group(1).lower() == "always" else "identity by default"
         rest = rest[: m.start()] + rest[m.end():]
@@ -303,11 +307,11 @@ def read_constraints(text: str, description: str = "") -> Facts:
         if m := pattern.search(rest):
             setattr(facts, attribute, FK_ACTIONS[" ".join(m.group(1).lower().split())])
             rest = rest[: m.start()] + rest[m.end():]
-    for m in list(_ACTION_ON.finditer(rest)):
-        attribute = f"on_{m.group(2).lower()}"
+    for action in list(_ACTION_ON.finditer(rest)):
+        attribute = f"on_{action.group(2).lower()}"
         if getattr(facts, attribute) is None:
-            setattr(facts, attribute, FK_ACTIONS[" ".join(m.group(1).lower().split())])
-        rest = rest.replace(m.group(0), " ")
+            setattr(facts, attribute, FK_ACTIONS[" ".join(action.group(1).lower().split())])
+        rest = rest.replace(action.group(0), " ")
     if facts.on_delete is None and _CASCADE_WORDS.search(rest):
         facts.on_delete = "CASCADE"
     if _FK_WORDS.search(rest):
@@ -350,7 +354,7 @@ def read_value_list(text: str) -> list[str] | None:
     quoted = list(re.finditer(_QUOTED, text))
     if len(quoted) < 2:
         return None
-    separators = [text[a.end():b.start()] for a, b in zip(quoted, quoted[1:])]
+    separators = [text[a.end():b.start()] for a, b in pairwise(quoted)]
     if not all(re.fullmatch(r"\s*(,|\||/|or|,\s*or)\s*", s, flags=re.I) for s in separators):
         return None
     joined_by_pipe_or_or = any(re.fullmatch(r"\s*(\||or)\s*", s, flags=re.I) for s in separators)
