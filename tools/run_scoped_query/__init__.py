@@ -538,9 +538,13 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         ctx_params.append(role)
     if whole:  # a division by zero, at run time only, when the catalog moved: the query then never runs
         ctx_params.append(data.catalog_version)
-    ctx_sql = compose(_CONTEXT_SQL, versions=versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]),
-                      role=_ROLE_SQL if role else "",
-                      catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
+    shape = (tuple(reads), bool(role), len(ctx_params) if whole else 0)
+    ctx_sql = data.contexts.get(shape)
+    if ctx_sql is None:
+        ctx_sql = compose(_CONTEXT_SQL, versions=versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]),
+                          role=_ROLE_SQL if role else "",
+                          catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
+        data.contexts.put(shape, ctx_sql)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
     begin, context, query = await run_batch(conn, [

@@ -5,6 +5,7 @@ sensitive. What it says about itself is :data:`TOOL`."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
@@ -133,7 +134,7 @@ class SpecSensitiveColumns:
 
     async def of(self, call: ToolCall) -> list[str]:
         settings = call.settings
-        key = _spec_file_key(settings.project, settings.spec_path)
+        key = _spec_file_key(os.path.join(settings.project, settings.spec_path or DEFAULT_SPEC_PATH))
         if key is None:
             return []
         seen, columns = self._read_at
@@ -149,12 +150,12 @@ class SpecSensitiveColumns:
         return columns
 
 
-def _spec_file_key(project: Path, spec_path: str | None) -> tuple[object, ...] | None:
+def _spec_file_key(path: str) -> tuple[object, ...] | None:
     """What identifies the spec file's content cheaply, or None when there is none: one stat of the path
     as configured, following a symlink (so a link pointed elsewhere changes the inode). No resolving: the
     file is only read, when this changes, through the spec reader's own path checks."""
     try:
-        stat = (project / (spec_path or DEFAULT_SPEC_PATH)).stat()
+        stat = os.stat(path)
     except (OSError, ValueError):  # ValueError: a NUL in the path (the reader says why)
         return None
     return (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_size)

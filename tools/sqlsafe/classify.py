@@ -171,6 +171,10 @@ class UserDataMap:
     #: (rewritten SQL, parameter types, caller setting) that PostgreSQL's analysis cleared (resolved.py)
     resolved: LRU[tuple[str, tuple[int, ...], str], bool] = field(
         default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    #: (relations read, with a role, parameters before the catalog check) -> run_scoped_query's context
+    #: statement, composed once per shape rather than on every call
+    contexts: LRU[tuple[tuple[tuple[str, str], ...], bool, int], str] = field(
+        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
         """The relation a (possibly unqualified) name refers to, searching the search path."""
