@@ -26,10 +26,10 @@ async def diff_models_vs_spec(
 ) -> DiffModelsVsSpecResult:
     """Find drift between the spec (the truth), the SQLModel models and optionally the live database.
 
-    Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic, info), what each side
-    says with file:line, and fixes (spec patch, model code, migration SQL with lock notes, Alembic op).
-    What the spec leaves unstated is listed as unknown, not drift. The models module is imported (its
-    code runs) in a child process without the server's secrets; paths outside the project are refused.
+    Each drift: object, kind, severity (breaking, data-loss-risk, degraded, cosmetic, info), each side's
+    value at file:line, and fixes (spec patch, model code, migration SQL, Alembic op), each proven on a
+    copy first. What the spec leaves unstated is unknown, not drift. The models are imported (their code
+    runs) in a child process without the server's secrets; paths outside the project are refused.
     """
     settings, db = call.settings, call.db
 

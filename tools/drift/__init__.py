@@ -113,7 +113,7 @@ def diff_schemas(sides: dict[str, Schema], *, tables: list[str] | None = None, i
         drifts += compare_enums(ctx)
     drifts.sort(key=lambda d: (d.object, d.kind, d.message))
     summary: dict[str, int] = {s: sum(d.severity == s for d in drifts) for s in SEVERITIES}
-    return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,  # type: ignore[arg-type]
+    return DiffResult(reference=ctx.reference, compared=ctx.sides, drifts=drifts,
                       managed_elsewhere=sorted(managed), better_auth=evidence, unstated=ctx.unstated,
                       summary=summary,
                       clean=not any(d.severity not in ("cosmetic", "info") for d in drifts))

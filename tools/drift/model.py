@@ -81,8 +81,9 @@ class Unstated(_Model):
 class DiffResult(_Model):
     clean: bool = Field(description="True when nothing worse than cosmetic differs")
     summary: dict[str, int] = Field(description="Drift count per severity")
-    reference: SideName = Field(description="The side treated as the source of truth")
-    compared: list[SideName] = Field(description="The sides compared with the reference")
+    # Plain strings (spec, models, database): an enum here would add ~80 bytes to every tools/list (issue 13)
+    reference: str = Field(description="The side treated as the source of truth")
+    compared: list[str] = Field(description="The sides compared with the reference")
     drifts: list[Drift] = Field(description="Each difference with its kind, severity, sides and fixes")
     managed_elsewhere: list[str] = Field(description="Better Auth's tables: compared only for what ours "
                                          "depend on, never altered")
