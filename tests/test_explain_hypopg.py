@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from schema_architect.tools.explain_indexes import explain_indexes, recommendations
-from schema_architect.tools.explain_indexes.session import _Stmt
+from schema_architect.tools.explain_indexes.session import Stmt
 from schema_architect.tools.spec.reader import parse_spec
 
 from conftest import load_reference_without_newest_index, require
@@ -206,7 +206,7 @@ async def test_a_failed_hypopg_transaction_leaves_nothing_behind(servers, monkey
 
     def failing(run, t, use_hypopg):
         real(run, t, use_hypopg)
-        t.body.insert(t.create_at + 1, _Stmt("SELECT 1 / 0"))
+        t.body.insert(t.create_at + 1, Stmt("SELECT 1 / 0"))
 
     monkeypatch.setattr(recommendations, "_trial_body", failing)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

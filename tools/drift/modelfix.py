@@ -14,7 +14,7 @@ from ..schema.model import Column, Table
 from .constraints import unique_sets
 from .core import ColumnGroup, TableGroup
 from .model import Drift
-from .render import _plain_single, model_field
+from .render import model_field, plain_single
 
 #: Drift kinds whose models fix is the column's field declaration, and what each one changes.
 COLUMN_ASPECTS = {
@@ -71,13 +71,13 @@ def _merged(tg: TableGroup, cg: ColumnGroup, drifts: list[Drift]) -> tuple[Table
             if not unique:
                 table = table.model_copy(update={
                     "unique_constraints": [u for u in table.unique_constraints if u.columns != [name]],
-                    "indexes": [i for i in table.indexes if not (i.unique and _plain_single(i, name))]})
+                    "indexes": [i for i in table.indexes if not (i.unique and plain_single(i, name))]})
     # An index declared elsewhere than on the field (an Index in __table_args__) stays there: ``index=True``
     # on the field would add a second one (the proof's re-read found it). The reader puts an index=True
     # index on its field's line.
     here = cg.cols["models"].location
     table = table.model_copy(update={
         "columns": [column if c.name == name else c for c in table.columns],
-        "indexes": [i for i in table.indexes if i.unique or not _plain_single(i, name)
+        "indexes": [i for i in table.indexes if i.unique or not plain_single(i, name)
                     or i.location is None or here is None or i.location == here]})
     return table, column

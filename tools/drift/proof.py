@@ -65,7 +65,7 @@ def keys(result: DiffResult) -> set[Key]:
     return {(d.object, d.kind, f.side) for d in result.drifts for f in d.fixes}
 
 
-def _shown(ks: set[Key]) -> str:
+def shown_keys(ks: set[Key]) -> str:
     return "; ".join(f"{o} {k} ({s})" for o, k, s in sorted(ks))
 
 
@@ -130,9 +130,9 @@ async def prove(sides: dict[str, Schema], result: DiffResult, diff: Callable[[di
         for drift, fix in [(d, f) for d in result.drifts for f in d.fixes if f.side == "database"]:
             target = (drift.object, drift.kind, "database")
             if not fix.migration_sql:
-                _withhold(drift, fix, "it has no SQL to run")
+                withhold(drift, fix, "it has no SQL to run")
             elif target not in baseline:
-                _withhold(drift, fix, "the copy of the database built from the catalog does not show this drift")
+                withhold(drift, fix, "the copy of the database built from the catalog does not show this drift")
             else:
                 await _prove_one(scratch, base, copied, diff, baseline, drift, fix, target)
         for d in result.drifts:
@@ -145,7 +145,7 @@ async def prove(sides: dict[str, Schema], result: DiffResult, diff: Callable[[di
     return report, migration
 
 
-def _withhold(drift: Drift, fix: Fix, reason: str) -> None:
+def withhold(drift: Drift, fix: Fix, reason: str) -> None:
     fix.proof, fix.proof_note = "withheld", reason
     drift.fixes.remove(fix)
     drift.withheld.append(fix)
@@ -160,20 +160,20 @@ async def _prove_one(scratch: Scratch, base: str, copied: dict[str, Schema], dif
     try:
         fixed = await scratch.apply(name, ";\n".join(statements))
     except psycopg.Error as exc:
-        _withhold(drift, fix, f"it failed on the copy: {str(exc).strip().splitlines()[0]}")
+        withhold(drift, fix, f"it failed on the copy: {str(exc).strip().splitlines()[0]}")
         return
     after = keys(diff({**copied, "database": fixed}))
     if target in after:
-        _withhold(drift, fix, "the drift still needs the database after it ran on the copy")
+        withhold(drift, fix, "the drift still needs the database after it ran on the copy")
         return
     new = after - baseline
     if new:
-        _withhold(drift, fix, f"it changes something else on the copy: {_shown(new)}")
+        withhold(drift, fix, f"it changes something else on the copy: {shown_keys(new)}")
         return
     also = {k for k in baseline - after if k[2] == "database" and k != target}
     fix.proof = "proven"
     fix.proof_note = "ran on a copy of the database: the drift is gone and nothing else changed" + (
-        f"; it also fixes {_shown(also)}" if also else "")
+        f"; it also fixes {shown_keys(also)}" if also else "")
 
 
 async def _prove_migration(scratch: Scratch, base: str, copied: dict[str, Schema], diff, baseline: set[Key],
@@ -196,8 +196,8 @@ async def _prove_migration(scratch: Scratch, base: str, copied: dict[str, Schema
         left = {k for k in after if k[2] == "database"} & {(d.object, d.kind, "database") for d, _ in fixes}
         new = after - baseline
         notes.append("upgrade on the copy: " + ("the database needs no more fixes" if not left
-                                                 else f"still needed: {_shown(left)}")
-                     + ("" if not new else f"; new: {_shown(new)}"))
+                                                 else f"still needed: {shown_keys(left)}")
+                     + ("" if not new else f"; new: {shown_keys(new)}"))
         if again != upgraded:
             notes.append("a second run changed the schema again")
         back = diff({"spec": copied["database"], "database": upgraded})
@@ -207,7 +207,7 @@ async def _prove_migration(scratch: Scratch, base: str, copied: dict[str, Schema
         downgraded = await scratch.apply(name, down_sql)
         remaining = keys(diff({**copied, "database": downgraded})) ^ baseline
         notes.append("downgrade on the copy: " + ("the diff equals the one we started from" if not remaining
-                                                   else f"differs from the start: {_shown(remaining)}"))
+                                                   else f"differs from the start: {shown_keys(remaining)}"))
     except psycopg.Error as exc:
         notes.append(f"it failed on the copy: {str(exc).strip().splitlines()[0]}")
     linted = lint(sql)

@@ -29,7 +29,7 @@ from ..schema.model import Schema
 from .core import name_variants
 from .model import DiffResult, Drift, Fix
 from .model_edits import CannotApply, apply_change
-from .proof import Key, ProofReport, _shown, _withhold, keys
+from .proof import Key, ProofReport, keys, shown_keys, withhold
 
 #: The column aspects compared between a side and its copy, and those each drift kind's fix may change.
 COLUMN_ATTRS = ("type", "nullable", "default", "identity", "primary_key", "unique", "on_update", "allowed_values")
@@ -84,7 +84,7 @@ def _verdict(outcome: Outcome, drifts: list[Drift], side: str, baseline: set[Key
     # new on these objects is fine only as the other side's turn (the models, once the spec takes the
     # database's version): any other new drift is something else the change did
     if new := {k for k in outcome.after - baseline if k[0] not in objects or k[2] == fixed}:
-        return f"it changes something else on {what}: {_shown(new)}"
+        return f"it changes something else on {what}: {shown_keys(new)}"
     if extra := _unexplained(outcome.changed, drifts):
         return f"it also changes, on {what}, " + "; ".join(
             f"the {', '.join(sorted(a))} of {obj}" for obj, a in sorted(extra.items()))
@@ -116,7 +116,7 @@ def _prove_note(fix: Fix, what: str, outcome: Outcome, baseline: set[Key], drift
     objects = {d.object for d in drifts}
     then = {k for k in outcome.after - baseline if k[0] in objects and k[2] not in ("spec", fix.side)}
     fix.proof_note = (f"applied to {what} and re-read: the drift is gone and nothing else changed{extra}"
-                      + (f"; then this needs the same change: {_shown(then)}" if then else ""))
+                      + (f"; then this needs the same change: {shown_keys(then)}" if then else ""))
 
 
 # --- models -----------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ async def prove_model_fixes(copies: ModelsCopies, sides: dict[str, Schema], resu
         try:
             texts, imports = apply_change(texts, *edit)
         except CannotApply as exc:
-            _withhold(d, f, f"it cannot be applied to a copy of the models: {exc}")
+            withhold(d, f, f"it cannot be applied to a copy of the models: {exc}")
             continue
         done[edit] = imports
         applied.append((d, f, imports))
@@ -230,12 +230,12 @@ async def prove_model_fixes(copies: ModelsCopies, sides: dict[str, Schema], resu
             one, imports = apply_change(copies.originals, _models_table(sides["models"], d.object),
                                         f.model_change or "")
         except CannotApply as exc:
-            _withhold(d, f, f"it cannot be applied to a copy of the models: {exc}")
+            withhold(d, f, f"it cannot be applied to a copy of the models: {exc}")
             continue
         seen, sharing = await run(one), _sharing(todo, d, f.model_change)
         why = _verdict(seen, sharing, "models", baseline, "a copy of the models")
         if why:
-            _withhold(d, f, why)
+            withhold(d, f, why)
         else:
             _prove_note(f, "a copy of the models", seen, baseline, sharing, _imported(imports))
 
@@ -319,7 +319,7 @@ def prove_spec_patches(text: str, parse: Callable[[str], tuple[Schema, list[str]
         try:
             patched = apply_patch(text, sides["spec"], d.object, f.spec_patch or "")
         except CannotApply as exc:
-            _withhold(d, f, f"it cannot be applied to a copy of the spec: {exc}")
+            withhold(d, f, f"it cannot be applied to a copy of the spec: {exc}")
             continue
         schema, said = parse(patched)
         seen = Outcome(after=keys(diff({**sides, "spec": schema})), changed=column_changes(sides["spec"], schema))
@@ -328,7 +328,7 @@ def prove_spec_patches(text: str, parse: Callable[[str], tuple[Schema, list[str]
         sharing = _sharing(todo, d, f.spec_patch)
         why = _verdict(seen, sharing, "spec", baseline, "a copy of the spec")
         if why:
-            _withhold(d, f, why)
+            withhold(d, f, why)
         else:
             _prove_note(f, "a copy of the spec", seen, baseline, sharing)
 

@@ -119,10 +119,6 @@ def field_index(t: Table, i: Index, c: Column) -> bool:
         not i.name or i.name == f"ix_{t.name}_{c.name}" or (i.location is not None and i.location == c.location))
 
 
-# tools/drift/modelfix.py still imports the old name; it belongs to another change: drop this then.
-_plain_single = plain_single
-
-
 def _single_unique(t: Table, col: str) -> bool:
     return (next((c for c in t.columns if c.name == col and c.unique), None) is not None
             or any(u.columns == [col] for u in t.unique_constraints)

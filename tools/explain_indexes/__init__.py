@@ -99,7 +99,7 @@ from .model import (
 from .on_copy import prove_on_copy
 from .patterns import parse_query, query_patterns, show_column, tables_in_scope
 from .recommendations import candidates_for, check_candidates, unchecked
-from .session import _read_live, _Run
+from .session import Run, read_live
 from .workload import choose_set, workload_queries
 
 #: Round trips to the database for one call, and for the example call of docs/tools/explain_indexes.md (shown
@@ -135,7 +135,7 @@ async def explain_indexes(
     if lock_timeout_ms <= 0 or max_build_rows < 0:
         raise ExplainError("lock_timeout_ms must be positive and max_build_rows non-negative.")
     parsed = [parse_query(q) for q in queries or []]
-    run = _Run(conn=conn, owner=owner_column, lock_timeout_ms=lock_timeout_ms, progress=progress)
+    run = Run(conn=conn, owner=owner_column, lock_timeout_ms=lock_timeout_ms, progress=progress)
 
     db_schema: Schema | None = None
     stats: dict[str, IndexStats] = {}
@@ -143,7 +143,7 @@ async def explain_indexes(
         schemas = sorted({"public"} | {t.schema_name for t in (spec.tables if spec else [])}
                          | ({table.rpartition(".")[0]} if table and "." in table else set()))
         # the caller's queries checked and the catalog read in one write: one round trip for both
-        db_schema, stats = await _read_live(run, schemas, hypothetical,
+        db_schema, stats = await read_live(run, schemas, hypothetical,
                                             send=(lambda stmts: _check_callers_queries(run, parsed, stmts))
                                             if parsed else None)
     spec_schema = spec if chosen_source in ("spec", "both") else None
@@ -213,7 +213,7 @@ async def explain_indexes(
     )
 
 
-async def _check_callers_queries(run: _Run, parsed: list, also: list | None = None) -> None:
+async def _check_callers_queries(run: Run, parsed: list, also: list | None = None) -> None:
     """The caller's queries reach the planner, whose estimates evaluate stable functions
     (``current_setting('app.settings.jwt_secret')::int`` would print the secret in an error): they
     pass run_scoped_query's allowlist, as PostgreSQL itself resolves them, first (one round trip).

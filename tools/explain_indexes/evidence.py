@@ -20,7 +20,7 @@ from .model import (
     ScanChoice,
 )
 from .patterns import Pattern, show_column
-from .session import _Run, _Stmt, _TxError
+from .session import Run, Stmt, TxError
 
 # ---------------------------------------------------------------------------------------------------
 # Evidence: EXPLAIN of each pattern
@@ -59,7 +59,7 @@ _PLANNED_HOW = {"plain": "plain EXPLAIN", "generic": "generic plan (EXPLAIN GENE
                 "prepared": "prepared generic plan (PREPARE, force_generic_plan, EXECUTE with NULLs)"}
 
 
-def plan_statements(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int, str]:
+def plan_statements(run: Run, sql: str, params: int) -> tuple[list[Stmt], int, str]:
     """The statements that plan one query, which of them returns the plan, and how it is planned.
 
     Parameters get a generic plan: ``EXPLAIN (GENERIC_PLAN)`` on 16+, else PREPARE / EXPLAIN EXECUTE
@@ -68,14 +68,14 @@ def plan_statements(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int,
     the caller with :func:`settings_statement`).
     """
     if params == 0:
-        return [_Stmt(f"EXPLAIN (FORMAT JSON) {sql}")], 0, _PLANNED_HOW["plain"]
+        return [Stmt(f"EXPLAIN (FORMAT JSON) {sql}")], 0, _PLANNED_HOW["plain"]
     if run.generic:
-        return [_Stmt(f"EXPLAIN (FORMAT JSON, GENERIC_PLAN) {sql}")], 0, _PLANNED_HOW["generic"]
+        return [Stmt(f"EXPLAIN (FORMAT JSON, GENERIC_PLAN) {sql}")], 0, _PLANNED_HOW["generic"]
     name = run.statement_name()
     nulls = ", ".join(["NULL"] * params)
-    return ([_Stmt(f"PREPARE {name} AS {sql}", prepared=name),
-             _Stmt(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({nulls})"),
-             _Stmt(f"DEALLOCATE {name}", deallocates=name)], 1, _PLANNED_HOW["prepared"])
+    return ([Stmt(f"PREPARE {name} AS {sql}", prepared=name),
+             Stmt(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({nulls})"),
+             Stmt(f"DEALLOCATE {name}", deallocates=name)], 1, _PLANNED_HOW["prepared"])
 
 
 #: Up to this many patterns, every bigger table's forced plan is planned with the chosen ones (one round
@@ -83,17 +83,17 @@ def plan_statements(run: _Run, sql: str, params: int) -> tuple[list[_Stmt], int,
 _GUESS_FORCED_UP_TO = 200
 
 
-def settings_statement(values: dict[str, str]) -> _Stmt:
+def settings_statement(values: dict[str, str]) -> Stmt:
     """All the SET LOCALs of a transaction in one statement (``set_config(..., true)``)."""
     calls = ", ".join(["set_config(%s, %s, true)"] * len(values))
-    return _Stmt(f"SELECT {calls}", [x for kv in values.items() for x in kv])
+    return Stmt(f"SELECT {calls}", [x for kv in values.items() for x in kv])
 
 
 def error_message(exc: psycopg.Error) -> str:
     return (exc.diag.message_primary or str(exc)).strip()
 
 
-async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, float | None],
+async def gather_evidence(run: Run, patterns: list[Pattern], rows: dict[str, float | None],
                            notes: list[str], raise_for_caller: bool,
                            widths: dict[str, dict[str, int]] | None = None,
                            shapes: dict | None = None) -> list[QueryEvidence]:
@@ -120,9 +120,9 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
             "lock_timeout": f"{run.lock_timeout_ms}ms"}
     if not run.generic:
         base["plan_cache_mode"] = "force_generic_plan"
-    width_stmt: _Stmt | None = None
+    width_stmt: Stmt | None = None
     if widths is not None:  # the columns' average widths (pg_stats), for the WAL estimate of a new index
-        width_stmt = _Stmt(query("column_widths.sql"), [sorted({p.table.qualified_name for p in patterns})])
+        width_stmt = Stmt(query("column_widths.sql"), [sorted({p.table.qualified_name for p in patterns})])
     while todo_chosen or todo_forced:
         body = [settings_statement(base)]
         if width_stmt is not None and width_stmt.rows is None:
@@ -130,7 +130,7 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
         jobs: list[tuple[int, bool, int, int, str]] = []  # pattern, forced, first statement, plan statement, how
 
         # called in this pass only; its lists are bound explicitly all the same (ruff B023)
-        def add(i: int, is_forced: bool, body: list[_Stmt] = body,
+        def add(i: int, is_forced: bool, body: list[Stmt] = body,
                 jobs: list[tuple[int, bool, int, int, str]] = jobs) -> None:
             stmts, at, how = plan_statements(run, patterns[i].sql, patterns[i].params)
             jobs.append((i, is_forced, len(body), len(body) + at, how))
@@ -148,10 +148,10 @@ async def gather_evidence(run: _Run, patterns: list[Pattern], rows: dict[str, fl
             body.append(settings_statement({"enable_seqscan": "off"}))
             for i in want_forced:
                 add(i, True)
-        failure: _TxError | None = None
+        failure: TxError | None = None
         try:
             await run.transactions([body])
-        except _TxError as exc:
+        except TxError as exc:
             failure = exc
         for i, is_forced, _, at, how in jobs:
             plan_rows = body[at].rows

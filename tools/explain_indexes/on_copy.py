@@ -31,7 +31,7 @@ from .evidence import gather_evidence
 from .model import ColumnShape, QueryEvidence, Recommendation, WorkloadCost
 from .patterns import Pattern
 from .recommendations import Candidate, check_candidates
-from .session import _Run
+from .session import Run
 from .workload import choose_set, workload_queries
 
 #: At most this many synthetic rows per table on the copy.
@@ -41,7 +41,7 @@ ROW_CAP = 200_000
 Shapes = dict[str, dict[str, ColumnShape]]  # table (schema.name) -> column -> shape
 
 
-async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidates: list[Candidate],
+async def prove_on_copy(run: Run, schema: Schema, tables: list[Table], candidates: list[Candidate],
                         patterns: list[Pattern], rows: dict[str, float | None], shapes: Shapes,
                         notes: list[str], widths: dict[str, dict[str, int]], *,
                         admin_url: str | None = None) -> tuple[list[Recommendation], WorkloadCost | None] | None:
@@ -87,7 +87,7 @@ async def prove_on_copy(run: _Run, schema: Schema, tables: list[Table], candidat
                 notes.append(f"The candidates could not be proved on a scratch copy ({why}); "
                              "they are left unchecked.")
                 return None
-            scratch = _Run(conn=conn, owner=run.owner, lock_timeout_ms=run.lock_timeout_ms, progress=run.progress,
+            scratch = Run(conn=conn, owner=run.owner, lock_timeout_ms=run.lock_timeout_ms, progress=run.progress,
                            server_version=conn.info.server_version, hypopg="absent", copy_how=how)
             copy_rows: dict[str, float | None] = {t.qualified_name: float(counts.get(t.qualified_name, 0))
                                                   for t in tables}

@@ -18,7 +18,7 @@ from .entries import keys_serve, purpose_for_pattern
 from .evidence import error_message, plan_statements, settings_statement, summarize_plan
 from .model import MIN_COST, MIN_GAIN, SMALL_TABLE_ROWS, STATEMENT_TIMEOUT_MS, QueryCost, QueryEvidence, Recommendation
 from .patterns import Pattern, show_column
-from .session import _Run, _Stmt, _TxError
+from .session import Run, Stmt, TxError
 
 # ---------------------------------------------------------------------------------------------------
 # Recommendations
@@ -111,7 +111,7 @@ CONCURRENTLY_NOTE = ("CREATE INDEX CONCURRENTLY cannot run inside a transaction 
                       "index behind: drop it and retry.")
 
 
-async def check_candidates(run: _Run, candidates: list[Candidate], evidence: list[QueryEvidence],
+async def check_candidates(run: Run, candidates: list[Candidate], evidence: list[QueryEvidence],
                             rows: dict[str, float | None], hypothetical: bool, max_build_rows: int,
                             notes: list[str], workload: list[tuple[str, int]] | None = None,
                             checked: list[Checked] | None = None, build: bool = True) -> list[Recommendation]:
@@ -221,7 +221,7 @@ class _Trial:
     c: Candidate
     rec: Recommendation
     small: bool
-    body: list[_Stmt] = field(default_factory=list)
+    body: list[Stmt] = field(default_factory=list)
     trial: str = ""
     create_at: int = 0
     plans_at: list[int] = field(default_factory=list)
@@ -234,7 +234,7 @@ class _Trial:
 _HYPOPG_RESET = query("hypopg_reset.sql")
 
 
-def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
+def _trial_body(run: Run, t: _Trial, use_hypopg: bool) -> None:
     """BEGIN (added by the caller), timeouts, the hypothetical index, the plans after it, ROLLBACK.
 
     With hypopg the body ends with ``hypopg_reset()``: its indexes live in the session, not the
@@ -246,11 +246,11 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
                          "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"})]
     t.create_at = len(t.body)
     if use_hypopg:
-        t.body.append(_Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
+        t.body.append(Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
     else:
-        t.body.append(_Stmt(build))
+        t.body.append(Stmt(build))
         t.size_at = len(t.body)
-        t.body.append(_Stmt(query("relation_size.sql"), (f"{ident(t.c.table.schema_name)}.{ident(t.trial)}",)))
+        t.body.append(Stmt(query("relation_size.sql"), (f"{ident(t.c.table.schema_name)}.{ident(t.trial)}",)))
     after = ({"enable_seqscan": "off"} if t.small else {}) | ({} if run.generic
                                                                else {"plan_cache_mode": "force_generic_plan"})
     if after:
@@ -266,10 +266,10 @@ def _trial_body(run: _Run, t: _Trial, use_hypopg: bool) -> None:
         t.workload_at[sql] = len(t.body) + at
         t.body.extend(stmts)
     if use_hypopg:
-        t.body.append(_Stmt(_HYPOPG_RESET))
+        t.body.append(Stmt(_HYPOPG_RESET))
 
 
-async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
+async def _check_all(run: Run, trials: list[_Trial], hypopg: str) -> None:
     """Check the candidates, each in a transaction of its own that is rolled back.
 
     With hypopg (created in the database: nothing built, no lock taken) every candidate's transaction
@@ -285,10 +285,10 @@ async def _check_all(run: _Run, trials: list[_Trial], hypopg: str) -> None:
         for t in group:
             _trial_body(run, t, use_hypopg)
         started = time.monotonic()
-        failure: _TxError | None = None
+        failure: TxError | None = None
         try:
             await run.transactions([t.body for t in group])
-        except _TxError as exc:
+        except TxError as exc:
             failure = exc
         elapsed_ms = (time.monotonic() - started) * 1000
         retry: list[_Trial] = []
@@ -339,7 +339,7 @@ def _trial_done(t: _Trial, use_hypopg: bool, elapsed_ms: float, copy_how: str | 
         rec.notes.append("The planner did not choose the candidate for any of these queries.")
 
 
-def _trial_failed(run: _Run, t: _Trial, error: psycopg.Error, elapsed_ms: float) -> None:
+def _trial_failed(run: Run, t: _Trial, error: psycopg.Error, elapsed_ms: float) -> None:
     rec, name = t.rec, t.c.table.name
     if isinstance(error, psycopg.errors.LockNotAvailable):
         rec.checked_how = (f"not checked: {name} is locked by another transaction (a writer); the test "

@@ -27,11 +27,11 @@ from .model import GENERIC_PLAN_MIN_VERSION
 
 
 @dataclass
-class _Stmt:
+class Stmt:
     """One statement of a pipeline, and what it returned once the pipeline came back."""
 
     sql: str
-    #: in :meth:`_Run.batch`, values for ``$1``...; in :meth:`_Run.simple`, for ``%s`` (quoted in client-side)
+    #: in :meth:`Run.batch`, values for ``$1``...; in :meth:`Run.simple`, for ``%s`` (quoted in client-side)
     params: Any = None
     prepared: str | None = None  # PREPAREs this name (session state: must be DEALLOCATEd whatever happens)
     deallocates: str | None = None
@@ -50,7 +50,7 @@ class _BatchError(Exception):
         self.index, self.error = index, error
 
 
-class _TxError(Exception):
+class TxError(Exception):
     """Statement ``index`` of transaction ``body`` failed (index -1: the BEGIN/ROLLBACK around it).
 
     Everything is rolled back and any PREPAREd statement left behind is deallocated before this is raised.
@@ -65,7 +65,7 @@ _SAVEPOINT = "explain_indexes"
 
 
 @dataclass
-class _Run:
+class Run:
     conn: psycopg.AsyncConnection | None
     owner: str
     lock_timeout_ms: int
@@ -93,7 +93,7 @@ class _Run:
         self._names += 1
         return f"explain_indexes_{time.monotonic_ns()}_{self._names}"
 
-    async def batch(self, stmts: list[_Stmt]) -> None:
+    async def batch(self, stmts: list[Stmt]) -> None:
         """Send ``stmts`` (``$1`` placeholders) with :func:`.pipeline.run_batch`: one round trip, whatever
         their number, nothing prepared server-side (a PgBouncer in transaction mode is no problem).
 
@@ -106,7 +106,7 @@ class _Run:
         self.round_trips += 1
         _take(stmts, await run_batch(conn, [(s.sql, s.params or ()) for s in stmts], join_transaction=True))
 
-    async def simple(self, stmts: list[_Stmt]) -> None:
+    async def simple(self, stmts: list[Stmt]) -> None:
         """Send ``stmts`` with :func:`.pipeline.run_script`, one simple-protocol Query message: one round trip.
 
         Not :meth:`batch`: the extended protocol reads every ``$1`` of the text as a parameter to bind, and
@@ -122,27 +122,27 @@ class _Run:
         _take(stmts, await run_script(conn, [s.sql if s.params is None else quoting.mogrify(s.sql, s.params)
                                              for s in stmts]))
 
-    async def transactions(self, bodies: list[list[_Stmt]]) -> None:
+    async def transactions(self, bodies: list[list[Stmt]]) -> None:
         """Run each body in a transaction of its own that is rolled back, all in one round trip.
 
         BEGIN, body, ROLLBACK for each (SAVEPOINT ... ROLLBACK TO when the caller's connection is
         already inside a transaction). When a statement fails, the failed transaction is rolled back
         and the statements PREPAREd before the failure are deallocated (a ROLLBACK keeps them: they
-        belong to the session), in one more round trip; then :class:`_TxError` says where it failed.
+        belong to the session), in one more round trip; then :class:`TxError` says where it failed.
         """
         conn = self.conn
         assert conn is not None
         nested = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
-        def opener() -> list[_Stmt]:
-            return [_Stmt(f"SAVEPOINT {_SAVEPOINT}")] if nested else [_Stmt("BEGIN")]
+        def opener() -> list[Stmt]:
+            return [Stmt(f"SAVEPOINT {_SAVEPOINT}")] if nested else [Stmt("BEGIN")]
 
-        def closer() -> list[_Stmt]:
+        def closer() -> list[Stmt]:
             if nested:
-                return [_Stmt(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"), _Stmt(f"RELEASE SAVEPOINT {_SAVEPOINT}")]
-            return [_Stmt("ROLLBACK")]
+                return [Stmt(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}"), Stmt(f"RELEASE SAVEPOINT {_SAVEPOINT}")]
+            return [Stmt("ROLLBACK")]
 
-        flat: list[_Stmt] = []
+        flat: list[Stmt] = []
         where: list[tuple[int, int, bool]] = []  # body, index in it (-1: around it), inside the transaction
         for b, body in enumerate(bodies):
             for s in opener():
@@ -164,19 +164,19 @@ class _Run:
                 cleanup = closer() if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE else []
             ran = flat[: exc.index]
             done = {s.deallocates for s in ran if s.deallocates and s.rows is not None}
-            cleanup += [_Stmt(f"DEALLOCATE {s.prepared}") for s in ran
+            cleanup += [Stmt(f"DEALLOCATE {s.prepared}") for s in ran
                         if s.prepared and s.rows is not None and s.prepared not in done]
-            cleanup += [_Stmt(sql) for sql in dict.fromkeys(s.undo_after_failure for s in ran
+            cleanup += [Stmt(sql) for sql in dict.fromkeys(s.undo_after_failure for s in ran
                                                             if s.undo_after_failure and s.rows is not None)]
             if cleanup:
                 try:
                     await self.simple(cleanup)
                 except _BatchError as second:
                     raise second.error from exc.error
-            raise _TxError(b, i, exc.error) from None
+            raise TxError(b, i, exc.error) from None
 
 
-def _take(stmts: list[_Stmt], results: list[StatementResult]) -> None:
+def _take(stmts: list[Stmt], results: list[StatementResult]) -> None:
     """Each result's rows into its statement, up to the first that failed (:class:`_BatchError`)."""
     for i, (s, r) in enumerate(zip(stmts, results, strict=True)):
         if r.error is not None or r.aborted:
@@ -184,8 +184,8 @@ def _take(stmts: list[_Stmt], results: list[StatementResult]) -> None:
         s.rows, s.columns = list(r.rows), [name for name, _ in r.columns]
 
 
-async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
-                     send: Callable[[list[_Stmt]], Any] | None = None) -> tuple[Schema, dict[str, IndexStats]]:
+async def read_live(run: Run, schemas: list[str], hypothetical: bool,
+                     send: Callable[[list[Stmt]], Any] | None = None) -> tuple[Schema, dict[str, IndexStats]]:
     """The catalog, the index statistics and hypopg's state: one round trip.
 
     The statements and readers of :func:`.catalog.read_catalog` and :func:`.catalog.read_index_stats`,
@@ -195,9 +195,9 @@ async def _read_live(run: _Run, schemas: list[str], hypothetical: bool,
     conn = run.conn
     assert conn is not None
     run.server_version = conn.info.server_version
-    stmts = [_Stmt(*catalog_statement(schemas)), _Stmt(*index_stats_statement(schemas, run.server_version))]
+    stmts = [Stmt(*catalog_statement(schemas)), Stmt(*index_stats_statement(schemas, run.server_version))]
     if hypothetical:
-        stmts.append(_Stmt(query("hypopg_state.sql")))
+        stmts.append(Stmt(query("hypopg_state.sql")))
     try:
         if send is not None:
             await send(stmts)

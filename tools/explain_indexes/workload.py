@@ -40,7 +40,7 @@ from .model import (
 )
 from .patterns import Pattern, show_column
 from .recommendations import CONCURRENTLY_NOTE, Candidate, Checked
-from .session import _Run, _Stmt, _TxError
+from .session import Run, Stmt, TxError
 
 _HYPOPG_RESET = query("hypopg_reset.sql")
 _MAX_BUILT_SETS = 12  # without hypopg each set is a real (rolled-back) build
@@ -89,7 +89,7 @@ def _cols(cols: list[IndexColumn]) -> str:
     return "(" + ", ".join(show_column(c) for c in cols) + ")"
 
 
-def _skip_scan_table(run: _Run, c: Candidate) -> bool:
+def _skip_scan_table(run: Run, c: Candidate) -> bool:
     if (run.server_version or 0) < SKIP_SCAN_MIN_VERSION or not c.columns:
         return False
     lead = c.columns[0].name
@@ -113,8 +113,8 @@ class _Eval:
         return sum(s or 0 for s in self.sizes or [])
 
 
-def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, use_hypopg: bool,
-          k: int) -> tuple[list[_Stmt], list[int], dict[str, int]]:
+def _body(run: Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, use_hypopg: bool,
+          k: int) -> tuple[list[Stmt], list[int], dict[str, int]]:
     body = [settings_statement({"lock_timeout": f"{run.lock_timeout_ms}ms",
                                 "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms"}
                       | ({"enable_seqscan": "off"} if small else {})
@@ -125,22 +125,22 @@ def _body(run: _Run, ev: _Eval, workload: list[tuple[str, int]], small: bool, us
         build = create_index_sql(c.table, c.index.model_copy(update={"name": name}))
         if use_hypopg:
             sizes_at.append(len(body))
-            body.append(_Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
+            body.append(Stmt(query("hypopg_create_index.sql"), (build.rstrip(";"),), undo_after_failure=_HYPOPG_RESET))
         else:
-            body.append(_Stmt(build))
+            body.append(Stmt(build))
             sizes_at.append(len(body))
-            body.append(_Stmt(query("relation_size.sql"), (f"{ident(c.table.schema_name)}.{ident(name)}",)))
+            body.append(Stmt(query("relation_size.sql"), (f"{ident(c.table.schema_name)}.{ident(name)}",)))
     plans_at: dict[str, int] = {}
     for sql, params in workload:
         stmts, at, _ = plan_statements(run, sql, params)
         plans_at[sql] = len(body) + at
         body.extend(stmts)
     if use_hypopg:
-        body.append(_Stmt(_HYPOPG_RESET))
+        body.append(Stmt(_HYPOPG_RESET))
     return body, sizes_at, plans_at
 
 
-async def _evaluate(run: _Run, evals: list[_Eval], workload: list[tuple[str, int]], small: bool,
+async def _evaluate(run: Run, evals: list[_Eval], workload: list[tuple[str, int]], small: bool,
                     use_hypopg: bool) -> None:
     """The workload planned with each set's indexes: all sets in one round trip with hypopg, else one
     rolled-back build per set."""
@@ -148,10 +148,10 @@ async def _evaluate(run: _Run, evals: list[_Eval], workload: list[tuple[str, int
     while pending:
         group = pending if use_hypopg else pending[:1]
         built = [_body(run, e, workload, small, use_hypopg, k) for k, e in enumerate(group)]
-        failure: _TxError | None = None
+        failure: TxError | None = None
         try:
             await run.transactions([b[0] for b in built])
-        except _TxError as exc:
+        except TxError as exc:
             failure = exc
         for k, (e, (body, sizes_at, plans_at)) in enumerate(zip(group, built, strict=True)):
             if failure is not None and k >= failure.body:
@@ -164,7 +164,7 @@ async def _evaluate(run: _Run, evals: list[_Eval], workload: list[tuple[str, int
         pending = [e for e in evals if e.costs is None and e.error is None]
 
 
-async def choose_set(run: _Run, checked: list[Checked], patterns: list[Pattern], evidence: list[QueryEvidence],
+async def choose_set(run: Run, checked: list[Checked], patterns: list[Pattern], evidence: list[QueryEvidence],
                       rows: dict[str, float | None], hypopg: str, max_build_rows: int,
                       widths: dict[str, dict[str, int]]) -> tuple[list[Recommendation], WorkloadCost | None]:
     """The smallest set of the checked candidates whose workload cost is within a few percent of the best."""
