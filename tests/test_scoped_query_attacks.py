@@ -408,6 +408,30 @@ async def test_five_million_rows_are_capped(attack_db) -> None:
         assert "LIMIT 101) AS _sa_rows" in result.rewritten_sql, result.rewritten_sql  # inside the row bound
 
 
+@pytest.mark.parametrize("role", ["app_owner", "agent_ro"])
+async def test_no_row_over_the_size_bound_leaves_the_server_in_either_role(attack_db, role: str, tmp_path: Path) -> None:
+    """Through MCP, as either role: a row over MAX_ROW_BYTES as text is refused by PostgreSQL before it is
+    sent (sql-row-too-large); the caller's own row under it comes back, its long value shortened."""
+    from mcp import Client
+
+    from schema_architect.server.app import create_server
+    from schema_architect.server.settings import Settings
+
+    url = re.sub(r"^(postgres(?:ql)?://)[^@/]*@", rf"\g<1>{role}@", attack_db["url"])
+    settings = Settings(project=tmp_path, database_url=url, embedded=False)
+    async with Client(create_server(settings)) as client:
+        over = await client.call_tool("run_scoped_query", {
+            "sql": "SELECT id, repeat(title, 100000) AS big FROM (SELECT id, title FROM tasks ORDER BY id LIMIT 2) t",
+            "user_id": "u_alice"})
+        under = await client.call_tool("run_scoped_query", {
+            "sql": "SELECT id, repeat(title, 50000) AS big FROM (SELECT id, title FROM tasks ORDER BY id LIMIT 1) t",
+            "user_id": "u_alice"})
+    assert over.is_error and "[sql-row-too-large]" in over.content[0].text, over.content
+    assert "alice task" not in over.content[0].text  # nothing of the row is said back
+    assert not under.is_error, under.content
+    assert under.structured_content["row_count"] == 1 and "alice task" in under.structured_content["wrapped_rows"]
+
+
 async def test_slow_query_is_cut_and_connection_reusable(attack_db) -> None:
     async with await psycopg.AsyncConnection.connect(_role_url(attack_db["url"], "app_owner"), autocommit=False) as conn:
         with pytest.raises(QueryFailed) as info:
