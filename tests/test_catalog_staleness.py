@@ -136,3 +136,61 @@ async def test_read_table_matches_the_whole_catalog_for_that_table(db_url: str) 
     assert one.statements == 1 and one.round_trips == 1
     assert one.schema.table("tasks") == whole.schema.table("tasks")
     assert missing.schema.tables == []
+
+
+#: DDL that can change what a query reads or resolves to: each moves the catalog version (a pair: the
+#: change, and what runs before the version is first read).
+CHANGES = [
+    "CREATE TABLE notes (id serial PRIMARY KEY, user_id text)",
+    "ALTER TABLE tasks ADD COLUMN done boolean",
+    "ALTER TABLE tasks RENAME COLUMN title TO name",
+    "ALTER TABLE tasks ALTER COLUMN title TYPE varchar(200)",
+    "ALTER TABLE notices ALTER COLUMN body DROP NOT NULL",
+    "ALTER TABLE tasks DROP COLUMN title",
+    "ALTER TABLE notices ADD CONSTRAINT body_short CHECK (length(body) < 500)",
+    "ALTER TABLE drafts RENAME TO sketches",
+    "DROP TABLE drafts; CREATE TABLE drafts (id serial PRIMARY KEY, body text NOT NULL)",
+    "CREATE VIEW open_tasks AS SELECT * FROM tasks",
+    "CREATE FUNCTION public.spy(text) RETURNS text LANGUAGE sql AS 'SELECT $1'",
+    pytest.param("CREATE OR REPLACE FUNCTION public.spy(text) RETURNS text LANGUAGE sql AS 'SELECT upper($1)'",
+                 "CREATE FUNCTION public.spy(text) RETURNS text LANGUAGE sql AS 'SELECT $1'", id="replace-function"),
+    "CREATE TYPE mood AS ENUM ('ok')",
+    "CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 10)",
+    "CREATE SCHEMA extra",
+    "ALTER TABLE tasks ENABLE ROW LEVEL SECURITY",
+]
+
+#: What an app does all day without changing its schema: the version stays, so the map is not re-read.
+NOT_CHANGES = [
+    "INSERT INTO tasks (user_id, title) VALUES ('alice', 'a2')",
+    "UPDATE notices SET body = body || '!'",
+    "VACUUM ANALYZE tasks",
+    "CREATE TEMPORARY TABLE scratch (id int); INSERT INTO scratch VALUES (1)",
+    "CREATE INDEX tasks_title ON tasks (title)",
+]
+
+
+@pytest.mark.parametrize(("change", "setup"), [(c, "") if isinstance(c, str) else c for c in CHANGES])
+def test_the_catalog_version_moves_with_each_kind_of_ddl(db_url: str, change: str, setup: str) -> None:
+    """The version each call past the map's age compares (classify.CATALOG_VERSION_SQL)."""
+    if setup:
+        ddl(db_url, setup)
+    assert _version_across(db_url, change) is True
+
+
+@pytest.mark.parametrize("change", NOT_CHANGES)
+def test_the_catalog_version_stays_through_writes_statistics_and_temporary_tables(db_url: str, change: str) -> None:
+    assert _version_across(db_url, change) is False
+
+
+def _version_across(url: str, change: str) -> bool:
+    """Whether the catalog version differs before and after ``change`` (run in its own session)."""
+    from schema_architect.tools.sqlsafe.classify import CATALOG_VERSION_SQL
+
+    read = "SELECT " + CATALOG_VERSION_SQL
+    with psycopg.connect(url, autocommit=True) as conn, psycopg.connect(url, autocommit=True) as other:
+        before = conn.execute(read).fetchone()[0]
+        for statement in change.split("; "):
+            other.execute(statement)  # the temporary table lives on in ``other`` while the version is read
+        after = conn.execute(read).fetchone()[0]
+    return before != after
