@@ -23,6 +23,7 @@ last error to report; each of those surfaced to the agent as a slow or unclear f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -413,6 +414,8 @@ class Database:
         self.embedded_state: Any = None  # follow_spec's ScratchState (tools/project/scratch.py)
         #: Connections handed out so far: a caller compares before and after to tell if it touched the database.
         self.touches = 0
+        #: Work running off its caller's path (read_only_later)
+        self._later: set[asyncio.Task[None]] = set()
 
     @property
     def is_embedded(self) -> bool:
@@ -544,7 +547,25 @@ class Database:
                 await pool.release(conn)
         raise AssertionError("unreachable")
 
+    def read_only_later(self, work: Callable[[AsyncConnection], Awaitable[object]]) -> None:
+        """``run_read_only(work)`` in a task of its own, off the caller's path (the call's answer does not
+        wait for it). A failure is logged, never raised; :meth:`close` cancels what still runs."""
+        async def later() -> None:
+            try:
+                await self.run_read_only(work)
+            except Exception as exc:  # noqa: BLE001 - nobody waits for it: say it, never raise it
+                log.info("background work on %s failed: %s", self.describe(), self.scrub(str(exc)))
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._later.add(task)  # a strong reference until it ends: the loop keeps only a weak one
+        task.add_done_callback(self._later.discard)
+
     async def close(self) -> None:
+        for task in list(self._later):
+            task.cancel()
+        for task in list(self._later):
+            with suppress(BaseException):
+                await task
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

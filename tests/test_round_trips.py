@@ -120,3 +120,78 @@ async def test_a_map_past_its_age_is_checked_in_the_calls_own_write(logged) -> N
         statements = _statements(f.read())
     assert [(s.split() or [""])[0] for s in statements] == \
         ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
+
+
+def _catalog_checks(text: str) -> list[str]:
+    """Statements in ``text`` that compare the whole catalog's version (classify.CATALOG_VERSION_SQL)."""
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d )", text)  # a logged statement runs over several lines
+    return [e for e in entries if re.search(r"LOG:  (?:statement|execute [^:]*): ", e) and "rows_of_user_objects" in e]
+
+
+def _log_since(log: Path, start: int) -> str:
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        return f.read()
+
+
+async def test_a_map_past_half_its_age_is_checked_after_the_call_not_in_the_next(logged, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """Calls seconds apart never carry the whole catalog's version: a call that finds the map past half
+    its age answers first, then the server compares the version on a connection of its own, and the
+    next call finds the map fresh. (The server's map lives 60 s; here 2 s, so the test takes 2 s.)"""
+    from schema_architect.tools.sqlsafe import ClassificationCache
+
+    monkeypatch.setattr(ClassificationCache.__init__, "__defaults__", (2.0,))
+    url, log = logged
+    settings = Settings(project=tmp_path, database_url=url, statement_timeout_ms=2000)
+    call = {"sql": "SELECT title FROM tasks", "user_id": "u_alice"}
+    async with Client(create_server(settings)) as client:
+        assert not (await client.call_tool("run_scoped_query", call)).is_error
+        await anyio.sleep(1.05)  # past half the map's age
+        start = log.stat().st_size
+        second = await client.call_tool("run_scoped_query", call)
+        deadline = time.monotonic() + 5
+        while not _catalog_checks(_log_since(log, start)) and time.monotonic() < deadline:
+            await anyio.sleep(0.02)  # the check runs after the answer, in a task of its own
+        after_second = log.stat().st_size
+        await anyio.sleep(1.05)  # past the map's age since it was read, within it since it was checked
+        third = await client.call_tool("run_scoped_query", call)
+        await anyio.sleep(0.2)
+    assert not second.is_error and not third.is_error
+    checked = _log_since(log, start)
+    assert len(_catalog_checks(checked[:after_second - start])) == 1  # the check, as a statement of its own
+    assert [(s.split() or [""])[0] for s in _statements(checked[:after_second - start])] == \
+        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT", "SELECT"]
+    assert not any("set_config" in c for c in _catalog_checks(checked)), "a call carried the check"
+    # the third call: one write, no check in it (it found the map past half its age again: a check of
+    # its own may follow it)
+    third_statements = _statements(checked[after_second - start:])
+    assert [(s.split() or [""])[0] for s in third_statements[:5]] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"]
+    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 5
+
+
+async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(logged) -> None:
+    """The check after a call finds DDL since the map was read: it reads the catalog again itself, and
+    the next call uses the new map (no check, no catalog read of its own)."""
+    from schema_architect.tools.run_scoped_query import run_scoped_query
+    from schema_architect.tools.sqlsafe import ClassificationCache
+
+    url, _ = logged
+    cache = ClassificationCache(ttl=2.0)
+    jobs: list = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await run_scoped_query(conn, "SELECT title FROM tasks", "u_alice", cache=cache, later=jobs.append)
+        assert jobs == []  # a fresh map: nothing to check
+        old = await cache.get(conn)
+        await anyio.sleep(1.05)
+        await conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id))")
+        try:
+            await run_scoped_query(conn, "SELECT title FROM tasks", "u_alice", cache=cache, later=jobs.append)
+            assert len(jobs) == 1
+            await jobs[0](conn)
+            fresh = await cache.get(conn)
+            assert fresh is not old and fresh.catalog_version != old.catalog_version
+            assert ("public", "notes") in fresh.relations and ("public", "notes") not in old.relations
+            assert not cache.due(fresh) and not cache.revalidation_due(fresh)
+        finally:
+            await conn.execute("DROP TABLE notes")

@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
@@ -385,6 +386,7 @@ async def run_scoped_query(
     caller_setting: str = CALLER_SETTING,
     max_bytes: int = 0,
     sensitive_columns: Sequence[str] = (),
+    later: Callable[[Callable[[AsyncConnection[Any]], Awaitable[object]]], None] | None = None,
 ) -> ScopedQueryResult:
     """Run one read-only query seeing only ``user_id``'s rows; raise QueryRefused / QueryFailed.
 
@@ -395,6 +397,8 @@ async def run_scoped_query(
     ``max_bytes`` (0: no cap) bounds the rows' JSON: rows past it are left out, and a first row
     larger than it alone has its long values shortened. Credential columns (Better Auth's, and
     ``sensitive_columns``' ``table.column`` patterns) come back masked (sqlsafe/credentials.py).
+    ``later`` (a pooled database's ``read_only_later``): where to check a map past half its age after
+    this call, so that the next one does not carry the whole catalog's version in its statement.
     """
     started = time.perf_counter()
     params, limit = _validate_args(user_id, params, limit, sql)
@@ -430,6 +434,9 @@ async def run_scoped_query(
             break
         # DDL since the map was read: what ran was rewritten from the old map, so drop it and rerun.
         data = await fetch(refresh=True)
+    if later is not None and cache.revalidation_due(data):
+        later(partial(cache.revalidate, m=data, owner_column=owner_column, shared_tables=shared_tables,
+                      sensitive=sensitive_columns))
 
     columns = [Column(name=name, type=_type_name(conn, oid, data.type_names)) for name, oid in described or ()]
     truncated = len(rows) > limit
@@ -595,4 +602,6 @@ ROUND_TRIPS: tuple[int, str] = (1, (
     "1 per call, whatever the pause before it: BEGIN, the settings, the query, then ROLLBACK and the reset, in one "
     "write, on a pooled connection handed out unchecked (a dead one is replaced and the call run again). A query "
     "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "
-    "role report, the tables' classification)."))
+    "role report, the tables' classification). The cached classification is checked against the whole catalog's "
+    "version after a call that finds it over 30 s old (1 round trip, after the answer, on a connection of its "
+    "own); only a call that finds it over 60 s old carries that check, inside its one write."))

@@ -65,7 +65,7 @@ async def run_scoped_query(
             conn, sql, user_id, params, limit, owner_column=settings.owner_column,
             shared_tables=settings.shared_tables, statement_timeout_ms=settings.statement_timeout_ms,
             role=scoped_role_of(call), max_bytes=settings.page_bytes * 9 // 10,  # 10%: the rest
-            sensitive_columns=sensitive, cache=call.kept(ClassificationCache),
+            sensitive_columns=sensitive, cache=call.kept(ClassificationCache), later=db.read_only_later,
         )
 
     if (skipped := await call.database_skipped(db)) is not None:

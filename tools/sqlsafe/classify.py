@@ -161,6 +161,8 @@ class UserDataMap:
     owner_column: str = "user_id"
     catalog_version: str = ""  # CATALOG_VERSION_SQL when the map was read
     loaded_at: float = field(default_factory=time.monotonic)
+    #: A check of the catalog's version is on its way for this map (ClassificationCache.revalidate)
+    revalidating: bool = field(default=False, repr=False, compare=False)
     version: int = field(default_factory=lambda: next(_VERSIONS))
     #: (sql, caller setting, caller param, row cap) -> rewriter.prepare's Prepared (not imported here:
     #: the rewriter imports this module)
@@ -339,7 +341,10 @@ class ClassificationCache:
     the very call (see :meth:`UserDataMap.unfiltered`). ``get(refresh=True)`` (a name the map
     does not know, a refused relation, a version seen to differ) and an entry older than ``ttl``
     seconds first compare the whole catalog's version (one statement) and re-read the catalog only
-    if it changed. :meth:`clear` drops everything.
+    if it changed. A map past half its age is checked off the calls' path (:meth:`revalidate`, after a
+    call, on a connection of its own), so calls a few seconds to ``ttl`` apart never carry the check;
+    the bound is unchanged: no call uses a map whose version was last seen more than ``ttl`` ago.
+    :meth:`clear` drops everything.
     """
 
     def __init__(self, ttl: float = 60.0) -> None:
@@ -379,6 +384,31 @@ class ClassificationCache:
     def due(self, m: UserDataMap) -> bool:
         """Whether ``m`` is older than ``ttl``: its catalog version should be checked."""
         return time.monotonic() - m.loaded_at >= self.ttl
+
+    def revalidation_due(self, m: UserDataMap) -> bool:
+        """Whether ``m`` is past half its age, still cached and not being checked: worth checking now,
+        off the call's path, so that the next call finds it fresh (:meth:`revalidate`)."""
+        return (not m.revalidating and time.monotonic() - m.loaded_at >= self.ttl / 2
+                and any(cached is m for cached in self._maps.values()))
+
+    async def revalidate(self, conn: AsyncConnection[Any], m: UserDataMap, owner_column: str,
+                         shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> None:
+        """Compare the whole catalog's version with ``m``'s (one statement). Unchanged, ``m`` counts as
+        fresh from when the version was read; changed, the catalog is read again (a second statement)
+        and the new map replaces ``m``, so the next call neither carries the check nor reads the
+        catalog itself."""
+        m.revalidating = True
+        try:
+            seen_at = time.monotonic()
+            if await read_catalog_version(conn) == m.catalog_version:
+                m.loaded_at = max(m.loaded_at, seen_at)
+                return
+            key = self.key(conn, owner_column, shared_tables, sensitive)
+            fresh = await load_map(conn, owner_column, shared_tables, sensitive)
+            if self._maps.get(key) is m:  # not replaced by a call meanwhile
+                self._maps[key] = fresh
+        finally:
+            m.revalidating = False
 
     @staticmethod
     def confirm(m: UserDataMap) -> None:
