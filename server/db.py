@@ -50,6 +50,9 @@ APPLICATION_NAME = "schema-architect"
 CHECK_AFTER_IDLE_S = 2.0
 #: A connection idle this long is closed instead (Neon cuts idle connections; one would fail the check).
 MAX_IDLE_S = 240.0
+#: How long after a call its background work starts (Database.read_only_later): by then the call's answer
+#: has left, so the two do not share the event loop.
+LATER_S = 0.05
 #: Connections are renewed after this long, so none lives forever.
 MAX_LIFETIME_S = 1800.0
 _BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 2.0
@@ -226,6 +229,9 @@ class _Pool:
             raise
         self._tickets[id(conn)] = ticket
         return conn, reused
+
+    def has_idle(self) -> bool:
+        return bool(self._idle)
 
     async def drop_idle(self) -> None:
         """Close every idle connection (one was found dead: after a restart or a suspend, all are)."""
@@ -548,9 +554,14 @@ class Database:
         raise AssertionError("unreachable")
 
     def read_only_later(self, work: Callable[[AsyncConnection], Awaitable[object]]) -> None:
-        """``run_read_only(work)`` in a task of its own, off the caller's path (the call's answer does not
-        wait for it). A failure is logged, never raised; :meth:`close` cancels what still runs."""
+        """``run_read_only(work)`` in a task of its own, off the caller's path: it starts once the call's
+        answer has left (``LATER_S``), and only on an idle pooled connection (skipped when none is: it
+        never opens one, nor takes one a call could have). A failure is logged, never raised;
+        :meth:`close` cancels what still runs."""
         async def later() -> None:
+            await anyio.sleep(LATER_S)
+            if self._pool is None or not self._pool.has_idle():
+                return
             try:
                 await self.run_read_only(work)
             except Exception as exc:  # noqa: BLE001 - nobody waits for it: say it, never raise it

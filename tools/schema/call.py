@@ -58,8 +58,9 @@ class DatabaseHandle(Protocol):
     async def run_read_only(self, work: Callable[[Any], Awaitable[T]]) -> T: ...
 
     def read_only_later(self, work: Callable[[Any], Awaitable[object]]) -> None:
-        """Run ``work`` as :meth:`run_read_only` would, in a task of its own: the call's answer does not
-        wait for it. A failure is logged, never raised; closing the database cancels what still runs."""
+        """Run ``work`` as :meth:`run_read_only` would, in a task of its own, once the call's answer has
+        left, on an idle pooled connection (skipped when there is none). A failure is logged, never
+        raised; closing the database cancels what still runs."""
 
     def describe(self) -> str: ...
 

@@ -28,6 +28,7 @@ they cannot contain ``@``, spaces, quotes and so on.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -369,7 +370,16 @@ _SEPARATORS = frozenset({"ASCII_44", "AND", "OR", "WHEN", "THEN", "ELSE", "SELEC
 
 def nesting_depth(sql: str) -> int:
     """How deep ``sql``'s syntax tree can be, from PostgreSQL's lexer (no parse, no recursion): brackets
-    and CASE open a level, and each operator chained at one level (``1 + 1 + 1``) may nest once more."""
+    and CASE open a level, and each operator chained at one level (``1 + 1 + 1``) may nest once more.
+    Remembered for the texts of recent queries (every call asks before anything else is cached)."""
+    return _remembered_depth(sql) if len(sql) <= _REMEMBERED_SQL_CHARS else _nesting_depth(sql)
+
+
+#: Texts longer than this are measured every time: 256 remembered texts stay under about 2 MB.
+_REMEMBERED_SQL_CHARS = 8192
+
+
+def _nesting_depth(sql: str) -> int:
     from pglast.parser import scan
 
     try:
@@ -392,6 +402,9 @@ def nesting_depth(sql: str) -> int:
             chain[-1] += 1
         deepest = max(deepest, len(chain) + sum(chain))
     return deepest
+
+
+_remembered_depth = functools.lru_cache(maxsize=256)(_nesting_depth)
 
 
 if __name__ == "__main__":  # print INVISIBLE_RANGES for the running Python
