@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,10 @@ CREATE TABLE tasks (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES user
 INSERT INTO users VALUES ('u_alice'), ('u_bob');
 INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'a'), ('u_bob', 'b');
 """
+
+
+#: The statements of one call reading plain tables, as PostgreSQL logs them (one write).
+CALL = ["BEGIN", "SELECT", "SELECT", "ROLLBACK"]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +76,13 @@ async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_p
         f.seek(start)
         text = f.read()
     statements = _statements(text[:middle - start])
-    # BEGIN, the settings, the query, then ROLLBACK and the reset: one write, no check before it.
-    assert [(s.split() or [""])[0] for s in statements] == \
-        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
-    # A failed query is followed by one more statement (were the tables it reads changed?), no warning.
-    assert len(_statements(text[middle - start:])) == 6
+    # BEGIN, the settings, the query and ROLLBACK: one write, no check before it (plain tables without
+    # row security: nothing but built-ins ran, so there is no session state to reset).
+    assert [(s.split() or [""])[0] for s in statements] == CALL, statements
+    # A failed query aborted its ROLLBACK: that follows, then one more statement (were the tables it
+    # reads changed?), no warning.
+    assert [(s.split() or [""])[0] for s in _statements(text[middle - start:])] == \
+        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"]
     assert "WARNING" not in text, text
 
 
@@ -118,8 +125,7 @@ async def test_a_map_past_its_age_is_checked_in_the_calls_own_write(logged) -> N
     with log.open(errors="replace") as f:
         f.seek(start)
         statements = _statements(f.read())
-    assert [(s.split() or [""])[0] for s in statements] == \
-        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"], statements
+    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK"], statements
 
 
 def _catalog_checks(text: str) -> list[str]:
@@ -161,13 +167,13 @@ async def test_a_map_past_half_its_age_is_checked_after_the_call_not_in_the_next
     checked = _log_since(log, start)
     assert len(_catalog_checks(checked[:after_second - start])) == 1  # the check, as a statement of its own
     assert [(s.split() or [""])[0] for s in _statements(checked[:after_second - start])] == \
-        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT", "SELECT"]
+        [*CALL, "SELECT"]
     assert not any("set_config" in c for c in _catalog_checks(checked)), "a call carried the check"
     # the third call: one write, no check in it (it found the map past half its age again: a check of
     # its own may follow it)
     third_statements = _statements(checked[after_second - start:])
-    assert [(s.split() or [""])[0] for s in third_statements[:5]] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"]
-    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 5
+    assert [(s.split() or [""])[0] for s in third_statements[:4]] == CALL
+    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 4
 
 
 async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(logged) -> None:
@@ -195,3 +201,49 @@ async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(log
             assert not cache.due(fresh) and not cache.revalidation_due(fresh)
         finally:
             await conn.execute("DROP TABLE notes")
+
+
+async def test_a_policy_that_took_a_lock_is_reset_after_the_call(make_database, tmp_path: Path) -> None:
+    """A call that reads plain tables ends with ROLLBACK in its one segment: only built-ins ran. A table
+    with row security runs its policies' code as the call reads it (here a policy that takes an advisory
+    lock, as a role the policy binds): such a call keeps the reset, and the lock does not outlive it."""
+    role = f"agent_rls_{uuid.uuid4().hex[:8]}"
+    url = make_database("policy_lock", f"""
+        CREATE TABLE users (id text PRIMARY KEY);
+        CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), body text);
+        INSERT INTO users VALUES ('u_alice'); INSERT INTO notes (user_id, body) VALUES ('u_alice', 'n');
+        ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+        CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER;
+        GRANT SELECT ON users, notes TO {role};
+        CREATE POLICY locking ON notes TO {role} USING (pg_try_advisory_lock(4242) IS NOT NULL);
+    """)
+    try:
+        settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False)
+        async with Client(create_server(settings)) as client:
+            for sql in ("SELECT count(*) FROM users", "SELECT count(*) FROM notes"):
+                result = await client.call_tool("run_scoped_query", {"sql": sql, "user_id": "u_alice"})
+                assert not result.is_error, result.content
+                with psycopg.connect(url, autocommit=True) as admin:
+                    held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+                assert held == (0,), sql
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP POLICY locking ON notes; DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+async def test_a_query_past_its_timeout_leaves_its_connection_reusable(logged, tmp_path: Path) -> None:
+    """The timeout fails the query, which skips the ROLLBACK of its segment: the call rolls back in a
+    statement of its own, and the next call runs on the same connection (none closed, none opened)."""
+    url, _ = logged
+    settings = Settings(project=tmp_path, database_url=url, statement_timeout_ms=200)
+    slow = {"sql": "SELECT count(*) FROM tasks, generate_series(1, 100000000)", "user_id": "u_alice"}
+    async with Client(create_server(settings)) as client:
+        assert not (await client.call_tool("run_scoped_query", {"sql": "SELECT 1", "user_id": "u_alice"})).is_error
+        timed_out = await client.call_tool("run_scoped_query", slow)
+        after = await client.call_tool("run_scoped_query", {"sql": "SELECT count(*) FROM tasks", "user_id": "u_alice"})
+        with psycopg.connect(url, autocommit=True) as admin:
+            ours = admin.execute("SELECT state, backend_start FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND application_name = 'schema-architect'").fetchall()
+    assert timed_out.is_error and "statement timeout" in timed_out.content[0].text, timed_out.content
+    assert not after.is_error and "[[1]]" in after.structured_content["wrapped_rows"], after.content
+    assert [state for state, _ in ours] == ["idle"], ours

@@ -105,7 +105,8 @@ class StatementResult:
 
 async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, max_rows: int | None = None,
                     max_bytes: int | None = None, timeout: float | None = None,
-                    reset: Sequence[str] = (), join_transaction: bool = False) -> list[StatementResult]:
+                    reset: Sequence[str] = (), join_transaction: bool = False,
+                    ends_transaction: bool = False) -> list[StatementResult]:
     """Run ``statements`` ((SQL with $1 placeholders, params), ...) in one implicit transaction.
 
     Nothing is prepared server-side. At most ``max_rows`` rows of each result are loaded. A statement
@@ -122,6 +123,10 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
 
     ``join_transaction``: a connection inside a transaction the caller opened is accepted too, and the
     statements run in that transaction (without it, only an idle connection is).
+
+    ``ends_transaction``: the last statement ends a transaction the first opened (BEGIN ... ROLLBACK, no
+    reset). When a statement before it fails (or is cancelled), that ROLLBACK is skipped with the rest and
+    the connection is left in the failed transaction, drained but not closed: the caller rolls it back.
     """
     from psycopg import OperationalError, pq
 
@@ -209,8 +214,9 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
             meter.close()
         if not finished:
             drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
+            settled = (before, pq.TransactionStatus.INERROR) if ends_transaction else (before,)
             if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain,
-                                                     expect=before)):
+                                                     expect=settled)):
                 pgconn.finish()  # state unknown, or not idle in time: closed, so the pool drops it
     if len(results) != len(statements):
         raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")
@@ -218,15 +224,15 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
 
 
 async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: float = DRAIN_S,
-                           expect: Any = None) -> bool:
+                           expect: Sequence[Any] | None = None) -> bool:
     """Cancel what the connection runs and read what is still coming until ``syncs`` Syncs are through;
-    True if the connection is then back in transaction status ``expect`` (idle by default) with its reset
+    True if the connection is then back in a transaction status of ``expect`` (idle by default) with its reset
     segment (the last one, if ``reset_segment``) run without error. Shielded from cancellation, bounded
     by ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
     from psycopg import pq
 
     if expect is None:
-        expect = pq.TransactionStatus.IDLE
+        expect = (pq.TransactionStatus.IDLE,)
     pgconn = conn.pgconn
 
     async def read(next_result: Callable[[], Awaitable[Any]]) -> bool:
@@ -244,7 +250,7 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
                                                             pq.ExecStatus.PIPELINE_ABORTED):
                 clean = False  # the reset itself failed (or the cancel hit it): state unknown
         pgconn.exit_pipeline_mode()
-        return clean and pgconn.transaction_status == expect
+        return clean and pgconn.transaction_status in expect
 
     return await _drained(conn, timeout, read)
 

@@ -554,12 +554,20 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         data.contexts.put(shape, ctx_sql)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
-    begin, context, query = await run_batch(conn, [
-        ("BEGIN", ()),
-        (ctx_sql, ctx_params),
-        (prep.sql, params + [user_id] if prep.scoped else params),
-    ], max_rows=row_cap, max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
-        reset=("ROLLBACK", RESET_SQL))
+    statements = [("BEGIN", ()), (ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
+    light = _leaves_no_state(data, reads)
+    # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
+    # a view's, or a row-security policy's. Reading plain tables without row security, the ROLLBACK closes
+    # the same segment (one Sync, one answer); otherwise the reset follows in a segment of its own, which
+    # runs even when the query failed.
+    results = await run_batch(
+        conn, statements + [("ROLLBACK", ())] if light else statements, max_rows=row_cap,
+        max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
+        reset=() if light else ("ROLLBACK", RESET_SQL), ends_transaction=light)
+    begin, context, query = results[:3]
+    if light and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        # a failed statement aborted the rest of the segment, its ROLLBACK included
+        await run_batch(conn, [("ROLLBACK", ())], join_transaction=True)
     version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
         return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
@@ -576,6 +584,13 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     except Exception:  # noqa: BLE001
         ran = None
     raise _db_error(error, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
+
+
+def _leaves_no_state(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> bool:
+    """Whether a query reading ``reads`` runs built-ins only (sqlsafe allows no other function that can
+    change session state): every relation a plain or partitioned table without row security."""
+    relations = data.relations
+    return all(relations[k].kind in ("r", "p") and not relations[k].row_security for k in reads)
 
 
 def _versions(data: UserDataMap, prep: Prepared) -> str:
@@ -599,8 +614,10 @@ async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[
 #: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md
 #: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (1, (
-    "1 per call, whatever the pause before it: BEGIN, the settings, the query, then ROLLBACK and the reset, in one "
-    "write, on a pooled connection handed out unchecked (a dead one is replaced and the call run again). A query "
+    "1 per call, whatever the pause before it: BEGIN, the settings, the query and ROLLBACK in one write (reading "
+    "a view or a table with row security, the reset follows in the same write), on a pooled connection handed out "
+    "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK; whether "
+    "the tables it reads changed). A query "
     "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "
     "role report, the tables' classification). The cached classification is checked against the whole catalog's "
     "version after a call that finds it over 30 s old (1 round trip, after the answer, on a connection of its "

@@ -101,6 +101,7 @@ class Relation:
     version: tuple[int, int] = (0, 0)  # REL_VERSION_SQL (rows, sum of xmin) when the map was read
     columns: tuple[str, ...] = ()  # in table order
     masked: tuple[str, ...] = ()  # credential columns, shown masked (credentials.py)
+    row_security: bool = False  # pg_class.relrowsecurity: its policies may run functions when it is read
 
     @property
     def qualified(self) -> str:
@@ -303,6 +304,7 @@ def build_map(row: dict[str, Any], owner_column: str, shared_tables: Sequence[st
                       "and it is not listed in the shared_tables setting (it may hold secrets)")
             out[key] = Relation(key[0], key[1], kind, "refused", reason=reason)
     out = {k: replace(r, oid=raw[k].get("oid"), version=tuple(raw[k].get("version") or (0, 0)),
+                      row_security=bool(raw[k].get("rls")),
                       columns=tuple(raw[k].get("columns") or ()),
                       masked=masked_columns(k[0], k[1], raw[k].get("columns") or (), sensitive))
            for k, r in out.items()}

@@ -6,6 +6,7 @@
 SELECT current_database() AS db, {catalog_version} AS catalog_version, current_schemas(false) AS search_path,
   (SELECT coalesce(json_agg(json_build_object(
       'schema', n.nspname, 'name', c.relname, 'kind', c.relkind, 'oid', c.oid, 'version', {relation_version},
+      'rls', c.relrowsecurity,
       'owner_type', (SELECT json_build_array(tn.nspname, t.typname) FROM pg_attribute a
                       JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
                       WHERE a.attrelid = c.oid AND a.attname = $1 AND a.attnum > 0
