@@ -33,7 +33,7 @@ INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'a'), ('u_bob', 'b');
 
 
 #: The statements of one call reading plain tables, as PostgreSQL logs them (one write).
-CALL = ["BEGIN", "SELECT", "SELECT", "ROLLBACK"]
+CALL = ["BEGIN", "SELECT", "SELECT", "SELECT", "ROLLBACK"]  # the settings, the query, the plain-tables check
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,10 @@ async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_p
     # BEGIN, the settings, the query and ROLLBACK: one write, no check before it (plain tables without
     # row security: nothing but built-ins ran, so there is no session state to reset).
     assert [(s.split() or [""])[0] for s in statements] == CALL, statements
-    # A failed query aborted its ROLLBACK: that follows, then one more statement (were the tables it
-    # reads changed?), no warning.
+    # A failed query aborted the rest of its write: its ROLLBACK and the reset follow, then one more
+    # statement (were the tables it reads changed?), no warning.
     assert [(s.split() or [""])[0] for s in _statements(text[middle - start:])] == \
-        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"]
+        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT", "SELECT"]
     assert "WARNING" not in text, text
 
 
@@ -125,7 +125,7 @@ async def test_a_map_past_its_age_is_checked_in_the_calls_own_write(logged) -> N
     with log.open(errors="replace") as f:
         f.seek(start)
         statements = _statements(f.read())
-    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK"], statements
+    assert [(s.split() or [""])[0] for s in statements] == CALL, statements
 
 
 def _catalog_checks(text: str) -> list[str]:
@@ -172,8 +172,8 @@ async def test_a_map_past_half_its_age_is_checked_after_the_call_not_in_the_next
     # the third call: one write, no check in it (it found the map past half its age again: a check of
     # its own may follow it)
     third_statements = _statements(checked[after_second - start:])
-    assert [(s.split() or [""])[0] for s in third_statements[:4]] == CALL
-    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 4
+    assert [(s.split() or [""])[0] for s in third_statements[:5]] == CALL
+    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 5
 
 
 async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(logged) -> None:
@@ -247,3 +247,34 @@ async def test_a_query_past_its_timeout_leaves_its_connection_reusable(logged, t
     assert timed_out.is_error and "statement timeout" in timed_out.content[0].text, timed_out.content
     assert not after.is_error and "[[1]]" in after.structured_content["wrapped_rows"], after.content
     assert [state for state, _ in ours] == ["idle"], ours
+
+
+async def test_row_security_enabled_after_the_map_was_read_is_reset_too(make_database, tmp_path: Path) -> None:
+    """The cached map says the table is plain; row security and a lock-taking policy arrive after it was
+    read. The call's own check (after the query, in its write) sees it: the call resets the connection,
+    and the next call reads a fresh map."""
+    role = f"agent_rls_{uuid.uuid4().hex[:8]}"
+    url = make_database("policy_late", f"""
+        CREATE TABLE users (id text PRIMARY KEY);
+        CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), body text);
+        INSERT INTO users VALUES ('u_alice'); INSERT INTO notes (user_id, body) VALUES ('u_alice', 'n');
+        CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER;
+        GRANT SELECT ON users, notes TO {role};
+    """)
+    call = {"sql": "SELECT count(*) FROM notes", "user_id": "u_alice"}
+    try:
+        settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False)
+        async with Client(create_server(settings)) as client:
+            assert not (await client.call_tool("run_scoped_query", call)).is_error  # the map: notes is plain
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(f"ALTER TABLE notes ENABLE ROW LEVEL SECURITY; CREATE POLICY locking ON notes TO {role} "
+                              "USING (pg_try_advisory_lock(4243) IS NOT NULL)")
+            for _ in range(2):  # the call on the stale map, then one on the fresh map
+                result = await client.call_tool("run_scoped_query", call)
+                assert not result.is_error, result.content
+                with psycopg.connect(url, autocommit=True) as admin:
+                    held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+                assert held == (0,)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP POLICY IF EXISTS locking ON notes; DROP OWNED BY {role}; DROP ROLE {role}")

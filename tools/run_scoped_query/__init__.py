@@ -111,6 +111,7 @@ _CATALOG_CHECK_SQL = {n: compose(query("scoped_catalog_check.sql"), catalog_vers
 # locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
 # reset: set_config inside the rolled-back transaction is undone with it.
 RESET_SQL = query("scoped_reset.sql")
+_PLAIN_CHECK_SQL = query("scoped_plain_check.sql")
 _SELECT_VALUE_SQL = query("select_value.sql")
 
 
@@ -558,16 +559,26 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     light = _leaves_no_state(data, reads)
     # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
     # a view's, or a row-security policy's. Reading plain tables without row security, the ROLLBACK closes
-    # the same segment (one Sync, one answer); otherwise the reset follows in a segment of its own, which
-    # runs even when the query failed.
+    # the same segment (one Sync, one answer), after a check that the map said true of them (a policy
+    # added since the map was read would have run); otherwise the reset follows in a segment of its own,
+    # which runs even when the query failed.
+    if light:
+        statements += [(_plain_check(data, reads), ())] if reads else []
+        statements.append(("ROLLBACK", ()))
     results = await run_batch(
-        conn, statements + [("ROLLBACK", ())] if light else statements, max_rows=row_cap,
-        max_bytes=MAX_RESULT_BYTES, timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S,
-        reset=() if light else ("ROLLBACK", RESET_SQL), ends_transaction=light)
+        conn, statements, max_rows=row_cap, max_bytes=MAX_RESULT_BYTES,
+        timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S, reset=() if light else ("ROLLBACK", RESET_SQL),
+        ends_transaction=light)
     begin, context, query = results[:3]
-    if light and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        # a failed statement aborted the rest of the segment, its ROLLBACK included
-        await run_batch(conn, [("ROLLBACK", ())], join_transaction=True)
+    if light and not conn.closed:
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            # a failed statement aborted the rest of the segment (the check and ROLLBACK): nothing says
+            # which code ran, so reset as well
+            await run_batch(conn, [("ROLLBACK", ()), (RESET_SQL, ())], join_transaction=True)
+        elif reads and results[3].rows != [(True,)]:
+            # a relation read is no longer a plain table without row security: its code may have run
+            await run_batch(conn, [(RESET_SQL, ())])
+            data.loaded_at = -math.inf  # the next call compares the whole catalog's version first
     version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
         return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
@@ -584,6 +595,17 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     except Exception:  # noqa: BLE001
         ran = None
     raise _db_error(error, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
+
+
+def _plain_check(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> str:
+    """scoped_plain_check.sql over ``reads``' oids, composed once per set of relations."""
+    shape = (tuple(reads), False, -1)  # -1: not a context statement's shape
+    check = data.contexts.get(shape)
+    if check is None:
+        oids = "= ANY('{" + ",".join(str(int(data.relations[k].oid)) for k in reads) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
+        check = compose(_PLAIN_CHECK_SQL, oids=oids)
+        data.contexts.put(shape, check)
+    return check
 
 
 def _leaves_no_state(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> bool:
@@ -614,10 +636,11 @@ async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[
 #: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md
 #: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (1, (
-    "1 per call, whatever the pause before it: BEGIN, the settings, the query and ROLLBACK in one write (reading "
+    "1 per call, whatever the pause before it: BEGIN, the settings, the query, a check that the tables read are "
+    "still plain (no row security) and ROLLBACK in one write (reading "
     "a view or a table with row security, the reset follows in the same write), on a pooled connection handed out "
-    "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK; whether "
-    "the tables it reads changed). A query "
+    "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK and the "
+    "reset; whether the tables it reads changed). A query "
     "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "
     "role report, the tables' classification). The cached classification is checked against the whole catalog's "
     "version after a call that finds it over 30 s old (1 round trip, after the answer, on a connection of its "
