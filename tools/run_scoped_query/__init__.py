@@ -559,9 +559,10 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     light = _leaves_no_state(data, reads)
     # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
     # a view's, or a row-security policy's. Reading plain tables without row security, the ROLLBACK closes
-    # the same segment (one Sync, one answer), after a check that the map said true of them (a policy
-    # added since the map was read would have run); otherwise the reset follows in a segment of its own,
-    # which runs even when the query failed.
+    # the same segment (one Sync, one answer), after a statement that resets the connection if one of them
+    # is not that any more (the map may predate a policy); otherwise the reset follows in a segment of its
+    # own, which runs even when the query failed. Either way on the same server connection, through a
+    # transaction pooler too: nothing is sent after a segment that ended the transaction.
     if light:
         statements += [(_plain_check(data, reads), ())] if reads else []
         statements.append(("ROLLBACK", ()))
@@ -572,12 +573,11 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     begin, context, query = results[:3]
     if light and not conn.closed:
         if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            # a failed statement aborted the rest of the segment (the check and ROLLBACK): nothing says
-            # which code ran, so reset as well
+            # a failed statement aborted the rest of the segment (the check and ROLLBACK), its transaction
+            # still open: nothing says which code ran, so reset as well
             await run_batch(conn, [("ROLLBACK", ()), (RESET_SQL, ())], join_transaction=True)
-        elif reads and results[3].rows != [(True,)]:
-            # a relation read is no longer a plain table without row security: its code may have run
-            await run_batch(conn, [(RESET_SQL, ())])
+        elif reads and results[3].rows == [(True,)]:
+            # the check reset the connection: a relation read is no longer what the map says
             data.loaded_at = -math.inf  # the next call compares the whole catalog's version first
     version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
@@ -637,7 +637,7 @@ async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[
 #: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (1, (
     "1 per call, whatever the pause before it: BEGIN, the settings, the query, a check that the tables read are "
-    "still plain (no row security) and ROLLBACK in one write (reading "
+    "still plain (no row security; it resets the connection if not) and ROLLBACK in one write (reading "
     "a view or a table with row security, the reset follows in the same write), on a pooled connection handed out "
     "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK and the "
     "reset; whether the tables it reads changed). A query "
