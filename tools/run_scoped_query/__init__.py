@@ -64,7 +64,7 @@ from ..sqlsafe import (
     prepare,
     rewrite,
 )
-from ..sqlsafe.classify import CATALOG_VERSION_SQL, versions_sql
+from ..sqlsafe.classify import CATALOG_VERSION_SQL, oids_match, versions_sql
 from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import (
     escape_invisible,
@@ -110,9 +110,11 @@ _CATALOG_CHECK_SQL = {n: compose(query("scoped_catalog_check.sql"), catalog_vers
 # session lock or seeding the PRNG, but a shared view's function runs as its owner and could: advisory
 # locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
 # reset: set_config inside the rolled-back transaction is undone with it.
-RESET_SQL = query("scoped_reset.sql")
-_PLAIN_CHECK_SQL = query("scoped_plain_check.sql")
 _SELECT_VALUE_SQL = query("select_value.sql")
+_RESET = query("scoped_reset.sql")
+RESET_SQL = compose(_SELECT_VALUE_SQL, value=_RESET)
+#: scoped_plain_check.sql with its reset, its ``{oids}`` slot left open for :func:`_plain_check`
+_PLAIN_CHECK_SQL = compose(query("scoped_plain_check.sql"), reset=_RESET, oids="{oids}")
 
 
 class Column(BaseModel):
@@ -563,8 +565,9 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     # is not that any more (the map may predate a policy); otherwise the reset follows in a segment of its
     # own, which runs even when the query failed. Either way on the same server connection, through a
     # transaction pooler too: nothing is sent after a segment that ended the transaction.
+    if light and reads:
+        statements.append((_plain_check(data, reads), ()))
     if light:
-        statements += [(_plain_check(data, reads), ())] if reads else []
         statements.append(("ROLLBACK", ()))
     results = await run_batch(
         conn, statements, max_rows=row_cap, max_bytes=MAX_RESULT_BYTES,
@@ -599,12 +602,11 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
 
 def _plain_check(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> str:
     """scoped_plain_check.sql over ``reads``' oids, composed once per set of relations."""
-    shape = (tuple(reads), False, -1)  # -1: not a context statement's shape
-    check = data.contexts.get(shape)
+    key = tuple(reads)
+    check = data.plain_checks.get(key)
     if check is None:
-        oids = "= ANY('{" + ",".join(str(int(data.relations[k].oid)) for k in reads) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
-        check = compose(_PLAIN_CHECK_SQL, oids=oids)
-        data.contexts.put(shape, check)
+        check = compose(_PLAIN_CHECK_SQL, oids=oids_match([data.relations[k].oid for k in reads]))
+        data.plain_checks.put(key, check)
     return check
 
 

@@ -55,9 +55,14 @@ def versions_sql(oids: Sequence[int | None]) -> str:
     """
     if not oids:
         return "'0:0'"
+    return compose(_VERSIONS_SQL, oids=oids_match(oids))
+
+
+def oids_match(oids: Sequence[int | None]) -> str:
+    """``= ANY('{...}'::pg_catalog.oid[])`` over ``oids`` as integer literals: a condition on an oid
+    column that needs no parameter to plan. No '%' inside."""
     # int(): only integers reach the SQL; a relation without an oid (not read from the catalog) raises
-    array = "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
-    return compose(_VERSIONS_SQL, oids=array)
+    return "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
 
 
 # The catalog version: a fingerprint of every catalog row the map is built from (relations, their
@@ -177,6 +182,9 @@ class UserDataMap:
     #: (relations read, with a role, parameters before the catalog check) -> run_scoped_query's context
     #: statement, composed once per shape rather than on every call
     contexts: LRU[tuple[tuple[tuple[str, str], ...], bool, int], str] = field(
+        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
+    #: relations read -> run_scoped_query's check that they are still plain tables, composed once per set
+    plain_checks: LRU[tuple[tuple[str, str], ...], str] = field(
         default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
