@@ -403,20 +403,13 @@ class ClassificationCache:
 
     async def revalidate(self, conn: AsyncConnection[Any], m: UserDataMap, owner_column: str,
                          shared_tables: Sequence[str], sensitive: Sequence[str] = ()) -> None:
-        """Compare the whole catalog's version with ``m``'s (one statement). Unchanged, ``m`` counts as
-        fresh from when the version was read; changed, the catalog is read again (a second statement)
-        and the new map replaces ``m``, so the next call neither carries the check nor reads the
-        catalog itself."""
+        """``get(refresh=True)`` for ``m``: compare the whole catalog's version (one statement); unchanged,
+        ``m`` counts as fresh from when the version was read; changed, the catalog is read again (a second
+        statement) and the new map replaces ``m``, so the next call neither carries the check nor reads
+        the catalog itself."""
         m.revalidating = True
         try:
-            seen_at = time.monotonic()
-            if await read_catalog_version(conn) == m.catalog_version:
-                m.loaded_at = max(m.loaded_at, seen_at)
-                return
-            key = self.key(conn, owner_column, shared_tables, sensitive)
-            fresh = await load_map(conn, owner_column, shared_tables, sensitive)
-            if self._maps.get(key) is m:  # not replaced by a call meanwhile
-                self._maps[key] = fresh
+            await self.get(conn, owner_column, shared_tables, refresh=True, sensitive=sensitive)
         finally:
             m.revalidating = False
 
