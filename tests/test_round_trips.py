@@ -11,6 +11,7 @@ import os
 import re
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -33,7 +34,7 @@ INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'a'), ('u_bob', 'b');
 
 
 #: The statements of one call reading plain tables, as PostgreSQL logs them (one write).
-CALL = ["BEGIN", "SELECT", "SELECT", "SELECT", "ROLLBACK"]  # the settings, the query, the plain-tables check
+CALL = ["BEGIN", "SELECT", "SELECT", "ROLLBACK"]  # the settings, the query
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +80,35 @@ async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_p
     # BEGIN, the settings, the query and ROLLBACK: one write, no check before it (plain tables without
     # row security: nothing but built-ins ran, so there is no session state to reset).
     assert [(s.split() or [""])[0] for s in statements] == CALL, statements
+    assert "restrict_nonsystem_relation_kind" in text[:middle - start]  # in the settings: no view may run
     # A failed query aborted the rest of its write: its ROLLBACK and the reset follow, then one more
     # statement (were the tables it reads changed?), no warning.
     assert [(s.split() or [""])[0] for s in _statements(text[middle - start:])] == \
         ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT", "SELECT"]
     assert "WARNING" not in text, text
+
+
+async def test_a_server_that_cannot_forbid_views_resets_after_every_call(logged, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """Before PostgreSQL 15.8 / 16.4 / 17 there is no restrict_nonsystem_relation_kind: a call cannot
+    forbid a view in its settings, so even on plain tables the reset follows the query in its write."""
+    from schema_architect.tools.sqlsafe import classify
+
+    build_map = classify.build_map
+    monkeypatch.setattr(classify, "build_map",
+                        lambda *a, **k: replace(build_map(*a, **k), restricts_relation_kinds=False))
+    url, log = logged
+    settings = Settings(project=tmp_path, database_url=url, statement_timeout_ms=2000)
+    call = {"sql": "SELECT title FROM tasks", "user_id": "u_alice"}
+    async with Client(create_server(settings)) as client:
+        assert not (await client.call_tool("run_scoped_query", call)).is_error  # reads the map
+        start = log.stat().st_size
+        result = await client.call_tool("run_scoped_query", call)
+        await anyio.sleep(0.2)
+    assert not result.is_error, result.content
+    statements = _statements(_log_since(log, start))
+    assert [(s.split() or [""])[0] for s in statements] == ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT"]
+    assert "pg_advisory_unlock_all" in statements[-1] and "restrict_nonsystem" not in _log_since(log, start)
 
 
 async def test_a_connection_cut_between_calls_costs_no_error(logged, tmp_path: Path) -> None:
@@ -172,8 +197,8 @@ async def test_a_map_past_half_its_age_is_checked_after_the_call_not_in_the_next
     # the third call: one write, no check in it (it found the map past half its age again: a check of
     # its own may follow it)
     third_statements = _statements(checked[after_second - start:])
-    assert [(s.split() or [""])[0] for s in third_statements[:5]] == CALL
-    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - 5
+    assert [(s.split() or [""])[0] for s in third_statements[:len(CALL)]] == CALL
+    assert len(_catalog_checks(checked[after_second - start:])) == len(third_statements) - len(CALL)
 
 
 async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(logged) -> None:
@@ -251,8 +276,8 @@ async def test_a_query_past_its_timeout_leaves_its_connection_reusable(logged, t
 
 async def test_row_security_enabled_after_the_map_was_read_is_reset_too(make_database, tmp_path: Path) -> None:
     """The cached map says the table is plain; row security and a lock-taking policy arrive after it was
-    read. The call's own check (after the query, in its write) sees it: the call resets the connection,
-    and the next call reads a fresh map."""
+    read. The call's settings forbid policies (row_security off): the query fails before one runs, the
+    call resets the connection and reruns on a fresh map, which runs the policy and resets after it."""
     role = f"agent_rls_{uuid.uuid4().hex[:8]}"
     url = make_database("policy_late", f"""
         CREATE TABLE users (id text PRIMARY KEY);
@@ -278,3 +303,37 @@ async def test_row_security_enabled_after_the_map_was_read_is_reset_too(make_dat
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f"DROP POLICY IF EXISTS locking ON notes; DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+async def test_a_table_replaced_by_a_view_after_the_map_was_read_runs_no_code_unreset(
+        make_database, tmp_path: Path) -> None:
+    """The cached map says notes is a plain table; it is renamed away and a view with a lock-taking
+    function takes its name (a new relation: nothing about the old one's oid changed but its name). The
+    call's settings forbid views (restrict_nonsystem_relation_kind): the query fails before the view's
+    code runs, the call resets and reruns on a fresh map, where notes is a view and gets the reset."""
+    role = f"agent_view_{uuid.uuid4().hex[:8]}"
+    url = make_database("view_late", f"""
+        CREATE TABLE users (id text PRIMARY KEY);
+        CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), body text);
+        INSERT INTO users VALUES ('u_alice'); INSERT INTO notes (user_id, body) VALUES ('u_alice', 'n');
+        CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER;
+        GRANT SELECT ON users, notes TO {role};
+    """)
+    call = {"sql": "SELECT count(*) FROM notes", "user_id": "u_alice"}
+    try:
+        settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False,
+                            shared_tables=("public.notes",))
+        async with Client(create_server(settings)) as client:
+            assert not (await client.call_tool("run_scoped_query", call)).is_error  # the map: notes is plain
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(f"""ALTER TABLE notes RENAME TO notes_table;
+                    CREATE VIEW notes AS SELECT * FROM notes_table WHERE pg_try_advisory_lock(4244) IS NOT NULL;
+                    GRANT SELECT ON notes TO {role}""")
+            for _ in range(2):  # the call on the stale map, then one on the fresh map
+                result = await client.call_tool("run_scoped_query", call)
+                with psycopg.connect(url, autocommit=True) as admin:
+                    held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+                assert held == (0,), result.content
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP VIEW IF EXISTS notes; DROP OWNED BY {role}; DROP ROLE {role}")

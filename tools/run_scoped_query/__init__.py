@@ -64,7 +64,7 @@ from ..sqlsafe import (
     prepare,
     rewrite,
 )
-from ..sqlsafe.classify import CATALOG_VERSION_SQL, oids_match, versions_sql
+from ..sqlsafe.classify import CATALOG_VERSION_SQL, versions_sql
 from ..sqlsafe.errors import line_col
 from ..sqlsafe.redact import (
     escape_invisible,
@@ -111,10 +111,11 @@ _CATALOG_CHECK_SQL = {n: compose(query("scoped_catalog_check.sql"), catalog_vers
 # locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
 # reset: set_config inside the rolled-back transaction is undone with it.
 _SELECT_VALUE_SQL = query("select_value.sql")
-_RESET = query("scoped_reset.sql")
-RESET_SQL = compose(_SELECT_VALUE_SQL, value=_RESET)
-#: scoped_plain_check.sql with its reset, its ``{oids}`` slot left open for :func:`_plain_check`
-_PLAIN_CHECK_SQL = compose(query("scoped_plain_check.sql"), reset=_RESET, oids="{oids}")
+RESET_SQL = compose(_SELECT_VALUE_SQL, value=query("scoped_reset.sql"))
+_PLAIN_ONLY_SQL = query("scoped_plain_only.sql")
+#: What a query on plain tables fails with when the map is stale (scoped_plain_only.sql): a relation read
+#: is now a view or a foreign table (55000), or a table with row security the role does not bypass (42501)
+_NOT_PLAIN_ANY_MORE = ("55000", "42501")
 
 
 class Column(BaseModel):
@@ -548,40 +549,37 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         ctx_params.append(role)
     if whole:  # a division by zero, at run time only, when the catalog moved: the query then never runs
         ctx_params.append(data.catalog_version)
-    shape = (tuple(reads), bool(role), len(ctx_params) if whole else 0)
+    # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
+    # a view's, or a row-security policy's. A call that reads plain tables without row security (by the
+    # map) forbids both in its settings, so only built-ins run whatever the catalog became since: its
+    # ROLLBACK closes the same segment (one Sync, one answer). Any other call's reset follows in a
+    # segment of its own, which runs even when the query failed. Either way on the same server
+    # connection, through a transaction pooler too: nothing is sent after a segment that ended the
+    # transaction.
+    plain = data.restricts_relation_kinds and _leaves_no_state(data, reads)
+    shape = (tuple(reads), bool(role), len(ctx_params) if whole else 0)  # reads decide plain, for one map
     ctx_sql = data.contexts.get(shape)
     if ctx_sql is None:
         ctx_sql = compose(_CONTEXT_SQL, versions=versions_sql([data.relations[k].oid for k in data.unfiltered(reads)]),
-                          role=_ROLE_SQL if role else "",
+                          role=_ROLE_SQL if role else "", plain_only=_PLAIN_ONLY_SQL if plain else "",
                           catalog_check=_CATALOG_CHECK_SQL[len(ctx_params)] if whole else "")
         data.contexts.put(shape, ctx_sql)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
     statements = [("BEGIN", ()), (ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
-    light = _leaves_no_state(data, reads)
-    # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
-    # a view's, or a row-security policy's. Reading plain tables without row security, the ROLLBACK closes
-    # the same segment (one Sync, one answer), after a statement that resets the connection if one of them
-    # is not that any more (the map may predate a policy); otherwise the reset follows in a segment of its
-    # own, which runs even when the query failed. Either way on the same server connection, through a
-    # transaction pooler too: nothing is sent after a segment that ended the transaction.
-    if light and reads:
-        statements.append((_plain_check(data, reads), ()))
-    if light:
+    if plain:
         statements.append(("ROLLBACK", ()))
     results = await run_batch(
         conn, statements, max_rows=row_cap, max_bytes=MAX_RESULT_BYTES,
-        timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S, reset=() if light else ("ROLLBACK", RESET_SQL),
-        ends_transaction=light)
+        timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S, reset=() if plain else ("ROLLBACK", RESET_SQL),
+        ends_transaction=plain)
     begin, context, query = results[:3]
-    if light and not conn.closed:
-        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            # a failed statement aborted the rest of the segment (the check and ROLLBACK), its transaction
-            # still open: nothing says which code ran, so reset as well
-            await run_batch(conn, [("ROLLBACK", ()), (RESET_SQL, ())], join_transaction=True)
-        elif reads and results[3].rows == [(True,)]:
-            # the check reset the connection: a relation read is no longer what the map says
-            data.loaded_at = -math.inf  # the next call compares the whole catalog's version first
+    if plain and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        # a failed statement aborted the rest of the segment (the ROLLBACK), its transaction still open:
+        # roll back, and reset as well (cheap, and a failure is no time to reason about what ran)
+        await run_batch(conn, [("ROLLBACK", ()), (RESET_SQL, ())], join_transaction=True)
+        if query.error is not None and query.error.sqlstate in _NOT_PLAIN_ANY_MORE:
+            data.loaded_at = -math.inf  # the map may be stale: the next call compares the whole catalog first
     version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
         return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
@@ -598,16 +596,6 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     except Exception:  # noqa: BLE001
         ran = None
     raise _db_error(error, sql, statement_timeout_ms, ran if ran and ran.sql == prep.sql else None) from None
-
-
-def _plain_check(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> str:
-    """scoped_plain_check.sql over ``reads``' oids, composed once per set of relations."""
-    key = tuple(reads)
-    check = data.plain_checks.get(key)
-    if check is None:
-        check = compose(_PLAIN_CHECK_SQL, oids=oids_match([data.relations[k].oid for k in reads]))
-        data.plain_checks.put(key, check)
-    return check
 
 
 def _leaves_no_state(data: UserDataMap, reads: Sequence[tuple[str, str]]) -> bool:
@@ -638,9 +626,9 @@ async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[
 #: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md
 #: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (1, (
-    "1 per call, whatever the pause before it: BEGIN, the settings, the query, a check that the tables read are "
-    "still plain (no row security; it resets the connection if not) and ROLLBACK in one write (reading "
-    "a view or a table with row security, the reset follows in the same write), on a pooled connection handed out "
+    "1 per call, whatever the pause before it: BEGIN, the settings, the query and ROLLBACK in one write (reading "
+    "a view or a table with row security, or on a server before PostgreSQL 15.8, 16.4 or 17, the reset follows "
+    "in the same write), on a pooled connection handed out "
     "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK and the "
     "reset; whether the tables it reads changed). A query "
     "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "

@@ -166,6 +166,9 @@ class UserDataMap:
     type_names: dict[int, str] = field(default_factory=dict)
     owner_column: str = "user_id"
     catalog_version: str = ""  # CATALOG_VERSION_SQL when the map was read
+    #: The server has restrict_nonsystem_relation_kind (PostgreSQL 17; 16.4, 15.8, 14.13 and 13.16 on):
+    #: a transaction can forbid reading views and foreign tables (run_scoped_query's plain-tables calls)
+    restricts_relation_kinds: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
     #: A check of the catalog's version is on its way for this map (ClassificationCache.revalidate)
     revalidating: bool = field(default=False, repr=False, compare=False)
@@ -182,9 +185,6 @@ class UserDataMap:
     #: (relations read, with a role, parameters before the catalog check) -> run_scoped_query's context
     #: statement, composed once per shape rather than on every call
     contexts: LRU[tuple[tuple[tuple[str, str], ...], bool, int], str] = field(
-        default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
-    #: relations read -> run_scoped_query's check that they are still plain tables, composed once per set
-    plain_checks: LRU[tuple[tuple[str, str], ...], str] = field(
         default_factory=lambda: LRU(REWRITE_CACHE_SIZE), repr=False, compare=False)
 
     def resolve(self, schema: str | None, name: str) -> Relation | None:
@@ -317,7 +317,8 @@ def build_map(row: dict[str, Any], owner_column: str, shared_tables: Sequence[st
                       masked=masked_columns(k[0], k[1], raw[k].get("columns") or (), sensitive))
            for k, r in out.items()}
     types = {int(k): v for k, v in (row.get("types") or {}).items()}
-    return UserDataMap(row["db"], search_path, out, types, owner_column, row.get("catalog_version") or "")
+    return UserDataMap(row["db"], search_path, out, types, owner_column, row.get("catalog_version") or "",
+                       restricts_relation_kinds=bool(row.get("restricts_relation_kinds")))
 
 
 async def load_map(conn: AsyncConnection[Any], owner_column: str = "user_id", shared_tables: Sequence[str] = (),

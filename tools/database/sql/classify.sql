@@ -4,6 +4,8 @@
 -- $1: the owner column. Slots filled by psycopg.sql composition (a literal brace in the statement is
 -- doubled): {catalog_version} is catalog_version.sql, {relation_version} relation_version.sql.
 SELECT current_database() AS db, {catalog_version} AS catalog_version, current_schemas(false) AS search_path,
+  -- restrict_nonsystem_relation_kind: PostgreSQL 17, and 16.4 / 15.8 / 14.13 / 13.16 on (NULL before)
+  current_setting('restrict_nonsystem_relation_kind', true) IS NOT NULL AS restricts_relation_kinds,
   (SELECT coalesce(json_agg(json_build_object(
       'schema', n.nspname, 'name', c.relname, 'kind', c.relkind, 'oid', c.oid, 'version', {relation_version},
       'rls', c.relrowsecurity,

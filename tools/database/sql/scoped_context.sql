@@ -3,9 +3,9 @@
 -- agent's SQL runs). $1, $2: the caller's setting and id; $3, $4: statement and lock timeout; $5: the
 -- idle-in-transaction timeout. Slots (psycopg.sql composition): {versions}, the version of the relations
 -- the map alone scopes (sqlsafe/classify.py: versions_sql); {role}, scoped_role.sql or nothing;
--- {catalog_check}, scoped_catalog_check.sql or nothing.
+-- {plain_only}, scoped_plain_only.sql or nothing; {catalog_check}, scoped_catalog_check.sql or nothing.
 SELECT {versions}, set_config('transaction_read_only', 'on', true),
   set_config('client_min_messages', 'error', true), set_config($1, $2, true),
   set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true),
   set_config('idle_in_transaction_session_timeout', $5, true),
-  set_config('search_path', 'pg_catalog, public', true){role}{catalog_check}
+  set_config('search_path', 'pg_catalog, public', true){role}{plain_only}{catalog_check}
