@@ -55,16 +55,13 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
+import psycopg
 
 from .psycopg_adapter import Adapter, error_from_result
-
-if TYPE_CHECKING:
-    import psycopg
 
 #: Rows libpq hands over at a time while streaming: large enough that a 100-row result is one PGresult,
 #: small enough that the rows held before the byte count is checked stay few.
@@ -356,10 +353,10 @@ async def _cancel_and_drain_query(conn, expect: Any, timeout: float = DRAIN_S) -
 def _stream(pgconn) -> None:
     """Have libpq hand over the next statement's rows in chunks (a statement the pipeline aborted, or
     one whose results have begun, cannot change mode: nothing to stream then)."""
-    from psycopg import OperationalError
-
-    with suppress(OperationalError):
+    try:  # noqa: SIM105 - no context manager: this runs for every statement of every batch
         pgconn.set_chunked_rows_mode(_CHUNK_ROWS)
+    except psycopg.OperationalError:
+        pass
 
 
 def _give_up(results: list, current: _Collector, total: int, *, timed_out: bool) -> None:
