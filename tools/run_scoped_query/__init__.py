@@ -115,7 +115,7 @@ _SELECT_VALUE_SQL = query("select_value.sql")
 RESET_SQL = compose(_SELECT_VALUE_SQL, value=query("scoped_reset.sql"))
 _PLAIN_ONLY_SQL = query("scoped_plain_only.sql")
 #: What a query on plain tables fails with when the map is stale (scoped_plain_only.sql): a relation read
-#: is now a view or a foreign table (55000), or a table with row security the role does not bypass (42501)
+#: is now a view (55000), or a table with row security the role does not bypass (42501)
 _NOT_PLAIN_ANY_MORE = ("55000", "42501")
 
 

@@ -167,7 +167,7 @@ class UserDataMap:
     owner_column: str = "user_id"
     catalog_version: str = ""  # CATALOG_VERSION_SQL when the map was read
     #: The server has restrict_nonsystem_relation_kind (PostgreSQL 17; 16.4, 15.8, 14.13 and 13.16 on):
-    #: a transaction can forbid reading views and foreign tables (run_scoped_query's plain-tables calls)
+    #: a transaction can forbid reading views (run_scoped_query's calls on plain tables)
     restricts_relation_kinds: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
     #: A check of the catalog's version is on its way for this map (ClassificationCache.revalidate)
