@@ -316,3 +316,29 @@ def test_queries_are_files_read_once_and_composed_whole() -> None:
     assert not query("hypopg_reset.sql").startswith("--")  # the file's header stays home
     # a fragment goes in whole: its braces and trailing comment are its own, not slots or the template's end
     assert compose("SELECT {a} AS x", a="'{1,2}'::int[] -- c\n") == "SELECT '{1,2}'::int[] -- c\n AS x"
+
+
+async def test_over_tcp_the_kernel_counts_the_bytes_and_the_budget_holds(pg_url: str) -> None:
+    """On TCP the bytes received are the kernel's count (tcpi_bytes_received), read through a socket
+    object that borrows libpq's descriptor: the budget holds as on a Unix socket, and the descriptor
+    stays libpq's (the connection goes on after every reading of it)."""
+    from schema_architect.tools.database.pipeline import _Meter
+
+    from pgproxy import ProxyProcess, through, unix_target
+
+    with ProxyProcess(unix_target(pg_url), delay_s=0) as proxy:
+        async with await psycopg.AsyncConnection.connect(through(pg_url, proxy), autocommit=True) as conn:
+            assert _Meter(conn.pgconn.socket).exact
+            for _ in range(3):
+                (small,) = await run_batch(conn, [("SELECT repeat('x', 1000)", ())], max_bytes=1_000_000)
+                assert small.rows == [("x" * 1000,)] and not small.cut and not conn.closed
+            with anyio.fail_after(10):
+                _, big, after = await run_batch(conn, [
+                    ("SELECT 1", ()),
+                    ("SELECT g, repeat('x', 100000) FROM generate_series(1, 1000) g", ()),  # 100 MB
+                    ("SELECT 2", ()),
+                ], max_bytes=1_000_000)
+            assert big.cut and len(big.rows) < 20 and after.aborted  # (then drained, or closed past DRAIN_MAX_BYTES)
+    if (psycopg.conninfo.conninfo_to_dict(pg_url).get("host") or "").startswith("/"):
+        async with await psycopg.AsyncConnection.connect(pg_url) as unix:
+            assert not _Meter(unix.pgconn.socket).exact  # a Unix socket: counted around each read instead

@@ -51,7 +51,6 @@ Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while 
 from __future__ import annotations
 
 import math
-import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -207,8 +206,6 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
         finished = not reset_failed
         syncs = 0
     finally:
-        if meter is not None:
-            meter.close()
         if not finished:
             drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
             settled = (before, pq.TransactionStatus.INERROR) if ends_transaction else (before,)
@@ -261,7 +258,6 @@ async def _drained(conn, timeout: float, read: Callable[[Callable[[], Awaitable[
     the function it is given; its answer, or False on any failure. Shielded from cancellation, bounded by
     ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
     pgconn = conn.pgconn
-    meter = None
     with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
         try:
             meter = _Meter(pgconn.socket)
@@ -279,9 +275,6 @@ async def _drained(conn, timeout: float, read: Callable[[Callable[[], Awaitable[
             return await read(next_result)
         except Exception:  # noqa: BLE001 (any failure, _DrainLimit included: the connection is closed instead)
             return False
-        finally:
-            if meter is not None:
-                meter.close()
     return False
 
 
@@ -412,33 +405,18 @@ class _Meter:
         self.fd = fd
         self.count = 0  # counted at the socket
         self.loaded = 0  # bytes of the values loaded: a floor where the socket count may miss some
-        self._tcp: socket.socket | None = None
+        self.exact = False  # a TCP socket: the kernel's own count
         self._base = 0
-        try:
-            sock = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            return
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_INFO"):
+        if hasattr(socket, "TCP_INFO"):
             try:
-                self._base = self._tcp_received(sock)
-                self._tcp = sock
-                return
-            except (OSError, struct.error):
+                self._base = _tcp_received(fd)
+                self.exact = True
+            except (OSError, struct.error):  # not TCP (a Unix socket), or an older kernel
                 pass
-        sock.close()
-
-    @property
-    def exact(self) -> bool:
-        return self._tcp is not None
 
     @property
     def received(self) -> int:
         return max(self.count, self.loaded)
-
-    @staticmethod
-    def _tcp_received(sock: socket.socket) -> int:
-        # struct tcp_info (Linux >= 4.1): u64 tcpi_bytes_received at offset 128
-        return struct.unpack_from("=Q", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136), 128)[0]
 
     def _queued(self) -> int:
         try:
@@ -454,15 +432,24 @@ class _Meter:
 
     def consume(self, pgconn) -> int:
         """``pgconn.consume_input()``; return the bytes received so far."""
-        if self._tcp is not None:
+        if self.exact:
             pgconn.consume_input()
-            self.count = self._tcp_received(self._tcp) - self._base
+            self.count = _tcp_received(self.fd) - self._base
             return self.count
         before = self._queued()
         pgconn.consume_input()
         self.count += max(0, before - self._queued())
         return self.received
 
-    def close(self) -> None:
-        if self._tcp is not None:
-            self._tcp.close()
+
+def _tcp_received(fd: int) -> int:
+    """``tcpi_bytes_received`` of the TCP socket ``fd`` (struct tcp_info, Linux >= 4.1: a u64 at offset 128).
+
+    Read through a socket object that borrows libpq's descriptor: given its family, type and protocol,
+    creating it makes no system call (a dup, or asking the kernel what the socket is, cost a measurable
+    part of a call at a distance), and it is detached before it can ever close the descriptor."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+    try:
+        return struct.unpack_from("=Q", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136), 128)[0]
+    finally:
+        sock.detach()
