@@ -34,7 +34,7 @@ INSERT INTO tasks (user_id, title) VALUES ('u_alice', 'a'), ('u_bob', 'b');
 
 
 #: The statements of one call reading plain tables, as PostgreSQL logs them (one write).
-CALL = ["BEGIN", "SELECT", "SELECT", "ROLLBACK"]  # the settings, the query
+CALL = ["SELECT", "SELECT"]  # the settings and the query, one implicit transaction
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +77,14 @@ async def test_one_round_trip_after_a_pause_and_nothing_in_the_log(logged, tmp_p
         f.seek(start)
         text = f.read()
     statements = _statements(text[:middle - start])
-    # BEGIN, the settings, the query and ROLLBACK: one write, no check before it (plain tables without
-    # row security: nothing but built-ins ran, so there is no session state to reset).
+    # The settings and the query: one write and one implicit transaction, no check before it (plain tables
+    # without row security, views forbidden: nothing but built-ins ran, so there is no session state to
+    # reset).
     assert [(s.split() or [""])[0] for s in statements] == CALL, statements
     assert "restrict_nonsystem_relation_kind" in text[:middle - start]  # in the settings: no view may run
-    # A failed query aborted the rest of its write: its ROLLBACK and the reset follow, then one more
-    # statement (were the tables it reads changed?), no warning.
-    assert [(s.split() or [""])[0] for s in _statements(text[middle - start:])] == \
-        ["BEGIN", "SELECT", "SELECT", "ROLLBACK", "SELECT", "SELECT"]
+    # A failed query: PostgreSQL rolled its implicit transaction back at the Sync, so nothing follows it
+    # but one more statement (were the tables it reads changed?), and no warning.
+    assert [(s.split() or [""])[0] for s in _statements(text[middle - start:])] == ["SELECT", "SELECT", "SELECT"]
     assert "WARNING" not in text, text
 
 
@@ -229,7 +229,7 @@ async def test_a_catalog_changed_before_the_check_is_read_again_by_the_check(log
 
 
 async def test_a_policy_that_took_a_lock_is_reset_after_the_call(make_database, tmp_path: Path) -> None:
-    """A call that reads plain tables ends with ROLLBACK in its one segment: only built-ins ran. A table
+    """A call that reads plain tables is one implicit transaction with no reset: only built-ins ran. A table
     with row security runs its policies' code as the call reads it (here a policy that takes an advisory
     lock, as a role the policy binds): such a call keeps the reset, and the lock does not outlive it."""
     role = f"agent_rls_{uuid.uuid4().hex[:8]}"

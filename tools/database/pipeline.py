@@ -101,8 +101,7 @@ class StatementResult:
 
 async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, max_rows: int | None = None,
                     max_bytes: int | None = None, timeout: float | None = None,
-                    reset: Sequence[str] = (), join_transaction: bool = False,
-                    ends_transaction: bool = False) -> list[StatementResult]:
+                    reset: Sequence[str] = (), join_transaction: bool = False) -> list[StatementResult]:
     """Run ``statements`` ((SQL with $1 placeholders, params), ...) in one implicit transaction.
 
     Nothing is prepared server-side. At most ``max_rows`` rows of each result are loaded. A statement
@@ -119,10 +118,6 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
 
     ``join_transaction``: a connection inside a transaction the caller opened is accepted too, and the
     statements run in that transaction (without it, only an idle connection is).
-
-    ``ends_transaction``: the last statement ends a transaction the first opened (BEGIN ... ROLLBACK, no
-    reset). When a statement before it fails (or is cancelled), that ROLLBACK is skipped with the rest and
-    the connection is left in the failed transaction, drained but not closed: the caller rolls it back.
     """
     from psycopg import OperationalError, pq
 
@@ -208,9 +203,8 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     finally:
         if not finished:
             drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
-            settled = (before, pq.TransactionStatus.INERROR) if ends_transaction else (before,)
             if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain,
-                                                     expect=settled)):
+                                                     expect=(before,))):
                 pgconn.finish()  # state unknown, or not idle in time: closed, so the pool drops it
     if len(results) != len(statements):
         raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")

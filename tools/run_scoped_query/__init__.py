@@ -9,14 +9,17 @@ Layers, none trusted alone (design.md, "run_scoped_query: defence in depth"):
    Before it, once per query shape, :mod:`sqlsafe.resolved` checks every call as PostgreSQL itself
    resolves it (one round trip, then cached).
 3. Execution, in one libpq pipeline sent as one write (one round trip; see database/pipeline.py for
-   why not psycopg's): ``BEGIN``; one ``SELECT set_config(..., true)`` making the transaction READ
-   ONLY and setting the caller id (``app.user_id``, for RLS policies), statement/lock/idle timeouts,
-   ``search_path`` and optionally the role; the query over the extended protocol (one statement, never
-   server-side prepared). Then, after a Sync of their own so that they run whatever became of the
-   query, ``ROLLBACK`` and the reset (advisory locks released, the PRNG reseeded): whatever anything
-   run inside set, a view's function included, is undone, and no ROLLBACK outside a block leaves a
-   warning in the server's log. Nothing survives the call, so this works through PgBouncer in
-   transaction mode (the open block keeps the server connection until the ROLLBACK).
+   why not psycopg's): one ``SELECT set_config(..., true)`` making the transaction READ ONLY and
+   setting the caller id (``app.user_id``, for RLS policies), statement/lock/idle timeouts,
+   ``search_path`` and optionally the role, then the query over the extended protocol (one statement,
+   never server-side prepared). A query on plain tables without row security (by the cached map) also
+   sets ``row_security`` off and forbids views (``restrict_nonsystem_relation_kind``), so that only the
+   allowed built-ins can run in it, whatever DDL happened since: its two statements are one implicit
+   transaction that ends at the Sync, and nothing it did outlives it. Any other query runs between
+   ``BEGIN`` and, after a Sync of their own so that they run whatever became of the query, ``ROLLBACK``
+   and the reset (advisory locks released, the PRNG reseeded): whatever a view's or a policy's function
+   set is undone. Either way no ROLLBACK outside a block leaves a warning in the server's log, and the
+   connection is idle at the end of the one write, so this works through PgBouncer in transaction mode.
    The set_config statement also returns the catalog version of the shared tables the query reads,
    the only relations whose rows the cached map's word alone scopes (a filtered relation's filter is
    in the SQL and cannot let another user's row through, whatever DDL happened since); if DDL
@@ -573,11 +576,12 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         ctx_params.append(data.catalog_version)
     # Only code other than built-ins can leave state on the connection (advisory locks, the random seed):
     # a view's, or a row-security policy's. A call that reads plain tables without row security (by the
-    # map) forbids both in its settings, so only built-ins run whatever the catalog became since: its
-    # ROLLBACK closes the same segment (one Sync, one answer). Any other call's reset follows in a
-    # segment of its own, which runs even when the query failed. Either way on the same server
-    # connection, through a transaction pooler too: nothing is sent after a segment that ended the
-    # transaction.
+    # map) forbids both in its settings, so only built-ins run whatever the catalog became since, and
+    # they leave nothing behind: its settings and query are one segment and one implicit transaction,
+    # read-only from its first statement, that ends at the Sync (nothing to commit; rolled back by
+    # PostgreSQL itself when a statement failed). Any other call opens a transaction that a second
+    # segment rolls back and follows with the reset, which runs even when the query failed. Either way
+    # one write, on one server connection (through a transaction pooler too), idle after it.
     plain = data.restricts_relation_kinds and _leaves_no_state(data, reads)
     shape = (tuple(reads), bool(role), len(ctx_params) if whole else 0)  # reads decide plain, for one map
     ctx_sql = data.contexts.get(shape)
@@ -588,25 +592,20 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         data.contexts.put(shape, ctx_sql)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
-    statements = [("BEGIN", ()), (ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
-    if plain:
-        statements.append(("ROLLBACK", ()))
+    statements = [(ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
+    if not plain:
+        statements.insert(0, ("BEGIN", ()))
     results = await run_batch(
         conn, statements, max_rows=row_cap, max_bytes=MAX_RESULT_BYTES,
-        timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S, reset=() if plain else ("ROLLBACK", RESET_SQL),
-        ends_transaction=plain)
-    begin, context, query = results[:3]
-    if plain and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        # a failed statement aborted the rest of the segment (the ROLLBACK), its transaction still open:
-        # roll back, and reset as well (cheap, and a failure is no time to reason about what ran)
-        await run_batch(conn, [("ROLLBACK", ()), (RESET_SQL, ())], join_transaction=True)
-        if query.error is not None and query.error.sqlstate in _NOT_PLAIN_ANY_MORE:
-            data.loaded_at = -math.inf  # the map may be stale: the next call compares the whole catalog first
+        timeout=statement_timeout_ms / 1000 + DEADLINE_MARGIN_S, reset=() if plain else ("ROLLBACK", RESET_SQL))
+    context, query = results[-2:]
+    if plain and query.error is not None and query.error.sqlstate in _NOT_PLAIN_ANY_MORE:
+        data.loaded_at = -math.inf  # the map may be stale: the next call compares the whole catalog first
     version: str | None = context.rows[0][0] if context.rows else None
     if whole and isinstance(context.error, DivisionByZero):
         return None, [], None  # the catalog changed since the map was read: the caller reruns on a fresh one
     # The server sends results only when the batch ends: a client-side deadline lands on the first one.
-    error = begin.error or context.error or query.error
+    error = next((r.error for r in results if r.error is not None), None)
     if error is None:
         return query.columns, query.rows, version
     if may_rerun and version is not None and (version != _versions(data, prep) or await _stale(conn, data, reads)):
@@ -648,11 +647,11 @@ async def _stale(conn: AsyncConnection[Any], data: UserDataMap, reads: Sequence[
 #: Round trips to the database for one call, and for the example call of docs/tools/run_scoped_query.md
 #: (shown there; tests/test_round_trip_counts.py counts them at a proxy and holds both).
 ROUND_TRIPS: tuple[int, str] = (1, (
-    "1 per call, whatever the pause before it: BEGIN, the settings, the query and ROLLBACK in one write (reading "
-    "a view or a table with row security, or on a server before PostgreSQL 15.8, 16.4 or 17, the reset follows "
-    "in the same write), on a pooled connection handed out "
-    "unchecked (a dead one is replaced and the call run again). A failed query costs 1-2 more (its ROLLBACK and the "
-    "reset; whether the tables it reads changed). A query "
+    "1 per call, whatever the pause before it: the settings and the query in one write, one implicit "
+    "transaction (reading a view or a table with row security, or on a server before PostgreSQL 15.8, 16.4 or 17: "
+    "BEGIN, the settings, the query, then ROLLBACK and the reset in the same write), on a pooled connection "
+    "handed out unchecked (a dead one is replaced and the call run again). A failed query costs 1 more (whether "
+    "the tables it reads changed). A query "
     "shape not seen before costs 1 more, once (PostgreSQL's analysis of it); a server's first call 2 more (the "
     "role report, the tables' classification). The cached classification is checked against the whole catalog's "
     "version after a call that finds it over 30 s old (1 round trip, after the answer, on a connection of its "
