@@ -592,7 +592,8 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
         data.contexts.put(shape, ctx_sql)
     # libpq sends the statements, not a psycopg cursor: no BEGIN is added whatever the connection's
     # autocommit, and '%' in the agent's SQL is literal ($1 placeholders only).
-    statements = [(ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
+    statements: list[tuple[str, Sequence[Any]]] = [
+        (ctx_sql, ctx_params), (prep.sql, params + [user_id] if prep.scoped else params)]
     if not plain:
         statements.insert(0, ("BEGIN", ()))
     results = await run_batch(
