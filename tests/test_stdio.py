@@ -85,7 +85,6 @@ def test_the_sdk_still_runs_the_lowlevel_server_stdio_reaches() -> None:
     import inspect
 
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.stdio import stdio_server
 
     from schema_architect.server.stdio import lowlevel_server
 
@@ -94,4 +93,29 @@ def test_the_sdk_still_runs_the_lowlevel_server_stdio_reaches() -> None:
     assert lowlevel is not None, "MCPServer._lowlevel_server is gone: update server/stdio.py's lowlevel_server"
     assert "self._lowlevel_server.run(" in inspect.getsource(MCPServer.run_stdio_async), (
         "run_stdio_async no longer runs _lowlevel_server: check what server/stdio.py serves still matches it")
-    assert {"stdin", "stdout"} <= set(inspect.signature(stdio_server).parameters), "stdio_server takes no streams"
+    assert list(inspect.signature(lowlevel.run).parameters)[:3] == [
+        "read_stream", "write_stream", "initialization_options"], "Server.run no longer takes our streams"
+
+
+def test_a_line_that_is_not_json_rpc_is_answered_and_the_session_goes_on() -> None:
+    """What the SDK's own transport does with a line it cannot parse: the loop gets the error, answers
+    it, and reads on; the next call is served."""
+    proc = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        proc.stdin.write(_session_input() + b"this is not json\n" + json.dumps(_call("abcd")).encode() + b"\n")
+        proc.stdin.flush()
+        answered = []
+        while not any(m.get("id") == 2 for m in answered) and (line := proc.stdout.readline()):
+            answered.append(json.loads(line))
+        proc.stdin.close()
+        err = proc.stderr.read()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert answered[0]["id"] == 1 and answered[-1]["id"] == 2
+    assert answered[-1]["result"]["structuredContent"] == {"length": 4}
+    assert all("error" in m for m in answered[1:-1]), answered
