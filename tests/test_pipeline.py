@@ -130,14 +130,18 @@ async def test_copy_is_refused_and_gives_the_connection_up(conn) -> None:
     assert conn.closed
 
 
+#: A small statement, one of 100 MB, a small one: for a byte budget of 1 MB.
+OVER_A_MEGABYTE = [
+    ("SELECT 1", ()),
+    ("SELECT g, repeat('x', 100000) FROM generate_series(1, 1000) g", ()),
+    ("SELECT 2", ()),
+]
+
+
 async def test_streamed_rows_stop_at_the_byte_budget_and_give_the_connection_up(conn) -> None:
     """Reading stops once more than max_bytes arrived: the rows so far, ``cut``, the rest never awaited."""
     with anyio.fail_after(10):
-        first, big, after = await run_batch(conn, [
-            ("SELECT 1", ()),
-            ("SELECT g, repeat('x', 100000) FROM generate_series(1, 1000) g", ()),  # 100 MB
-            ("SELECT 2", ()),
-        ], max_bytes=1_000_000)
+        first, big, after = await run_batch(conn, OVER_A_MEGABYTE, max_bytes=1_000_000)
     assert first.rows == [(1,)] and not first.cut
     assert big.cut and len(big.rows) < 20 and [r[0] for r in big.rows] == list(range(1, len(big.rows) + 1))
     assert after.aborted
@@ -333,11 +337,7 @@ async def test_over_tcp_the_kernel_counts_the_bytes_and_the_budget_holds(pg_url:
                 (small,) = await run_batch(conn, [("SELECT repeat('x', 1000)", ())], max_bytes=1_000_000)
                 assert small.rows == [("x" * 1000,)] and not small.cut and not conn.closed
             with anyio.fail_after(10):
-                _, big, after = await run_batch(conn, [
-                    ("SELECT 1", ()),
-                    ("SELECT g, repeat('x', 100000) FROM generate_series(1, 1000) g", ()),  # 100 MB
-                    ("SELECT 2", ()),
-                ], max_bytes=1_000_000)
+                _, big, after = await run_batch(conn, OVER_A_MEGABYTE, max_bytes=1_000_000)
             assert big.cut and len(big.rows) < 20 and after.aborted  # (then drained, or closed past DRAIN_MAX_BYTES)
     if (psycopg.conninfo.conninfo_to_dict(pg_url).get("host") or "").startswith("/"):
         async with await psycopg.AsyncConnection.connect(pg_url) as unix:

@@ -274,12 +274,12 @@ async def test_a_query_past_its_timeout_leaves_its_connection_reusable(logged, t
     assert [state for state, _ in ours] == ["idle"], ours
 
 
-async def test_row_security_enabled_after_the_map_was_read_is_reset_too(make_database, tmp_path: Path) -> None:
-    """The cached map says the table is plain; row security and a lock-taking policy arrive after it was
-    read. The call's settings forbid policies (row_security off): the query fails before one runs, the
-    call resets the connection and reruns on a fresh map, which runs the policy and resets after it."""
-    role = f"agent_rls_{uuid.uuid4().hex[:8]}"
-    url = make_database("policy_late", f"""
+async def _after_late_ddl(make_database, tmp_path: Path, name: str, ddl: str, undo: str) -> list:
+    """Two calls reading notes as a role, after ``ddl`` changed the catalog under the map the first call
+    read ({role} in ``ddl`` and ``undo`` is the role); each call's results, each checked to leave no
+    advisory lock behind it."""
+    role = f"agent_{name}_{uuid.uuid4().hex[:8]}"
+    url = make_database(name, f"""
         CREATE TABLE users (id text PRIMARY KEY);
         CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), body text);
         INSERT INTO users VALUES ('u_alice'); INSERT INTO notes (user_id, body) VALUES ('u_alice', 'n');
@@ -287,22 +287,35 @@ async def test_row_security_enabled_after_the_map_was_read_is_reset_too(make_dat
         GRANT SELECT ON users, notes TO {role};
     """)
     call = {"sql": "SELECT count(*) FROM notes", "user_id": "u_alice"}
+    results = []
     try:
         settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False)
         async with Client(create_server(settings)) as client:
             assert not (await client.call_tool("run_scoped_query", call)).is_error  # the map: notes is plain
             with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute(f"ALTER TABLE notes ENABLE ROW LEVEL SECURITY; CREATE POLICY locking ON notes TO {role} "
-                              "USING (pg_try_advisory_lock(4243) IS NOT NULL)")
+                admin.execute(ddl.format(role=role))
             for _ in range(2):  # the call on the stale map, then one on the fresh map
-                result = await client.call_tool("run_scoped_query", call)
-                assert not result.is_error, result.content
+                results.append(result := await client.call_tool("run_scoped_query", call))
                 with psycopg.connect(url, autocommit=True) as admin:
                     held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
-                assert held == (0,)
+                assert held == (0,), result.content
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP POLICY IF EXISTS locking ON notes; DROP OWNED BY {role}; DROP ROLE {role}")
+            admin.execute(undo.format(role=role))
+    return results
+
+
+async def test_row_security_enabled_after_the_map_was_read_runs_no_policy_unreset(make_database,
+                                                                                   tmp_path: Path) -> None:
+    """The cached map says the table is plain; row security and a lock-taking policy arrive after it was
+    read. The call's settings forbid policies (row_security off): the query fails before one runs, and
+    the call reruns on a fresh map, which runs the policy and resets after it."""
+    results = await _after_late_ddl(
+        make_database, tmp_path, "policy_late",
+        "ALTER TABLE notes ENABLE ROW LEVEL SECURITY; "
+        "CREATE POLICY locking ON notes TO {role} USING (pg_try_advisory_lock(4243) IS NOT NULL)",
+        "DROP POLICY IF EXISTS locking ON notes; DROP OWNED BY {role}; DROP ROLE {role}")
+    assert not any(r.is_error for r in results), [r.content for r in results]
 
 
 async def test_a_table_replaced_by_a_view_after_the_map_was_read_runs_no_code_unreset(
@@ -310,30 +323,14 @@ async def test_a_table_replaced_by_a_view_after_the_map_was_read_runs_no_code_un
     """The cached map says notes is a plain table; it is renamed away and a view with a lock-taking
     function takes its name (a new relation: nothing about the old one's oid changed but its name). The
     call's settings forbid views (restrict_nonsystem_relation_kind): the query fails before the view's
-    code runs, the call resets and reruns on a fresh map, where notes is a view and gets the reset."""
-    role = f"agent_view_{uuid.uuid4().hex[:8]}"
-    url = make_database("view_late", f"""
-        CREATE TABLE users (id text PRIMARY KEY);
-        CREATE TABLE notes (id serial PRIMARY KEY, user_id text NOT NULL REFERENCES users(id), body text);
-        INSERT INTO users VALUES ('u_alice'); INSERT INTO notes (user_id, body) VALUES ('u_alice', 'n');
-        CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER;
-        GRANT SELECT ON users, notes TO {role};
-    """)
-    call = {"sql": "SELECT count(*) FROM notes", "user_id": "u_alice"}
-    try:
-        settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False,
-                            shared_tables=("public.notes",))
-        async with Client(create_server(settings)) as client:
-            assert not (await client.call_tool("run_scoped_query", call)).is_error  # the map: notes is plain
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute(f"""ALTER TABLE notes RENAME TO notes_table;
-                    CREATE VIEW notes AS SELECT * FROM notes_table WHERE pg_try_advisory_lock(4244) IS NOT NULL;
-                    GRANT SELECT ON notes TO {role}""")
-            for _ in range(2):  # the call on the stale map, then one on the fresh map
-                result = await client.call_tool("run_scoped_query", call)
-                with psycopg.connect(url, autocommit=True) as admin:
-                    held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
-                assert held == (0,), result.content
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP VIEW IF EXISTS notes; DROP OWNED BY {role}; DROP ROLE {role}")
+    code runs, and the call reruns on a fresh map, which refuses the view (it reads a user table with its
+    owner's rights): the agent is told so, never shown PostgreSQL's restriction."""
+    results = await _after_late_ddl(
+        make_database, tmp_path, "view_late",
+        "ALTER TABLE notes RENAME TO notes_table; "
+        "CREATE VIEW notes AS SELECT * FROM notes_table WHERE pg_try_advisory_lock(4244) IS NOT NULL; "
+        "GRANT SELECT ON notes TO {role}",
+        "DROP VIEW IF EXISTS notes; DROP OWNED BY {role}; DROP ROLE {role}")
+    texts = [r.content[0].text for r in results]
+    assert all(r.is_error for r in results) and not any("restricted" in t for t in texts), texts
+    assert all("notes" in t and "view" in t for t in texts), texts
