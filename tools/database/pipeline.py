@@ -204,7 +204,7 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
         if not finished:
             drain = DEADLINE_DRAIN_S if timed_out else DRAIN_S
             if not (syncs and await cancel_and_drain(conn, syncs, reset_segment=bool(reset), timeout=drain,
-                                                     expect=(before,))):
+                                                     expect=before)):
                 pgconn.finish()  # state unknown, or not idle in time: closed, so the pool drops it
     if len(results) != len(statements):
         raise OperationalError(f"expected {len(statements)} results from the server, got {len(results)}")
@@ -212,15 +212,15 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
 
 
 async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: float = DRAIN_S,
-                           expect: Sequence[Any] | None = None) -> bool:
+                           expect: Any = None) -> bool:
     """Cancel what the connection runs and read what is still coming until ``syncs`` Syncs are through;
-    True if the connection is then back in a transaction status of ``expect`` (idle by default) with its reset
+    True if the connection is then back in transaction status ``expect`` (idle by default) with its reset
     segment (the last one, if ``reset_segment``) run without error. Shielded from cancellation, bounded
     by ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
     from psycopg import pq
 
     if expect is None:
-        expect = (pq.TransactionStatus.IDLE,)
+        expect = pq.TransactionStatus.IDLE
     pgconn = conn.pgconn
 
     async def read(next_result: Callable[[], Awaitable[Any]]) -> bool:
@@ -238,7 +238,7 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
                                                             pq.ExecStatus.PIPELINE_ABORTED):
                 clean = False  # the reset itself failed (or the cancel hit it): state unknown
         pgconn.exit_pipeline_mode()
-        return clean and pgconn.transaction_status in expect
+        return clean and pgconn.transaction_status == expect
 
     return await _drained(conn, timeout, read)
 

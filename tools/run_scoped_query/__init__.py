@@ -115,7 +115,7 @@ _CATALOG_CHECK_SQL = {n: compose(query("scoped_catalog_check.sql"), catalog_vers
 # locks are released and random() reseeded from a strong source (gen_random_uuid). Settings need no
 # reset: set_config inside the rolled-back transaction is undone with it.
 _SELECT_VALUE_SQL = query("select_value.sql")
-RESET_SQL = compose(_SELECT_VALUE_SQL, value=query("scoped_reset.sql"))
+RESET_SQL = query("scoped_reset.sql")
 _PLAIN_ONLY_SQL = query("scoped_plain_only.sql")
 #: What a query on plain tables fails with when the map is stale (scoped_plain_only.sql): a relation read
 #: is now a view (55000), or a table with row security the role does not bypass (42501)

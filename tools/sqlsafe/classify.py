@@ -55,14 +55,9 @@ def versions_sql(oids: Sequence[int | None]) -> str:
     """
     if not oids:
         return "'0:0'"
-    return compose(_VERSIONS_SQL, oids=oids_match(oids))
-
-
-def oids_match(oids: Sequence[int | None]) -> str:
-    """``= ANY('{...}'::pg_catalog.oid[])`` over ``oids`` as integer literals: a condition on an oid
-    column that needs no parameter to plan. No '%' inside."""
     # int(): only integers reach the SQL; a relation without an oid (not read from the catalog) raises
-    return "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
+    array = "= ANY('{" + ",".join(str(int(o)) for o in oids) + "}'::pg_catalog.oid[])"  # type: ignore[arg-type]
+    return compose(_VERSIONS_SQL, oids=array)
 
 
 # The catalog version: a fingerprint of every catalog row the map is built from (relations, their

@@ -1,2 +1,2 @@
--- one expression of ours (a catalog or relations version, the reset) as a statement of its own: {value}
+-- one expression of ours (a catalog or relations version) as a statement of its own: {value}
 SELECT {value}
