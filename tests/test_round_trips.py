@@ -274,10 +274,11 @@ async def test_a_query_past_its_timeout_leaves_its_connection_reusable(logged, t
     assert [state for state, _ in ours] == ["idle"], ours
 
 
-async def _after_late_ddl(make_database, tmp_path: Path, name: str, ddl: str, undo: str) -> list:
-    """Two calls reading notes as a role, after ``ddl`` changed the catalog under the map the first call
-    read ({role} in ``ddl`` and ``undo`` is the role); each call's results, each checked to leave no
-    advisory lock behind it."""
+async def _after_late_ddl(make_database, tmp_path: Path, name: str, ddl: str, undo: str,
+                          as_owner: bool = False) -> list:
+    """Two calls reading notes as a role (or, ``as_owner``, as the tables' owner, a superuser here), after
+    ``ddl`` changed the catalog under the map the first call read ({role} in ``ddl`` and ``undo`` is the
+    role); each call's results, each checked to leave no advisory lock behind it."""
     role = f"agent_{name}_{uuid.uuid4().hex[:8]}"
     url = make_database(name, f"""
         CREATE TABLE users (id text PRIMARY KEY);
@@ -289,7 +290,8 @@ async def _after_late_ddl(make_database, tmp_path: Path, name: str, ddl: str, un
     call = {"sql": "SELECT count(*) FROM notes", "user_id": "u_alice"}
     results = []
     try:
-        settings = Settings(project=tmp_path, database_url=url, scoped_role=role, refuse_owner_role=False)
+        settings = Settings(project=tmp_path, database_url=url, scoped_role=None if as_owner else role,
+                            refuse_owner_role=False)
         async with Client(create_server(settings)) as client:
             assert not (await client.call_tool("run_scoped_query", call)).is_error  # the map: notes is plain
             with psycopg.connect(url, autocommit=True) as admin:
@@ -318,19 +320,21 @@ async def test_row_security_enabled_after_the_map_was_read_runs_no_policy_unrese
     assert not any(r.is_error for r in results), [r.content for r in results]
 
 
+@pytest.mark.parametrize("as_owner", [False, True], ids=["read-only role", "owner"])
 async def test_a_table_replaced_by_a_view_after_the_map_was_read_runs_no_code_unreset(
-        make_database, tmp_path: Path) -> None:
+        make_database, tmp_path: Path, as_owner: bool) -> None:
     """The cached map says notes is a plain table; it is renamed away and a view with a lock-taking
     function takes its name (a new relation: nothing about the old one's oid changed but its name). The
     call's settings forbid views (restrict_nonsystem_relation_kind): the query fails before the view's
     code runs, and the call reruns on a fresh map, which refuses the view (it reads a user table with its
-    owner's rights): the agent is told so, never shown PostgreSQL's restriction."""
+    owner's rights): the agent is told so, never shown PostgreSQL's restriction. The restriction binds
+    the tables' owner too (a superuser with BYPASSRLS here), unlike row security."""
     results = await _after_late_ddl(
-        make_database, tmp_path, "view_late",
+        make_database, tmp_path, "view_late_owner" if as_owner else "view_late",
         "ALTER TABLE notes RENAME TO notes_table; "
         "CREATE VIEW notes AS SELECT * FROM notes_table WHERE pg_try_advisory_lock(4244) IS NOT NULL; "
         "GRANT SELECT ON notes TO {role}",
-        "DROP VIEW IF EXISTS notes; DROP OWNED BY {role}; DROP ROLE {role}")
+        "DROP VIEW IF EXISTS notes; DROP OWNED BY {role}; DROP ROLE {role}", as_owner=as_owner)
     texts = [r.content[0].text for r in results]
     assert all(r.is_error for r in results) and not any("restricted" in t for t in texts), texts
     assert all("notes" in t and "view" in t for t in texts), texts
