@@ -79,3 +79,40 @@ def test_init_sets_up_a_project(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run(["--project", str(tmp_path), "init"], out, err) == 1
     assert "Nothing was changed" in err.getvalue()
+
+
+def _span_middleware(server) -> list:
+    from schema_architect.server.app import SDK_SPANS
+
+    return [m for m in server.middleware if type(m).__name__ == SDK_SPANS]
+
+
+def test_the_sdk_span_per_message_is_dropped_when_nothing_records_it(monkeypatch) -> None:
+    """With no tracer provider set (the OpenTelemetry API alone, as the SDK installs it), every span is a
+    no-op: the server leaves it out, and still answers. The SDK must still install it by that name, or this
+    would silently keep it."""
+    from mcp.server.mcpserver import MCPServer
+
+    from schema_architect.server.app import TRACING_VARIABLES
+
+    for name in TRACING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert _span_middleware(MCPServer("probe")), "the SDK no longer adds its span middleware under that name"
+    server = create_server(Settings(project=REPO, embedded=False))
+    assert not _span_middleware(server)
+    assert server.middleware, "only the span middleware is taken out (the SDK's request-state one stays)"
+
+
+@pytest.mark.parametrize("how", ["exporter variable", "tracer provider"])
+def test_the_sdk_span_per_message_stays_when_tracing_is_on(monkeypatch, how: str) -> None:
+    from opentelemetry import trace
+
+    from schema_architect.server.app import TRACING_VARIABLES
+
+    for name in TRACING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if how == "exporter variable":
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    else:  # what opentelemetry-instrument does before the server starts (not set globally: one per process)
+        monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    assert _span_middleware(create_server(Settings(project=REPO, embedded=False)))
