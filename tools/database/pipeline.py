@@ -50,6 +50,7 @@ Bounds, with ``max_bytes`` (memory) and ``timeout`` (time), both enforced while 
 
 from __future__ import annotations
 
+import ctypes
 import math
 import socket
 import struct
@@ -59,6 +60,8 @@ from typing import Any
 
 import anyio
 import psycopg
+from psycopg import OperationalError, pq
+from psycopg.errors import QueryCanceled
 
 from .psycopg_adapter import Adapter, error_from_result
 
@@ -119,8 +122,6 @@ async def run_batch(conn, statements: Sequence[tuple[str, Sequence[Any]]], *, ma
     ``join_transaction``: a connection inside a transaction the caller opened is accepted too, and the
     statements run in that transaction (without it, only an idle connection is).
     """
-    from psycopg import OperationalError, pq
-
     pgconn = conn.pgconn
     before = pgconn.transaction_status
     if conn.closed:
@@ -217,8 +218,6 @@ async def cancel_and_drain(conn, syncs: int, *, reset_segment: bool, timeout: fl
     True if the connection is then back in transaction status ``expect`` (idle by default) with its reset
     segment (the last one, if ``reset_segment``) run without error. Shielded from cancellation, bounded
     by ``timeout`` and ``DRAIN_MAX_BYTES``; never raises."""
-    from psycopg import pq
-
     if expect is None:
         expect = pq.TransactionStatus.IDLE
     pgconn = conn.pgconn
@@ -285,8 +284,6 @@ async def run_script(conn, statements: Sequence[str]) -> list[StatementResult]:
     a transaction. If the call is cancelled, the statement is cancelled in PostgreSQL and the connection
     drained (or closed, as :func:`run_batch`).
     """
-    from psycopg import OperationalError, pq
-
     pgconn = conn.pgconn
     encoding = conn.info.encoding
     before = pgconn.transaction_status
@@ -348,8 +345,6 @@ def _stream(pgconn) -> None:
 
 def _give_up(results: list, current: _Collector, total: int, *, timed_out: bool) -> None:
     """Stop reading: the running statement keeps its rows (cut) or fails (timed out), the rest never ran."""
-    from psycopg.errors import QueryCanceled
-
     if len(results) == total:  # every statement's result is in: it was the reset that was still running
         return
     out = current.result()
@@ -369,8 +364,6 @@ class _Collector:
         self.out = StatementResult()
 
     def add(self, res) -> None:
-        from psycopg import pq
-
         out = self.out
         status = res.status
         if status == pq.ExecStatus.PIPELINE_ABORTED:
@@ -401,12 +394,13 @@ class _Meter:
         self.loaded = 0  # bytes of the values loaded: a floor where the socket count may miss some
         self.exact = False  # a TCP socket: the kernel's own count
         self._base = 0
-        if hasattr(socket, "TCP_INFO"):
+        self._info = _TcpInfo(fd) if _getsockopt is not None else None
+        if self._info is not None:
             try:
-                self._base = _tcp_received(fd)
+                self._base = self._info.received()
                 self.exact = True
-            except (OSError, struct.error):  # not TCP (a Unix socket), or an older kernel
-                pass
+            except OSError:  # not TCP (a Unix socket), or an older kernel
+                self._info = None
 
     @property
     def received(self) -> int:
@@ -426,9 +420,9 @@ class _Meter:
 
     def consume(self, pgconn) -> int:
         """``pgconn.consume_input()``; return the bytes received so far."""
-        if self.exact:
+        if self._info is not None:
             pgconn.consume_input()
-            self.count = _tcp_received(self.fd) - self._base
+            self.count = self._info.received() - self._base
             return self.count
         before = self._queued()
         pgconn.consume_input()
@@ -436,14 +430,41 @@ class _Meter:
         return self.received
 
 
-def _tcp_received(fd: int) -> int:
-    """``tcpi_bytes_received`` of the TCP socket ``fd`` (struct tcp_info, Linux >= 4.1: a u64 at offset 128).
-
-    Read through a socket object that borrows libpq's descriptor: given its family, type and protocol,
-    creating it makes no system call (a dup, or asking the kernel what the socket is, cost a measurable
-    part of a call at a distance), and it is detached before it can ever close the descriptor."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+def _libc_getsockopt() -> Callable[..., int] | None:
+    """libc's ``getsockopt``, where the kernel has ``TCP_INFO`` (Linux)."""
+    if not hasattr(socket, "TCP_INFO"):
+        return None
     try:
-        return struct.unpack_from("=Q", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136), 128)[0]
-    finally:
-        sock.detach()
+        call = ctypes.CDLL(None, use_errno=True).getsockopt
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    call.restype = ctypes.c_int
+    return call
+
+
+_getsockopt = _libc_getsockopt()
+#: struct tcp_info up to tcpi_bytes_received (Linux >= 4.1: a u64 at offset 128).
+_TCP_INFO_BYTES, _BYTES_RECEIVED_AT = 136, 128
+
+
+class _TcpInfo:
+    """``tcpi_bytes_received`` of libpq's TCP socket, read with libc's ``getsockopt`` on its descriptor.
+
+    Not through a ``socket.socket``: one made on the descriptor checks it with a ``getsockname`` each
+    time (a system call that cost a measurable part of a call at a distance), and owns it: it would close
+    libpq's socket if it were ever dropped without being detached."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = ctypes.create_string_buffer(_TCP_INFO_BYTES)
+        self._size = ctypes.c_uint32()
+
+    def received(self) -> int:
+        assert _getsockopt is not None  # made only where there is one
+        self._size.value = _TCP_INFO_BYTES
+        if _getsockopt(self.fd, socket.IPPROTO_TCP, socket.TCP_INFO, self._buffer, ctypes.byref(self._size)):
+            raise OSError(ctypes.get_errno(), "getsockopt(TCP_INFO) failed")
+        if self._size.value < _TCP_INFO_BYTES:
+            raise OSError("this kernel's tcp_info has no tcpi_bytes_received")
+        return struct.unpack_from("=Q", self._buffer, _BYTES_RECEIVED_AT)[0]
