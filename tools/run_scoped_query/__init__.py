@@ -49,6 +49,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
+from psycopg import pq
+from psycopg.errors import DivisionByZero
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
@@ -465,7 +467,9 @@ async def run_scoped_query(
         later(partial(cache.revalidate, m=data, owner_column=owner_column, shared_tables=shared_tables,
                       sensitive=sensitive_columns))
 
-    columns = [Column(name=name, type=_type_name(conn, oid, data.type_names)) for name, oid in described or ()]
+    # Built here from values of the declared types: constructed, not validated (which would copy every row)
+    columns = [Column.model_construct(name=name, type=_type_name(conn, oid, data.type_names))
+               for name, oid in described or ()]
     truncated = len(rows) > limit
     safe_rows = [[json_safe(v) for v in row] for row in rows[:limit]]
     if prep.is_explain:
@@ -477,7 +481,7 @@ async def run_scoped_query(
         cut = cut or fit_cut
         rows_json = _json(safe_rows)
     notice, wrapped = _wrap(rows_json, columns)
-    return ScopedQueryResult(
+    return ScopedQueryResult.model_construct(
         user_id=user_id, columns=columns, rows=safe_rows, row_count=len(safe_rows), truncated=truncated or cut,
         cut_to_fit=cut,
         limit=limit, rewritten_sql=prep.shown_sql, scoped_tables=sorted(set(prep.scoped)),
@@ -560,9 +564,6 @@ async def _execute(conn: AsyncConnection[Any], sql: str, user_id: str, params: l
     With ``may_rerun``, an error raised while the catalog version differs from the map's is not
     reported (it may come from the stale rewrite): the rows come back empty and the caller reruns.
     """
-    from psycopg import pq
-    from psycopg.errors import DivisionByZero
-
     # Everything before this is decided without sending the agent's SQL.
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise QueryRefused("sql-connection-busy", "The connection has a transaction open.",
