@@ -193,6 +193,13 @@ def render_settings_doc() -> str:
         "|---|---|---|",
     ]
     lines += [f"| `{env}` | `{default}` | {help_text} |" for env, default, help_text in settings_table()]
+    lines += [
+        "",
+        "**Tracing.** The MCP SDK can wrap every message in an OpenTelemetry span. The server keeps those spans",
+        "only when something records them: a tracer provider set before it starts (as `opentelemetry-instrument`",
+        "does), or an exporter named in `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_ENDPOINT` or",
+        "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`. Otherwise each span would be a no-op that still costs every call.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -116,3 +116,10 @@ def test_the_sdk_span_per_message_stays_when_tracing_is_on(monkeypatch, how: str
     else:  # what opentelemetry-instrument does before the server starts (not set globally: one per process)
         monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
     assert _span_middleware(create_server(Settings(project=REPO, embedded=False)))
+
+
+def test_the_settings_doc_names_what_keeps_the_spans() -> None:
+    from schema_architect.server.app import TRACING_VARIABLES
+
+    doc = (REPO / "docs" / "settings.md").read_text()
+    assert all(f"`{name}`" in doc for name in TRACING_VARIABLES)
