@@ -102,7 +102,7 @@ def _spans_only_when_traced(mcp: MCPServer) -> None:
 
     The SDK wraps every message in a span. It depends on the OpenTelemetry API alone, whose default
     tracer records nothing, so unless a tracer provider is set (``opentelemetry-instrument`` sets one
-    before the server starts) each span is a no-op that still costs a call 6 us in process and more
+    before the server starts) each span is a no-op that still costs a call 6 µs in process and more
     after a pause (bench/figures.md). With a provider set, or an exporter named in the environment, it
     stays."""
     import os
@@ -112,7 +112,7 @@ def _spans_only_when_traced(mcp: MCPServer) -> None:
     if any(os.environ.get(name) for name in TRACING_VARIABLES) or \
             not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return
-    # by name: the class is in a private module (tests/test_stdio.py holds that it is found)
+    # by name: the class is in a private module (tests/test_server_surface.py holds that it is found)
     mcp.middleware[:] = [m for m in mcp.middleware if type(m).__name__ != SDK_SPANS]
 
 
