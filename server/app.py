@@ -33,7 +33,7 @@ from . import results
 from .arguments import SchemaArchitectServer
 from .context import AppContext, Kept
 from .db import Database, redact_url
-from .settings import Settings
+from .settings import TRACING_VARIABLES, Settings
 from .tooling import register_tool
 
 INSTRUCTIONS = """\
@@ -91,8 +91,6 @@ def create_server(settings: Settings) -> MCPServer:
     return mcp
 
 
-#: Set when the process is to export traces (the OpenTelemetry SDK's own variables).
-TRACING_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 #: The SDK's middleware that opens a span per message.
 SDK_SPANS = "OpenTelemetryMiddleware"
 

@@ -180,6 +180,11 @@ def settings_table() -> list[tuple[str, str, str]]:
     return rows
 
 
+#: Set when the process is to export traces (the OpenTelemetry SDK's own variables): the SDK's span per
+#: message is then kept (server/app.py).
+TRACING_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
 def render_settings_doc() -> str:
     """docs/settings.md, generated so it cannot drift from the code (tests/test_docs.py checks it)."""
     lines = [
@@ -197,8 +202,8 @@ def render_settings_doc() -> str:
         "",
         "**Tracing.** The MCP SDK can wrap every message in an OpenTelemetry span. The server keeps those spans",
         "only when something records them: a tracer provider set before it starts (as `opentelemetry-instrument`",
-        "does), or an exporter named in `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_ENDPOINT` or",
-        "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`. Otherwise each span would be a no-op that still costs every call.",
+        "does), or an exporter named in " + ", ".join(f"`{name}`" for name in TRACING_VARIABLES[:-1]),
+        f"or `{TRACING_VARIABLES[-1]}`. Otherwise each span would be a no-op that still costs every call.",
     ]
     return "\n".join(lines) + "\n"
 

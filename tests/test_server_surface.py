@@ -87,30 +87,35 @@ def _span_middleware(server) -> list:
     return [m for m in server.middleware if type(m).__name__ == SDK_SPANS]
 
 
-def test_the_sdk_span_per_message_is_dropped_when_nothing_records_it(monkeypatch) -> None:
+@pytest.fixture
+def untraced(monkeypatch):
+    """No exporter named in the environment (the tracer provider is the API's default in tests)."""
+    from schema_architect.server.app import TRACING_VARIABLES
+
+    for name in TRACING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+async def test_the_sdk_span_per_message_is_dropped_when_nothing_records_it(untraced) -> None:
     """With no tracer provider set (the OpenTelemetry API alone, as the SDK installs it), every span is a
     no-op: the server leaves it out, and still answers. The SDK must still install it by that name, or this
     would silently keep it."""
     from mcp.server.mcpserver import MCPServer
 
-    from schema_architect.server.app import TRACING_VARIABLES
-
-    for name in TRACING_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
     assert _span_middleware(MCPServer("probe")), "the SDK no longer adds its span middleware under that name"
     server = create_server(Settings(project=REPO, embedded=False))
     assert not _span_middleware(server)
     assert server.middleware, "only the span middleware is taken out (the SDK's request-state one stays)"
+    async with Client(server) as client:
+        assert not (await client.call_tool("read_schema_spec", {})).is_error
 
 
 @pytest.mark.parametrize("how", ["exporter variable", "tracer provider"])
-def test_the_sdk_span_per_message_stays_when_tracing_is_on(monkeypatch, how: str) -> None:
+def test_the_sdk_span_per_message_stays_when_tracing_is_on(untraced, how: str) -> None:
     from opentelemetry import trace
 
-    from schema_architect.server.app import TRACING_VARIABLES
-
-    for name in TRACING_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch = untraced
     if how == "exporter variable":
         monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     else:  # what opentelemetry-instrument does before the server starts (not set globally: one per process)
